@@ -1,0 +1,15 @@
+//! Errors a caller of queue-core can act on. Business refusals (a seat already held, a full queue)
+//! are not errors: they are ordinary results of the operations.
+
+/// Something went wrong below the business rules.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Redis could not be reached or did not answer in time; retrying later may work.
+    #[error("Redis is unavailable")]
+    Unavailable(#[from] fred::error::Error),
+    /// Redis answered with something the service never writes: a bug or tampering.
+    #[error("unexpected data in Redis: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,140 @@
+//! Events and reading seats.
+
+use fred::interfaces::SetsInterface;
+
+use crate::error::{Error, Result};
+use crate::ids::{EventId, EventName, SeatCount, SeatId, SeatNo};
+use crate::keys::{self, EventKeys};
+use crate::scripts::{self, run};
+use crate::seat::{Millis, Seat, SeatState};
+use crate::store::Store;
+
+/// An event and its seat counts at one instant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub id: EventId,
+    pub name: String,
+    pub total_seats: u32,
+    pub available: u32,
+    pub on_hold: u32,
+    pub reserved: u32,
+}
+
+/// An event with the seats that are Available at one instant, in seat order.
+#[derive(Debug, Clone)]
+pub struct AvailableSeats {
+    pub event: Event,
+    pub seats: Vec<SeatId>,
+}
+
+impl Store {
+    /// Creates an event whose seats 1..=count all exist, Available, once this returns.
+    pub async fn create_event(&self, name: &EventName, count: SeatCount) -> Result<Event> {
+        let id = EventId::new_random();
+        // Registered first, so the sweeper's full pass can find the event; a registration
+        // without an event (if the next call fails) is skipped by that pass.
+        self.client()
+            .sadd::<(), _, _>(keys::EVENTS, id.to_string())
+            .await?;
+        let k = EventKeys::new(id);
+        let mut reply = run(
+            &scripts::CREATE_EVENT,
+            self.client(),
+            [&k.event],
+            vec![name.as_str().to_owned(), count.get().to_string()],
+        )
+        .await?;
+        if reply.int()? != 1 {
+            return Err(Error::Corrupt(format!("event id {id} exists already")));
+        }
+        Ok(Event {
+            id,
+            name: name.as_str().to_owned(),
+            total_seats: count.get(),
+            available: count.get(),
+            on_hold: 0,
+            reserved: 0,
+        })
+    }
+
+    /// The event with its counts now; `None` when there is no such event.
+    pub async fn event(&self, id: EventId) -> Result<Option<Event>> {
+        Ok(self.read_event(id, false).await?.map(|(event, _)| event))
+    }
+
+    /// The event and its Available seats now; `None` when there is no such event.
+    pub async fn available_seats(&self, id: EventId) -> Result<Option<AvailableSeats>> {
+        let Some((event, taken)) = self.read_event(id, true).await? else {
+            return Ok(None);
+        };
+        let mut is_taken = vec![false; event.total_seats as usize + 1];
+        for n in taken {
+            if let Some(slot) = is_taken.get_mut(n as usize) {
+                *slot = true;
+            }
+        }
+        let seats = (1..=event.total_seats)
+            .filter(|n| !is_taken[*n as usize])
+            .filter_map(|n| SeatId::new(id, n))
+            .collect();
+        Ok(Some(AvailableSeats { event, seats }))
+    }
+
+    async fn read_event(&self, id: EventId, with_taken: bool) -> Result<Option<(Event, Vec<SeatNo>)>> {
+        let k = EventKeys::new(id);
+        let mut reply = run(
+            &scripts::READ_EVENT,
+            self.client(),
+            [&k.event, &k.seats, &k.deadlines],
+            vec![if with_taken { "1" } else { "0" }.to_owned()],
+        )
+        .await?;
+        if reply.is_empty() {
+            return Ok(None);
+        }
+        let name = reply.string()?;
+        let total = count(reply.int()?)?;
+        let reserved = count(reply.int()?)?;
+        let on_hold = count(reply.int()?)?;
+        let _now = reply.int()?;
+        let mut taken = Vec::with_capacity(reply.len());
+        while reply.len() > 0 {
+            taken.push(count(reply.int()?)?);
+        }
+        let event = Event {
+            id,
+            name,
+            total_seats: total,
+            available: total.saturating_sub(reserved + on_hold),
+            on_hold,
+            reserved,
+        };
+        Ok(Some((event, taken)))
+    }
+
+    /// A seat as it is now; `None` when there is no such event or seat.
+    pub async fn seat(&self, id: SeatId) -> Result<Option<Seat>> {
+        let k = EventKeys::new(id.event());
+        let mut reply = run(
+            &scripts::READ_SEAT,
+            self.client(),
+            [&k.event, &k.seats],
+            vec![id.number().to_string()],
+        )
+        .await?;
+        if reply.is_empty() {
+            return Ok(None);
+        }
+        let now: Millis = reply.int()?;
+        let state = decode(reply.opt_string()?.as_deref(), now)?;
+        Ok(Some(Seat { id, state }))
+    }
+}
+
+pub(crate) fn count(n: i64) -> Result<u32> {
+    u32::try_from(n).map_err(|_| Error::Corrupt(format!("a count of {n}")))
+}
+
+pub(crate) fn decode(raw: Option<&str>, now: Millis) -> Result<SeatState> {
+    SeatState::decode(raw, now).map_err(Error::Corrupt)
+}

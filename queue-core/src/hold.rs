@@ -1,0 +1,55 @@
+//! The synchronous operations on a hold: refresh and release.
+
+use crate::error::Result;
+use crate::event::decode;
+use crate::ids::{SeatId, UserId};
+use crate::keys::EventKeys;
+use crate::queue::refusal;
+use crate::scripts::{self, run, Reply};
+use crate::seat::{Refusal, Seat};
+use crate::store::Store;
+
+impl Store {
+    /// Extends the user's live hold on `seat` to now + HOLD_TTL, capped at the hold's start +
+    /// MAX_HOLD_LIFETIME (G6). Returns the seat with its new expiry.
+    pub async fn refresh(&self, seat: SeatId, user: UserId) -> Result<Result<Seat, Refusal>> {
+        let k = EventKeys::new(seat.event());
+        let rules = self.inner.rules;
+        let reply = run(
+            &scripts::REFRESH,
+            self.client(),
+            [&k.event, &k.seats, &k.deadlines, &k.tick],
+            vec![
+                seat.number().to_string(),
+                user.to_string(),
+                (rules.hold_ttl_secs * 1000).to_string(),
+                (rules.max_hold_lifetime_secs * 1000).to_string(),
+            ],
+        )
+        .await?;
+        self.hold_outcome(seat, reply)
+    }
+
+    /// Gives the user's live hold on `seat` back: the seat is Available at once.
+    pub async fn release(&self, seat: SeatId, user: UserId) -> Result<Result<Seat, Refusal>> {
+        let k = EventKeys::new(seat.event());
+        let reply = run(
+            &scripts::RELEASE,
+            self.client(),
+            [&k.event, &k.seats, &k.deadlines, &k.holders, &k.tick],
+            vec![seat.number().to_string(), user.to_string()],
+        )
+        .await?;
+        self.hold_outcome(seat, reply)
+    }
+
+    /// Reads `{200, raw state?}` or a refusal. A hold's raw state is decoded as of an instant
+    /// before its deadline, since the script just found or made it live.
+    fn hold_outcome(&self, seat: SeatId, mut reply: Reply) -> Result<Result<Seat, Refusal>> {
+        match reply.int()? {
+            200 => Ok(Ok(decode(reply.opt_string()?.as_deref(), 0)?.into_seat(seat))),
+            code => refusal(code, &mut reply, self.inner.rules.max_held_seats).map(Err),
+        }
+    }
+}
+

@@ -1,0 +1,209 @@
+//! Tidying that correctness never waits for: forgetting lapsed holds and expired job records
+//! (sweeps), waking queues whose worker died (reconcile), and dropping dead workers' heartbeats.
+
+use std::collections::HashMap;
+
+use fred::interfaces::{ConfigInterface, HashesInterface, KeysInterface, ListInterface, SortedSetsInterface};
+use fred::types::{Expiration, SetOptions};
+use fred::types::scan::Scanner;
+use futures::TryStreamExt;
+
+use crate::error::Result;
+use crate::ids::EventId;
+use crate::keys::{self, EventKeys};
+use crate::queue::{unsigned, wall_clock_ms, HINT_KEEP};
+use crate::scripts::{self, run};
+use crate::seat::Millis;
+use crate::store::Store;
+
+/// Most holds and job records one sweep of one event removes; a larger backlog takes more runs.
+const SWEEP_LIMIT: usize = 1000;
+/// Most events one pass sweeps or reconciles.
+const PASS_LIMIT: usize = 500;
+
+/// What a housekeeping pass did, for logs and metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tidied {
+    /// Holds forgotten because their deadline passed.
+    pub holds_lapsed: u64,
+    /// Events whose queue was woken because its lease had lapsed.
+    pub queues_woken: u64,
+}
+
+impl Store {
+    /// Sweeps one event now and reschedules its next sweep. Returns the holds it found lapsed.
+    pub async fn sweep(&self, event: EventId) -> Result<u64> {
+        let k = EventKeys::new(event);
+        let mut reply = run(
+            &scripts::SWEEP,
+            self.client(),
+            [&k.seats, &k.deadlines, &k.holders, &k.results, &k.done, &k.tick],
+            vec![SWEEP_LIMIT.to_string()],
+        )
+        .await?;
+        let lapsed = unsigned(reply.int()?)?;
+        let next_due = reply.int()?;
+        if next_due >= 0 {
+            self.schedule_sweep(event, next_due).await?;
+        }
+        Ok(lapsed)
+    }
+
+    /// Records that `event` needs a sweep at `at` (ms, Redis clock).
+    pub async fn schedule_sweep(&self, event: EventId, at: Millis) -> Result<()> {
+        self.client()
+            .zadd::<(), _, _>(keys::DUE, None, None, false, false, (at as f64, event.to_string()))
+            .await?;
+        Ok(())
+    }
+
+    /// Sweeps every event whose sweep is due (`now` on Redis's clock, as the schedule is).
+    pub async fn sweep_due(&self, now: Millis) -> Result<u64> {
+        let due: Vec<(String, f64)> = self
+            .client()
+            .zrangebyscore(keys::DUE, "-inf", now as f64, true, Some((0, PASS_LIMIT as i64)))
+            .await?;
+        let mut lapsed = 0;
+        for (event, score) in due {
+            let Ok(id) = event.parse::<EventId>() else {
+                self.client().zrem::<(), _, _>(keys::DUE, event).await?;
+                continue;
+            };
+            lapsed += self.sweep(id).await?;
+            // The sweep rescheduled the event if it still has holds or records; otherwise its
+            // entry is stale, unless a worker scheduled it anew meanwhile.
+            run(
+                &scripts::FORGET_STALE,
+                self.client(),
+                [keys::DUE],
+                vec![event, score.to_string()],
+            )
+            .await?;
+        }
+        Ok(lapsed)
+    }
+
+    /// Sweeps every event ever created: the slow safety net for schedules lost with a crashed
+    /// process. Returns the holds found lapsed.
+    pub async fn sweep_all(&self) -> Result<u64> {
+        let mut lapsed = 0;
+        let mut pages = std::pin::pin!(self.client().sscan(keys::EVENTS, "*", Some(200)));
+        while let Some(mut page) = pages.try_next().await? {
+            for member in page.take_results().unwrap_or_default() {
+                if let Some(id) = member.as_str().and_then(|s| s.parse::<EventId>().ok()) {
+                    lapsed += self.sweep(id).await?;
+                }
+            }
+        }
+        Ok(lapsed)
+    }
+
+    /// Wakes every hinted event whose queue has jobs but no live lease, and forgets hints that
+    /// are old and whose queue is empty. Returns the number of queues woken.
+    pub async fn reconcile(&self) -> Result<u64> {
+        let hints: Vec<(String, f64)> = self
+            .client()
+            .zrange(keys::HINTS, 0, PASS_LIMIT as i64 - 1, None, false, None, true)
+            .await?;
+        let stale_before = (wall_clock_ms() - HINT_KEEP.as_millis() as i64) as f64;
+        let mut woken = 0;
+        for (event, hinted_at) in hints {
+            let Ok(id) = event.parse::<EventId>() else {
+                self.client().zrem::<(), _, _>(keys::HINTS, event).await?;
+                continue;
+            };
+            let k = EventKeys::new(id);
+            let mut reply = run(
+                &scripts::RECONCILE,
+                self.client(),
+                [&k.event, &k.queue],
+                vec![self.inner.workers.lease_ms.to_string()],
+            )
+            .await?;
+            let wake = reply.int()? == 1;
+            let depth = reply.int()?;
+            if wake {
+                tracing::info!(event = %id, depth, "woke a queue whose lease had lapsed");
+                self.push_ready(id).await?;
+                woken += 1;
+            } else if depth == 0 && hinted_at < stale_before {
+                run(
+                    &scripts::FORGET_STALE,
+                    self.client(),
+                    [keys::HINTS],
+                    vec![event, hinted_at.to_string()],
+                )
+                .await?;
+            }
+        }
+        Ok(woken)
+    }
+
+    /// Total jobs waiting across the events with recent activity (those hinted).
+    pub async fn queue_depth(&self) -> Result<u64> {
+        let events: Vec<String> = self
+            .client()
+            .zrange(keys::HINTS, 0, -1, None, false, None, false)
+            .await?;
+        let depths = events
+            .iter()
+            .filter_map(|e| e.parse::<EventId>().ok())
+            .map(|id| self.client().llen::<u64, _>(EventKeys::new(id).queue));
+        Ok(futures::future::try_join_all(depths).await?.into_iter().sum())
+    }
+
+    /// Drops heartbeats older than `older_than_ms`.
+    pub async fn forget_dead_workers(&self, older_than_ms: i64) -> Result<()> {
+        let beats: HashMap<String, String> = self.client().hgetall(keys::WORKERS).await?;
+        let cutoff = wall_clock_ms() - older_than_ms;
+        for (worker, beat) in beats {
+            if crate::workers::Heartbeat::parse(&beat).is_none_or(|b| b.at < cutoff) {
+                self.client().hdel::<(), _, _>(keys::WORKERS, worker).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Takes the housekeeping turn for `ttl_ms` if no other worker holds it: one worker at a time
+    /// runs the periodic passes, and the turn passes on by itself if that worker dies.
+    pub async fn take_housekeeping_turn(&self, worker: &str, ttl_ms: u64) -> Result<bool> {
+        let set: Option<String> = self
+            .client()
+            .set(
+                keys::HOUSEKEEPING_LOCK,
+                worker,
+                Some(Expiration::PX(ttl_ms as i64)),
+                Some(SetOptions::NX),
+                false,
+            )
+            .await?;
+        Ok(set.is_some())
+    }
+
+    /// Makes Redis announce expired keys (`notify-keyspace-events` gains `E` and `x`, keeping
+    /// whatever else is set). Managed services may forbid CONFIG; the caller logs that and relies
+    /// on the sweep schedule alone.
+    pub async fn enable_expiry_notifications(&self) -> Result<()> {
+        let current: HashMap<String, String> =
+            self.client().config_get("notify-keyspace-events").await?;
+        let mut flags = current
+            .get("notify-keyspace-events")
+            .cloned()
+            .unwrap_or_default();
+        let has_expired = flags.contains('x') || flags.contains('A');
+        if flags.contains('E') && has_expired {
+            return Ok(());
+        }
+        for flag in ['E', 'x'] {
+            if !flags.contains(flag) {
+                flags.push(flag);
+            }
+        }
+        self.client()
+            .config_set("notify-keyspace-events", flags)
+            .await?;
+        Ok(())
+    }
+}

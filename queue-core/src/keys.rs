@@ -1,0 +1,112 @@
+//! Every Redis key name of the service, built here and nowhere else.
+//!
+//! An event's keys all carry the event id as their hash tag (`rsv:{<event id>}:…`), so every script
+//! touches a single slot and the data model runs unchanged on Redis Cluster. The few keys shared by
+//! the whole service carry the tag `{sys}`.
+
+use crate::ids::EventId;
+
+const PREFIX: &str = "rsv";
+
+/// The keys of one event.
+#[derive(Debug, Clone)]
+pub struct EventKeys {
+    /// Hash `name`, `total`, `reserved` (count), `enq` / `deq` (last accepted / applied job
+    /// sequence), `lease` (ms until which a worker is draining the queue). Written by
+    /// create_event, enqueue and process; read by every script.
+    pub event: String,
+    /// Hash seat number → state of every seat that is not Available (`lua/common.lua`). Written by
+    /// process (hold, reserve), refresh, release, sweep; read by all.
+    pub seats: String,
+    /// Sorted set seat number → hold deadline (ms) of every hold not yet swept. Written with the
+    /// seats hash; read by sweep and for the on-hold count.
+    pub deadlines: String,
+    /// Hash user id → comma-separated seat numbers they hold (may name lapsed holds, filtered on
+    /// read). Enforces MAX_HELD_SEATS. Written by process, release, sweep.
+    pub holders: String,
+    /// List of accepted jobs not yet applied, oldest first: `seq|kind|seat|user|accepted ms`.
+    /// Pushed by enqueue, popped only by process.
+    pub queue: String,
+    /// Hash job sequence → record of a finished job. Written by process, trimmed by process and
+    /// sweep after JOB_RESULT_TTL; read by job_status.
+    pub results: String,
+    /// Sorted set job sequence → ms at which its record expires. Kept with `results`.
+    pub done: String,
+    /// String that expires at the earliest hold deadline, so that its keyspace notification
+    /// prompts a sweep. Written by process, refresh, release, sweep.
+    pub tick: String,
+}
+
+impl EventKeys {
+    pub fn new(event: EventId) -> Self {
+        let base = format!("{PREFIX}:{{{event}}}");
+        Self {
+            event: base.clone(),
+            seats: format!("{base}:seats"),
+            deadlines: format!("{base}:deadlines"),
+            holders: format!("{base}:holders"),
+            queue: format!("{base}:queue"),
+            results: format!("{base}:results"),
+            done: format!("{base}:done"),
+            tick: format!("{base}:tick"),
+        }
+    }
+}
+
+/// The event a tick key belongs to, for the keyspace-notification listener.
+pub fn event_of_tick(key: &str) -> Option<EventId> {
+    let rest = key.strip_prefix(PREFIX)?.strip_prefix(":{")?;
+    let (event, suffix) = rest.split_once('}')?;
+    (suffix == ":tick").then(|| event.parse().ok()).flatten()
+}
+
+/// List of event ids with work: a token tells a worker to drain that event's queue. Pushed by
+/// whoever took the event's lease (the API on enqueue, a worker handing work on, the reconciler);
+/// popped by workers. Tokens are hints: a duplicate costs one empty pass, never a double apply.
+pub const READY: &str = "rsv:{sys}:ready";
+/// Sorted set event id → ms of the latest enqueue hint. Written by the API before it enqueues;
+/// read by the reconciler, which wakes events whose queue has jobs but no live lease.
+pub const HINTS: &str = "rsv:{sys}:hints";
+/// Sorted set event id → ms at which the event next needs a sweep (a hold deadline or a job
+/// record's retention). Written by workers after each batch and sweep; read by the sweeper.
+pub const DUE: &str = "rsv:{sys}:due";
+/// Set of every event id. Written by the API on create; read by the sweeper's slow full pass.
+pub const EVENTS: &str = "rsv:{sys}:events";
+/// Hash worker id → heartbeat `<ms>|<jobs applied>`. Written by workers every second; read by
+/// `/health` and the drain-rate estimate.
+pub const WORKERS: &str = "rsv:{sys}:workers";
+/// String with a short expiry: whoever sets it runs the periodic reconcile and sweep pass.
+pub const HOUSEKEEPING_LOCK: &str = "rsv:{sys}:housekeeping";
+
+/// The keyspace-notification channel on which Redis announces expired keys of database `db`.
+pub fn expired_channel(db: u8) -> String {
+    format!("__keyevent@{db}__:expired")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_keys_share_one_hash_tag() {
+        let event = EventId::new_random();
+        let keys = EventKeys::new(event);
+        let tag = format!("{{{event}}}");
+        for key in [
+            &keys.event,
+            &keys.seats,
+            &keys.deadlines,
+            &keys.holders,
+            &keys.queue,
+            &keys.results,
+            &keys.done,
+            &keys.tick,
+        ] {
+            let first = key.find('{').expect("a hash tag");
+            let last = key[first..].find('}').expect("a closed tag") + first;
+            assert_eq!(&key[first..=last], tag, "{key} must be tagged with the event id");
+        }
+        assert_eq!(event_of_tick(&keys.tick), Some(event));
+        assert_eq!(event_of_tick(&keys.seats), None);
+    }
+}

@@ -1,0 +1,287 @@
+//! The job queue: accepting jobs, draining them, and reporting on them.
+//!
+//! Each event has its own queue list, and jobs are taken off it and applied in one script
+//! (`process.lua`), so a job is never in flight outside Redis. Workers learn which events have
+//! work from ready tokens (see `keys::READY`); a token comes with the event's *lease*, a deadline
+//! in the event hash saying that a worker is on it. Whoever takes an expired lease pushes a token.
+//! If a worker dies, its lease lapses and the housekeeping pass takes it over (`reconcile`), so an
+//! accepted job waits at most a lease length longer, and is never lost (G4).
+
+use std::time::{Duration, Instant};
+
+use fred::clients::Client;
+use fred::interfaces::{ListInterface, SortedSetsInterface};
+use fred::types::sorted_sets::Ordering;
+
+use crate::error::{Error, Result};
+use crate::event::decode;
+use crate::ids::{EventId, JobId, SeatId, UserId};
+use crate::job::{Enqueued, JobKind, JobState, JobView};
+use crate::keys::{self, EventKeys};
+use crate::scripts::{self, run, Reply};
+use crate::seat::{Millis, Refusal, Seat, SeatState};
+use crate::store::Store;
+
+/// How often one API process renews its enqueue hint for an event (see `keys::HINTS`).
+const HINT_EVERY: Duration = Duration::from_secs(5);
+/// A hint older than this, on an empty queue, is forgotten; it must exceed HINT_EVERY by far.
+pub const HINT_KEEP: Duration = Duration::from_secs(60);
+
+/// What one `process` call did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// The jobs applied (or failed), in queue order.
+    pub finished: Vec<JobView>,
+    /// Jobs still waiting on the event's queue.
+    pub remaining: u64,
+    /// When the event next needs a sweep, if ever.
+    pub next_due: Option<Millis>,
+}
+
+impl Store {
+    /// Pre-checks the seat and appends a job to its event's queue. Returns the job's id and
+    /// position, or why it was not accepted (nothing is written then).
+    pub async fn enqueue(&self, kind: JobKind, seat: SeatId, user: UserId) -> Result<Enqueued> {
+        let event = seat.event();
+        self.hint(event).await?;
+        let k = EventKeys::new(event);
+        let mut reply = run(
+            &scripts::ENQUEUE,
+            self.client(),
+            [&k.event, &k.seats, &k.queue],
+            vec![
+                kind.code().to_owned(),
+                seat.number().to_string(),
+                user.to_string(),
+                self.inner.queue.max_depth.to_string(),
+                self.inner.workers.lease_ms.to_string(),
+            ],
+        )
+        .await?;
+        match reply.int()? {
+            202 => {
+                let job = JobId::new(event, unsigned(reply.int()?)?);
+                let position = unsigned(reply.int()?)?;
+                if reply.int()? == 1 {
+                    self.push_ready(event).await?;
+                }
+                Ok(Enqueued::Accepted { job, position })
+            }
+            503 => Ok(Enqueued::QueueFull {
+                depth: unsigned(reply.int()?)?,
+            }),
+            code => Ok(Enqueued::Refused(refusal(code, &mut reply, self.inner.rules.max_held_seats)?)),
+        }
+    }
+
+    /// Records, at most every few seconds per event and process, that this event may get jobs, so
+    /// that the housekeeping pass can find a queue whose ready token was never pushed.
+    async fn hint(&self, event: EventId) -> Result<()> {
+        let now = Instant::now();
+        {
+            let hinted = self.inner.hinted.lock().map_err(|_| poisoned())?;
+            if hinted.get(&event).is_some_and(|at| now.duration_since(*at) < HINT_EVERY) {
+                return Ok(());
+            }
+        }
+        self.client()
+            .zadd::<(), _, _>(
+                keys::HINTS,
+                None,
+                Some(Ordering::GreaterThan),
+                false,
+                false,
+                (wall_clock_ms() as f64, event.to_string()),
+            )
+            .await?;
+        let mut hinted = self.inner.hinted.lock().map_err(|_| poisoned())?;
+        if hinted.len() > 100_000 {
+            hinted.retain(|_, at| now.duration_since(*at) < HINT_EVERY);
+        }
+        hinted.insert(event, now);
+        Ok(())
+    }
+
+    /// Tells the workers that `event` has jobs and that the caller holds its lease.
+    pub async fn push_ready(&self, event: EventId) -> Result<()> {
+        self.client()
+            .rpush::<(), _, _>(keys::READY, event.to_string())
+            .await?;
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for a ready token, on a client of the caller's own (a blocking pop
+    /// holds up every other command on its connection). `None` when none came.
+    pub async fn next_ready(&self, client: &Client, timeout: Duration) -> Result<Option<EventId>> {
+        match client
+            .blpop::<Option<(String, String)>, _>(keys::READY, timeout.as_secs_f64())
+            .await
+        {
+            Ok(Some((_, event))) => Ok(event.parse().ok()),
+            Ok(None) => Ok(None),
+            // fred reports a blocking pop that timed out as an error of kind Timeout.
+            Err(e) if *e.kind() == fred::error::ErrorKind::Timeout => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Applies up to `max_jobs` jobs from the head of the event's queue, renewing the caller's
+    /// lease while jobs remain and giving it up when none do.
+    pub async fn process(&self, event: EventId, max_jobs: usize) -> Result<Batch> {
+        let k = EventKeys::new(event);
+        let rules = self.inner.rules;
+        let mut reply = run(
+            &scripts::PROCESS,
+            self.client(),
+            [&k.event, &k.seats, &k.deadlines, &k.holders, &k.queue, &k.results, &k.done, &k.tick],
+            vec![
+                max_jobs.to_string(),
+                (rules.hold_ttl_secs * 1000).to_string(),
+                rules.max_held_seats.to_string(),
+                (self.inner.queue.job_result_ttl_secs * 1000).to_string(),
+                self.inner.workers.lease_ms.to_string(),
+            ],
+        )
+        .await?;
+        let applied = unsigned(reply.int()?)?;
+        let remaining = unsigned(reply.int()?)?;
+        let next_due = Some(reply.int()?).filter(|d| *d >= 0);
+        let mut finished = Vec::with_capacity(applied as usize);
+        while let Some(record) = reply.opt_string()? {
+            finished.push(self.parse_record(event, &record)?);
+        }
+        Ok(Batch {
+            finished,
+            remaining,
+            next_due,
+        })
+    }
+
+    /// Where a job stands; `None` when the id is unknown or its record is past retention.
+    pub async fn job(&self, id: JobId) -> Result<Option<JobView>> {
+        let k = EventKeys::new(id.event());
+        let mut reply = run(
+            &scripts::JOB_STATUS,
+            self.client(),
+            [&k.event, &k.queue, &k.results],
+            vec![id.seq().to_string()],
+        )
+        .await?;
+        match reply.int()? {
+            0 => Ok(None),
+            1 => {
+                let position = unsigned(reply.int()?)?;
+                let queued = reply.string()?;
+                let leased = reply.int()? == 1;
+                // A queued job reads `seq|kind|seat|user|accepted ms`.
+                let mut f = queued.split('|');
+                let kind = f.nth(1).and_then(JobKind::from_code);
+                let created_at = f.nth(2).and_then(|t| t.parse().ok()).unwrap_or_default();
+                let state = if position == 0 && leased {
+                    JobState::Active
+                } else {
+                    JobState::Waiting { position }
+                };
+                Ok(Some(JobView {
+                    id,
+                    kind,
+                    created_at,
+                    state,
+                }))
+            }
+            _ => self.parse_record(id.event(), &reply.string()?).map(Some),
+        }
+    }
+
+    /// Parses a finished job's record (format in `process.lua`).
+    fn parse_record(&self, event: EventId, record: &str) -> Result<JobView> {
+        let corrupt = || Error::Corrupt(format!("job record `{record}`"));
+        let mut f = record.splitn(8, '|');
+        let mut field = || f.next().ok_or_else(corrupt);
+        let seq: u64 = field()?.parse().map_err(|_| corrupt())?;
+        let outcome = field()?;
+        let kind = JobKind::from_code(field()?);
+        let seat = field()?.parse().ok().and_then(|n| SeatId::new(event, n));
+        let code: i64 = field()?.parse().map_err(|_| corrupt())?;
+        let created_at: Millis = field()?.parse().map_err(|_| corrupt())?;
+        let completed_at: Millis = field()?.parse().map_err(|_| corrupt())?;
+        let rest = field()?;
+        let id = JobId::new(event, seq);
+        let state = if outcome == "f" {
+            JobState::Failed {
+                completed_at,
+                reason: rest.to_owned(),
+            }
+        } else {
+            let raw = Some(rest).filter(|r| !r.is_empty());
+            let result = match code {
+                200 => Ok(()),
+                404 => Err(Refusal::NoSuchSeat),
+                403 => Err(Refusal::HeldByAnother),
+                429 => Err(Refusal::HoldLimit {
+                    limit: self.inner.rules.max_held_seats,
+                }),
+                409 => Err(Refusal::Conflict {
+                    current: decode(raw, completed_at)?.status(),
+                }),
+                _ => return Err(corrupt()),
+            };
+            let seat = match (result, seat) {
+                (Err(Refusal::NoSuchSeat), _) | (_, None) => None,
+                (_, Some(id)) => Some(decode(raw, completed_at)?.into_seat(id)),
+            };
+            JobState::Completed {
+                completed_at,
+                result,
+                seat,
+            }
+        };
+        Ok(JobView {
+            id,
+            kind,
+            created_at,
+            state,
+        })
+    }
+}
+
+/// Reads the refusal of an enqueue, refresh or release reply: `{code, raw seat state?}`.
+pub(crate) fn refusal(code: i64, reply: &mut Reply, limit: u32) -> Result<Refusal> {
+    Ok(match code {
+        404 => Refusal::NoSuchSeat,
+        403 => Refusal::HeldByAnother,
+        429 => Refusal::HoldLimit { limit },
+        409 => {
+            // The script judged the state at its own "now": a hold it returns was live then, so
+            // any instant before its deadline gives the same status.
+            let raw = reply.opt_string()?;
+            Refusal::Conflict {
+                current: decode(raw.as_deref(), 0)?.status(),
+            }
+        }
+        other => return Err(Error::Corrupt(format!("unexpected script code {other}"))),
+    })
+}
+
+pub(crate) fn unsigned(n: i64) -> Result<u64> {
+    u64::try_from(n).map_err(|_| Error::Corrupt(format!("a negative count {n}")))
+}
+
+fn poisoned() -> Error {
+    Error::Corrupt("a lock was poisoned by a panic".into())
+}
+
+/// Milliseconds since the epoch on this machine's clock (used only for hints and heartbeats,
+/// whose margins are seconds; seat state always uses Redis's clock).
+pub fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+impl SeatState {
+    pub(crate) fn into_seat(self, id: SeatId) -> Seat {
+        Seat { id, state: self }
+    }
+}

@@ -1,0 +1,108 @@
+//! The Lua scripts of `lua/`, one per state transition, each prefixed with `lua/common.lua`, and
+//! the typed access to their raw replies.
+
+use std::sync::LazyLock;
+
+use fred::clients::Client;
+use fred::types::scripts::Script;
+use fred::types::Value;
+
+use crate::error::{Error, Result};
+
+macro_rules! scripts {
+    ($($name:ident => $file:literal),* $(,)?) => {
+        $(
+            pub(crate) static $name: LazyLock<Script> = LazyLock::new(|| {
+                Script::from_lua(concat!(
+                    include_str!("../lua/common.lua"),
+                    "\n",
+                    include_str!(concat!("../lua/", $file))
+                ))
+            });
+        )*
+        /// File name and source of every script, for tests that read them.
+        pub const SOURCES: &[(&str, &str)] = &[
+            ("common.lua", include_str!("../lua/common.lua")),
+            $(($file, include_str!(concat!("../lua/", $file))),)*
+        ];
+    };
+}
+
+scripts! {
+    CREATE_EVENT => "create_event.lua",
+    ENQUEUE => "enqueue.lua",
+    PROCESS => "process.lua",
+    REFRESH => "refresh.lua",
+    RELEASE => "release.lua",
+    SWEEP => "sweep.lua",
+    RECONCILE => "reconcile.lua",
+    FORGET_STALE => "forget_stale.lua",
+    READ_EVENT => "read_event.lua",
+    READ_SEAT => "read_seat.lua",
+    JOB_STATUS => "job_status.lua",
+}
+
+/// Runs a script by its SHA, loading it first when Redis does not know it (after a restart or a
+/// SCRIPT FLUSH).
+pub(crate) async fn run<const K: usize>(
+    script: &Script,
+    client: &Client,
+    keys: [&str; K],
+    args: Vec<String>,
+) -> Result<Reply> {
+    let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+    let value: Value = script.evalsha_with_reload(client, keys, args).await?;
+    Ok(Reply::new(value))
+}
+
+/// A script's array reply, read front to back.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    items: std::vec::IntoIter<Value>,
+}
+
+impl Reply {
+    fn new(value: Value) -> Self {
+        let items = match value {
+            Value::Array(items) => items,
+            Value::Null => Vec::new(),
+            other => vec![other],
+        };
+        Self {
+            items: items.into_iter(),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.items.len() == 0
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub(crate) fn int(&mut self) -> Result<i64> {
+        match self.items.next() {
+            Some(v) => v
+                .as_i64()
+                .ok_or_else(|| Error::Corrupt(format!("expected an integer in a script reply, got {v:?}"))),
+            None => Err(Error::Corrupt("a script reply is shorter than expected".into())),
+        }
+    }
+
+    /// A string, or `None` for a nil (Lua `false`) or a missing trailing item.
+    pub(crate) fn opt_string(&mut self) -> Result<Option<String>> {
+        match self.items.next() {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .into_string()
+                .map(Some)
+                .ok_or_else(|| Error::Corrupt("expected a string in a script reply".into())),
+        }
+    }
+
+    pub(crate) fn string(&mut self) -> Result<String> {
+        self.opt_string()?
+            .ok_or_else(|| Error::Corrupt("a script reply lacks a string".into()))
+    }
+}

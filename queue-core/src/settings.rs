@@ -1,0 +1,211 @@
+//! The service's settings: one typed tree, loaded once at startup from `config/default.toml`, an
+//! optional `config/local.toml`, then the environment variables of [`ENV_OVERRIDES`], and
+//! validated before anything starts. Each component takes only its own part.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Environment variables and the setting each one overrides. Listed explicitly (rather than by a
+/// prefix convention) because SPEC §4 fixes these exact names.
+pub const ENV_OVERRIDES: &[(&str, &str)] = &[
+    ("PORT", "api.port"),
+    ("BIND", "api.bind"),
+    ("API_HTTP_WORKERS", "api.http_workers"),
+    ("REDIS_URL", "redis.url"),
+    ("REDIS_POOL_SIZE", "redis.pool_size"),
+    ("WORKERS", "workers.count"),
+    ("WORKER_CONCURRENCY", "workers.concurrency"),
+    ("HOLD_TTL_SECS", "reservations.hold_ttl_secs"),
+    ("MAX_HOLD_LIFETIME_SECS", "reservations.max_hold_lifetime_secs"),
+    ("MAX_HELD_SEATS", "reservations.max_held_seats"),
+    ("JOB_RESULT_TTL_SECS", "queue.job_result_ttl_secs"),
+    ("QUEUE_MAX_DEPTH", "queue.max_depth"),
+    ("LOG_DIR", "log.dir"),
+    ("LOG_LEVEL", "log.level"),
+];
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub api: ApiSettings,
+    pub redis: RedisSettings,
+    pub workers: WorkerSettings,
+    pub reservations: ReservationSettings,
+    pub queue: QueueSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApiSettings {
+    pub port: u16,
+    pub bind: String,
+    pub http_workers: usize,
+    pub max_body_bytes: usize,
+    pub keep_alive_secs: u64,
+    pub client_request_timeout_ms: u64,
+    pub shutdown_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RedisSettings {
+    pub url: String,
+    pub pool_size: usize,
+    pub command_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WorkerSettings {
+    pub count: usize,
+    pub concurrency: usize,
+    pub batch_size: usize,
+    pub lease_ms: u64,
+    pub heartbeat_ms: u64,
+    pub housekeeping_ms: u64,
+}
+
+/// The rules of holding and reserving.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct ReservationSettings {
+    pub hold_ttl_secs: u64,
+    pub max_hold_lifetime_secs: u64,
+    pub max_held_seats: u32,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct QueueSettings {
+    pub job_result_ttl_secs: u64,
+    pub max_depth: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    pub dir: String,
+    pub level: String,
+}
+
+/// A setting that is missing, malformed or out of range; the message names it.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read the configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("invalid setting {key}{env}: {problem}")]
+    Invalid {
+        key: &'static str,
+        env: String,
+        problem: String,
+    },
+}
+
+impl Settings {
+    /// Loads the settings from `<dir>/default.toml`, `<dir>/local.toml` (optional) and the
+    /// process's environment.
+    pub fn load(dir: &Path) -> Result<Self, SettingsError> {
+        Self::load_with(dir, |name| std::env::var(name).ok())
+    }
+
+    /// Like [`Settings::load`], reading "environment variables" from `env` (tests pass a map).
+    pub fn load_with(
+        dir: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, SettingsError> {
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from(dir.join("default.toml")).required(true))
+            .add_source(config::File::from(dir.join("local.toml")).required(false));
+        for (name, key) in ENV_OVERRIDES {
+            builder = builder.set_override_option(*key, env(name))?;
+        }
+        let settings: Settings = builder.build()?.try_deserialize().map_err(|e| {
+            // Name the environment variable too, since that is where a bad value usually comes from.
+            let hint = ENV_OVERRIDES
+                .iter()
+                .find(|(_, key)| e.to_string().contains(key))
+                .map(|(name, _)| format!(" (environment variable {name})"))
+                .unwrap_or_default();
+            config::ConfigError::Message(format!("{e}{hint}"))
+        })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        let r = &self.reservations;
+        let w = &self.workers;
+        let checks: [(&'static str, bool, String); 13] = [
+            ("api.bind", self.api.bind.parse::<std::net::IpAddr>().is_ok(), "must be an IP address".into()),
+            ("api.http_workers", self.api.http_workers >= 1, "must be at least 1".into()),
+            ("api.max_body_bytes", self.api.max_body_bytes >= 256, "must be at least 256".into()),
+            ("redis.url", self.redis.url.starts_with("redis://") || self.redis.url.starts_with("rediss://"), "must start with redis:// or rediss://".into()),
+            ("redis.pool_size", (1..=64).contains(&self.redis.pool_size), "must be from 1 to 64".into()),
+            ("workers.concurrency", (1..=256).contains(&w.concurrency), "must be from 1 to 256".into()),
+            ("workers.batch_size", (1..=1000).contains(&w.batch_size), "must be from 1 to 1000".into()),
+            ("workers.lease_ms", w.lease_ms >= 100, "must be at least 100".into()),
+            ("reservations.hold_ttl_secs", r.hold_ttl_secs >= 1, "must be at least 1".into()),
+            ("reservations.max_hold_lifetime_secs", r.max_hold_lifetime_secs >= r.hold_ttl_secs, format!("must be at least hold_ttl_secs ({})", r.hold_ttl_secs)),
+            ("reservations.max_held_seats", r.max_held_seats >= 1, "must be at least 1".into()),
+            ("queue.job_result_ttl_secs", self.queue.job_result_ttl_secs >= 1, "must be at least 1".into()),
+            ("queue.max_depth", self.queue.max_depth >= 1, "must be at least 1".into()),
+        ];
+        match checks.into_iter().find(|(_, ok, _)| !ok) {
+            None => Ok(()),
+            Some((key, _, problem)) => Err(SettingsError::Invalid {
+                key,
+                env: ENV_OVERRIDES
+                    .iter()
+                    .find(|(_, k)| *k == key)
+                    .map(|(name, _)| format!(" ({name})"))
+                    .unwrap_or_default(),
+                problem,
+            }),
+        }
+    }
+}
+
+impl ReservationSettings {
+    pub fn hold_ttl(&self) -> Duration {
+        Duration::from_secs(self.hold_ttl_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(env: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+        Settings::load_with(&dir, |name| env.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let s = load(&[]).expect("the committed defaults are valid");
+        assert_eq!(s.api.port, 3000);
+        assert_eq!(s.redis.url, "redis://127.0.0.1:6379");
+        assert_eq!(s.workers.count, 5);
+        assert_eq!(s.reservations.hold_ttl_secs, 60);
+        assert_eq!(s.reservations.max_hold_lifetime_secs, 600);
+        assert_eq!(s.reservations.max_held_seats, 6);
+        assert_eq!(s.queue.job_result_ttl_secs, 300);
+        assert_eq!(s.queue.max_depth, 1_000_000);
+        assert_eq!(s.log.dir, "logs");
+    }
+
+    #[test]
+    fn environment_overrides_and_bad_values_are_named() {
+        let s = load(&[("PORT", "4000"), ("MAX_HELD_SEATS", "2")]).expect("valid overrides");
+        assert_eq!(s.api.port, 4000);
+        assert_eq!(s.reservations.max_held_seats, 2);
+
+        let err = load(&[("PORT", "eighty")]).expect_err("PORT must be a number").to_string();
+        assert!(err.contains("PORT"), "the error names the variable: {err}");
+        let err = load(&[("HOLD_TTL_SECS", "0")]).expect_err("a zero TTL is refused").to_string();
+        assert!(err.contains("HOLD_TTL_SECS"), "the error names the variable: {err}");
+        let err = load(&[("HOLD_TTL_SECS", "900")]).expect_err("TTL beyond the lifetime cap").to_string();
+        assert!(err.contains("MAX_HOLD_LIFETIME_SECS"), "the error names the cap: {err}");
+    }
+}

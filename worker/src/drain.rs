@@ -1,0 +1,68 @@
+//! A drain task: takes ready tokens and applies the jobs of their events.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use fred::clients::Client;
+use queue_core::{EventId, JobState};
+use tokio_util::sync::CancellationToken;
+
+use crate::{Worker, ERROR_PAUSE, POP_TIMEOUT, ROUNDS_PER_TURN};
+
+pub(crate) async fn run(worker: Arc<Worker>, client: Client, task: usize, shutdown: CancellationToken) {
+    while !shutdown.is_cancelled() {
+        let next = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            next = worker.store.next_ready(&client, POP_TIMEOUT) => next,
+        };
+        match next {
+            Ok(Some(event)) => drain(&worker, event, &shutdown).await,
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(task, error = %e, "cannot take work from Redis");
+                tokio::time::sleep(ERROR_PAUSE).await;
+            }
+        }
+    }
+    let _ = fred::interfaces::ClientLike::quit(&client).await;
+}
+
+/// Applies the event's jobs for a turn. The token came with the event's lease, which `process`
+/// renews while jobs remain and gives up when none do; a task that stops with jobs left (its
+/// turn is over, or the process is shutting down) passes the token on.
+async fn drain(worker: &Worker, event: EventId, shutdown: &CancellationToken) {
+    let mut scheduled = None;
+    for _ in 0..ROUNDS_PER_TURN {
+        let started = Instant::now();
+        let batch = match worker.store.process(event, worker.settings.batch_size).await {
+            Ok(batch) => batch,
+            Err(e) => {
+                // The lease lapses and the housekeeping pass wakes the event again.
+                tracing::warn!(%event, error = %e, "cannot apply jobs");
+                tokio::time::sleep(ERROR_PAUSE).await;
+                return;
+            }
+        };
+        worker.note_batch(batch.finished.len(), started);
+        for job in &batch.finished {
+            if let JobState::Failed { reason, .. } = &job.state {
+                tracing::error!(job = %job.id, reason, "job failed");
+            }
+        }
+        if let Some(at) = batch.next_due.filter(|at| scheduled != Some(*at)) {
+            match worker.store.schedule_sweep(event, at).await {
+                Ok(()) => scheduled = Some(at),
+                Err(e) => tracing::warn!(%event, error = %e, "cannot schedule a sweep"),
+            }
+        }
+        if batch.remaining == 0 {
+            return;
+        }
+        if shutdown.is_cancelled() {
+            break;
+        }
+    }
+    if let Err(e) = worker.store.push_ready(event).await {
+        tracing::warn!(%event, error = %e, "cannot hand the event on; its lease will lapse and be taken over");
+    }
+}

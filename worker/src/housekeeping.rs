@@ -1,0 +1,115 @@
+//! The periodic passes (one worker at a time) and the keyspace-notification listener.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fred::interfaces::{EventInterface, PubsubInterface};
+use queue_core::keys;
+use queue_core::queue::wall_clock_ms;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Worker, ERROR_PAUSE};
+
+/// How often stalled queues are looked for.
+const RECONCILE_EVERY: Duration = Duration::from_secs(1);
+/// How often every event is swept and dead workers' heartbeats dropped: the safety net.
+const FULL_PASS_EVERY: Duration = Duration::from_secs(60);
+/// A heartbeat this old is removed.
+const FORGET_WORKER_AFTER_MS: i64 = 3_600_000;
+
+pub(crate) async fn run(worker: Arc<Worker>, shutdown: CancellationToken) {
+    let period = Duration::from_millis(worker.settings.housekeeping_ms);
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_reconcile = Instant::now() - RECONCILE_EVERY;
+    let mut last_full_pass = Instant::now();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let store = &worker.store;
+        // The turn outlasts a pass a little so that two workers never run one together.
+        match store.take_housekeeping_turn(&worker.name, 2 * period.as_millis() as u64).await {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "housekeeping cannot reach Redis");
+                tokio::time::sleep(ERROR_PAUSE).await;
+                continue;
+            }
+        }
+        match store.sweep_due(wall_clock_ms()).await {
+            Ok(lapsed) => count_sweep(&worker, lapsed),
+            Err(e) => tracing::warn!(error = %e, "sweep failed"),
+        }
+        if last_reconcile.elapsed() >= RECONCILE_EVERY {
+            last_reconcile = Instant::now();
+            if let Err(e) = store.reconcile().await {
+                tracing::warn!(error = %e, "reconcile failed");
+            }
+        }
+        if last_full_pass.elapsed() >= FULL_PASS_EVERY {
+            last_full_pass = Instant::now();
+            match store.sweep_all().await {
+                Ok(lapsed) => count_sweep(&worker, lapsed),
+                Err(e) => tracing::warn!(error = %e, "full sweep failed"),
+            }
+            if let Err(e) = store.forget_dead_workers(FORGET_WORKER_AFTER_MS).await {
+                tracing::warn!(error = %e, "cannot drop old heartbeats");
+            }
+        }
+    }
+}
+
+fn count_sweep(worker: &Worker, lapsed: u64) {
+    if lapsed > 0 {
+        tracing::debug!(lapsed, "sweep released lapsed holds");
+        worker
+            .counters
+            .holds_lapsed_by_sweep
+            .fetch_add(lapsed, Ordering::Relaxed);
+    }
+}
+
+/// Sweeps an event as soon as Redis announces that its tick key expired. Notifications are
+/// fire-and-forget: a missed one only delays tidying until the scheduled sweep.
+pub(crate) async fn listen(worker: Arc<Worker>, shutdown: CancellationToken) {
+    let subscriber = match worker.store.subscriber().await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "no keyspace-notification listener");
+            return;
+        }
+    };
+    let channel = keys::expired_channel(worker.store.database());
+    let _resubscribe = subscriber.manage_subscriptions();
+    if let Err(e) = subscriber.subscribe(channel.as_str()).await {
+        tracing::warn!(error = %e, "cannot subscribe to expiry notifications");
+    }
+    let mut messages = subscriber.message_rx();
+    loop {
+        let message = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            message = messages.recv() => message,
+        };
+        let Ok(message) = message else {
+            // Lagged behind or closed: the sweep schedule covers what was missed.
+            continue;
+        };
+        let Some(event) = message.value.as_str().and_then(|k| keys::event_of_tick(&k)) else {
+            continue;
+        };
+        match worker.store.sweep(event).await {
+            Ok(lapsed) => {
+                worker
+                    .counters
+                    .holds_lapsed_by_notification
+                    .fetch_add(lapsed, Ordering::Relaxed);
+            }
+            Err(e) => tracing::warn!(%event, error = %e, "sweep after notification failed"),
+        }
+    }
+    let _ = fred::interfaces::ClientLike::quit(&subscriber).await;
+}

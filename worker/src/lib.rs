@@ -1,0 +1,148 @@
+//! The worker process: drains event queues with `process.lua`, keeps the housekeeping passes
+//! going, and turns keyspace notifications into prompt sweeps.
+//!
+//! A process runs WORKER_CONCURRENCY drain tasks, each on its own Redis connection (a blocking pop
+//! holds up every other command on its connection), a heartbeat, a housekeeping loop and a
+//! notification listener. On shutdown it stops taking tokens, finishes the batch in hand, hands
+//! any event it was draining back to the pool, and exits.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use queue_core::settings::WorkerSettings;
+use queue_core::{Settings, Store};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+mod drain;
+mod housekeeping;
+
+/// How long a drain task blocks on the ready list before looking at the shutdown signal again.
+const POP_TIMEOUT: Duration = Duration::from_secs(1);
+/// Batches one task applies to one event before it hands the event back to the pool, so that a
+/// busy event does not starve the others and several workers take turns on it.
+const ROUNDS_PER_TURN: usize = 16;
+/// A pause after a Redis error, so a dead Redis is not hammered.
+const ERROR_PAUSE: Duration = Duration::from_millis(200);
+
+/// Counters of one worker process, reported in its heartbeat.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub applied: AtomicU64,
+    pub busy_us: AtomicU64,
+    pub holds_lapsed_by_notification: AtomicU64,
+    pub holds_lapsed_by_sweep: AtomicU64,
+}
+
+/// A worker process, built and ready to run.
+#[derive(Debug)]
+pub struct Application {
+    store: Store,
+    settings: WorkerSettings,
+    name: String,
+    counters: Arc<Counters>,
+}
+
+impl Application {
+    /// Connects to Redis and turns on expiry notifications where the server allows it.
+    pub async fn build(settings: &Settings, name: String) -> anyhow::Result<Self> {
+        let store = Store::connect(settings).await?;
+        if let Err(e) = store.enable_expiry_notifications().await {
+            tracing::warn!(error = %e, "cannot turn on keyspace notifications; lapsed holds are tidied by the sweep schedule alone");
+        }
+        Ok(Self {
+            store,
+            settings: settings.workers.clone(),
+            name,
+            counters: Arc::default(),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn counters(&self) -> Arc<Counters> {
+        self.counters.clone()
+    }
+
+    /// Runs until `shutdown` is cancelled, then finishes the work in hand and returns.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let worker = Arc::new(Worker {
+            store: self.store.clone(),
+            settings: self.settings,
+            name: self.name,
+            counters: self.counters,
+        });
+        tracing::info!(worker = %worker.name, concurrency = worker.settings.concurrency, "worker started");
+        let mut tasks: Vec<JoinHandle<()>> = Vec::new();
+        for task in 0..worker.settings.concurrency {
+            let client = worker.store.dedicated_client().await?;
+            tasks.push(tokio::spawn(drain::run(worker.clone(), client, task, shutdown.clone())));
+        }
+        tasks.push(tokio::spawn(heartbeat(worker.clone(), shutdown.clone())));
+        tasks.push(tokio::spawn(housekeeping::run(worker.clone(), shutdown.clone())));
+        tasks.push(tokio::spawn(housekeeping::listen(worker.clone(), shutdown.clone())));
+        for result in join_all(tasks).await {
+            if let Err(e) = result {
+                tracing::error!(error = %e, "a worker task panicked");
+            }
+        }
+        if let Err(e) = worker.store.retire(&worker.name).await {
+            tracing::warn!(error = %e, "could not remove the heartbeat on exit");
+        }
+        tracing::info!(worker = %worker.name, "worker stopped");
+        Ok(())
+    }
+}
+
+/// What the tasks of one worker process share.
+#[derive(Debug)]
+struct Worker {
+    store: Store,
+    settings: WorkerSettings,
+    name: String,
+    counters: Arc<Counters>,
+}
+
+impl Worker {
+    fn note_batch(&self, applied: usize, started: Instant) {
+        self.counters
+            .applied
+            .fetch_add(applied as u64, Ordering::Relaxed);
+        self.counters
+            .busy_us
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    }
+}
+
+async fn heartbeat(worker: Arc<Worker>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_millis(worker.settings.heartbeat_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let c = &worker.counters;
+        let beat = worker.store.heartbeat(
+            &worker.name,
+            c.applied.load(Ordering::Relaxed),
+            c.busy_us.load(Ordering::Relaxed),
+        );
+        if let Err(e) = beat.await {
+            tracing::warn!(error = %e, "heartbeat failed");
+        }
+    }
+}
+
+/// The default name of a worker process: host and pid, unique across machines and restarts.
+pub fn default_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "host".to_owned());
+    format!("worker-{host}-{}", std::process::id())
+}
+
