@@ -1,1 +1,184 @@
-//! placeholder
+//! The HTTP API of the seat-reservation service (SPEC §2): validates requests, answers the
+//! synchronous ones, and turns holds and reserves into jobs for the workers.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
+use actix_web::web::{self, PayloadConfig};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError};
+use anyhow::Context;
+use queue_core::{Settings, Store};
+use tokio_util::sync::CancellationToken;
+
+pub mod dto;
+pub mod error;
+pub mod json;
+pub mod routes;
+pub mod state;
+
+use error::ApiError;
+use state::{AppState, DrainRate};
+
+/// The API, bound to its port and ready to serve.
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: Arc<AppState>,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Connects to Redis and binds BIND:PORT (port 0 picks a free one; see [`Application::port`]).
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let store = Store::connect(settings).await?;
+        let api = &settings.api;
+        let listener = TcpListener::bind((api.bind.as_str(), api.port))
+            .with_context(|| format!("cannot listen on {}:{}", api.bind, api.port))?;
+        let port = listener.local_addr()?.port();
+        let state = Arc::new(AppState {
+            store,
+            drain: DrainRate::default(),
+        });
+        let data = web::Data::from(state.clone());
+        let limit = api.max_body_bytes;
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(PayloadConfig::new(limit))
+                .app_data(json::BodyLimit(limit))
+                .wrap(ErrorHandlers::new().default_handler(json_error_body))
+                .configure(routes)
+                .default_service(web::to(route_not_found))
+        })
+        .workers(api.http_workers)
+        .keep_alive(Duration::from_secs(api.keep_alive_secs))
+        .client_request_timeout(Duration::from_millis(api.client_request_timeout_ms))
+        .shutdown_timeout(api.shutdown_timeout_secs)
+        .disable_signals()
+        .listen(listener)?
+        .run();
+        Ok(Self {
+            port,
+            server,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until `shutdown` is cancelled, then stops accepting, lets requests in flight finish
+    /// and returns.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let handle = self.server.handle();
+        let state = self.state.clone();
+        let measuring = shutdown.clone();
+        let drain =
+            tokio::spawn(async move { state.drain.keep_measuring(&state.store, measuring).await });
+        let stopper = shutdown.clone();
+        tokio::spawn(async move {
+            stopper.cancelled().await;
+            tracing::info!("stopping the API: no new connections, finishing requests in flight");
+            handle.stop(true).await;
+        });
+        tracing::info!(port = self.port, "API listening");
+        let served = self.server.await;
+        shutdown.cancel();
+        let _ = drain.await;
+        self.state.store.quit().await;
+        served.context("the HTTP server failed")
+    }
+}
+
+/// Every route of SPEC §2.
+fn routes(cfg: &mut web::ServiceConfig) {
+    use routes::{events, health, jobs, seats};
+    cfg.route("/events/create", web::post().to(events::create))
+        .route("/events/{id}", web::get().to(events::get))
+        .route("/seats/list/{eventId}", web::get().to(events::list_seats))
+        .route("/seats/get/{id}", web::get().to(seats::get))
+        .route("/seats/hold", web::post().to(seats::hold))
+        .route("/seats/reserve", web::post().to(seats::reserve))
+        .route("/seats/refresh", web::post().to(seats::refresh))
+        .route("/seats/hold/refresh", web::post().to(seats::refresh))
+        .route("/seats/release", web::post().to(seats::release))
+        .route("/seats/job/{jobId}/status", web::get().to(jobs::status))
+        .route("/health", web::get().to(health::health));
+}
+
+async fn route_not_found(req: HttpRequest) -> HttpResponse {
+    let known_path = KNOWN_PATHS.iter().any(|p| matches(p, req.path()));
+    let error = if known_path {
+        ApiError::MethodNotAllowed {
+            method: req.method().to_string(),
+        }
+    } else {
+        ApiError::RouteNotFound {
+            method: req.method().to_string(),
+            path: req.path().chars().take(200).collect(),
+        }
+    };
+    error.error_response()
+}
+
+/// The path patterns of `routes`, to tell a wrong method (405) from an unknown path (404).
+const KNOWN_PATHS: &[&str] = &[
+    "/events/create",
+    "/events/*",
+    "/seats/list/*",
+    "/seats/get/*",
+    "/seats/hold",
+    "/seats/reserve",
+    "/seats/refresh",
+    "/seats/hold/refresh",
+    "/seats/release",
+    "/seats/job/*/status",
+    "/health",
+];
+
+fn matches(pattern: &str, path: &str) -> bool {
+    let (p, s): (Vec<_>, Vec<_>) = (pattern.split('/').collect(), path.split('/').collect());
+    p.len() == s.len()
+        && p.iter()
+            .zip(&s)
+            .all(|(p, s)| *p == "*" && !s.is_empty() || p == s)
+}
+
+/// Gives any error answer that is not JSON yet (one produced by actix itself) the JSON shape.
+fn json_error_body<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let (req, _) = res.into_parts();
+    let body = serde_json::json!({
+        "error": status.canonical_reason().unwrap_or("Error"),
+        "code": status.canonical_reason().unwrap_or("error").to_ascii_lowercase().replace(' ', "_"),
+    });
+    let mut response = HttpResponse::build(status).json(body);
+    if status == actix_web::http::StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(error::RETRY_AFTER_SECS),
+        );
+    }
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, response).map_into_right_body(),
+    ))
+}

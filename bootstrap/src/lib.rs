@@ -27,7 +27,12 @@ pub fn init_tracing(name: &str, dir: &Path, level: &str) -> anyhow::Result<Worke
         .with_context(|| format!("LOG_LEVEL `{level}` is not a valid tracing filter"))?;
     tracing_subscriber::registry()
         .with(filter)
-        .with(fmt::layer().json().with_current_span(false).with_writer(file))
+        .with(
+            fmt::layer()
+                .json()
+                .with_current_span(false)
+                .with_writer(file),
+        )
         .with(fmt::layer().with_writer(std::io::stderr))
         .try_init()
         .context("a tracing subscriber is installed already")?;

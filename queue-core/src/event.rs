@@ -80,7 +80,11 @@ impl Store {
         Ok(Some(AvailableSeats { event, seats }))
     }
 
-    async fn read_event(&self, id: EventId, with_taken: bool) -> Result<Option<(Event, Vec<SeatNo>)>> {
+    async fn read_event(
+        &self,
+        id: EventId,
+        with_taken: bool,
+    ) -> Result<Option<(Event, Vec<SeatNo>)>> {
         let k = EventKeys::new(id);
         let mut reply = run(
             &scripts::READ_EVENT,

@@ -47,9 +47,10 @@ impl Store {
     /// before its deadline, since the script just found or made it live.
     fn hold_outcome(&self, seat: SeatId, mut reply: Reply) -> Result<Result<Seat, Refusal>> {
         match reply.int()? {
-            200 => Ok(Ok(decode(reply.opt_string()?.as_deref(), 0)?.into_seat(seat))),
+            200 => Ok(Ok(
+                decode(reply.opt_string()?.as_deref(), 0)?.into_seat(seat)
+            )),
             code => refusal(code, &mut reply, self.inner.rules.max_held_seats).map(Err),
         }
     }
 }
-

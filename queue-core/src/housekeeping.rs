@@ -3,9 +3,11 @@
 
 use std::collections::HashMap;
 
-use fred::interfaces::{ConfigInterface, HashesInterface, KeysInterface, ListInterface, SortedSetsInterface};
-use fred::types::{Expiration, SetOptions};
+use fred::interfaces::{
+    ConfigInterface, HashesInterface, KeysInterface, ListInterface, SortedSetsInterface,
+};
 use fred::types::scan::Scanner;
+use fred::types::{Expiration, SetOptions};
 use futures::TryStreamExt;
 
 use crate::error::Result;
@@ -37,7 +39,14 @@ impl Store {
         let mut reply = run(
             &scripts::SWEEP,
             self.client(),
-            [&k.seats, &k.deadlines, &k.holders, &k.results, &k.done, &k.tick],
+            [
+                &k.seats,
+                &k.deadlines,
+                &k.holders,
+                &k.results,
+                &k.done,
+                &k.tick,
+            ],
             vec![SWEEP_LIMIT.to_string()],
         )
         .await?;
@@ -52,7 +61,14 @@ impl Store {
     /// Records that `event` needs a sweep at `at` (ms, Redis clock).
     pub async fn schedule_sweep(&self, event: EventId, at: Millis) -> Result<()> {
         self.client()
-            .zadd::<(), _, _>(keys::DUE, None, None, false, false, (at as f64, event.to_string()))
+            .zadd::<(), _, _>(
+                keys::DUE,
+                None,
+                None,
+                false,
+                false,
+                (at as f64, event.to_string()),
+            )
             .await?;
         Ok(())
     }
@@ -61,7 +77,13 @@ impl Store {
     pub async fn sweep_due(&self, now: Millis) -> Result<u64> {
         let due: Vec<(String, f64)> = self
             .client()
-            .zrangebyscore(keys::DUE, "-inf", now as f64, true, Some((0, PASS_LIMIT as i64)))
+            .zrangebyscore(
+                keys::DUE,
+                "-inf",
+                now as f64,
+                true,
+                Some((0, PASS_LIMIT as i64)),
+            )
             .await?;
         let mut lapsed = 0;
         for (event, score) in due {
@@ -103,7 +125,15 @@ impl Store {
     pub async fn reconcile(&self) -> Result<u64> {
         let hints: Vec<(String, f64)> = self
             .client()
-            .zrange(keys::HINTS, 0, PASS_LIMIT as i64 - 1, None, false, None, true)
+            .zrange(
+                keys::HINTS,
+                0,
+                PASS_LIMIT as i64 - 1,
+                None,
+                false,
+                None,
+                true,
+            )
             .await?;
         let stale_before = (wall_clock_ms() - HINT_KEEP.as_millis() as i64) as f64;
         let mut woken = 0;
@@ -149,7 +179,10 @@ impl Store {
             .iter()
             .filter_map(|e| e.parse::<EventId>().ok())
             .map(|id| self.client().llen::<u64, _>(EventKeys::new(id).queue));
-        Ok(futures::future::try_join_all(depths).await?.into_iter().sum())
+        Ok(futures::future::try_join_all(depths)
+            .await?
+            .into_iter()
+            .sum())
     }
 
     /// Drops heartbeats older than `older_than_ms`.
@@ -158,7 +191,9 @@ impl Store {
         let cutoff = wall_clock_ms() - older_than_ms;
         for (worker, beat) in beats {
             if crate::workers::Heartbeat::parse(&beat).is_none_or(|b| b.at < cutoff) {
-                self.client().hdel::<(), _, _>(keys::WORKERS, worker).await?;
+                self.client()
+                    .hdel::<(), _, _>(keys::WORKERS, worker)
+                    .await?;
             }
         }
         Ok(())

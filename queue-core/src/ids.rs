@@ -78,9 +78,12 @@ pub struct UserId(Uuid);
 impl FromStr for UserId {
     type Err = InvalidValue;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        parse_hyphenated_uuid(s)
-            .map(Self)
-            .ok_or_else(|| InvalidValue::new(format!("`{}` is not a user id (a UUID such as 0b6f6a8e-54a4-4b43-9a71-3f0c2f2f5c11)", clip(s))))
+        parse_hyphenated_uuid(s).map(Self).ok_or_else(|| {
+            InvalidValue::new(format!(
+                "`{}` is not a user id (a UUID such as 0b6f6a8e-54a4-4b43-9a71-3f0c2f2f5c11)",
+                clip(s)
+            ))
+        })
     }
 }
 
@@ -170,8 +173,12 @@ impl JobId {
 impl FromStr for JobId {
     type Err = InvalidValue;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let invalid =
-            || InvalidValue::new(format!("`{}` is not a job id (`<event id>:j<number>`)", clip(s)));
+        let invalid = || {
+            InvalidValue::new(format!(
+                "`{}` is not a job id (`<event id>:j<number>`)",
+                clip(s)
+            ))
+        };
         let (event, seq) = s.rsplit_once(":j").ok_or_else(invalid)?;
         let event = event.parse().map_err(|_| invalid())?;
         let seq = parse_canonical_u64(seq)
@@ -188,9 +195,10 @@ impl fmt::Display for JobId {
 }
 string_newtype!(JobId);
 
-/// The number of seats of an event: MIN_SEATS..=MAX_SEATS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(into = "u32")]
+/// The number of seats of an event: MIN_SEATS..=MAX_SEATS. Deserialises from a JSON integer
+/// only: `"50"` and `10.5` are refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "u32", try_from = "u64")]
 pub struct SeatCount(u32);
 
 impl SeatCount {
@@ -244,7 +252,9 @@ impl TryFrom<String> for EventName {
             )));
         }
         if value.chars().any(char::is_control) {
-            return Err(InvalidValue::new("name must not contain control characters"));
+            return Err(InvalidValue::new(
+                "name must not contain control characters",
+            ));
         }
         Ok(Self(value))
     }
@@ -265,9 +275,8 @@ fn parse_hyphenated_uuid(s: &str) -> Option<Uuid> {
 }
 
 fn parse_canonical_u64(s: &str) -> Option<u64> {
-    let canonical = !s.is_empty()
-        && s.bytes().all(|b| b.is_ascii_digit())
-        && (s == "0" || !s.starts_with('0'));
+    let canonical =
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
     canonical.then(|| s.parse().ok()).flatten()
 }
 
@@ -292,7 +301,9 @@ mod tests {
 
     #[test]
     fn seat_ids_round_trip_and_reject_non_canonical_forms() {
-        let id: SeatId = format!("{E}:17").parse().expect("a canonical seat id parses");
+        let id: SeatId = format!("{E}:17")
+            .parse()
+            .expect("a canonical seat id parses");
         assert_eq!(id.number(), 17);
         assert_eq!(id.to_string(), format!("{E}:17"));
         for bad in [
@@ -313,15 +324,25 @@ mod tests {
     fn uppercase_uuids_are_normalised() {
         let id: UserId = E.to_uppercase().parse().expect("uppercase UUIDs are UUIDs");
         assert_eq!(id.to_string(), E);
-        assert!(E.replace('-', "").parse::<UserId>().is_err(), "simple form is refused");
+        assert!(
+            E.replace('-', "").parse::<UserId>().is_err(),
+            "simple form is refused"
+        );
     }
 
     #[test]
     fn job_ids_round_trip() {
-        let id: JobId = format!("{E}:j42").parse().expect("a canonical job id parses");
+        let id: JobId = format!("{E}:j42")
+            .parse()
+            .expect("a canonical job id parses");
         assert_eq!(id.seq(), 42);
         assert_eq!(id.to_string(), format!("{E}:j42"));
-        for bad in [format!("{E}:j0"), format!("{E}:j"), format!("{E}:42"), "j1".to_owned()] {
+        for bad in [
+            format!("{E}:j0"),
+            format!("{E}:j"),
+            format!("{E}:42"),
+            "j1".to_owned(),
+        ] {
             assert!(bad.parse::<JobId>().is_err(), "`{bad}` must be rejected");
         }
     }

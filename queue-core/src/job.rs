@@ -63,7 +63,10 @@ pub enum JobState {
         seat: Option<Seat>,
     },
     /// Could not be applied at all.
-    Failed { completed_at: Millis, reason: String },
+    Failed {
+        completed_at: Millis,
+        reason: String,
+    },
 }
 
 /// Whether a job was accepted onto the queue.

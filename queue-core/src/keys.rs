@@ -104,7 +104,11 @@ mod tests {
         ] {
             let first = key.find('{').expect("a hash tag");
             let last = key[first..].find('}').expect("a closed tag") + first;
-            assert_eq!(&key[first..=last], tag, "{key} must be tagged with the event id");
+            assert_eq!(
+                &key[first..=last],
+                tag,
+                "{key} must be tagged with the event id"
+            );
         }
         assert_eq!(event_of_tick(&keys.tick), Some(event));
         assert_eq!(event_of_tick(&keys.seats), None);

@@ -70,7 +70,11 @@ impl Store {
             503 => Ok(Enqueued::QueueFull {
                 depth: unsigned(reply.int()?)?,
             }),
-            code => Ok(Enqueued::Refused(refusal(code, &mut reply, self.inner.rules.max_held_seats)?)),
+            code => Ok(Enqueued::Refused(refusal(
+                code,
+                &mut reply,
+                self.inner.rules.max_held_seats,
+            )?)),
         }
     }
 
@@ -80,7 +84,10 @@ impl Store {
         let now = Instant::now();
         {
             let hinted = self.inner.hinted.lock().map_err(|_| poisoned())?;
-            if hinted.get(&event).is_some_and(|at| now.duration_since(*at) < HINT_EVERY) {
+            if hinted
+                .get(&event)
+                .is_some_and(|at| now.duration_since(*at) < HINT_EVERY)
+            {
                 return Ok(());
             }
         }
@@ -133,7 +140,16 @@ impl Store {
         let mut reply = run(
             &scripts::PROCESS,
             self.client(),
-            [&k.event, &k.seats, &k.deadlines, &k.holders, &k.queue, &k.results, &k.done, &k.tick],
+            [
+                &k.event,
+                &k.seats,
+                &k.deadlines,
+                &k.holders,
+                &k.queue,
+                &k.results,
+                &k.done,
+                &k.tick,
+            ],
             vec![
                 max_jobs.to_string(),
                 (rules.hold_ttl_secs * 1000).to_string(),

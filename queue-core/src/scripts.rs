@@ -83,10 +83,12 @@ impl Reply {
 
     pub(crate) fn int(&mut self) -> Result<i64> {
         match self.items.next() {
-            Some(v) => v
-                .as_i64()
-                .ok_or_else(|| Error::Corrupt(format!("expected an integer in a script reply, got {v:?}"))),
-            None => Err(Error::Corrupt("a script reply is shorter than expected".into())),
+            Some(v) => v.as_i64().ok_or_else(|| {
+                Error::Corrupt(format!("expected an integer in a script reply, got {v:?}"))
+            }),
+            None => Err(Error::Corrupt(
+                "a script reply is shorter than expected".into(),
+            )),
         }
     }
 

@@ -176,7 +176,11 @@ mod tests {
         assert_eq!(live.status(), SeatStatus::OnHold);
         assert_eq!(live.expires_at(), Some(1000));
         let lapsed = SeatState::decode(Some(&raw), 1000).expect("valid state");
-        assert_eq!(lapsed, SeatState::Available, "a hold is over at its deadline");
+        assert_eq!(
+            lapsed,
+            SeatState::Available,
+            "a hold is over at its deadline"
+        );
     }
 
     #[test]

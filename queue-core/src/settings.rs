@@ -18,7 +18,10 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("WORKERS", "workers.count"),
     ("WORKER_CONCURRENCY", "workers.concurrency"),
     ("HOLD_TTL_SECS", "reservations.hold_ttl_secs"),
-    ("MAX_HOLD_LIFETIME_SECS", "reservations.max_hold_lifetime_secs"),
+    (
+        "MAX_HOLD_LIFETIME_SECS",
+        "reservations.max_hold_lifetime_secs",
+    ),
     ("MAX_HELD_SEATS", "reservations.max_held_seats"),
     ("JOB_RESULT_TTL_SECS", "queue.job_result_ttl_secs"),
     ("QUEUE_MAX_DEPTH", "queue.max_depth"),
@@ -132,19 +135,71 @@ impl Settings {
         let r = &self.reservations;
         let w = &self.workers;
         let checks: [(&'static str, bool, String); 13] = [
-            ("api.bind", self.api.bind.parse::<std::net::IpAddr>().is_ok(), "must be an IP address".into()),
-            ("api.http_workers", self.api.http_workers >= 1, "must be at least 1".into()),
-            ("api.max_body_bytes", self.api.max_body_bytes >= 256, "must be at least 256".into()),
-            ("redis.url", self.redis.url.starts_with("redis://") || self.redis.url.starts_with("rediss://"), "must start with redis:// or rediss://".into()),
-            ("redis.pool_size", (1..=64).contains(&self.redis.pool_size), "must be from 1 to 64".into()),
-            ("workers.concurrency", (1..=256).contains(&w.concurrency), "must be from 1 to 256".into()),
-            ("workers.batch_size", (1..=1000).contains(&w.batch_size), "must be from 1 to 1000".into()),
-            ("workers.lease_ms", w.lease_ms >= 100, "must be at least 100".into()),
-            ("reservations.hold_ttl_secs", r.hold_ttl_secs >= 1, "must be at least 1".into()),
-            ("reservations.max_hold_lifetime_secs", r.max_hold_lifetime_secs >= r.hold_ttl_secs, format!("must be at least hold_ttl_secs ({})", r.hold_ttl_secs)),
-            ("reservations.max_held_seats", r.max_held_seats >= 1, "must be at least 1".into()),
-            ("queue.job_result_ttl_secs", self.queue.job_result_ttl_secs >= 1, "must be at least 1".into()),
-            ("queue.max_depth", self.queue.max_depth >= 1, "must be at least 1".into()),
+            (
+                "api.bind",
+                self.api.bind.parse::<std::net::IpAddr>().is_ok(),
+                "must be an IP address".into(),
+            ),
+            (
+                "api.http_workers",
+                self.api.http_workers >= 1,
+                "must be at least 1".into(),
+            ),
+            (
+                "api.max_body_bytes",
+                self.api.max_body_bytes >= 256,
+                "must be at least 256".into(),
+            ),
+            (
+                "redis.url",
+                self.redis.url.starts_with("redis://") || self.redis.url.starts_with("rediss://"),
+                "must start with redis:// or rediss://".into(),
+            ),
+            (
+                "redis.pool_size",
+                (1..=64).contains(&self.redis.pool_size),
+                "must be from 1 to 64".into(),
+            ),
+            (
+                "workers.concurrency",
+                (1..=256).contains(&w.concurrency),
+                "must be from 1 to 256".into(),
+            ),
+            (
+                "workers.batch_size",
+                (1..=1000).contains(&w.batch_size),
+                "must be from 1 to 1000".into(),
+            ),
+            (
+                "workers.lease_ms",
+                w.lease_ms >= 100,
+                "must be at least 100".into(),
+            ),
+            (
+                "reservations.hold_ttl_secs",
+                r.hold_ttl_secs >= 1,
+                "must be at least 1".into(),
+            ),
+            (
+                "reservations.max_hold_lifetime_secs",
+                r.max_hold_lifetime_secs >= r.hold_ttl_secs,
+                format!("must be at least hold_ttl_secs ({})", r.hold_ttl_secs),
+            ),
+            (
+                "reservations.max_held_seats",
+                r.max_held_seats >= 1,
+                "must be at least 1".into(),
+            ),
+            (
+                "queue.job_result_ttl_secs",
+                self.queue.job_result_ttl_secs >= 1,
+                "must be at least 1".into(),
+            ),
+            (
+                "queue.max_depth",
+                self.queue.max_depth >= 1,
+                "must be at least 1".into(),
+            ),
         ];
         match checks.into_iter().find(|(_, ok, _)| !ok) {
             None => Ok(()),
@@ -201,11 +256,23 @@ mod tests {
         assert_eq!(s.api.port, 4000);
         assert_eq!(s.reservations.max_held_seats, 2);
 
-        let err = load(&[("PORT", "eighty")]).expect_err("PORT must be a number").to_string();
+        let err = load(&[("PORT", "eighty")])
+            .expect_err("PORT must be a number")
+            .to_string();
         assert!(err.contains("PORT"), "the error names the variable: {err}");
-        let err = load(&[("HOLD_TTL_SECS", "0")]).expect_err("a zero TTL is refused").to_string();
-        assert!(err.contains("HOLD_TTL_SECS"), "the error names the variable: {err}");
-        let err = load(&[("HOLD_TTL_SECS", "900")]).expect_err("TTL beyond the lifetime cap").to_string();
-        assert!(err.contains("MAX_HOLD_LIFETIME_SECS"), "the error names the cap: {err}");
+        let err = load(&[("HOLD_TTL_SECS", "0")])
+            .expect_err("a zero TTL is refused")
+            .to_string();
+        assert!(
+            err.contains("HOLD_TTL_SECS"),
+            "the error names the variable: {err}"
+        );
+        let err = load(&[("HOLD_TTL_SECS", "900")])
+            .expect_err("TTL beyond the lifetime cap")
+            .to_string();
+        assert!(
+            err.contains("MAX_HOLD_LIFETIME_SECS"),
+            "the error names the cap: {err}"
+        );
     }
 }

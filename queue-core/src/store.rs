@@ -11,7 +11,9 @@ use fred::types::Builder;
 
 use crate::error::Result;
 use crate::ids::EventId;
-use crate::settings::{QueueSettings, RedisSettings, ReservationSettings, Settings, WorkerSettings};
+use crate::settings::{
+    QueueSettings, RedisSettings, ReservationSettings, Settings, WorkerSettings,
+};
 
 /// How long startup waits for a first connection before going on without one (requests then get
 /// 503 until Redis answers).
@@ -40,10 +42,7 @@ impl Store {
     /// (the pool keeps reconnecting in the background); fails only on a malformed URL.
     pub async fn connect(settings: &Settings) -> Result<Self> {
         let builder = builder(&settings.redis)?;
-        let db = builder
-            .get_config()
-            .and_then(|c| c.database)
-            .unwrap_or(0);
+        let db = builder.get_config().and_then(|c| c.database).unwrap_or(0);
         let pool = builder.build_pool(settings.redis.pool_size)?;
         connect_and_wait(&pool).await;
         Ok(Self {

@@ -62,7 +62,9 @@ impl Store {
 
     /// Removes this worker's heartbeat, on a clean exit.
     pub async fn retire(&self, worker: &str) -> Result<()> {
-        self.client().hdel::<(), _, _>(keys::WORKERS, worker).await?;
+        self.client()
+            .hdel::<(), _, _>(keys::WORKERS, worker)
+            .await?;
         Ok(())
     }
 

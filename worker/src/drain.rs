@@ -9,7 +9,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{Worker, ERROR_PAUSE, POP_TIMEOUT, ROUNDS_PER_TURN};
 
-pub(crate) async fn run(worker: Arc<Worker>, client: Client, task: usize, shutdown: CancellationToken) {
+pub(crate) async fn run(
+    worker: Arc<Worker>,
+    client: Client,
+    task: usize,
+    shutdown: CancellationToken,
+) {
     while !shutdown.is_cancelled() {
         let next = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -34,7 +39,11 @@ async fn drain(worker: &Worker, event: EventId, shutdown: &CancellationToken) {
     let mut scheduled = None;
     for _ in 0..ROUNDS_PER_TURN {
         let started = Instant::now();
-        let batch = match worker.store.process(event, worker.settings.batch_size).await {
+        let batch = match worker
+            .store
+            .process(event, worker.settings.batch_size)
+            .await
+        {
             Ok(batch) => batch,
             Err(e) => {
                 // The lease lapses and the housekeeping pass wakes the event again.

@@ -31,7 +31,10 @@ pub(crate) async fn run(worker: Arc<Worker>, shutdown: CancellationToken) {
         }
         let store = &worker.store;
         // The turn outlasts a pass a little so that two workers never run one together.
-        match store.take_housekeeping_turn(&worker.name, 2 * period.as_millis() as u64).await {
+        match store
+            .take_housekeeping_turn(&worker.name, 2 * period.as_millis() as u64)
+            .await
+        {
             Ok(true) => {}
             Ok(false) => continue,
             Err(e) => {

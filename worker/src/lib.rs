@@ -80,11 +80,22 @@ impl Application {
         let mut tasks: Vec<JoinHandle<()>> = Vec::new();
         for task in 0..worker.settings.concurrency {
             let client = worker.store.dedicated_client().await?;
-            tasks.push(tokio::spawn(drain::run(worker.clone(), client, task, shutdown.clone())));
+            tasks.push(tokio::spawn(drain::run(
+                worker.clone(),
+                client,
+                task,
+                shutdown.clone(),
+            )));
         }
         tasks.push(tokio::spawn(heartbeat(worker.clone(), shutdown.clone())));
-        tasks.push(tokio::spawn(housekeeping::run(worker.clone(), shutdown.clone())));
-        tasks.push(tokio::spawn(housekeeping::listen(worker.clone(), shutdown.clone())));
+        tasks.push(tokio::spawn(housekeeping::run(
+            worker.clone(),
+            shutdown.clone(),
+        )));
+        tasks.push(tokio::spawn(housekeeping::listen(
+            worker.clone(),
+            shutdown.clone(),
+        )));
         for result in join_all(tasks).await {
             if let Err(e) = result {
                 tracing::error!(error = %e, "a worker task panicked");
@@ -145,4 +156,3 @@ pub fn default_name() -> String {
         .unwrap_or_else(|_| "host".to_owned());
     format!("worker-{host}-{}", std::process::id())
 }
-

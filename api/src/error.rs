@@ -1,0 +1,155 @@
+//! Every error answer of the API: one JSON shape, one exhaustive mapping to status codes.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use queue_core::{Refusal, SeatStatus};
+use serde::Serialize;
+
+/// Seconds a client is told to wait before retrying after a 503.
+pub const RETRY_AFTER_SECS: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("the request body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("the request body must be JSON (Content-Type: application/json)")]
+    UnsupportedContentType,
+    #[error("the request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("{message}")]
+    InvalidField { field: String, message: String },
+    #[error("no {what} with id `{id}`")]
+    NotFound { what: &'static str, id: String },
+    #[error("job `{id}` is unknown or its result has expired")]
+    JobNotFound { id: String },
+    #[error("the seat is {current}, not {wanted}")]
+    Conflict {
+        current: SeatStatus,
+        wanted: SeatStatus,
+    },
+    #[error("the seat is held by another user")]
+    HeldByAnother,
+    #[error("the queue for this event is full ({depth} jobs waiting); try again shortly")]
+    QueueFull { depth: u64 },
+    #[error("the service cannot reach its data store; try again shortly")]
+    Unavailable(#[source] queue_core::Error),
+    #[error("internal error")]
+    Internal(#[source] queue_core::Error),
+    #[error("no route for {method} {path}")]
+    RouteNotFound { method: String, path: String },
+    #[error("{method} is not allowed here")]
+    MethodNotAllowed { method: String },
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    pub error: String,
+    pub code: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_status: Option<SeatStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+}
+
+impl ApiError {
+    /// Maps a business refusal of a seat operation. `wanted` is the status the operation needs.
+    pub fn from_refusal(refusal: Refusal, seat: &str, wanted: SeatStatus) -> Self {
+        match refusal {
+            Refusal::NoSuchSeat => Self::NotFound {
+                what: "seat",
+                id: seat.to_owned(),
+            },
+            Refusal::Conflict { current } => Self::Conflict { current, wanted },
+            Refusal::HeldByAnother => Self::HeldByAnother,
+            // Only a queued hold can hit the cap; its answer is a job result, never this error.
+            Refusal::HoldLimit { .. } => Self::Conflict {
+                current: SeatStatus::Available,
+                wanted,
+            },
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MalformedJson(_) => "malformed_json",
+            Self::UnsupportedContentType => "unsupported_content_type",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::InvalidField { .. } => "invalid_field",
+            Self::NotFound { what: "event", .. } => "event_not_found",
+            Self::NotFound { .. } => "seat_not_found",
+            Self::JobNotFound { .. } => "job_not_found",
+            Self::Conflict {
+                wanted: SeatStatus::OnHold,
+                ..
+            } => "seat_not_on_hold",
+            Self::Conflict { .. } => "seat_not_available",
+            Self::HeldByAnother => "held_by_another_user",
+            Self::QueueFull { .. } => "queue_full",
+            Self::Unavailable(_) => "service_unavailable",
+            Self::Internal(_) => "internal_error",
+            Self::RouteNotFound { .. } => "route_not_found",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
+        }
+    }
+
+    fn body(&self) -> ErrorBody {
+        let mut body = ErrorBody {
+            error: self.to_string(),
+            code: self.code(),
+            field: None,
+            current_status: None,
+            limit: None,
+        };
+        match self {
+            Self::InvalidField { field, .. } => body.field = Some(field.clone()),
+            Self::Conflict { current, .. } => body.current_status = Some(*current),
+            Self::PayloadTooLarge { limit } => body.limit = Some(*limit),
+            _ => {}
+        }
+        body
+    }
+}
+
+impl From<queue_core::Error> for ApiError {
+    fn from(e: queue_core::Error) -> Self {
+        match e {
+            queue_core::Error::Unavailable(_) => Self::Unavailable(e),
+            queue_core::Error::Corrupt(_) => Self::Internal(e),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::MalformedJson(_) | Self::UnsupportedContentType => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::InvalidField { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::NotFound { .. } | Self::JobNotFound { .. } | Self::RouteNotFound { .. } => {
+                StatusCode::NOT_FOUND
+            }
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::HeldByAnother => StatusCode::FORBIDDEN,
+            Self::QueueFull { .. } | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() {
+            // The body stays generic; the cause chain goes to the log.
+            tracing::error!(error = ?self, code = self.code(), "request failed");
+        }
+        let mut response = HttpResponse::build(status);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS)));
+        }
+        response.json(self.body())
+    }
+}

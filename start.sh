@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# Runs the whole service in the foreground (SPEC §5): makes sure a Redis answers at REDIS_URL
+# (starting a local redis-server when none does), builds in release mode, starts the API and
+# WORKERS worker processes, and stops them all on Ctrl-C or SIGTERM.
+#
+#   ./start.sh                                  # Redis on 127.0.0.1:6379, API on port 3000
+#   PORT=8080 WORKERS=2 ./start.sh
+#   REDIS_URL=redis://10.0.0.5:6379/1 ./start.sh
+#
+# Every other setting of SPEC §4 (HOLD_TTL_SECS, LOG_DIR, ...) passes through the environment.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$ROOT"
+
+log() { printf '[start.sh] %s\n' "$*"; }
+die() { printf '[start.sh] error: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- settings
+# The `count` of the [workers] section of a TOML file, or nothing.
+workers_from_toml() {
+    [[ -f $1 ]] || return 0
+    awk '
+        /^[[:space:]]*\[/ { in_workers = ($0 ~ /^[[:space:]]*\[workers\][[:space:]]*(#.*)?$/); next }
+        in_workers && /^[[:space:]]*count[[:space:]]*=/ {
+            v = $0; sub(/^[^=]*=/, "", v); sub(/#.*/, "", v); gsub(/[[:space:]"]/, "", v)
+            print v; exit
+        }' "$1"
+}
+
+CONFIG_DIR="${CONFIG_DIR:-config}"
+if [[ -z ${WORKERS:-} ]]; then
+    WORKERS="$(workers_from_toml "$CONFIG_DIR/local.toml")"
+    [[ -n $WORKERS ]] || WORKERS="$(workers_from_toml "$CONFIG_DIR/default.toml")"
+    [[ -n $WORKERS ]] || WORKERS=5
+fi
+[[ $WORKERS =~ ^[0-9]+$ ]] && ((WORKERS >= 1)) || die "WORKERS must be a positive integer, got '$WORKERS'"
+export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
+export PORT="${PORT:-3000}"
+export CONFIG_DIR
+
+# ---------------------------------------------------------------- Redis
+# redis://[user:password@]host[:port][/db]
+url_rest="${REDIS_URL#*://}"
+url_rest="${url_rest%%/*}"
+url_rest="${url_rest%%\?*}"
+if [[ $url_rest == *@* ]]; then
+    url_auth="${url_rest%@*}"
+    url_rest="${url_rest##*@}"
+    export REDISCLI_AUTH="${url_auth#*:}"  # password only; redis-cli reads it from here
+fi
+if [[ $url_rest =~ ^\[(.*)\](:([0-9]+))?$ ]]; then  # [::1]:6379
+    REDIS_HOST="${BASH_REMATCH[1]}"
+    REDIS_PORT="${BASH_REMATCH[3]:-6379}"
+elif [[ $url_rest == *:* ]]; then
+    REDIS_HOST="${url_rest%%:*}"
+    REDIS_PORT="${url_rest##*:}"
+else
+    REDIS_HOST="$url_rest"
+    REDIS_PORT=6379
+fi
+REDIS_HOST="${REDIS_HOST:-127.0.0.1}"
+[[ $REDIS_PORT =~ ^[0-9]+$ ]] || die "cannot read a port from REDIS_URL=$REDIS_URL"
+
+redis_ping() {
+    if command -v redis-cli >/dev/null 2>&1; then
+        [[ "$(timeout 2 redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping 2>/dev/null)" == PONG ]]
+    else
+        # No redis-cli: speak the protocol over bash's /dev/tcp.
+        timeout 2 bash -c '
+            exec 3<>"/dev/tcp/$1/$2" || exit 1
+            printf "PING\r\n" >&3
+            IFS= read -r reply <&3
+            [[ $reply == +PONG* ]]' _ "$REDIS_HOST" "$REDIS_PORT" 2>/dev/null
+    fi
+}
+
+REDIS_PID=""      # set only when this script started the redis-server
+API_PID=""
+WORKER_PIDS=()
+
+if redis_ping; then
+    log "using the Redis that answers at $REDIS_URL"
+else
+    case "$REDIS_HOST" in
+        127.0.0.1 | localhost | ::1) ;;
+        *) die "no Redis answers at $REDIS_URL ($REDIS_HOST:$REDIS_PORT is not local, so start.sh cannot start one); start it or point REDIS_URL at a running Redis" ;;
+    esac
+    command -v redis-server >/dev/null 2>&1 ||
+        die "redis-server not found: install it with \`sudo apt-get install redis-server\` (Debian/Ubuntu) or point REDIS_URL at a running Redis"
+    REDIS_DIR="$ROOT/.redis-data"
+    mkdir -p "$REDIS_DIR"
+    REDIS_LOG="$REDIS_DIR/redis-$REDIS_PORT.log"
+    log "no Redis at $REDIS_URL; starting redis-server on 127.0.0.1:$REDIS_PORT (data in $REDIS_DIR, log in $REDIS_LOG)"
+    # setsid: its own session, so the terminal's Ctrl-C does not stop Redis before the workers.
+    setsid redis-server --port "$REDIS_PORT" --bind 127.0.0.1 \
+        --notify-keyspace-events Ex --appendonly yes --appendfsync everysec \
+        --dir "$REDIS_DIR" --save "" >>"$REDIS_LOG" 2>&1 </dev/null &
+    REDIS_PID=$!
+fi
+
+# ---------------------------------------------------------------- shutdown
+alive() { kill -0 "$1" 2>/dev/null; }
+
+stop_redis() {
+    [[ -n $REDIS_PID ]] || return 0
+    if alive "$REDIS_PID"; then
+        log "stopping the redis-server started here (pid $REDIS_PID)"
+        if command -v redis-cli >/dev/null 2>&1; then
+            timeout 5 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown >/dev/null 2>&1 || true
+        fi
+        alive "$REDIS_PID" && kill -TERM "$REDIS_PID" 2>/dev/null
+        for _ in $(seq 50); do alive "$REDIS_PID" || break; sleep 0.1; done
+        alive "$REDIS_PID" && kill -KILL "$REDIS_PID" 2>/dev/null
+    fi
+    wait "$REDIS_PID" 2>/dev/null || true
+    REDIS_PID=""
+}
+
+SHUTTING_DOWN=0
+# Stops the API and the workers (SIGTERM, then SIGKILL after 15 s), then our Redis; exits with $1.
+shutdown() {
+    local code=$1 pid
+    ((SHUTTING_DOWN)) && return 0
+    SHUTTING_DOWN=1
+    trap '' INT TERM HUP
+    local pids=()
+    for pid in $API_PID "${WORKER_PIDS[@]}"; do alive "$pid" && pids+=("$pid"); done
+    if ((${#pids[@]})); then
+        log "stopping the API and the workers (pids ${pids[*]})"
+        kill -TERM "${pids[@]}" 2>/dev/null || true
+        for _ in $(seq 150); do
+            local left=0
+            for pid in "${pids[@]}"; do alive "$pid" && left=1; done
+            ((left)) || break
+            sleep 0.1
+        done
+        for pid in "${pids[@]}"; do
+            if alive "$pid"; then
+                log "pid $pid did not stop within 15 s; killing it"
+                kill -KILL "$pid" 2>/dev/null || true
+            fi
+        done
+    fi
+    for pid in $API_PID "${WORKER_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    stop_redis
+    log "stopped"
+    exit "$code"
+}
+trap 'echo; log "signal received"; shutdown 0' INT TERM HUP
+trap 'code=$?; ((SHUTTING_DOWN)) || shutdown "$code"' EXIT
+
+if [[ -n $REDIS_PID ]]; then
+    for _ in $(seq 50); do
+        redis_ping && break
+        alive "$REDIS_PID" || break
+        sleep 0.1
+    done
+    if ! redis_ping; then
+        tail -n 20 "$REDIS_LOG" >&2 || true
+        die "the redis-server started on port $REDIS_PORT did not answer PING within 5 s (log above: $REDIS_LOG)"
+    fi
+    log "redis-server is up (pid $REDIS_PID)"
+fi
+
+# ---------------------------------------------------------------- build
+if ! command -v cargo >/dev/null 2>&1 && [[ -x $HOME/.cargo/bin/cargo ]]; then
+    PATH="$HOME/.cargo/bin:$PATH"
+fi
+command -v cargo >/dev/null 2>&1 ||
+    die "cargo not found: install Rust from https://rustup.rs (curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh)"
+log "building (cargo build --release --bin api --bin worker)"
+cargo build --release --bin api --bin worker || die "the release build failed (see above)"
+
+# ---------------------------------------------------------------- run
+# setsid: only this script gets the terminal's Ctrl-C; it then sends each process one SIGTERM.
+setsid "$ROOT/target/release/api" </dev/null &
+API_PID=$!
+log "api started (pid $API_PID)"
+for n in $(seq "$WORKERS"); do
+    WORKER_NAME="worker-$n" setsid "$ROOT/target/release/worker" </dev/null &
+    WORKER_PIDS+=("$!")
+done
+log "$WORKERS workers started (pids ${WORKER_PIDS[*]})"
+
+cat <<EOF
+
+  API:        http://127.0.0.1:$PORT
+  Swagger UI: http://127.0.0.1:$PORT/swagger-ui/
+  Health:     http://127.0.0.1:$PORT/health
+
+  Press Ctrl-C to stop everything.
+
+EOF
+
+# Returns when any child ends by itself (a signal runs the trap instead).
+set +e
+wait -n
+status=$?
+set -e
+((SHUTTING_DOWN)) && exit 0
+dead=()
+alive "$API_PID" || dead+=("api (pid $API_PID)")
+for i in "${!WORKER_PIDS[@]}"; do
+    alive "${WORKER_PIDS[$i]}" || dead+=("worker-$((i + 1)) (pid ${WORKER_PIDS[$i]})")
+done
+[[ -z $REDIS_PID ]] || alive "$REDIS_PID" || dead+=("redis-server (pid $REDIS_PID)")
+log "unexpected exit (status $status) of: ${dead[*]:-a child process}; shutting the rest down" >&2
+shutdown 1
