@@ -1,13 +1,20 @@
 -- Shared prelude, prepended to every script of queue-core/lua/ (see scripts.rs).
 --
--- Seat state lives in the event's `seats` hash, one field per seat number that is not Available:
---   "H|<user>|<deadline ms>|<hold start ms>"  On hold until <deadline>
---   "R|<user>|<reserved at ms>"               Reserved, for good
--- An absent field is an Available seat. A hold whose deadline has passed is Available too, whether
--- or not a sweep has removed it yet: every script decodes seats through `seat_at`, which applies
--- that rule, so correctness never waits for cleanup (G5).
+-- Seat state lives in the event's `seats` string: one fixed-width record of RECORD bytes per seat,
+-- seat n at offset (n - 1) * RECORD, so that every seat exists from the event's creation and a
+-- 10,000-seat event costs 29 bytes a seat whatever its state. A record is
+--   status (1 byte: 'H' On hold, 'R' Reserved, anything else Available)
+--   user   (16 bytes: the holder's or reserver's UUID, raw)
+--   t1     (6 bytes, big-endian ms: the hold's deadline, or when the seat was reserved)
+--   t2     (6 bytes, big-endian ms: when the hold started, for MAX_HOLD_LIFETIME)
+-- A hold whose deadline has passed is Available, whether or not a sweep has cleared it yet:
+-- every script reads seats through `seat_at`, which applies that rule, so correctness never
+-- waits for cleanup (G5).
 --
 -- Time is Redis's own clock (TIME), so that every API and worker process agrees on it.
+
+local RECORD = 29
+local EMPTY = string.rep('\0', RECORD)
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -21,33 +28,62 @@ local function split(s, sep)
   return out
 end
 
--- Decodes a raw seat state at time `now`.
--- Returns status ('A', 'H' or 'R'), holder ('' when Available), deadline, start, lapsed
+local function u48(n)
+  local b = {}
+  for i = 6, 1, -1 do
+    b[i] = n % 256
+    n = math.floor(n / 256)
+  end
+  return string.char(unpack(b))
+end
+
+local function from_u48(s, at)
+  local n = 0
+  for i = at, at + 5 do n = n * 256 + string.byte(s, i) end
+  return n
+end
+
+-- The raw record of seat `n` (a number or numeric string).
+local function seat_record(seats_key, n)
+  local from = (tonumber(n) - 1) * RECORD
+  return redis.call('GETRANGE', seats_key, from, from + RECORD - 1)
+end
+
+local function write_seat(seats_key, n, record)
+  redis.call('SETRANGE', seats_key, (tonumber(n) - 1) * RECORD, record)
+end
+
+-- Decodes a raw seat record at time `now`.
+-- Returns status ('A', 'H' or 'R'), user ('' when Available), deadline, start, lapsed
 -- where `lapsed` is true for a hold past its deadline (reported as 'A').
 local function seat_at(raw, now)
-  if not raw then return 'A', '', 0, 0, false end
-  local f = split(raw, '|')
-  if f[1] == 'R' then return 'R', f[2], 0, 0, false end
-  if f[1] == 'H' then
-    local deadline = tonumber(f[3])
-    if deadline > now then return 'H', f[2], deadline, tonumber(f[4]), false end
+  if not raw or #raw < RECORD then return 'A', '', 0, 0, false end
+  local status = string.sub(raw, 1, 1)
+  if status == 'R' then return 'R', string.sub(raw, 2, 17), 0, 0, false end
+  if status == 'H' then
+    local deadline = from_u48(raw, 18)
+    if deadline > now then return 'H', string.sub(raw, 2, 17), deadline, from_u48(raw, 24), false end
     return 'A', '', 0, 0, true
   end
-  error('corrupt seat state: ' .. raw)
+  return 'A', '', 0, 0, false
 end
 
-local function hold_state(user, deadline, start)
-  return 'H|' .. user .. '|' .. deadline .. '|' .. start
+local function hold_record(user, deadline, start)
+  return 'H' .. user .. u48(deadline) .. u48(start)
 end
 
--- The seats a user holds in this event, as recorded in the `holders` hash (field user, value
--- "n,n,n"); the record may still name seats whose hold lapsed or moved on, so callers filter.
+local function reserved_record(user, at)
+  return 'R' .. user .. u48(at) .. u48(0)
+end
+
+-- The `holders` hash maps a user (16 raw bytes) to the seats they hold in this event, "n,n,n".
+-- The list may still name seats whose hold lapsed or moved on, so callers filter it.
 local function holder_remove(holders_key, user, seat)
   local list = redis.call('HGET', holders_key, user)
   if not list then return end
   local kept = {}
   for _, s in ipairs(split(list, ',')) do
-    if s ~= seat then kept[#kept + 1] = s end
+    if s ~= tostring(seat) then kept[#kept + 1] = s end
   end
   if #kept == 0 then
     redis.call('HDEL', holders_key, user)
@@ -56,12 +92,12 @@ local function holder_remove(holders_key, user, seat)
   end
 end
 
--- Forgets a lapsed hold on `seat` (its holder's record and its deadline entry).
-local function drop_lapsed(seats_key, deadlines_key, holders_key, seat, raw)
-  local f = split(raw, '|')
-  redis.call('HDEL', seats_key, seat)
+-- Clears a hold on `seat` that lapsed or was given back: the seat reads Available, and the
+-- holder's list and the deadline set forget it.
+local function clear_hold(seats_key, deadlines_key, holders_key, seat, raw)
+  write_seat(seats_key, seat, EMPTY)
   redis.call('ZREM', deadlines_key, seat)
-  holder_remove(holders_key, f[2], seat)
+  holder_remove(holders_key, string.sub(raw, 2, 17), seat)
 end
 
 -- Keeps the event's tick key expiring at its earliest hold deadline, so that the keyspace

@@ -2,7 +2,7 @@
 -- this same script: a job is never "in flight" outside Redis, so a worker killed at any instant
 -- cannot lose or double one (G4), and two workers cannot reorder one event's jobs (G3).
 --
--- KEYS[1]: event hash      KEYS[2]: seats hash      KEYS[3]: deadlines sorted set
+-- KEYS[1]: event hash      KEYS[2]: seats string    KEYS[3]: deadlines sorted set
 -- KEYS[4]: holders hash    KEYS[5]: queue list      KEYS[6]: results hash
 -- KEYS[7]: done sorted set KEYS[8]: tick key
 -- ARGV[1]: maximum number of jobs to apply
@@ -12,8 +12,8 @@
 -- ARGV[5]: lease length in ms, renewed while jobs remain
 -- Returns: {applied, remaining, next due ms or -1, record 1, record 2, ...}
 --   each record as stored in the results hash under the job's sequence number:
---   "<seq>|c|<kind>|<seat>|<code>|<created ms>|<completed ms>|<raw seat state>" for a completed job,
---   "<seq>|f|<kind>|<seat>|0|<created ms>|<completed ms>|<reason>" for a job that could not be applied.
+--   "<seq>|c|<kind>|<seat>|<code>|<created ms>|<completed ms>|<raw seat record>" when completed,
+--   "<seq>|f|<kind>|<seat>|0|<created ms>|<completed ms>|<reason>" when it could not be applied.
 local now = now_ms()
 local ev, seats, deadlines, holders = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local queue, results, done, tick = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
@@ -24,43 +24,48 @@ local keep_ms = tonumber(ARGV[4])
 
 local total = tonumber(redis.call('HGET', ev, 'total') or 0)
 
--- Each returns an HTTP-style code and the seat state to report; they check before they write.
+local function valid_seat(seat)
+  local n = tonumber(seat)
+  return n ~= nil and n >= 1 and n <= total and n == math.floor(n)
+end
+
+-- Each returns an HTTP-style code and the seat record to report; they check before they write.
 local function hold(seat, user)
-  if tonumber(seat) > total then return 404, '' end
-  local raw = redis.call('HGET', seats, seat)
+  if not valid_seat(seat) then return 404, '' end
+  local raw = seat_record(seats, seat)
   local status, _, _, _, lapsed = seat_at(raw, now)
   if status ~= 'A' then return 409, raw end
   local live = {}
   for _, s in ipairs(split(redis.call('HGET', holders, user), ',')) do
-    local st, who = seat_at(redis.call('HGET', seats, s), now)
+    local st, who = seat_at(seat_record(seats, s), now)
     if st == 'H' and who == user then live[#live + 1] = s end
   end
   if #live >= max_held then return 429, '' end
-  if lapsed then drop_lapsed(seats, deadlines, holders, seat, raw) end
-  local state = hold_state(user, now + hold_ms, now)
-  redis.call('HSET', seats, seat, state)
+  if lapsed then clear_hold(seats, deadlines, holders, seat, raw) end
+  local record = hold_record(user, now + hold_ms, now)
+  write_seat(seats, seat, record)
   redis.call('ZADD', deadlines, now + hold_ms, seat)
   live[#live + 1] = seat
   redis.call('HSET', holders, user, table.concat(live, ','))
-  return 200, state
+  return 200, record
 end
 
 local function reserve(seat, user)
-  if tonumber(seat) > total then return 404, '' end
-  local raw = redis.call('HGET', seats, seat)
+  if not valid_seat(seat) then return 404, '' end
+  local raw = seat_record(seats, seat)
   local status, holder, _, _, lapsed = seat_at(raw, now)
   if status == 'R' then return 409, raw end
   if status == 'A' then
-    if lapsed then drop_lapsed(seats, deadlines, holders, seat, raw) end
+    if lapsed then clear_hold(seats, deadlines, holders, seat, raw) end
     return 409, ''
   end
   if holder ~= user then return 403, raw end
-  local state = 'R|' .. user .. '|' .. now
-  redis.call('HSET', seats, seat, state)
+  local record = reserved_record(user, now)
+  write_seat(seats, seat, record)
   redis.call('ZREM', deadlines, seat)
   holder_remove(holders, user, seat)
   redis.call('HINCRBY', ev, 'reserved', 1)
-  return 200, state
+  return 200, record
 end
 
 local out = {0, 0, -1}
@@ -69,23 +74,25 @@ while applied < max_jobs do
   local job = redis.call('LPOP', queue)
   if not job then break end
   applied = applied + 1
-  local f = split(job, '|')
-  -- A job is written only by enqueue.lua, but a corrupt one must still end `failed`, not stop the
-  -- script halfway, so nothing below assumes its fields are there.
-  local seq = tonumber(f[1]) or (tonumber(redis.call('HGET', ev, 'deq') or 0) + 1)
-  local kind, seat, user, created = f[2] or '?', f[3] or '0', f[4] or '', f[5] or '0'
+  -- A job is written only by enqueue.lua, but a corrupt one must still end `failed`, not stop
+  -- the script halfway, so nothing below assumes its fields are there.
+  local kind, user = string.sub(job, 1, 1), string.sub(job, 2, 17)
+  local f = split(string.sub(job, 18), '|')
+  local seat, created = f[1] or '0', f[2] or '0'
+  local seq = tonumber(f[3]) or (tonumber(redis.call('HGET', ev, 'deq') or 0) + 1)
   local record
   local ok, code, state = pcall(function()
+    if #user ~= 16 then error('corrupt job') end
     if kind == 'H' then return hold(seat, user) end
     if kind == 'R' then return reserve(seat, user) end
     error('unknown job kind')
   end)
+  local head = seq .. '|' .. (ok and 'c' or 'f') .. '|' .. kind .. '|' .. seat .. '|'
   if ok then
-    record = seq .. '|c|' .. kind .. '|' .. seat .. '|' .. code .. '|' .. created .. '|' .. now .. '|' .. (state or '')
+    record = head .. code .. '|' .. created .. '|' .. now .. '|' .. (state or '')
   else
     if type(code) == 'table' then code = code.err end
-    local reason = string.gsub(tostring(code), '|', '/')
-    record = seq .. '|f|' .. kind .. '|' .. seat .. '|0|' .. created .. '|' .. now .. '|' .. reason
+    record = head .. '0|' .. created .. '|' .. now .. '|' .. tostring(code)
   end
   redis.call('HSET', ev, 'deq', seq)
   redis.call('HSET', results, seq, record)

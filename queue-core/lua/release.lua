@@ -1,24 +1,21 @@
 -- The holder gives a live hold back: the seat is Available at once.
 --
--- KEYS[1]: event hash   KEYS[2]: seats hash   KEYS[3]: deadlines sorted set
+-- KEYS[1]: event hash   KEYS[2]: seats string   KEYS[3]: deadlines sorted set
 -- KEYS[4]: holders hash KEYS[5]: tick key
 -- ARGV[1]: seat number
--- ARGV[2]: user id
--- Returns: {200}
+-- ARGV[2]: user id (16 raw bytes)
+-- Returns: {200, the seat's new (empty) record}
 --          {404} no such event or seat
---          {403, raw seat state} another user holds it
---          {409, raw seat state or false} not On hold (a lapsed hold included)
+--          {403, 'H'} another user holds it
+--          {409, status} not On hold (a lapsed hold included): 'A' or 'R'
 local now = now_ms()
 local total = redis.call('HGET', KEYS[1], 'total')
 if not total or tonumber(ARGV[1]) > tonumber(total) then return {404} end
-local raw = redis.call('HGET', KEYS[2], ARGV[1])
+local raw = seat_record(KEYS[2], ARGV[1])
 local status, holder = seat_at(raw, now)
-if status == 'A' then return {409, false} end
-if status == 'R' then return {409, raw} end
-if holder ~= ARGV[2] then return {403, raw} end
+if status ~= 'H' then return {409, status} end
+if holder ~= ARGV[2] then return {403, status} end
 
-redis.call('HDEL', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
-holder_remove(KEYS[4], holder, ARGV[1])
+clear_hold(KEYS[2], KEYS[3], KEYS[4], ARGV[1], raw)
 rearm_tick(KEYS[3], KEYS[5])
-return {200}
+return {200, EMPTY}

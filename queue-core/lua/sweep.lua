@@ -1,8 +1,9 @@
--- Tidies an event: forgets holds past their deadline and job records past their retention.
--- Correctness never depends on this script (every script treats a lapsed hold as Available); it
--- keeps memory bounded (G7) and the counts exact. It never touches a Reserved seat (G5).
+-- Tidies an event: clears holds past their deadline and forgets job records past their
+-- retention. Correctness never depends on this script (every script treats a lapsed hold as
+-- Available); it keeps memory bounded (G7) and the counts exact. It never touches a Reserved
+-- seat (G5).
 --
--- KEYS[1]: seats hash     KEYS[2]: deadlines sorted set   KEYS[3]: holders hash
+-- KEYS[1]: seats string   KEYS[2]: deadlines sorted set   KEYS[3]: holders hash
 -- KEYS[4]: results hash   KEYS[5]: done sorted set        KEYS[6]: tick key
 -- ARGV[1]: most entries of each kind to remove in one run
 -- Returns: {holds lapsed, next due ms or -1}
@@ -10,10 +11,10 @@ local now = now_ms()
 local limit = tonumber(ARGV[1])
 local lapsed = 0
 for _, seat in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, limit)) do
-  local raw = redis.call('HGET', KEYS[1], seat)
+  local raw = seat_record(KEYS[1], seat)
   local status, _, deadline, _, was_hold = seat_at(raw, now)
   if was_hold then
-    drop_lapsed(KEYS[1], KEYS[2], KEYS[3], seat, raw)
+    clear_hold(KEYS[1], KEYS[2], KEYS[3], seat, raw)
     lapsed = lapsed + 1
   elseif status == 'H' then
     redis.call('ZADD', KEYS[2], deadline, seat)

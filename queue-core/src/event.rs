@@ -1,12 +1,13 @@
 //! Events and reading seats.
 
+use crate::error::{Error, Result};
+use fred::bytes::Bytes;
 use fred::interfaces::SetsInterface;
 
-use crate::error::{Error, Result};
-use crate::ids::{EventId, EventName, SeatCount, SeatId, SeatNo};
+use crate::ids::{EventId, EventName, SeatCount, SeatId};
 use crate::keys::{self, EventKeys};
-use crate::scripts::{self, run};
-use crate::seat::{Millis, Seat, SeatState};
+use crate::scripts::{self, arg, run};
+use crate::seat::{Millis, Seat, SeatState, RECORD_LEN};
 use crate::store::Store;
 
 /// An event and its seat counts at one instant.
@@ -40,8 +41,8 @@ impl Store {
         let mut reply = run(
             &scripts::CREATE_EVENT,
             self.client(),
-            [&k.event],
-            vec![name.as_str().to_owned(), count.get().to_string()],
+            [&k.event, &k.seats],
+            vec![arg(name.as_str()), arg(count.get())],
         )
         .await?;
         if reply.int()? != 1 {
@@ -59,38 +60,35 @@ impl Store {
 
     /// The event with its counts now; `None` when there is no such event.
     pub async fn event(&self, id: EventId) -> Result<Option<Event>> {
-        Ok(self.read_event(id, false).await?.map(|(event, _)| event))
+        Ok(self.read_event(id, false).await?.map(|(event, _, _)| event))
     }
 
     /// The event and its Available seats now; `None` when there is no such event.
     pub async fn available_seats(&self, id: EventId) -> Result<Option<AvailableSeats>> {
-        let Some((event, taken)) = self.read_event(id, true).await? else {
+        let Some((event, now, records)) = self.read_event(id, true).await? else {
             return Ok(None);
         };
-        let mut is_taken = vec![false; event.total_seats as usize + 1];
-        for n in taken {
-            if let Some(slot) = is_taken.get_mut(n as usize) {
-                *slot = true;
+        let mut seats = Vec::with_capacity(event.available as usize);
+        for (n, record) in (1..=event.total_seats).zip(records.chunks(RECORD_LEN)) {
+            if decode(record, now)? == SeatState::Available {
+                seats.extend(SeatId::new(id, n));
             }
         }
-        let seats = (1..=event.total_seats)
-            .filter(|n| !is_taken[*n as usize])
-            .filter_map(|n| SeatId::new(id, n))
-            .collect();
         Ok(Some(AvailableSeats { event, seats }))
     }
 
+    /// The event, Redis's time, and (when asked) the seats string.
     async fn read_event(
         &self,
         id: EventId,
-        with_taken: bool,
-    ) -> Result<Option<(Event, Vec<SeatNo>)>> {
+        with_seats: bool,
+    ) -> Result<Option<(Event, Millis, Bytes)>> {
         let k = EventKeys::new(id);
         let mut reply = run(
             &scripts::READ_EVENT,
             self.client(),
             [&k.event, &k.seats, &k.deadlines],
-            vec![if with_taken { "1" } else { "0" }.to_owned()],
+            vec![arg(u8::from(with_seats))],
         )
         .await?;
         if reply.is_empty() {
@@ -100,11 +98,8 @@ impl Store {
         let total = count(reply.int()?)?;
         let reserved = count(reply.int()?)?;
         let on_hold = count(reply.int()?)?;
-        let _now = reply.int()?;
-        let mut taken = Vec::with_capacity(reply.len());
-        while reply.len() > 0 {
-            taken.push(count(reply.int()?)?);
-        }
+        let now = reply.int()?;
+        let records = reply.bytes()?;
         let event = Event {
             id,
             name,
@@ -113,7 +108,7 @@ impl Store {
             on_hold,
             reserved,
         };
-        Ok(Some((event, taken)))
+        Ok(Some((event, now, records)))
     }
 
     /// A seat as it is now; `None` when there is no such event or seat.
@@ -123,14 +118,14 @@ impl Store {
             &scripts::READ_SEAT,
             self.client(),
             [&k.event, &k.seats],
-            vec![id.number().to_string()],
+            vec![arg(id.number())],
         )
         .await?;
         if reply.is_empty() {
             return Ok(None);
         }
         let now: Millis = reply.int()?;
-        let state = decode(reply.opt_string()?.as_deref(), now)?;
+        let state = decode(&reply.bytes()?, now)?;
         Ok(Some(Seat { id, state }))
     }
 }
@@ -139,6 +134,6 @@ pub(crate) fn count(n: i64) -> Result<u32> {
     u32::try_from(n).map_err(|_| Error::Corrupt(format!("a count of {n}")))
 }
 
-pub(crate) fn decode(raw: Option<&str>, now: Millis) -> Result<SeatState> {
+pub(crate) fn decode(raw: &[u8], now: Millis) -> Result<SeatState> {
     SeatState::decode(raw, now).map_err(Error::Corrupt)
 }

@@ -5,7 +5,7 @@ use crate::event::decode;
 use crate::ids::{SeatId, UserId};
 use crate::keys::EventKeys;
 use crate::queue::refusal;
-use crate::scripts::{self, run, Reply};
+use crate::scripts::{self, arg, arg_bytes, run, Reply};
 use crate::seat::{Refusal, Seat};
 use crate::store::Store;
 
@@ -20,10 +20,10 @@ impl Store {
             self.client(),
             [&k.event, &k.seats, &k.deadlines, &k.tick],
             vec![
-                seat.number().to_string(),
-                user.to_string(),
-                (rules.hold_ttl_secs * 1000).to_string(),
-                (rules.max_hold_lifetime_secs * 1000).to_string(),
+                arg(seat.number()),
+                arg_bytes(&user.to_bytes()),
+                arg(rules.hold_ttl_secs * 1000),
+                arg(rules.max_hold_lifetime_secs * 1000),
             ],
         )
         .await?;
@@ -37,19 +37,17 @@ impl Store {
             &scripts::RELEASE,
             self.client(),
             [&k.event, &k.seats, &k.deadlines, &k.holders, &k.tick],
-            vec![seat.number().to_string(), user.to_string()],
+            vec![arg(seat.number()), arg_bytes(&user.to_bytes())],
         )
         .await?;
         self.hold_outcome(seat, reply)
     }
 
-    /// Reads `{200, raw state?}` or a refusal. A hold's raw state is decoded as of an instant
-    /// before its deadline, since the script just found or made it live.
+    /// Reads `{200, new seat record}` or a refusal. The record is decoded as of an instant before
+    /// any deadline in it, since the script just made it.
     fn hold_outcome(&self, seat: SeatId, mut reply: Reply) -> Result<Result<Seat, Refusal>> {
         match reply.int()? {
-            200 => Ok(Ok(
-                decode(reply.opt_string()?.as_deref(), 0)?.into_seat(seat)
-            )),
+            200 => Ok(Ok(decode(&reply.bytes()?, 0)?.into_seat(seat))),
             code => refusal(code, &mut reply, self.inner.rules.max_held_seats).map(Err),
         }
     }

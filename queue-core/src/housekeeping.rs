@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::ids::EventId;
 use crate::keys::{self, EventKeys};
 use crate::queue::{unsigned, wall_clock_ms, HINT_KEEP};
-use crate::scripts::{self, run};
+use crate::scripts::{self, arg, run};
 use crate::seat::Millis;
 use crate::store::Store;
 
@@ -47,7 +47,7 @@ impl Store {
                 &k.done,
                 &k.tick,
             ],
-            vec![SWEEP_LIMIT.to_string()],
+            vec![arg(SWEEP_LIMIT)],
         )
         .await?;
         let lapsed = unsigned(reply.int()?)?;
@@ -98,7 +98,7 @@ impl Store {
                 &scripts::FORGET_STALE,
                 self.client(),
                 [keys::DUE],
-                vec![event, score.to_string()],
+                vec![arg(event), arg(score)],
             )
             .await?;
         }
@@ -147,7 +147,7 @@ impl Store {
                 &scripts::RECONCILE,
                 self.client(),
                 [&k.event, &k.queue],
-                vec![self.inner.workers.lease_ms.to_string()],
+                vec![arg(self.inner.workers.lease_ms)],
             )
             .await?;
             let wake = reply.int()? == 1;
@@ -161,7 +161,7 @@ impl Store {
                     &scripts::FORGET_STALE,
                     self.client(),
                     [keys::HINTS],
-                    vec![event, hinted_at.to_string()],
+                    vec![arg(event), arg(hinted_at)],
                 )
                 .await?;
             }

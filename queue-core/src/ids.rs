@@ -75,6 +75,17 @@ string_newtype!(EventId);
 #[serde(try_from = "String", into = "String")]
 pub struct UserId(Uuid);
 
+impl UserId {
+    /// The 16 bytes the Lua scripts store.
+    pub fn to_bytes(self) -> [u8; 16] {
+        *self.0.as_bytes()
+    }
+
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        Self(Uuid::from_bytes(bytes))
+    }
+}
+
 impl FromStr for UserId {
     type Err = InvalidValue;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -312,7 +323,7 @@ mod tests {
             format!("{E}:10001"),
             format!("{E}:+1"),
             format!("{E}:"),
-            format!("{E}"),
+            E.to_string(),
             "x:1".to_owned(),
             format!("{{{E}}}:1"),
         ] {

@@ -30,10 +30,10 @@ impl JobKind {
         }
     }
 
-    pub(crate) fn from_code(code: &str) -> Option<Self> {
+    pub(crate) fn from_code(code: char) -> Option<Self> {
         match code {
-            "H" => Some(Self::Hold),
-            "R" => Some(Self::Reserve),
+            'H' => Some(Self::Hold),
+            'R' => Some(Self::Reserve),
             _ => None,
         }
     }

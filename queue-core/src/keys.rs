@@ -15,16 +15,18 @@ pub struct EventKeys {
     /// sequence), `lease` (ms until which a worker is draining the queue). Written by
     /// create_event, enqueue and process; read by every script.
     pub event: String,
-    /// Hash seat number → state of every seat that is not Available (`lua/common.lua`). Written by
-    /// process (hold, reserve), refresh, release, sweep; read by all.
+    /// String of fixed-width seat records, seat n at offset (n - 1) × RECORD_LEN (layout in
+    /// `lua/common.lua`). Allocated whole by create_event; written by process (hold, reserve),
+    /// refresh, release, sweep; read by all.
     pub seats: String,
     /// Sorted set seat number → hold deadline (ms) of every hold not yet swept. Written with the
     /// seats hash; read by sweep and for the on-hold count.
     pub deadlines: String,
-    /// Hash user id → comma-separated seat numbers they hold (may name lapsed holds, filtered on
-    /// read). Enforces MAX_HELD_SEATS. Written by process, release, sweep.
+    /// Hash user id (16 raw bytes) → comma-separated seat numbers they hold (may name lapsed holds,
+    /// filtered on read). Enforces MAX_HELD_SEATS. Written by process, release, sweep.
     pub holders: String,
-    /// List of accepted jobs not yet applied, oldest first: `seq|kind|seat|user|accepted ms`.
+    /// List of accepted jobs not yet applied, oldest first:
+    /// `<kind><user: 16 bytes><seat>|<accepted ms>|<seq>`.
     /// Pushed by enqueue, popped only by process.
     pub queue: String,
     /// Hash job sequence → record of a finished job. Written by process, trimmed by process and

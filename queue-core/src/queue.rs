@@ -18,8 +18,8 @@ use crate::event::decode;
 use crate::ids::{EventId, JobId, SeatId, UserId};
 use crate::job::{Enqueued, JobKind, JobState, JobView};
 use crate::keys::{self, EventKeys};
-use crate::scripts::{self, run, Reply};
-use crate::seat::{Millis, Refusal, Seat, SeatState};
+use crate::scripts::{self, arg, arg_bytes, run, Reply};
+use crate::seat::{Millis, Refusal, Seat, SeatState, SeatStatus};
 use crate::store::Store;
 
 /// How often one API process renews its enqueue hint for an event (see `keys::HINTS`).
@@ -50,11 +50,11 @@ impl Store {
             self.client(),
             [&k.event, &k.seats, &k.queue],
             vec![
-                kind.code().to_owned(),
-                seat.number().to_string(),
-                user.to_string(),
-                self.inner.queue.max_depth.to_string(),
-                self.inner.workers.lease_ms.to_string(),
+                arg(kind.code()),
+                arg(seat.number()),
+                arg_bytes(&user.to_bytes()),
+                arg(self.inner.queue.max_depth),
+                arg(self.inner.workers.lease_ms),
             ],
         )
         .await?;
@@ -151,11 +151,11 @@ impl Store {
                 &k.tick,
             ],
             vec![
-                max_jobs.to_string(),
-                (rules.hold_ttl_secs * 1000).to_string(),
-                rules.max_held_seats.to_string(),
-                (self.inner.queue.job_result_ttl_secs * 1000).to_string(),
-                self.inner.workers.lease_ms.to_string(),
+                arg(max_jobs),
+                arg(rules.hold_ttl_secs * 1000),
+                arg(rules.max_held_seats),
+                arg(self.inner.queue.job_result_ttl_secs * 1000),
+                arg(self.inner.workers.lease_ms),
             ],
         )
         .await?;
@@ -163,8 +163,8 @@ impl Store {
         let remaining = unsigned(reply.int()?)?;
         let next_due = Some(reply.int()?).filter(|d| *d >= 0);
         let mut finished = Vec::with_capacity(applied as usize);
-        while let Some(record) = reply.opt_string()? {
-            finished.push(self.parse_record(event, &record)?);
+        while let Some(record) = reply.next_bytes() {
+            finished.push(self.parse_record(event, &record?)?);
         }
         Ok(Batch {
             finished,
@@ -180,19 +180,24 @@ impl Store {
             &scripts::JOB_STATUS,
             self.client(),
             [&k.event, &k.queue, &k.results],
-            vec![id.seq().to_string()],
+            vec![arg(id.seq())],
         )
         .await?;
         match reply.int()? {
             0 => Ok(None),
             1 => {
                 let position = unsigned(reply.int()?)?;
-                let queued = reply.string()?;
+                let queued = reply.bytes()?;
                 let leased = reply.int()? == 1;
-                // A queued job reads `seq|kind|seat|user|accepted ms`.
-                let mut f = queued.split('|');
-                let kind = f.nth(1).and_then(JobKind::from_code);
-                let created_at = f.nth(2).and_then(|t| t.parse().ok()).unwrap_or_default();
+                // A queued job is <kind><user: 16 bytes><seat>|<accepted ms>|<seq>.
+                let kind = queued
+                    .first()
+                    .and_then(|k| JobKind::from_code(char::from(*k)));
+                let created_at = queued
+                    .get(17..)
+                    .and_then(|rest| rest.split(|b| *b == b'|').nth(1))
+                    .and_then(|t| std::str::from_utf8(t).ok()?.parse().ok())
+                    .unwrap_or_default();
                 let state = if position == 0 && leased {
                     JobState::Active
                 } else {
@@ -205,31 +210,38 @@ impl Store {
                     state,
                 }))
             }
-            _ => self.parse_record(id.event(), &reply.string()?).map(Some),
+            _ => self.parse_record(id.event(), &reply.bytes()?).map(Some),
         }
     }
 
-    /// Parses a finished job's record (format in `process.lua`).
-    fn parse_record(&self, event: EventId, record: &str) -> Result<JobView> {
-        let corrupt = || Error::Corrupt(format!("job record `{record}`"));
-        let mut f = record.splitn(8, '|');
-        let mut field = || f.next().ok_or_else(corrupt);
-        let seq: u64 = field()?.parse().map_err(|_| corrupt())?;
-        let outcome = field()?;
-        let kind = JobKind::from_code(field()?);
-        let seat = field()?.parse().ok().and_then(|n| SeatId::new(event, n));
-        let code: i64 = field()?.parse().map_err(|_| corrupt())?;
-        let created_at: Millis = field()?.parse().map_err(|_| corrupt())?;
-        let completed_at: Millis = field()?.parse().map_err(|_| corrupt())?;
-        let rest = field()?;
+    /// Parses a finished job's record (format in `process.lua`): seven text fields, then the
+    /// raw seat record or the reason of a failure.
+    fn parse_record(&self, event: EventId, record: &[u8]) -> Result<JobView> {
+        let corrupt =
+            || Error::Corrupt(format!("job record {:?}", String::from_utf8_lossy(record)));
+        let mut f = record.splitn(8, |b| *b == b'|');
+        let mut text = || -> Result<&str> {
+            f.next()
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .ok_or_else(corrupt)
+        };
+        let seq: u64 = text()?.parse().map_err(|_| corrupt())?;
+        let outcome = text()?;
+        let kind = text()?.chars().next().and_then(JobKind::from_code);
+        let seat = text()?.parse().ok().and_then(|n| SeatId::new(event, n));
+        let code: i64 = text()?.parse().map_err(|_| corrupt())?;
+        let created_at: Millis = text()?.parse().map_err(|_| corrupt())?;
+        let completed_at: Millis = text()?.parse().map_err(|_| corrupt())?;
+        let rest = f.next().ok_or_else(corrupt)?;
         let id = JobId::new(event, seq);
         let state = if outcome == "f" {
             JobState::Failed {
                 completed_at,
-                reason: rest.to_owned(),
+                reason: String::from_utf8_lossy(rest).into_owned(),
             }
         } else {
-            let raw = Some(rest).filter(|r| !r.is_empty());
+            // The record is the seat as the job left it; decoded as of its completion.
+            let left = decode(rest, completed_at)?;
             let result = match code {
                 200 => Ok(()),
                 404 => Err(Refusal::NoSuchSeat),
@@ -238,13 +250,13 @@ impl Store {
                     limit: self.inner.rules.max_held_seats,
                 }),
                 409 => Err(Refusal::Conflict {
-                    current: decode(raw, completed_at)?.status(),
+                    current: left.status(),
                 }),
                 _ => return Err(corrupt()),
             };
             let seat = match (result, seat) {
                 (Err(Refusal::NoSuchSeat), _) | (_, None) => None,
-                (_, Some(id)) => Some(decode(raw, completed_at)?.into_seat(id)),
+                (_, Some(id)) => Some(left.into_seat(id)),
             };
             JobState::Completed {
                 completed_at,
@@ -268,12 +280,14 @@ pub(crate) fn refusal(code: i64, reply: &mut Reply, limit: u32) -> Result<Refusa
         403 => Refusal::HeldByAnother,
         429 => Refusal::HoldLimit { limit },
         409 => {
-            // The script judged the state at its own "now": a hold it returns was live then, so
-            // any instant before its deadline gives the same status.
-            let raw = reply.opt_string()?;
-            Refusal::Conflict {
-                current: decode(raw.as_deref(), 0)?.status(),
-            }
+            // The script reports the status it found, as the letter of `SeatStatus::code`.
+            let letter = reply.string()?;
+            let current = letter
+                .chars()
+                .next()
+                .and_then(SeatStatus::from_code)
+                .ok_or_else(|| Error::Corrupt(format!("unknown seat status `{letter}`")))?;
+            Refusal::Conflict { current }
         }
         other => return Err(Error::Corrupt(format!("unexpected script code {other}"))),
     })

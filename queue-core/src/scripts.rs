@@ -3,6 +3,7 @@
 
 use std::sync::LazyLock;
 
+use fred::bytes::Bytes;
 use fred::clients::Client;
 use fred::types::scripts::Script;
 use fred::types::Value;
@@ -48,7 +49,7 @@ pub(crate) async fn run<const K: usize>(
     script: &Script,
     client: &Client,
     keys: [&str; K],
-    args: Vec<String>,
+    args: Vec<Value>,
 ) -> Result<Reply> {
     let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
     let value: Value = script.evalsha_with_reload(client, keys, args).await?;
@@ -77,10 +78,6 @@ impl Reply {
         self.items.len() == 0
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.items.len()
-    }
-
     pub(crate) fn int(&mut self) -> Result<i64> {
         match self.items.next() {
             Some(v) => v.as_i64().ok_or_else(|| {
@@ -103,8 +100,33 @@ impl Reply {
         }
     }
 
+    /// Raw bytes (a seat record, a queued job); empty for a nil or a missing trailing item.
+    pub(crate) fn bytes(&mut self) -> Result<Bytes> {
+        match self.items.next() {
+            None | Some(Value::Null) => Ok(Bytes::new()),
+            Some(v) => v
+                .into_bytes()
+                .ok_or_else(|| Error::Corrupt("expected bytes in a script reply".into())),
+        }
+    }
+
+    /// A raw item, or `None` past the end.
+    pub(crate) fn next_bytes(&mut self) -> Option<Result<Bytes>> {
+        (self.items.len() > 0).then(|| self.bytes())
+    }
+
     pub(crate) fn string(&mut self) -> Result<String> {
         self.opt_string()?
             .ok_or_else(|| Error::Corrupt("a script reply lacks a string".into()))
     }
+}
+
+/// A script argument from text.
+pub(crate) fn arg(value: impl ToString) -> Value {
+    Value::from(value.to_string())
+}
+
+/// A script argument from raw bytes (a user id).
+pub(crate) fn arg_bytes(bytes: &[u8]) -> Value {
+    Value::Bytes(Bytes::copy_from_slice(bytes))
 }

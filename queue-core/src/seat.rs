@@ -67,43 +67,37 @@ pub enum SeatState {
     },
 }
 
+/// Bytes of one seat's record in the event's seats string (layout in `lua/common.lua`).
+pub const RECORD_LEN: usize = 29;
+
 impl SeatState {
-    /// Decodes a raw state from the seats hash as of `now`: a hold past its deadline is Available.
-    /// `None` (an absent field) is Available. Errors name the corrupt value.
-    pub fn decode(raw: Option<&str>, now: Millis) -> Result<Self, String> {
-        let Some(raw) = raw.filter(|r| !r.is_empty()) else {
-            return Ok(Self::Available);
+    /// Decodes a seat record as of `now`: a hold past its deadline is Available, and so is an
+    /// all-zero (never written or cleared) record. Errors name what is wrong.
+    pub fn decode(raw: &[u8], now: Millis) -> Result<Self, String> {
+        let status = raw
+            .first()
+            .and_then(|b| SeatStatus::from_code(char::from(*b)));
+        let (Some(status), Ok(record)) = (status, <&[u8; RECORD_LEN]>::try_from(raw)) else {
+            return match raw.iter().all(|b| *b == 0) || raw.first().is_some_and(|b| *b == b'A') {
+                true => Ok(Self::Available),
+                false => Err(format!("corrupt seat record {raw:?}")),
+            };
         };
-        let corrupt = || format!("corrupt seat state `{raw}`");
-        let mut fields = raw.split('|');
-        let code = fields.next().and_then(|c| c.chars().next());
-        let user: UserId = fields
-            .next()
-            .and_then(|u| u.parse().ok())
-            .ok_or_else(corrupt)?;
-        let mut number = || -> Result<Millis, String> {
-            fields
-                .next()
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(corrupt)
-        };
-        match code.and_then(SeatStatus::from_code) {
-            Some(SeatStatus::Reserved) => Ok(Self::Reserved { by: user }),
-            Some(SeatStatus::OnHold) => {
-                let expires_at = number()?;
-                let since = number()?;
-                Ok(if expires_at > now {
-                    Self::OnHold {
-                        holder: user,
-                        expires_at,
-                        since,
-                    }
-                } else {
-                    Self::Available
-                })
-            }
-            _ => Err(corrupt()),
-        }
+        let mut user = [0u8; 16];
+        user.copy_from_slice(&record[1..17]);
+        let user = UserId::from_bytes(user);
+        let t1 = u48(&record[17..23]);
+        let t2 = u48(&record[23..29]);
+        Ok(match status {
+            SeatStatus::Available => Self::Available,
+            SeatStatus::Reserved => Self::Reserved { by: user },
+            SeatStatus::OnHold if t1 > now => Self::OnHold {
+                holder: user,
+                expires_at: t1,
+                since: t2,
+            },
+            SeatStatus::OnHold => Self::Available,
+        })
     }
 
     pub fn status(&self) -> SeatStatus {
@@ -129,6 +123,10 @@ impl SeatState {
             _ => None,
         }
     }
+}
+
+fn u48(bytes: &[u8]) -> Millis {
+    bytes.iter().fold(0, |n, b| (n << 8) | Millis::from(*b))
 }
 
 /// A seat as the service reports it.
@@ -167,15 +165,22 @@ impl Refusal {
 mod tests {
     use super::*;
 
-    const U: &str = "5f0c6f8e-1b2a-4c3d-9e8f-0a1b2c3d4e5f";
+    fn record(status: u8, t1: Millis, t2: Millis) -> Vec<u8> {
+        let mut r = vec![status];
+        r.extend_from_slice(&[7u8; 16]);
+        r.extend_from_slice(&t1.to_be_bytes()[2..]);
+        r.extend_from_slice(&t2.to_be_bytes()[2..]);
+        r
+    }
 
     #[test]
     fn holds_lapse_at_their_deadline() {
-        let raw = format!("H|{U}|1000|500");
-        let live = SeatState::decode(Some(&raw), 999).expect("valid state");
+        let raw = record(b'H', 1_795_000_001_000, 1_795_000_000_500);
+        let live = SeatState::decode(&raw, 1_795_000_000_999).expect("valid record");
         assert_eq!(live.status(), SeatStatus::OnHold);
-        assert_eq!(live.expires_at(), Some(1000));
-        let lapsed = SeatState::decode(Some(&raw), 1000).expect("valid state");
+        assert_eq!(live.expires_at(), Some(1_795_000_001_000));
+        assert_eq!(live.user(), Some(UserId::from_bytes([7; 16])));
+        let lapsed = SeatState::decode(&raw, 1_795_000_001_000).expect("valid record");
         assert_eq!(
             lapsed,
             SeatState::Available,
@@ -185,11 +190,14 @@ mod tests {
 
     #[test]
     fn reserved_never_lapses_and_corruption_is_reported() {
-        let raw = format!("R|{U}|1000");
-        let state = SeatState::decode(Some(&raw), i64::MAX).expect("valid state");
+        let state = SeatState::decode(&record(b'R', 5, 0), i64::MAX).expect("valid record");
         assert_eq!(state.status(), SeatStatus::Reserved);
-        assert!(SeatState::decode(Some("X|y"), 0).is_err());
-        assert!(SeatState::decode(Some(&format!("H|{U}|soon|0")), 0).is_err());
+        assert_eq!(
+            SeatState::decode(&[0; RECORD_LEN], 0),
+            Ok(SeatState::Available)
+        );
+        assert!(SeatState::decode(b"X", 0).is_err());
+        assert!(SeatState::decode(&record(b'H', 1, 1)[..20], 0).is_err());
     }
 
     /// Every status letter the Lua scripts compare against or write must be one of the enum's.
@@ -197,7 +205,7 @@ mod tests {
     fn lua_status_literals_are_seat_statuses() {
         let mut seen = 0;
         for (name, source) in crate::scripts::SOURCES {
-            for quote in ["status == '", "status ~= '", "f[1] == '", "return '"] {
+            for quote in ["status == '", "status ~= '", "return '", "{403, '"] {
                 for piece in source.split(quote).skip(1) {
                     let literal: String = piece.chars().take_while(|c| *c != '\'').collect();
                     let mut chars = literal.chars();

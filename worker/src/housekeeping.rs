@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use fred::interfaces::{EventInterface, PubsubInterface};
 use queue_core::keys;
 use queue_core::queue::wall_clock_ms;
+use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use crate::{Worker, ERROR_PAUSE};
@@ -91,17 +92,23 @@ pub(crate) async fn listen(worker: Arc<Worker>, shutdown: CancellationToken) {
     if let Err(e) = subscriber.subscribe(channel.as_str()).await {
         tracing::warn!(error = %e, "cannot subscribe to expiry notifications");
     }
-    let mut messages = subscriber.message_rx();
+    // fred routes keyspace and keyevent messages to this receiver, not to `message_rx`.
+    let mut messages = subscriber.keyspace_event_rx();
     loop {
         let message = tokio::select! {
             _ = shutdown.cancelled() => break,
             message = messages.recv() => message,
         };
-        let Ok(message) = message else {
-            // Lagged behind or closed: the sweep schedule covers what was missed.
-            continue;
+        let message = match message {
+            Ok(message) => message,
+            Err(RecvError::Lagged(missed)) => {
+                // The sweep schedule covers what was missed.
+                tracing::debug!(missed, "the notification listener fell behind");
+                continue;
+            }
+            Err(RecvError::Closed) => break,
         };
-        let Some(event) = message.value.as_str().and_then(|k| keys::event_of_tick(&k)) else {
+        let Some(event) = message.key.as_str().and_then(keys::event_of_tick) else {
             continue;
         };
         match worker.store.sweep(event).await {

@@ -156,3 +156,15 @@ pub fn default_name() -> String {
         .unwrap_or_else(|_| "host".to_owned());
     format!("worker-{host}-{}", std::process::id())
 }
+
+/// The whole `worker` binary: settings from CONFIG_DIR (default `config`) and the environment,
+/// logs, then work until SIGTERM or SIGINT. The process is named by WORKER_NAME.
+pub async fn run_from_env() -> anyhow::Result<()> {
+    let dir =
+        std::path::PathBuf::from(std::env::var("CONFIG_DIR").unwrap_or_else(|_| "config".into()));
+    let settings = Settings::load(&dir)?;
+    let name = std::env::var("WORKER_NAME").unwrap_or_else(|_| default_name());
+    let _log = bootstrap::init_tracing(&name, settings.log.dir.as_ref(), &settings.log.level)?;
+    let app = Application::build(&settings, name).await?;
+    app.run_until_stopped(bootstrap::shutdown_signal()).await
+}

@@ -1,1 +1,7 @@
-fn main() {}
+//! The worker binary, built inside the e2e package so that its tests can start real worker
+//! processes (cargo gives a package's tests the paths of that package's binaries only).
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    worker::run_from_env().await
+}

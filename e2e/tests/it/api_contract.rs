@@ -1,0 +1,343 @@
+//! Every endpoint of SPEC §2: its success path and its error paths, with their shapes.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::{job_seq, new_user, rfc3339_ms, seat_of, spawn_app, spawn_app_with, Options};
+
+#[tokio::test]
+async fn create_and_read_an_event() {
+    let app = spawn_app().await;
+
+    let (status, body) = app
+        .post(
+            "/events/create",
+            json!({"name": "Opening night", "totalSeats": 12}),
+        )
+        .await;
+
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["name"], "Opening night");
+    assert_eq!(body["totalSeats"], 12);
+    let id = body["id"].as_str().expect("an id");
+    let event = app.event(id).await;
+    assert_eq!(
+        event,
+        json!({"id": id, "name": "Opening night", "totalSeats": 12, "available": 12, "onHold": 0, "reserved": 0})
+    );
+    let seats = app.available(id).await;
+    assert_eq!(
+        seats.len(),
+        12,
+        "every seat exists and is Available once the 201 is sent"
+    );
+    assert_eq!(seats[0], seat_of(id, 1));
+    assert_eq!(seats[11], seat_of(id, 12));
+}
+
+#[tokio::test]
+async fn unknown_and_malformed_ids_get_404_and_422() {
+    let app = spawn_app().await;
+    let unknown = uuid::Uuid::new_v4().to_string();
+
+    for path in [
+        format!("/events/{unknown}"),
+        format!("/seats/list/{unknown}"),
+        format!("/seats/get/{unknown}:1"),
+        format!("/seats/job/{unknown}:j1/status"),
+    ] {
+        let (status, body) = app.get(&path).await;
+        assert_eq!(status, 404, "{path}: {body}");
+        assert!(
+            body["error"].is_string() && body["code"].is_string(),
+            "{path}: {body}"
+        );
+    }
+    let event = app.create_event(10).await;
+    let (status, body) = app.get(&format!("/seats/get/{event}:11")).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("seat_not_found")),
+        "seat 11 of 10"
+    );
+
+    for (path, field) in [
+        ("/events/nope".to_owned(), "id"),
+        ("/seats/list/nope".to_owned(), "eventId"),
+        ("/seats/get/nope".to_owned(), "id"),
+        (format!("/seats/get/{event}:0"), "id"),
+        ("/seats/job/nope/status".to_owned(), "jobId"),
+        (format!("/seats/job/{event}:j0/status"), "jobId"),
+    ] {
+        let (status, body) = app.get(&path).await;
+        assert_eq!(status, 422, "{path}: {body}");
+        assert_eq!(body["field"], field, "{path}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn hold_poll_refresh_reserve_walkthrough() {
+    let app = spawn_app().await;
+    let event = app.create_event(10).await;
+    let seat = seat_of(&event, 3);
+    let user = new_user();
+
+    // Hold: 202 with a job to poll, a Location header and a position.
+    let response = app
+        .http
+        .post(app.url("/seats/hold"))
+        .json(&json!({"id": seat, "UUID": user}))
+        .send()
+        .await
+        .expect("the API answers");
+    assert_eq!(response.status().as_u16(), 202);
+    let location = response.headers()["location"]
+        .to_str()
+        .expect("ASCII")
+        .to_owned();
+    let accepted: serde_json::Value = response.json().await.expect("JSON");
+    let job = accepted["jobId"].as_str().expect("a job id").to_owned();
+    assert_eq!(location, format!("/seats/job/{job}/status"));
+    assert_eq!(accepted["statusEndpoint"], location);
+    assert_eq!(accepted["position"], 0, "nothing was ahead of it");
+    assert!(
+        accepted["estimatedWaitTime"]
+            .as_f64()
+            .is_some_and(|s| s > 0.0),
+        "{accepted}"
+    );
+    assert!(accepted["message"].is_string());
+
+    let done = app.wait_job(&job, Duration::from_secs(5)).await;
+    assert_eq!(done["type"], "HOLD_SEAT");
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["result"]["success"], true);
+    assert_eq!(done["result"]["status"], 200);
+    assert_eq!(done["result"]["seat"]["status"], "On hold");
+    assert_eq!(done["result"]["seat"]["UUID"], user);
+    assert!(done["createdAt"].as_i64() <= done["completedAt"].as_i64());
+    let expires = rfc3339_ms(
+        done["result"]["seat"]["expiresAt"]
+            .as_str()
+            .expect("expiresAt"),
+    );
+
+    let held = app.seat(&seat).await;
+    assert_eq!(held["status"], "On hold");
+    assert_eq!(held["eventId"], event);
+    assert!(
+        !app.available(&event).await.contains(&seat),
+        "a held seat is not listed"
+    );
+    assert_eq!(app.event(&event).await["onHold"], 1);
+
+    // Both refresh paths answer 200 with the seat and its new expiry.
+    for path in ["/seats/refresh", "/seats/hold/refresh"] {
+        let (status, body) = app.post(path, json!({"id": seat, "UUID": user})).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert!(body["message"].is_string());
+        let new_expiry = rfc3339_ms(body["seat"]["expiresAt"].as_str().expect("expiresAt"));
+        assert!(
+            new_expiry >= expires,
+            "{path} does not move the expiry back"
+        );
+    }
+
+    // Reserve: pre-checks, then a job.
+    let (status, body) = app.reserve(&seat, &new_user()).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("held_by_another_user")),
+        "{body}"
+    );
+    let (status, body) = app.reserve(&seat_of(&event, 4), &user).await;
+    assert_eq!(status, 409, "an Available seat cannot be reserved: {body}");
+    assert_eq!(body["currentStatus"], "Available");
+    let (status, body) = app.reserve(&seat, &user).await;
+    assert_eq!(status, 202, "{body}");
+    let reserved = app
+        .wait_job(
+            body["jobId"].as_str().expect("a job id"),
+            Duration::from_secs(5),
+        )
+        .await;
+    assert_eq!(reserved["type"], "RESERVE_SEAT");
+    assert_eq!(reserved["result"]["success"], true);
+    assert_eq!(reserved["result"]["seat"]["status"], "Reserved");
+    assert!(
+        reserved["result"]["seat"].get("expiresAt").is_none(),
+        "only holds expire"
+    );
+
+    // A Reserved seat can be neither held, refreshed, released nor reserved again.
+    let (status, body) = app.hold(&seat, &new_user()).await;
+    assert_eq!(
+        (status, body["currentStatus"].as_str()),
+        (409, Some("Reserved")),
+        "{body}"
+    );
+    for path in ["/seats/refresh", "/seats/release", "/seats/reserve"] {
+        let (status, body) = app.post(path, json!({"id": seat, "UUID": user})).await;
+        assert_eq!(status, 409, "{path} of a Reserved seat: {body}");
+        assert_eq!(body["currentStatus"], "Reserved", "{path}");
+    }
+    let counts = app.event(&event).await;
+    assert_eq!(
+        (
+            counts["available"].as_u64(),
+            counts["onHold"].as_u64(),
+            counts["reserved"].as_u64()
+        ),
+        (Some(9), Some(0), Some(1))
+    );
+}
+
+#[tokio::test]
+async fn release_gives_a_hold_back() {
+    let app = spawn_app().await;
+    let event = app.create_event(10).await;
+    let seat = seat_of(&event, 1);
+    let user = new_user();
+    assert_eq!(
+        app.hold_and_wait(&seat, &user).await["result"]["success"],
+        true
+    );
+
+    let (status, body) = app
+        .post("/seats/release", json!({"id": seat, "UUID": new_user()}))
+        .await;
+    assert_eq!(status, 403, "only the holder releases: {body}");
+    let (status, body) = app
+        .post("/seats/release", json!({"id": seat, "UUID": user}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["seat"]["status"], "Available");
+    assert_eq!(body["seat"]["UUID"], "");
+
+    assert_eq!(app.seat(&seat).await["status"], "Available");
+    let (status, body) = app
+        .post("/seats/release", json!({"id": seat, "UUID": user}))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("seat_not_on_hold")),
+        "{body}"
+    );
+    let (status, _) = app
+        .post("/seats/refresh", json!({"id": seat, "UUID": user}))
+        .await;
+    assert_eq!(status, 409, "a released hold cannot be refreshed");
+    let (status, body) = app
+        .post(
+            "/seats/release",
+            json!({"id": format!("{event}:11"), "UUID": user}),
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    // The released seat can be held again, by anyone.
+    assert_eq!(
+        app.hold_and_wait(&seat, &new_user()).await["result"]["success"],
+        true
+    );
+}
+
+#[tokio::test]
+async fn hold_pre_checks_refuse_at_once() {
+    let app = spawn_app().await;
+    let event = app.create_event(10).await;
+    let seat = seat_of(&event, 2);
+    app.hold_and_wait(&seat, &new_user()).await;
+
+    let (status, body) = app.hold(&seat, &new_user()).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["code"], "seat_not_available");
+    assert_eq!(body["currentStatus"], "On hold");
+    let (status, body) = app.hold(&seat_of(&event, 11), &new_user()).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("seat_not_found")),
+        "{body}"
+    );
+    let unknown_event = uuid::Uuid::new_v4();
+    let (status, _) = app.hold(&format!("{unknown_event}:1"), &new_user()).await;
+    assert_eq!(status, 404, "a seat of an unknown event");
+}
+
+#[tokio::test]
+async fn waiting_jobs_report_their_position() {
+    // No worker: jobs stay waiting, in acceptance order.
+    let app = spawn_app_with(Options::default().workers(0)).await;
+    let event = app.create_event(10).await;
+    let mut jobs = Vec::new();
+    for n in 1..=3 {
+        let (status, body) = app.hold(&seat_of(&event, n), &new_user()).await;
+        assert_eq!(status, 202, "{body}");
+        assert_eq!(body["position"], n - 1, "{body}");
+        jobs.push(body["jobId"].as_str().expect("a job id").to_owned());
+    }
+    assert!(
+        jobs.windows(2).all(|w| job_seq(&w[0]) < job_seq(&w[1])),
+        "ids follow acceptance"
+    );
+
+    let (status, body) = app.job_status(&jobs[2]).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "waiting");
+    assert_eq!(body["position"], 2);
+    assert_eq!(body["type"], "HOLD_SEAT");
+    assert!(body["createdAt"].as_i64().is_some_and(|t| t > 0), "{body}");
+    assert!(body.get("result").is_none() && body.get("completedAt").is_none());
+}
+
+#[tokio::test]
+async fn health_reports_redis_and_workers() {
+    let mut app = spawn_app_with(Options::default().workers(0)).await;
+    let (status, body) = app.get("/health").await;
+    assert_eq!(status, 503, "no worker is alive: {body}");
+    assert_eq!(body["redis"], "up");
+    assert_eq!(body["liveWorkers"], 0);
+    assert!(
+        body["problems"][0]
+            .as_str()
+            .is_some_and(|p| p.contains("workers")),
+        "{body}"
+    );
+
+    app.start_worker().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, body) = app.get("/health").await;
+        if status == 200 {
+            assert_eq!(body["status"], "ok");
+            assert_eq!(body["liveWorkers"], 1);
+            assert_eq!(body["queueDepth"], 0);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker's heartbeat never showed: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    app.redis.kill();
+    let response = app
+        .http
+        .get(app.url("/health"))
+        .send()
+        .await
+        .expect("the API answers");
+    assert_eq!(response.status().as_u16(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    let body: serde_json::Value = response.json().await.expect("JSON");
+    assert_eq!(body["redis"], "down", "{body}");
+    let (status, body) = app
+        .get("/events/00000000-0000-4000-8000-000000000000")
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("service_unavailable")),
+        "{body}"
+    );
+}

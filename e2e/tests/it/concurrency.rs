@@ -1,0 +1,280 @@
+//! G1, G2 and G3 under real concurrency: hundreds of simultaneous requests, several API
+//! instances and several worker processes.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures::future::join_all;
+use serde_json::{json, Value};
+
+use crate::helpers::{job_seq, new_user, seat_of, spawn_app_with, Options, TestApp};
+
+/// Sends one request per user at once, spread over the API instances; returns (user, status, body).
+async fn race(
+    app: &TestApp,
+    path: &str,
+    seat: &str,
+    users: &[String],
+) -> Vec<(String, u16, Value)> {
+    let requests = users.iter().enumerate().map(|(i, user)| {
+        let base = &app.addresses[i % app.addresses.len()];
+        async move {
+            let (status, body) = app
+                .post_to(base, path, json!({"id": seat, "UUID": user}))
+                .await;
+            (user.clone(), status, body)
+        }
+    });
+    join_all(requests).await
+}
+
+/// Waits for every accepted job; returns (user, job id, final status body).
+async fn finish(app: &TestApp, answers: &[(String, u16, Value)]) -> Vec<(String, String, Value)> {
+    let waits =
+        answers
+            .iter()
+            .filter(|(_, status, _)| *status == 202)
+            .map(|(user, _, body)| async move {
+                let job = body["jobId"].as_str().expect("a job id").to_owned();
+                let done = app.wait_job(&job, Duration::from_secs(30)).await;
+                (user.clone(), job, done)
+            });
+    join_all(waits).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn g1_one_seat_is_held_once_and_reserved_once() {
+    let app = spawn_app_with(Options::default().apis(2).workers(0)).await;
+    let _workers: Vec<_> = (1..=3)
+        .map(|i| app.spawn_worker_process(&format!("g1-{i}")))
+        .collect();
+    let event = app.create_event(10).await;
+    let seat = seat_of(&event, 5);
+    let users: Vec<String> = (0..500).map(|_| new_user()).collect();
+
+    let holds = race(&app, "/seats/hold", &seat, &users).await;
+    let finished = finish(&app, &holds).await;
+
+    for (_, status, body) in &holds {
+        assert!(
+            *status == 202 || (*status == 409 && body["currentStatus"] == "On hold"),
+            "a hold is accepted or refused because the seat is held: {status} {body}"
+        );
+    }
+    let winners: Vec<&String> = finished
+        .iter()
+        .filter(|(_, _, done)| done["result"]["success"] == true)
+        .map(|(user, _, _)| user)
+        .collect();
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one of 500 concurrent holds succeeds"
+    );
+    for (_, _, done) in finished
+        .iter()
+        .filter(|(_, _, d)| d["result"]["success"] != true)
+    {
+        assert_eq!(
+            done["result"]["status"], 409,
+            "the others find the seat held: {done}"
+        );
+    }
+    let holder = winners[0].clone();
+    let seat_now = app.seat(&seat).await;
+    assert_eq!(
+        (seat_now["status"].as_str(), seat_now["UUID"].as_str()),
+        (Some("On hold"), Some(holder.as_str()))
+    );
+
+    // Many users, the holder among them several times, reserve at once.
+    let mut reservers: Vec<String> = (0..200).map(|_| new_user()).collect();
+    reservers.extend(std::iter::repeat_n(holder.clone(), 5));
+    let reserves = race(&app, "/seats/reserve", &seat, &reservers).await;
+    let finished = finish(&app, &reserves).await;
+
+    for (user, status, body) in &reserves {
+        if *user != holder {
+            assert_eq!(
+                *status, 403,
+                "a non-holder's reserve is refused at once: {body}"
+            );
+        }
+    }
+    let successes: Vec<_> = finished
+        .iter()
+        .filter(|(_, _, d)| d["result"]["success"] == true)
+        .collect();
+    assert_eq!(successes.len(), 1, "the seat is reserved exactly once");
+    assert_eq!(successes[0].0, holder, "by its holder");
+    let event_now = app.event(&event).await;
+    assert_eq!(event_now["reserved"], 1, "{event_now}");
+    assert_eq!(app.seat(&seat).await["status"], "Reserved");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn g2_one_user_never_exceeds_the_hold_cap() {
+    let app = spawn_app_with(Options::default().workers(2)).await;
+    let event = app.create_event(60).await;
+    let user = new_user();
+    let cap = app.settings.reservations.max_held_seats as usize;
+
+    let holds = join_all((1..=50).map(|n| {
+        let seat = seat_of(&event, n);
+        let user = user.clone();
+        let app = &app;
+        async move { (seat.clone(), app.hold(&seat, &user).await) }
+    }))
+    .await;
+    let answers: Vec<(String, u16, Value)> = holds
+        .into_iter()
+        .map(|(_, (status, body))| (user.clone(), status, body))
+        .collect();
+    assert!(
+        answers.iter().all(|(_, status, _)| *status == 202),
+        "every hold is on a free seat"
+    );
+    let finished = finish(&app, &answers).await;
+
+    let held = finished
+        .iter()
+        .filter(|(_, _, d)| d["result"]["success"] == true)
+        .count();
+    assert_eq!(held, cap, "exactly MAX_HELD_SEATS holds succeed");
+    for (_, _, done) in finished
+        .iter()
+        .filter(|(_, _, d)| d["result"]["success"] != true)
+    {
+        assert_eq!(
+            done["result"]["status"], 429,
+            "the rest hit the cap: {done}"
+        );
+        assert_eq!(done["result"]["limit"], cap as u64, "{done}");
+    }
+    assert_eq!(app.event(&event).await["onHold"], cap as u64);
+
+    // Releasing one makes room for exactly one more.
+    let first = finished
+        .iter()
+        .find(|(_, _, d)| d["result"]["success"] == true)
+        .map(|(_, _, d)| {
+            d["result"]["seat"]["id"]
+                .as_str()
+                .expect("a seat id")
+                .to_owned()
+        })
+        .expect("a held seat");
+    let (status, _) = app
+        .post("/seats/release", json!({"id": first, "UUID": user}))
+        .await;
+    assert_eq!(status, 200);
+    let again = app.hold_and_wait(&seat_of(&event, 60), &user).await;
+    assert_eq!(again["result"]["success"], true, "{again}");
+    let over = app.hold_and_wait(&seat_of(&event, 59), &user).await;
+    assert_eq!(over["result"]["status"], 429, "{over}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn g3_the_earliest_accepted_hold_wins_with_several_workers() {
+    // Jobs pile up while no worker runs, then three worker processes start on them together:
+    // every one of the 200 holds is accepted, so the winner is decided by the workers alone.
+    let app = spawn_app_with(Options::default().apis(2).workers(0)).await;
+    let event = app.create_event(10).await;
+    let seat = seat_of(&event, 1);
+    let users: Vec<String> = (0..200).map(|_| new_user()).collect();
+
+    let holds = race(&app, "/seats/hold", &seat, &users).await;
+    assert!(
+        holds.iter().all(|(_, status, _)| *status == 202),
+        "all 200 are accepted while no worker runs"
+    );
+    let first = holds
+        .iter()
+        .min_by_key(|(_, _, body)| job_seq(body["jobId"].as_str().expect("a job id")))
+        .map(|(user, _, _)| user.clone())
+        .expect("accepted jobs");
+    let _workers: Vec<_> = (1..=3)
+        .map(|i| app.spawn_worker_process(&format!("g3-{i}")))
+        .collect();
+    let finished = finish(&app, &holds).await;
+
+    let winners: Vec<_> = finished
+        .iter()
+        .filter(|(_, _, d)| d["result"]["success"] == true)
+        .collect();
+    assert_eq!(winners.len(), 1);
+    assert_eq!(
+        winners[0].0, first,
+        "the user whose job was accepted first holds the seat"
+    );
+    // Applied in acceptance order: completion times never go backwards along the sequence.
+    let mut by_seq: Vec<(u64, i64)> = finished
+        .iter()
+        .map(|(_, job, d)| {
+            (
+                job_seq(job),
+                d["completedAt"].as_i64().expect("completedAt"),
+            )
+        })
+        .collect();
+    by_seq.sort();
+    assert!(
+        by_seq.windows(2).all(|w| w[0].1 <= w[1].1),
+        "jobs were applied in acceptance order"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn g3_with_workers_running_each_seat_goes_to_its_earliest_accepted_hold() {
+    let app = spawn_app_with(Options::default().apis(2).workers(0)).await;
+    let _workers: Vec<_> = (1..=3)
+        .map(|i| app.spawn_worker_process(&format!("g3b-{i}")))
+        .collect();
+    let event = app.create_event(20).await;
+
+    // 20 seats, 15 users each, all at once while the workers drain.
+    let requests: Vec<(u32, String)> = (1..=20)
+        .flat_map(|n| (0..15).map(move |_| (n, new_user())))
+        .collect();
+    let answers = join_all(requests.iter().enumerate().map(|(i, (n, user))| {
+        let base = &app.addresses[i % 2];
+        let seat = seat_of(&event, *n);
+        let app = &app;
+        async move {
+            let (status, body) = app
+                .post_to(base, "/seats/hold", json!({"id": seat, "UUID": user}))
+                .await;
+            (seat, user.clone(), status, body)
+        }
+    }))
+    .await;
+
+    let mut accepted: HashMap<String, Vec<(u64, String)>> = HashMap::new();
+    for (seat, user, status, body) in &answers {
+        assert!(*status == 202 || *status == 409, "{status} {body}");
+        if *status == 202 {
+            let job = body["jobId"].as_str().expect("a job id").to_owned();
+            app.wait_job(&job, Duration::from_secs(30)).await;
+            accepted
+                .entry(seat.clone())
+                .or_default()
+                .push((job_seq(&job), user.clone()));
+        }
+    }
+    assert_eq!(
+        accepted.len(),
+        20,
+        "every seat had at least one accepted hold"
+    );
+    for (seat, mut jobs) in accepted {
+        jobs.sort();
+        let holder = app.seat(&seat).await["UUID"]
+            .as_str()
+            .expect("a holder")
+            .to_owned();
+        assert_eq!(
+            holder, jobs[0].1,
+            "{seat} went to its earliest accepted hold"
+        );
+    }
+}

@@ -1,0 +1,324 @@
+//! G5 (holds lapse on time), G6 (refresh extends, up to a cap) and G7 (bounded memory).
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use fred::interfaces::{ConfigInterface, KeysInterface, ListInterface, SortedSetsInterface};
+use serde_json::json;
+
+use crate::helpers::{keys_of, new_user, rfc3339_ms, seat_of, spawn_app_with, Options, TestApp};
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after the epoch")
+        .as_millis() as i64
+}
+
+/// Holds a seat, then polls the seat list until it is Available again. Returns how long after
+/// its `expiresAt` the seat was first listed, in ms.
+async fn lapse_lag(app: &TestApp, event: &str, n: u32) -> i64 {
+    let seat = seat_of(event, n);
+    let done = app.hold_and_wait(&seat, &new_user()).await;
+    let expires = rfc3339_ms(
+        done["result"]["seat"]["expiresAt"]
+            .as_str()
+            .expect("expiresAt"),
+    );
+    assert!(
+        !app.available(event).await.contains(&seat),
+        "listed as held before its expiry"
+    );
+    loop {
+        let listed = app.available(event).await.contains(&seat);
+        let at = now_ms();
+        if listed {
+            return at - expires;
+        }
+        assert!(at < expires + 5_000, "the hold never lapsed");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Waits until the event keeps no trace of its lapsed holds: no deadline, no holder entry.
+async fn wait_tidied(app: &TestApp, event: &str, within: Duration) {
+    let redis = app.redis.client().await;
+    let keys = keys_of(event);
+    let deadline = Instant::now() + within;
+    loop {
+        let deadlines: u64 = redis.zcard(&keys.deadlines).await.expect("ZCARD");
+        let holders: bool = redis.exists(&keys.holders).await.expect("EXISTS");
+        if deadlines == 0 && !holders {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "lapsed holds were not tidied within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The workers' count of lapsed holds (by notification, by sweep), once it is not zero: the
+/// worker counts right after the sweep's reply, a moment after the data shows it.
+async fn counted_lapses(app: &TestApp) -> (u64, u64) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while app.holds_lapsed() == (0, 0) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    app.holds_lapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g5_lapsed_holds_are_listed_available_within_a_second() {
+    // The periodic sweep is kept out of the way, so the tidying seen here is the notification's.
+    let app = spawn_app_with(
+        Options::default()
+            .env("HOLD_TTL_SECS", 1)
+            .tweak(|s| s.workers.housekeeping_ms = 600_000),
+    )
+    .await;
+    let event = app.create_event(10).await;
+
+    let lag = lapse_lag(&app, &event, 1).await;
+    assert!(lag <= 1000, "listed Available {lag} ms after expiresAt");
+    wait_tidied(&app, &event, Duration::from_secs(2)).await;
+    assert_eq!(
+        counted_lapses(&app).await,
+        (1, 0),
+        "tidied on the keyspace notification"
+    );
+    assert_eq!(app.event(&event).await["onHold"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g5_holds_lapse_on_time_without_keyspace_notifications() {
+    let app = spawn_app_with(Options::default().env("HOLD_TTL_SECS", 1)).await;
+    let redis = app.redis.client().await;
+    redis
+        .config_set("notify-keyspace-events", "")
+        .await
+        .expect("CONFIG SET");
+    let event = app.create_event(10).await;
+
+    let lag = lapse_lag(&app, &event, 2).await;
+    assert!(lag <= 1000, "listed Available {lag} ms after expiresAt");
+    // The sweep schedule tidies it without any notification.
+    wait_tidied(&app, &event, Duration::from_secs(2)).await;
+    assert_eq!(counted_lapses(&app).await, (0, 1), "tidied by the sweep");
+    let flags: std::collections::HashMap<String, String> = redis
+        .config_get("notify-keyspace-events")
+        .await
+        .expect("CONFIG GET");
+    assert_eq!(
+        flags.get("notify-keyspace-events").map(String::as_str),
+        Some(""),
+        "still off"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g5_the_old_holder_cannot_reserve_or_refresh_a_lapsed_hold() {
+    let mut app = spawn_app_with(Options::default().env("HOLD_TTL_SECS", 2)).await;
+    let event = app.create_event(10).await;
+    let seat = seat_of(&event, 3);
+    let user = new_user();
+    let done = app.hold_and_wait(&seat, &user).await;
+    let expires = rfc3339_ms(
+        done["result"]["seat"]["expiresAt"]
+            .as_str()
+            .expect("expiresAt"),
+    );
+
+    // A reserve accepted while the hold is live, but applied after it lapsed, ends 409.
+    app.stop_workers().await;
+    let (status, body) = app.reserve(&seat, &user).await;
+    assert_eq!(status, 202, "the hold is still live: {body}");
+    let job = body["jobId"].as_str().expect("a job id").to_owned();
+    let wait = expires + 100 - now_ms();
+    tokio::time::sleep(Duration::from_millis(wait.max(0) as u64)).await;
+    app.start_worker().await;
+    let late = app.wait_job(&job, Duration::from_secs(5)).await;
+    assert_eq!(late["status"], "completed");
+    assert_eq!(late["result"]["success"], false);
+    assert_eq!(late["result"]["status"], 409, "{late}");
+    assert_eq!(late["result"]["currentStatus"], "Available");
+
+    // And synchronously: reserve, refresh and release all refuse a lapsed hold.
+    for path in [
+        "/seats/reserve",
+        "/seats/refresh",
+        "/seats/hold/refresh",
+        "/seats/release",
+    ] {
+        let (status, body) = app.post(path, json!({"id": seat, "UUID": user})).await;
+        assert_eq!(status, 409, "{path}: {body}");
+        assert_eq!(body["currentStatus"], "Available", "{path}");
+    }
+    // Someone else can hold it now.
+    assert_eq!(
+        app.hold_and_wait(&seat, &new_user()).await["result"]["success"],
+        true
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g5_a_reserved_seat_never_lapses() {
+    let app = spawn_app_with(Options::default().env("HOLD_TTL_SECS", 1)).await;
+    let event = app.create_event(10).await;
+    let seat = seat_of(&event, 4);
+    let user = new_user();
+    app.hold_and_wait(&seat, &user).await;
+    let (status, body) = app.reserve(&seat, &user).await;
+    assert_eq!(status, 202, "{body}");
+    app.wait_job(
+        body["jobId"].as_str().expect("a job id"),
+        Duration::from_secs(5),
+    )
+    .await;
+
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    let now = app.seat(&seat).await;
+    assert_eq!(now["status"], "Reserved", "{now}");
+    assert_eq!(now["UUID"], user);
+    assert!(!app.available(&event).await.contains(&seat));
+    let counts = app.event(&event).await;
+    assert_eq!(
+        (counts["reserved"].as_u64(), counts["onHold"].as_u64()),
+        (Some(1), Some(0))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g6_refresh_extends_up_to_the_lifetime_cap() {
+    let app = spawn_app_with(
+        Options::default()
+            .env("HOLD_TTL_SECS", 2)
+            .env("MAX_HOLD_LIFETIME_SECS", 4),
+    )
+    .await;
+    let event = app.create_event(10).await;
+    let seat = seat_of(&event, 5);
+    let user = new_user();
+    let done = app.hold_and_wait(&seat, &user).await;
+    let first = rfc3339_ms(
+        done["result"]["seat"]["expiresAt"]
+            .as_str()
+            .expect("expiresAt"),
+    );
+    let cap = first - 2000 + 4000; // the hold's start + MAX_HOLD_LIFETIME
+
+    let (status, body) = app
+        .post("/seats/refresh", json!({"id": seat, "UUID": new_user()}))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("held_by_another_user")),
+        "{body}"
+    );
+
+    let mut previous = first;
+    let mut moved = 0;
+    while now_ms() < cap - 300 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let before = now_ms();
+        let (status, body) = app
+            .post("/seats/refresh", json!({"id": seat, "UUID": user}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let expiry = rfc3339_ms(body["seat"]["expiresAt"].as_str().expect("expiresAt"));
+        assert!(
+            expiry <= cap,
+            "never past start + MAX_HOLD_LIFETIME ({expiry} > {cap})"
+        );
+        assert!(expiry >= previous, "a refresh never shortens a hold");
+        if expiry < cap {
+            assert!(
+                expiry >= before + 2000 - 50,
+                "not capped yet: extended to now + HOLD_TTL"
+            );
+        }
+        if expiry > previous {
+            moved += 1;
+        }
+        previous = expiry;
+    }
+    assert!(
+        moved >= 2,
+        "refreshes moved expiresAt forward ({moved} times)"
+    );
+    assert_eq!(previous, cap, "the last refreshes stop exactly at the cap");
+
+    tokio::time::sleep(Duration::from_millis((cap - now_ms() + 100).max(0) as u64)).await;
+    let (status, body) = app
+        .post("/seats/refresh", json!({"id": seat, "UUID": user}))
+        .await;
+    assert_eq!(status, 409, "past the cap the hold is over: {body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g7_finished_job_statuses_expire() {
+    let app = spawn_app_with(Options::default().env("JOB_RESULT_TTL_SECS", 1)).await;
+    let event = app.create_event(10).await;
+    let (status, body) = app.hold(&seat_of(&event, 1), &new_user()).await;
+    assert_eq!(status, 202);
+    let job = body["jobId"].as_str().expect("a job id").to_owned();
+    let done = app.wait_job(&job, Duration::from_secs(5)).await;
+    let completed = done["completedAt"].as_i64().expect("completedAt");
+
+    let redis = app.redis.client().await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, _) = app.job_status(&job).await;
+        let records: bool = redis.exists(keys_of(&event).results).await.expect("EXISTS");
+        if status == 404 && !records {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the job's record outlived JOB_RESULT_TTL"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        now_ms() >= completed + 1000,
+        "not removed before JOB_RESULT_TTL"
+    );
+}
+
+#[tokio::test]
+async fn g7_a_full_queue_refuses_with_503_and_writes_nothing() {
+    let app = spawn_app_with(Options::default().workers(0).env("QUEUE_MAX_DEPTH", 5)).await;
+    let event = app.create_event(10).await;
+    for n in 1..=5 {
+        let (status, body) = app.hold(&seat_of(&event, n), &new_user()).await;
+        assert_eq!(status, 202, "{body}");
+    }
+    let before = app.redis.digest().await;
+
+    let response = app
+        .http
+        .post(app.url("/seats/hold"))
+        .json(&json!({"id": seat_of(&event, 6), "UUID": new_user()}))
+        .send()
+        .await
+        .expect("the API answers");
+
+    assert_eq!(response.status().as_u16(), 503);
+    let retry: u64 = response.headers()["retry-after"]
+        .to_str()
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .expect("a Retry-After in seconds");
+    assert!(retry >= 1);
+    let body: serde_json::Value = response.json().await.expect("JSON");
+    assert_eq!(body["code"], "queue_full", "{body}");
+    assert_eq!(
+        app.redis.digest().await,
+        before,
+        "the refused job left no trace"
+    );
+    let redis = app.redis.client().await;
+    let depth: u64 = redis.llen(keys_of(&event).queue).await.expect("LLEN");
+    assert_eq!(depth, 5);
+}

@@ -1,0 +1,497 @@
+//! The test harness: a private `redis-server`, the API in process, workers in process or as real
+//! processes, and typed helpers for the endpoints.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fred::clients::Client;
+use fred::interfaces::ClientLike;
+use fred::types::config::Config;
+use fred::types::Builder;
+use queue_core::Settings;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// A `redis-server` of the test's own on a free port, killed when dropped.
+pub struct TestRedis {
+    child: Child,
+    pub port: u16,
+    dir: PathBuf,
+}
+
+impl TestRedis {
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server with extra `redis-server` arguments.
+    pub fn start_with(extra: &[&str]) -> Self {
+        for _ in 0..20 {
+            let port = free_port();
+            let dir = std::env::temp_dir().join(format!("e2e-redis-{}-{port}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("a temporary directory");
+            let mut child = Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                ])
+                .args(["--appendonly", "no", "--notify-keyspace-events", "Ex"])
+                .args(["--enable-debug-command", "yes", "--dir"])
+                .arg(&dir)
+                .args(extra)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server runs (scripts/test.sh installs it)");
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // the port was taken meanwhile: try another
+                }
+                if redis_answers(port) {
+                    return Self { child, port, dir };
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("could not start a redis-server");
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// A plain client, for looking at the data directly.
+    pub async fn client(&self) -> Client {
+        let config = Config::from_url(&self.url()).expect("a valid URL");
+        let client = Builder::from_config(config).build().expect("a client");
+        client.init().await.expect("the test Redis answers");
+        client
+    }
+
+    /// A digest of the whole dataset: equal digests mean nothing was written.
+    pub async fn digest(&self) -> String {
+        let client = self.client().await;
+        let digest: String = client
+            .custom(fred::cmd!("DEBUG"), vec!["DIGEST".to_owned()])
+            .await
+            .expect("DEBUG DIGEST is enabled on test servers");
+        digest
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn redis_answers(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut buf = [0u8; 7];
+    s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// How a test wants the service set up.
+pub struct Options {
+    /// Environment-style settings (SPEC §4 names), on top of config/default.toml.
+    pub env: Vec<(&'static str, String)>,
+    /// Worker instances to run inside the test process.
+    pub workers: usize,
+    /// API instances (each with its own connection pool, as separate processes would have).
+    pub apis: usize,
+    /// A change to settings that have no environment variable.
+    pub tweak: Option<fn(&mut Settings)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            env: Vec::new(),
+            workers: 1,
+            apis: 1,
+            tweak: None,
+        }
+    }
+}
+
+impl Options {
+    pub fn env(mut self, name: &'static str, value: impl ToString) -> Self {
+        self.env.push((name, value.to_string()));
+        self
+    }
+
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n;
+        self
+    }
+
+    pub fn apis(mut self, n: usize) -> Self {
+        self.apis = n;
+        self
+    }
+
+    pub fn tweak(mut self, tweak: fn(&mut Settings)) -> Self {
+        self.tweak = Some(tweak);
+        self
+    }
+}
+
+/// The running service.
+pub struct TestApp {
+    pub redis: TestRedis,
+    pub settings: Settings,
+    env: HashMap<String, String>,
+    /// Base URLs of the API instances; `address` is the first.
+    pub addresses: Vec<String>,
+    pub address: String,
+    pub http: reqwest::Client,
+    shutdown: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Per in-process worker: its own shutdown token.
+    workers: Vec<(CancellationToken, tokio::task::JoinHandle<()>)>,
+    /// The counters of every in-process worker started so far.
+    counters: Vec<Arc<worker::Counters>>,
+    log_dir: PathBuf,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default()).await
+}
+
+pub async fn spawn_app_with(options: Options) -> TestApp {
+    let redis = TestRedis::start();
+    let log_dir =
+        std::env::temp_dir().join(format!("e2e-logs-{}-{}", std::process::id(), redis.port));
+    let mut env: HashMap<String, String> = HashMap::from([
+        ("REDIS_URL".to_owned(), redis.url()),
+        ("PORT".to_owned(), "0".to_owned()),
+        ("API_HTTP_WORKERS".to_owned(), "2".to_owned()),
+        ("LOG_DIR".to_owned(), log_dir.display().to_string()),
+        ("LOG_LEVEL".to_owned(), "warn".to_owned()),
+    ]);
+    for (name, value) in options.env {
+        env.insert(name.to_owned(), value);
+    }
+    let mut settings = Settings::load_with(&config_dir(), |name| env.get(name).cloned())
+        .expect("test settings are valid");
+    if let Some(tweak) = options.tweak {
+        tweak(&mut settings);
+    }
+
+    let shutdown = CancellationToken::new();
+    let mut tasks = Vec::new();
+    let mut addresses = Vec::new();
+    for _ in 0..options.apis {
+        let app = api::Application::build(&settings)
+            .await
+            .expect("the API starts");
+        addresses.push(format!("http://127.0.0.1:{}", app.port()));
+        let stop = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            app.run_until_stopped(stop).await.expect("the API runs");
+        }));
+    }
+    let mut app = TestApp {
+        redis,
+        address: addresses[0].clone(),
+        addresses,
+        settings,
+        env,
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("an HTTP client"),
+        shutdown,
+        tasks,
+        workers: Vec::new(),
+        counters: Vec::new(),
+        log_dir,
+    };
+    for _ in 0..options.workers {
+        app.start_worker().await;
+    }
+    app
+}
+
+fn config_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config")
+}
+
+impl TestApp {
+    /// Starts one more worker inside the test process.
+    pub async fn start_worker(&mut self) {
+        let name = format!("test-worker-{}", self.workers.len() + 1);
+        let worker = worker::Application::build(&self.settings, name)
+            .await
+            .expect("the worker starts");
+        self.counters.push(worker.counters());
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        let handle = tokio::spawn(async move {
+            worker
+                .run_until_stopped(token)
+                .await
+                .expect("the worker runs");
+        });
+        self.workers.push((stop, handle));
+    }
+
+    /// Holds the in-process workers found lapsed: (by keyspace notification, by sweep).
+    pub fn holds_lapsed(&self) -> (u64, u64) {
+        self.counters.iter().fold((0, 0), |(n, s), c| {
+            (
+                n + c.holds_lapsed_by_notification.load(Ordering::Relaxed),
+                s + c.holds_lapsed_by_sweep.load(Ordering::Relaxed),
+            )
+        })
+    }
+
+    /// Stops the in-process workers gracefully and waits for them.
+    pub async fn stop_workers(&mut self) {
+        for (stop, handle) in self.workers.drain(..) {
+            stop.cancel();
+            handle.await.expect("the worker stops cleanly");
+        }
+    }
+
+    /// Starts a real worker process (`e2e-worker`) with this app's settings.
+    pub fn spawn_worker_process(&self, name: &str) -> WorkerProcess {
+        let child = Command::new(env!("CARGO_BIN_EXE_e2e-worker"))
+            .env_clear()
+            .envs(&self.env)
+            .env("CONFIG_DIR", config_dir())
+            .env("WORKER_NAME", name)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the e2e-worker binary starts");
+        WorkerProcess { child }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.post_to(&self.address, path, body).await
+    }
+
+    pub async fn post_to(&self, base: &str, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{base}{path}"))
+            .json(&body)
+            .send()
+            .await
+            .expect("the API answers");
+        read(response).await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("the API answers");
+        read(response).await
+    }
+
+    /// Creates an event and returns its id.
+    pub async fn create_event(&self, seats: u32) -> String {
+        let (status, body) = self
+            .post(
+                "/events/create",
+                json!({"name": "Test event", "totalSeats": seats}),
+            )
+            .await;
+        assert_eq!(status, 201, "event creation: {body}");
+        body["id"].as_str().expect("an event id").to_owned()
+    }
+
+    /// POST /seats/hold; returns the status and body.
+    pub async fn hold(&self, seat: &str, user: &str) -> (u16, Value) {
+        self.post("/seats/hold", json!({"id": seat, "UUID": user}))
+            .await
+    }
+
+    pub async fn reserve(&self, seat: &str, user: &str) -> (u16, Value) {
+        self.post("/seats/reserve", json!({"id": seat, "UUID": user}))
+            .await
+    }
+
+    pub async fn job_status(&self, job: &str) -> (u16, Value) {
+        self.get(&format!("/seats/job/{job}/status")).await
+    }
+
+    /// Polls a job until it is completed or failed; panics after `within`.
+    pub async fn wait_job(&self, job: &str, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let (status, body) = self.job_status(job).await;
+            assert_eq!(status, 200, "job {job} must stay readable: {body}");
+            if body["status"] == "completed" || body["status"] == "failed" {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "job {job} did not finish within {within:?}: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Holds a seat through the queue and waits for the result.
+    pub async fn hold_and_wait(&self, seat: &str, user: &str) -> Value {
+        let (status, body) = self.hold(seat, user).await;
+        assert_eq!(status, 202, "hold of {seat}: {body}");
+        self.wait_job(
+            body["jobId"].as_str().expect("a job id"),
+            Duration::from_secs(10),
+        )
+        .await
+    }
+
+    pub async fn seat(&self, seat: &str) -> Value {
+        let (status, body) = self.get(&format!("/seats/get/{seat}")).await;
+        assert_eq!(status, 200, "seat {seat}: {body}");
+        body
+    }
+
+    pub async fn event(&self, event: &str) -> Value {
+        let (status, body) = self.get(&format!("/events/{event}")).await;
+        assert_eq!(status, 200, "event {event}: {body}");
+        body
+    }
+
+    /// The ids of the seats listed Available.
+    pub async fn available(&self, event: &str) -> Vec<String> {
+        let (status, body) = self.get(&format!("/seats/list/{event}")).await;
+        assert_eq!(status, 200, "seat list of {event}: {body}");
+        body["seats"]
+            .as_array()
+            .expect("a seat array")
+            .iter()
+            .map(|s| s["id"].as_str().expect("a seat id").to_owned())
+            .collect()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        for (stop, _) in &self.workers {
+            stop.cancel();
+        }
+        for task in &self.tasks {
+            task.abort();
+        }
+        let _ = std::fs::remove_dir_all(&self.log_dir);
+    }
+}
+
+async fn read(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("a body");
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("status {status}: the body is not JSON ({e}): {text}"));
+    (status, body)
+}
+
+/// A real worker process; killed when dropped.
+pub struct WorkerProcess {
+    child: Child,
+}
+
+impl WorkerProcess {
+    pub fn kill_9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits for the exit, at most `within`.
+    pub fn terminate(&mut self, within: Duration) -> ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "SIGTERM was delivered");
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("the child can be waited on") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the worker did not exit within {within:?} of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        self.kill_9();
+    }
+}
+
+pub fn new_user() -> String {
+    Uuid::new_v4().to_string()
+}
+
+pub fn seat_of(event: &str, n: u32) -> String {
+    format!("{event}:{n}")
+}
+
+/// The acceptance order of a job: the sequence number in its id (`<event>:j<seq>`).
+pub fn job_seq(job: &str) -> u64 {
+    job.rsplit_once(":j")
+        .and_then(|(_, n)| n.parse().ok())
+        .expect("a job id ends with :j<seq>")
+}
+
+/// Milliseconds since the epoch of an RFC 3339 time as the API writes it.
+pub fn rfc3339_ms(s: &str) -> i64 {
+    humantime::parse_rfc3339(s)
+        .expect("an RFC 3339 time")
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after the epoch")
+        .as_millis() as i64
+}
+
+/// The Redis keys of an event, for tests that look at the data directly.
+pub fn keys_of(event: &str) -> queue_core::keys::EventKeys {
+    queue_core::keys::EventKeys::new(event.parse().expect("an event id"))
+}

@@ -1,0 +1,11 @@
+//! Whole-system tests: the API in process on port 0, workers in process or as real processes
+//! (`e2e-worker`), each test against its own `redis-server` on a free port.
+
+mod helpers;
+
+mod api_contract;
+mod bad_input;
+mod concurrency;
+mod expiry;
+mod memory;
+mod processes;

@@ -1,0 +1,117 @@
+//! Redis memory per seat of a 10,000-seat event, empty and fully reserved (MEMORY USAGE of all
+//! the event's keys). Run with `--nocapture` to see the figures.
+
+use std::time::Duration;
+
+use fred::interfaces::{KeysInterface, MemoryInterface};
+use futures::stream::{self, StreamExt};
+use queue_core::{EventName, JobKind, SeatCount, SeatId, Store, UserId};
+
+use crate::helpers::{keys_of, spawn_app_with, Options, TestApp};
+
+const SEATS: u32 = 10_000;
+
+async fn bytes_of_event(app: &TestApp, event: &str) -> u64 {
+    let redis = app.redis.client().await;
+    let k = keys_of(event);
+    let mut total = 0;
+    for key in [
+        k.event,
+        k.seats,
+        k.deadlines,
+        k.holders,
+        k.queue,
+        k.results,
+        k.done,
+        k.tick,
+    ] {
+        let usage: Option<u64> = redis
+            .memory_usage(&key, Some(0))
+            .await
+            .expect("MEMORY USAGE");
+        total += usage.unwrap_or(0);
+    }
+    total
+}
+
+async fn apply_to_every_seat(
+    app: &TestApp,
+    store: &Store,
+    kind: JobKind,
+    event: &str,
+    users: &[UserId],
+) {
+    let event_id = event.parse().expect("an event id");
+    let jobs: Vec<_> = stream::iter(1..=SEATS)
+        .map(|n| {
+            let seat = SeatId::new(event_id, n).expect("a seat number in range");
+            async move { store.enqueue(kind, seat, users[n as usize - 1]).await }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    let mut last = None;
+    for job in jobs {
+        match job.expect("Redis answers") {
+            queue_core::Enqueued::Accepted { job, .. } => last = Some(job),
+            other => panic!("every seat is free for this job: {other:?}"),
+        }
+    }
+    // Jobs of one event are applied in order, so the last accepted finishing means all did.
+    let last = last.expect("jobs were accepted").to_string();
+    let _ = app.wait_job(&last, Duration::from_secs(60)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ten_thousand_seat_event_costs_under_100_bytes_per_seat() {
+    let app = spawn_app_with(
+        Options::default()
+            .env("MAX_HELD_SEATS", 10)
+            .env("QUEUE_MAX_DEPTH", 20_000)
+            .env("JOB_RESULT_TTL_SECS", 1),
+    )
+    .await;
+    let store = Store::connect(&app.settings).await.expect("a store");
+    let name = EventName::try_from("Big".to_owned()).expect("a name");
+    let event = store
+        .create_event(
+            &name,
+            SeatCount::try_from(u64::from(SEATS)).expect("in range"),
+        )
+        .await
+        .expect("created")
+        .id
+        .to_string();
+
+    let empty = bytes_of_event(&app, &event).await as f64 / f64::from(SEATS);
+    println!("memory per seat, freshly created: {empty:.2} bytes");
+    assert!(empty < 100.0, "{empty} bytes per seat");
+
+    let users: Vec<UserId> = (0..SEATS)
+        .map(|_| uuid::Uuid::new_v4().to_string().parse().expect("a UUID"))
+        .collect();
+    apply_to_every_seat(&app, &store, JobKind::Hold, &event, &users).await;
+    let held = app.event(&event).await;
+    assert_eq!(held["onHold"], u64::from(SEATS), "{held}");
+    apply_to_every_seat(&app, &store, JobKind::Reserve, &event, &users).await;
+    let reserved = app.event(&event).await;
+    assert_eq!(reserved["reserved"], u64::from(SEATS), "{reserved}");
+
+    // Let the job records expire (JOB_RESULT_TTL_SECS=1) so that only seat state is measured.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let redis = app.redis.client().await;
+    loop {
+        let left: bool = redis.exists(keys_of(&event).results).await.expect("EXISTS");
+        if !left {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "job records were not trimmed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let full = bytes_of_event(&app, &event).await as f64 / f64::from(SEATS);
+    println!("memory per seat, every seat reserved: {full:.2} bytes");
+    assert!(full < 100.0, "{full} bytes per seat when fully reserved");
+}

@@ -1,0 +1,203 @@
+//! G4 with real worker processes killed mid-stream, and graceful shutdown on SIGTERM.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use fred::interfaces::HashesInterface;
+use futures::future::join_all;
+use serde_json::Value;
+
+use crate::helpers::{keys_of, new_user, seat_of, spawn_app_with, Options};
+
+/// A pseudo-random number from a fresh UUID (the tests need no seedable generator).
+fn random_below(n: u32) -> u32 {
+    (uuid::Uuid::new_v4().as_u128() % u128::from(n)) as u32
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn g4_a_worker_killed_mid_stream_loses_and_doubles_nothing() {
+    let app = spawn_app_with(Options::default().workers(0).env("MAX_HELD_SEATS", 1000)).await;
+    let mut workers: Vec<_> = (1..=3)
+        .map(|i| app.spawn_worker_process(&format!("g4-{i}")))
+        .collect();
+    let events: Vec<String> = join_all((0..3).map(|_| app.create_event(300))).await;
+
+    // Producers: each user holds random seats and reserves what it got, for a few seconds.
+    let accepted: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let stream_for = Duration::from_secs(5);
+    let started = Instant::now();
+    let producers = (0..24).map(|_| {
+        let (app, events, accepted) = (&app, &events, &accepted);
+        async move {
+            let user = new_user();
+            while started.elapsed() < stream_for {
+                let event = &events[random_below(3) as usize];
+                let seat = seat_of(event, 1 + random_below(300));
+                let (status, body) = app.hold(&seat, &user).await;
+                if status != 202 {
+                    assert_eq!(
+                        status, 409,
+                        "a hold is accepted or finds the seat taken: {body}"
+                    );
+                    continue;
+                }
+                let job = body["jobId"].as_str().expect("a job id").to_owned();
+                accepted.lock().expect("not poisoned").push(job.clone());
+                let done = app.wait_job(&job, Duration::from_secs(30)).await;
+                if done["result"]["success"] == true && random_below(2) == 0 {
+                    let (status, body) = app.reserve(&seat, &user).await;
+                    if status == 202 {
+                        accepted
+                            .lock()
+                            .expect("not poisoned")
+                            .push(body["jobId"].as_str().expect("a job id").to_owned());
+                    }
+                }
+            }
+        }
+    });
+    let killer = async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        workers[0].kill_9();
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        workers.push(app.spawn_worker_process("g4-replacement"));
+    };
+    futures::join!(join_all(producers), killer);
+
+    // Every accepted job ends, exactly once.
+    let accepted = accepted.into_inner().expect("not poisoned");
+    assert!(
+        accepted.len() > 200,
+        "a steady stream ({} jobs)",
+        accepted.len()
+    );
+    let finals: Vec<Value> = join_all(
+        accepted
+            .iter()
+            .map(|job| app.wait_job(job, Duration::from_secs(30))),
+    )
+    .await;
+    let mut held_by: HashMap<String, Vec<String>> = HashMap::new();
+    let mut reserved: HashMap<String, Vec<String>> = HashMap::new();
+    for done in &finals {
+        assert!(
+            done["status"] == "completed",
+            "no infrastructure failure expected: {done}"
+        );
+        if done["result"]["success"] == true {
+            let seat = done["result"]["seat"]["id"]
+                .as_str()
+                .expect("a seat")
+                .to_owned();
+            let user = done["result"]["seat"]["UUID"]
+                .as_str()
+                .expect("a user")
+                .to_owned();
+            let map = if done["type"] == "HOLD_SEAT" {
+                &mut held_by
+            } else {
+                &mut reserved
+            };
+            map.entry(seat).or_default().push(user);
+        }
+    }
+    for (seat, holders) in &held_by {
+        assert_eq!(
+            holders.len(),
+            1,
+            "{seat} was held by one successful job, not {holders:?}"
+        );
+    }
+    let redis = app.redis.client().await;
+    for event in &events {
+        let counts = app.event(event).await;
+        let successes = reserved
+            .keys()
+            .filter(|s| s.starts_with(event.as_str()))
+            .count();
+        assert_eq!(
+            counts["reserved"], successes as u64,
+            "each reserve applied once: {counts}"
+        );
+        let (enq, deq): (Option<u64>, Option<u64>) = redis
+            .hmget(keys_of(event).event, vec!["enq", "deq"])
+            .await
+            .expect("HMGET");
+        assert_eq!(
+            enq, deq,
+            "every accepted job of {event} was taken off the queue once"
+        );
+    }
+    for (seat, users) in &reserved {
+        assert_eq!(users.len(), 1, "{seat} reserved once");
+        let now = app.seat(seat).await;
+        assert_eq!(
+            (now["status"].as_str(), now["UUID"].as_str()),
+            (Some("Reserved"), Some(users[0].as_str()))
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_a_worker_cleanly_and_its_work_goes_on() {
+    let app = spawn_app_with(Options::default().workers(0)).await;
+    let mut first = app.spawn_worker_process("term-1");
+    let event = app.create_event(100).await;
+    assert_eq!(
+        app.hold_and_wait(&seat_of(&event, 1), &new_user()).await["result"]["success"],
+        true
+    );
+
+    // Jobs keep coming while the worker is told to stop.
+    let mut jobs = Vec::new();
+    for n in 2..=60 {
+        let (status, body) = app.hold(&seat_of(&event, n), &new_user()).await;
+        assert_eq!(status, 202, "{body}");
+        jobs.push(body["jobId"].as_str().expect("a job id").to_owned());
+    }
+    let status = first.terminate(Duration::from_secs(10));
+    assert!(
+        status.success(),
+        "a worker exits 0 on SIGTERM, got {status}"
+    );
+
+    // Whatever it did not apply, the next worker does.
+    let _second = app.spawn_worker_process("term-2");
+    for job in &jobs {
+        let done = app.wait_job(job, Duration::from_secs(15)).await;
+        assert_eq!(done["result"]["success"], true, "{done}");
+    }
+}
+
+#[tokio::test]
+async fn the_api_stops_on_request_and_returns() {
+    let redis = crate::helpers::TestRedis::start();
+    let env = HashMap::from([("REDIS_URL", redis.url()), ("PORT", "0".to_owned())]);
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config");
+    let settings =
+        queue_core::Settings::load_with(&dir, |n| env.get(n).cloned()).expect("settings");
+    let app = api::Application::build(&settings)
+        .await
+        .expect("the API starts");
+    let port = app.port();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(app.run_until_stopped(stop.clone()));
+    let health = reqwest::get(format!("http://127.0.0.1:{port}/health"))
+        .await
+        .expect("answers");
+    assert_eq!(health.status().as_u16(), 503, "up, with no worker yet");
+
+    stop.cancel();
+    let stopped = tokio::time::timeout(Duration::from_secs(10), running).await;
+    assert!(
+        matches!(stopped, Ok(Ok(Ok(())))),
+        "the API returns cleanly after shutdown: {stopped:?}"
+    );
+    assert!(
+        reqwest::get(format!("http://127.0.0.1:{port}/health"))
+            .await
+            .is_err(),
+        "nothing listens any more"
+    );
+}
