@@ -34,7 +34,7 @@ if [[ -z ${WORKERS:-} ]]; then
     [[ -n $WORKERS ]] || WORKERS="$(workers_from_toml "$CONFIG_DIR/default.toml")"
     [[ -n $WORKERS ]] || WORKERS=5
 fi
-[[ $WORKERS =~ ^[0-9]+$ ]] && ((WORKERS >= 1)) || die "WORKERS must be a positive integer, got '$WORKERS'"
+[[ $WORKERS =~ ^[1-9][0-9]*$ ]] || die "WORKERS must be a positive integer, got '$WORKERS'"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 export PORT="${PORT:-3000}"
 export CONFIG_DIR
@@ -67,6 +67,7 @@ redis_ping() {
         [[ "$(timeout 2 redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping 2>/dev/null)" == PONG ]]
     else
         # No redis-cli: speak the protocol over bash's /dev/tcp.
+        # shellcheck disable=SC2016 # expanded by the inner bash
         timeout 2 bash -c '
             exec 3<>"/dev/tcp/$1/$2" || exit 1
             printf "PING\r\n" >&3
@@ -109,9 +110,9 @@ stop_redis() {
         if command -v redis-cli >/dev/null 2>&1; then
             timeout 5 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown >/dev/null 2>&1 || true
         fi
-        alive "$REDIS_PID" && kill -TERM "$REDIS_PID" 2>/dev/null
+        if alive "$REDIS_PID"; then kill -TERM "$REDIS_PID" 2>/dev/null || true; fi
         for _ in $(seq 50); do alive "$REDIS_PID" || break; sleep 0.1; done
-        alive "$REDIS_PID" && kill -KILL "$REDIS_PID" 2>/dev/null
+        if alive "$REDIS_PID"; then kill -KILL "$REDIS_PID" 2>/dev/null || true; fi
     fi
     wait "$REDIS_PID" 2>/dev/null || true
     REDIS_PID=""
@@ -185,9 +186,8 @@ log "$WORKERS workers started (pids ${WORKER_PIDS[*]})"
 
 cat <<EOF
 
-  API:        http://127.0.0.1:$PORT
-  Swagger UI: http://127.0.0.1:$PORT/swagger-ui/
-  Health:     http://127.0.0.1:$PORT/health
+  API:        http://${BIND:-127.0.0.1}:$PORT
+  Health:     http://${BIND:-127.0.0.1}:$PORT/health
 
   Press Ctrl-C to stop everything.
 

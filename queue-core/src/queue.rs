@@ -62,8 +62,12 @@ impl Store {
             202 => {
                 let job = JobId::new(event, unsigned(reply.int()?)?);
                 let position = unsigned(reply.int()?)?;
+                // The job is stored: a failure to wake a worker must not turn its 202 into an
+                // error. The lease lapses and the housekeeping pass wakes the event instead.
                 if reply.int()? == 1 {
-                    self.push_ready(event).await?;
+                    if let Err(e) = self.push_ready(event).await {
+                        tracing::warn!(%event, error = %e, "accepted a job but could not push its ready token");
+                    }
                 }
                 Ok(Enqueued::Accepted { job, position })
             }

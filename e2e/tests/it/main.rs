@@ -6,6 +6,7 @@ mod helpers;
 mod api_contract;
 mod bad_input;
 mod concurrency;
+mod drain_rate;
 mod expiry;
 mod memory;
 mod processes;
