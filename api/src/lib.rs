@@ -182,3 +182,14 @@ fn json_error_body<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandler
         ServiceResponse::new(req, response).map_into_right_body(),
     ))
 }
+
+/// The whole `api` binary: settings from CONFIG_DIR (default `config`) and the environment, logs,
+/// then serve until SIGTERM or SIGINT.
+pub async fn run_from_env() -> anyhow::Result<()> {
+    let dir =
+        std::path::PathBuf::from(std::env::var("CONFIG_DIR").unwrap_or_else(|_| "config".into()));
+    let settings = Settings::load(&dir)?;
+    let _log = bootstrap::init_tracing("api", settings.log.dir.as_ref(), &settings.log.level)?;
+    let app = Application::build(&settings).await?;
+    app.run_until_stopped(bootstrap::shutdown_signal()).await
+}

@@ -1,1 +1,2 @@
-//! Whole-system tests live in `tests/it`; this package also builds `e2e-worker`, a worker binary the tests can start as real processes.
+//! Whole-system tests live in `tests/it`; this package also builds `e2e-api` and `e2e-worker`,
+//! the two binaries, so that its tests can start them as real processes.

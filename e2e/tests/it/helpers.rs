@@ -114,7 +114,7 @@ fn redis_answers(port: u16) -> bool {
     s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -286,17 +286,34 @@ impl TestApp {
     }
 
     /// Starts a real worker process (`e2e-worker`) with this app's settings.
-    pub fn spawn_worker_process(&self, name: &str) -> WorkerProcess {
-        let child = Command::new(env!("CARGO_BIN_EXE_e2e-worker"))
+    pub fn spawn_worker_process(&self, name: &str) -> ChildProcess {
+        self.spawn_process(env!("CARGO_BIN_EXE_e2e-worker"), &[("WORKER_NAME", name)])
+    }
+
+    /// Starts a real API process (`e2e-api`) with this app's settings, on `port`.
+    pub fn spawn_api_process(&self, port: u16) -> ChildProcess {
+        self.spawn_process(
+            env!("CARGO_BIN_EXE_e2e-api"),
+            &[("PORT", &port.to_string())],
+        )
+    }
+
+    fn spawn_process(&self, binary: &str, extra: &[(&str, &str)]) -> ChildProcess {
+        let child = Command::new(binary)
             .env_clear()
             .envs(&self.env)
             .env("CONFIG_DIR", config_dir())
-            .env("WORKER_NAME", name)
+            .envs(extra.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("the e2e-worker binary starts");
-        WorkerProcess { child }
+            .unwrap_or_else(|e| panic!("{binary} starts: {e}"));
+        ChildProcess { child }
+    }
+
+    /// Where the processes of this app write their log files.
+    pub fn log_dir(&self) -> &std::path::Path {
+        &self.log_dir
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -429,12 +446,12 @@ async fn read(response: reqwest::Response) -> (u16, Value) {
     (status, body)
 }
 
-/// A real worker process; killed when dropped.
-pub struct WorkerProcess {
+/// A real API or worker process; killed when dropped.
+pub struct ChildProcess {
     child: Child,
 }
 
-impl WorkerProcess {
+impl ChildProcess {
     pub fn kill_9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -442,11 +459,16 @@ impl WorkerProcess {
 
     /// Sends SIGTERM and waits for the exit, at most `within`.
     pub fn terminate(&mut self, within: Duration) -> ExitStatus {
+        self.stop_with("TERM", within)
+    }
+
+    /// Sends a signal (`TERM`, `INT`) and waits for the exit, at most `within`.
+    pub fn stop_with(&mut self, signal: &str, within: Duration) -> ExitStatus {
         let sent = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
             .status()
             .expect("kill runs");
-        assert!(sent.success(), "SIGTERM was delivered");
+        assert!(sent.success(), "SIG{signal} was delivered");
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().expect("the child can be waited on") {
@@ -461,7 +483,7 @@ impl WorkerProcess {
     }
 }
 
-impl Drop for WorkerProcess {
+impl Drop for ChildProcess {
     fn drop(&mut self) {
         self.kill_9();
     }

@@ -8,7 +8,7 @@ use fred::interfaces::HashesInterface;
 use futures::future::join_all;
 use serde_json::Value;
 
-use crate::helpers::{keys_of, new_user, seat_of, spawn_app_with, Options};
+use crate::helpers::{free_port, keys_of, new_user, seat_of, spawn_app_with, Options};
 
 /// A pseudo-random number from a fresh UUID (the tests need no seedable generator).
 fn random_below(n: u32) -> u32 {
@@ -167,6 +167,70 @@ async fn sigterm_stops_a_worker_cleanly_and_its_work_goes_on() {
     for job in &jobs {
         let done = app.wait_job(job, Duration::from_secs(15)).await;
         assert_eq!(done["result"]["success"], true, "{done}");
+    }
+}
+
+/// The JSON lines of the log files in `dir` whose name starts with `prefix`.
+fn json_log_lines(dir: &std::path::Path, prefix: &str) -> Vec<Value> {
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(dir)
+        .expect("the log directory exists")
+        .flatten()
+    {
+        if entry.file_name().to_string_lossy().starts_with(prefix) {
+            let text = std::fs::read_to_string(entry.path()).expect("a readable log");
+            for line in text.lines() {
+                lines.push(
+                    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")),
+                );
+            }
+        }
+    }
+    lines
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binaries_exit_0_on_sigterm_and_sigint_and_log_json() {
+    let app = spawn_app_with(Options::default().workers(0).env("LOG_LEVEL", "info")).await;
+    let port = free_port();
+    let mut api = app.spawn_api_process(port);
+    let mut worker = app.spawn_worker_process("signals-1");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let health = app
+            .http
+            .get(format!("http://127.0.0.1:{port}/health"))
+            .send()
+            .await;
+        if let Ok(response) = health {
+            if response.status().as_u16() == 200 {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the API process never reported a live worker"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let api_exit = api.stop_with("TERM", Duration::from_secs(10));
+    let worker_exit = worker.stop_with("INT", Duration::from_secs(10));
+
+    assert!(
+        api_exit.success(),
+        "the API exits 0 on SIGTERM, got {api_exit}"
+    );
+    assert!(
+        worker_exit.success(),
+        "a worker exits 0 on SIGINT, got {worker_exit}"
+    );
+    for (prefix, said) in [("api.", "API listening"), ("signals-1.", "worker stopped")] {
+        let lines = json_log_lines(app.log_dir(), prefix);
+        assert!(
+            lines.iter().any(|l| l["fields"]["message"] == said),
+            "{prefix}*.log holds JSON lines, among them `{said}`: {lines:?}"
+        );
     }
 }
 
