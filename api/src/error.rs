@@ -30,6 +30,8 @@ pub enum ApiError {
     },
     #[error("the seat is held by another user")]
     HeldByAnother,
+    #[error("you already hold {limit} seats of this event, the most allowed")]
+    HoldLimit { limit: u32 },
     #[error("the queue for this event is full ({depth} jobs waiting); try again shortly")]
     QueueFull { depth: u64 },
     #[error("the service cannot reach its data store; try again shortly")]
@@ -88,6 +90,7 @@ impl ApiError {
             } => "seat_not_on_hold",
             Self::Conflict { .. } => "seat_not_available",
             Self::HeldByAnother => "held_by_another_user",
+            Self::HoldLimit { .. } => "hold_limit_reached",
             Self::QueueFull { .. } => "queue_full",
             Self::Unavailable(_) => "service_unavailable",
             Self::Internal(_) => "internal_error",
@@ -108,6 +111,7 @@ impl ApiError {
             Self::InvalidField { field, .. } => body.field = Some(field.clone()),
             Self::Conflict { current, .. } => body.current_status = Some(*current),
             Self::PayloadTooLarge { limit } => body.limit = Some(*limit),
+            Self::HoldLimit { limit } => body.limit = Some(*limit as usize),
             _ => {}
         }
         body
@@ -134,6 +138,7 @@ impl ResponseError for ApiError {
             }
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::HeldByAnother => StatusCode::FORBIDDEN,
+            Self::HoldLimit { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::QueueFull { .. } | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,

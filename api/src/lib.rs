@@ -9,7 +9,7 @@ use actix_web::dev::{Server, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::web::{self, PayloadConfig};
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError, Route};
 use anyhow::Context;
 use queue_core::{Settings, Store};
 use tokio_util::sync::CancellationToken;
@@ -102,58 +102,50 @@ impl Application {
     }
 }
 
-/// Every route of SPEC §2.
+/// Every route of SPEC §2. Each path is one resource, so that a wrong method on a known path
+/// gets 405 and an unknown path 404 (the app's default service), both as JSON.
 fn routes(cfg: &mut web::ServiceConfig) {
     use routes::{events, health, jobs, seats};
-    cfg.route("/events/create", web::post().to(events::create))
-        .route("/events/{id}", web::get().to(events::get))
-        .route("/seats/list/{eventId}", web::get().to(events::list_seats))
-        .route("/seats/get/{id}", web::get().to(seats::get))
-        .route("/seats/hold", web::post().to(seats::hold))
-        .route("/seats/reserve", web::post().to(seats::reserve))
-        .route("/seats/refresh", web::post().to(seats::refresh))
-        .route("/seats/hold/refresh", web::post().to(seats::refresh))
-        .route("/seats/release", web::post().to(seats::release))
-        .route("/seats/job/{jobId}/status", web::get().to(jobs::status))
-        .route("/health", web::get().to(health::health));
+    let resource = |path: &str, route: Route| {
+        web::resource(path)
+            .route(route)
+            .default_service(web::to(method_not_allowed))
+    };
+    cfg.service(resource("/events/create", web::post().to(events::create)))
+        .service(resource("/events/{id}", web::get().to(events::get)))
+        .service(resource(
+            "/seats/list/{eventId}",
+            web::get().to(events::list_seats),
+        ))
+        .service(resource("/seats/get/{id}", web::get().to(seats::get)))
+        .service(resource("/seats/hold", web::post().to(seats::hold)))
+        .service(resource("/seats/reserve", web::post().to(seats::reserve)))
+        .service(resource("/seats/refresh", web::post().to(seats::refresh)))
+        .service(resource(
+            "/seats/hold/refresh",
+            web::post().to(seats::refresh),
+        ))
+        .service(resource("/seats/release", web::post().to(seats::release)))
+        .service(resource(
+            "/seats/job/{jobId}/status",
+            web::get().to(jobs::status),
+        ))
+        .service(resource("/health", web::get().to(health::health)));
+}
+
+async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    ApiError::MethodNotAllowed {
+        method: req.method().to_string(),
+    }
+    .error_response()
 }
 
 async fn route_not_found(req: HttpRequest) -> HttpResponse {
-    let known_path = KNOWN_PATHS.iter().any(|p| matches(p, req.path()));
-    let error = if known_path {
-        ApiError::MethodNotAllowed {
-            method: req.method().to_string(),
-        }
-    } else {
-        ApiError::RouteNotFound {
-            method: req.method().to_string(),
-            path: req.path().chars().take(200).collect(),
-        }
-    };
-    error.error_response()
-}
-
-/// The path patterns of `routes`, to tell a wrong method (405) from an unknown path (404).
-const KNOWN_PATHS: &[&str] = &[
-    "/events/create",
-    "/events/*",
-    "/seats/list/*",
-    "/seats/get/*",
-    "/seats/hold",
-    "/seats/reserve",
-    "/seats/refresh",
-    "/seats/hold/refresh",
-    "/seats/release",
-    "/seats/job/*/status",
-    "/health",
-];
-
-fn matches(pattern: &str, path: &str) -> bool {
-    let (p, s): (Vec<_>, Vec<_>) = (pattern.split('/').collect(), path.split('/').collect());
-    p.len() == s.len()
-        && p.iter()
-            .zip(&s)
-            .all(|(p, s)| *p == "*" && !s.is_empty() || p == s)
+    ApiError::RouteNotFound {
+        method: req.method().to_string(),
+        path: req.path().chars().take(200).collect(),
+    }
+    .error_response()
 }
 
 /// Gives any error answer that is not JSON yet (one produced by actix itself) the JSON shape.

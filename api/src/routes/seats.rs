@@ -1,5 +1,5 @@
 use actix_web::{web, HttpResponse};
-use queue_core::{Enqueued, JobKind, SeatId, SeatStatus};
+use queue_core::{Enqueued, JobKind, Refusal, Seat, SeatId, SeatStatus};
 
 use crate::dto::{QueueResponse, SeatBody, SeatMessage, SeatRequest};
 use crate::error::ApiError;
@@ -74,17 +74,8 @@ pub async fn refresh(
     body: JsonBody<SeatRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let JsonBody(req) = body;
-    match state.store.refresh(req.id, req.user).await? {
-        Ok(seat) => Ok(HttpResponse::Ok().json(SeatMessage {
-            message: "Hold refreshed".to_owned(),
-            seat: SeatBody::from(&seat),
-        })),
-        Err(refusal) => Err(ApiError::from_refusal(
-            refusal,
-            &req.id.to_string(),
-            SeatStatus::OnHold,
-        )),
-    }
+    let outcome = state.store.refresh(req.id, req.user).await?;
+    hold_answer(outcome, req.id, "Hold refreshed")
 }
 
 /// POST /seats/release
@@ -93,14 +84,24 @@ pub async fn release(
     body: JsonBody<SeatRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let JsonBody(req) = body;
-    match state.store.release(req.id, req.user).await? {
+    let outcome = state.store.release(req.id, req.user).await?;
+    hold_answer(outcome, req.id, "Hold released")
+}
+
+/// The answer of a synchronous operation on a live hold: 200 with the seat, or the refusal.
+fn hold_answer(
+    outcome: Result<Seat, Refusal>,
+    seat: SeatId,
+    message: &str,
+) -> Result<HttpResponse, ApiError> {
+    match outcome {
         Ok(seat) => Ok(HttpResponse::Ok().json(SeatMessage {
-            message: "Hold released".to_owned(),
+            message: message.to_owned(),
             seat: SeatBody::from(&seat),
         })),
         Err(refusal) => Err(ApiError::from_refusal(
             refusal,
-            &req.id.to_string(),
+            &seat.to_string(),
             SeatStatus::OnHold,
         )),
     }
