@@ -7,24 +7,63 @@ use queue_core::{
     SeatStatus, UserId,
 };
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-#[derive(Debug, Deserialize)]
+/// A new event.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"name": "Opening night", "totalSeats": 100}))]
 pub struct CreateEvent {
+    /// Not blank, at most 200 characters.
+    #[schema(value_type = String, min_length = 1, max_length = 200)]
     pub name: EventName,
+    /// An integer from 10 to 10,000 (not a string, not a fraction).
+    #[schema(value_type = u32, minimum = 10, maximum = 10000)]
     pub total_seats: SeatCount,
 }
 
 /// The body of hold, reserve, refresh and release.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"id": EXAMPLE_SEAT, "UUID": EXAMPLE_USER}))]
 pub struct SeatRequest {
+    /// The seat: `<event id>:<seat number>`.
+    #[schema(value_type = String, pattern = "^[0-9a-fA-F-]{36}:[1-9][0-9]{0,4}$")]
     pub id: SeatId,
+    /// The user's id, a UUID.
     #[serde(rename = "UUID")]
+    #[schema(value_type = String, format = Uuid)]
     pub user: UserId,
 }
 
-#[derive(Debug, Serialize)]
+pub const EXAMPLE_EVENT: &str = "3f0c2f2f-5c11-4b43-9a71-0b6f6a8e54a4";
+pub const EXAMPLE_SEAT: &str = "3f0c2f2f-5c11-4b43-9a71-0b6f6a8e54a4:7";
+pub const EXAMPLE_JOB: &str = "3f0c2f2f-5c11-4b43-9a71-0b6f6a8e54a4:j42";
+pub const EXAMPLE_USER: &str = "0b6f6a8e-54a4-4b43-9a71-3f0c2f2f5c11";
+
+/// A seat's status (the schema of `queue_core::SeatStatus`, which knows nothing of OpenAPI).
+#[derive(Debug, Serialize, ToSchema)]
+pub enum SeatStatusSchema {
+    Available,
+    #[serde(rename = "On hold")]
+    OnHold,
+    Reserved,
+}
+
+/// What a job does (the schema of `queue_core::JobKind`).
+#[derive(Debug, Serialize, ToSchema)]
+pub enum JobKindSchema {
+    #[serde(rename = "HOLD_SEAT")]
+    Hold,
+    #[serde(rename = "RESERVE_SEAT")]
+    Reserve,
+}
+
+/// An event. `available`, `onHold` and `reserved` are counts as of the request, present on
+/// `GET /events/{id}` and in seat lists.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"id": EXAMPLE_EVENT, "name": "Opening night", "totalSeats": 100,
+    "available": 93, "onHold": 5, "reserved": 2}))]
 pub struct EventBody {
     pub id: String,
     pub name: String,
@@ -61,14 +100,20 @@ impl EventBody {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A seat.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"id": EXAMPLE_SEAT, "eventId": EXAMPLE_EVENT, "UUID": EXAMPLE_USER,
+    "status": "On hold", "expiresAt": "2026-11-21T18:00:00.000Z"}))]
 pub struct SeatBody {
     pub id: String,
     #[serde(rename = "eventId")]
     pub event_id: String,
+    /// The holder's or reserver's id, or "" when Available.
     #[serde(rename = "UUID")]
     pub user: String,
+    #[schema(value_type = SeatStatusSchema)]
     pub status: SeatStatus,
+    /// When the hold lapses (RFC 3339), while On hold.
     #[serde(rename = "expiresAt", skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
 }
@@ -95,7 +140,8 @@ impl SeatBody {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// The seats of an event that are Available now.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SeatList {
     pub total: usize,
     pub event: EventBody,
@@ -103,28 +149,45 @@ pub struct SeatList {
 }
 
 /// The answer of a synchronous seat operation (refresh, release).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SeatMessage {
     pub message: String,
     pub seat: SeatBody,
 }
 
-#[derive(Debug, Serialize)]
+/// A job accepted onto the queue. Poll `statusEndpoint` (also the `Location` header).
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"message": "HOLD_SEAT request accepted", "jobId": EXAMPLE_JOB,
+    "position": 3, "estimatedWaitTime": 0.004,
+    "statusEndpoint": format!("/seats/job/{EXAMPLE_JOB}/status")}))]
 pub struct QueueResponse {
     pub message: String,
     pub job_id: String,
+    /// Jobs of the same event ahead of this one.
     pub position: u64,
+    /// Seconds until the job is applied, from the workers' measured drain rate.
     pub estimated_wait_time: f64,
     pub status_endpoint: String,
 }
 
-#[derive(Debug, Serialize)]
+/// Where a job stands: `waiting` (with `position`), `active` (a worker is on it), `completed`
+/// (with `result`; a refusal is a completed job with `success: false`) or `failed` (could not be
+/// applied at all; `error` says why).
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"jobId": EXAMPLE_JOB, "type": "HOLD_SEAT", "status": "completed",
+    "result": {"success": true, "status": 200, "message": "Seat held", "seat": {"id": EXAMPLE_SEAT,
+    "eventId": EXAMPLE_EVENT, "UUID": EXAMPLE_USER, "status": "On hold",
+    "expiresAt": "2026-11-21T18:00:00.000Z"}}, "createdAt": 1795284696333_i64,
+    "completedAt": 1795284696340_i64}))]
 pub struct JobStatusBody {
     pub job_id: String,
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<JobKindSchema>)]
     pub kind: Option<JobKind>,
+    /// `waiting`, `active`, `completed` or `failed`.
+    #[schema(value_type = String, pattern = "^(waiting|active|completed|failed)$")]
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub position: Option<u64>,
@@ -132,13 +195,17 @@ pub struct JobStatusBody {
     pub result: Option<JobResultBody>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Milliseconds since the Unix epoch, as in the original design.
+    /// When the job was accepted: milliseconds since the Unix epoch, as in the original design.
+    #[schema(value_type = i64)]
     pub created_at: Millis,
+    /// When the job finished (ms since the epoch).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<i64>)]
     pub completed_at: Option<Millis>,
 }
 
-#[derive(Debug, Serialize)]
+/// What a completed job did.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JobResultBody {
     pub success: bool,
@@ -150,8 +217,11 @@ pub struct JobResultBody {
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seat: Option<SeatBody>,
+    /// The seat's status when the job found it in the wrong one (409).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<SeatStatusSchema>)]
     pub current_status: Option<SeatStatus>,
+    /// MAX_HELD_SEATS, when the user already held that many (429).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
 }

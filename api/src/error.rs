@@ -44,15 +44,27 @@ pub enum ApiError {
     MethodNotAllowed { method: String },
 }
 
-#[derive(Debug, Serialize)]
+/// Every error answer: a sentence for a person and a stable code, with details where useful.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"error": "the seat is On hold, not Available",
+    "code": "seat_not_available", "currentStatus": "On hold"}))]
 pub struct ErrorBody {
     pub error: String,
+    /// Stable snake_case: malformed_json, unsupported_content_type, payload_too_large,
+    /// invalid_field, event_not_found, seat_not_found, job_not_found, seat_not_available,
+    /// seat_not_on_hold, held_by_another_user, hold_limit_reached, queue_full,
+    /// service_unavailable, internal_error, route_not_found, method_not_allowed.
+    #[schema(value_type = String)]
     pub code: &'static str,
+    /// The request field that was invalid (422).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// The seat's status when it is not the one the operation needs (409).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::dto::SeatStatusSchema>)]
     pub current_status: Option<SeatStatus>,
+    /// The limit that was hit (413: bytes; 429: seats).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
 }

@@ -13,14 +13,18 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError, Route
 use anyhow::Context;
 use queue_core::{Settings, Store};
 use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
 
 pub mod dto;
 pub mod error;
 pub mod json;
+pub mod openapi;
 pub mod routes;
 pub mod state;
 
 use error::ApiError;
+use openapi::ApiDoc;
 use state::{AppState, DrainRate};
 
 /// The API, bound to its port and ready to serve.
@@ -123,14 +127,22 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/seats/refresh", web::post().to(seats::refresh)))
         .service(resource(
             "/seats/hold/refresh",
-            web::post().to(seats::refresh),
+            web::post().to(seats::hold_refresh),
         ))
         .service(resource("/seats/release", web::post().to(seats::release)))
         .service(resource(
             "/seats/job/{jobId}/status",
             web::get().to(jobs::status),
         ))
-        .service(resource("/health", web::get().to(health::health)));
+        .service(resource("/health", web::get().to(health::health)))
+        .service(
+            SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", ApiDoc::openapi()),
+        )
+        .service(web::resource("/swagger-ui").route(web::get().to(|| async {
+            HttpResponse::MovedPermanently()
+                .insert_header((header::LOCATION, "/swagger-ui/"))
+                .finish()
+        })));
 }
 
 async fn method_not_allowed(req: HttpRequest) -> HttpResponse {

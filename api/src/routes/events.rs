@@ -2,12 +2,21 @@ use actix_web::{web, HttpResponse};
 use queue_core::EventId;
 
 use crate::dto::{CreateEvent, EventBody, SeatBody, SeatList};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::json::JsonBody;
 use crate::routes::parse_id;
 use crate::state::AppState;
 
-/// POST /events/create
+/// Create an event; every seat exists, Available, when the 201 is sent.
+#[utoipa::path(post, path = "/events/create", tag = "events", request_body = CreateEvent,
+    responses(
+        (status = 201, description = "Created", body = EventBody,
+            headers(("Location" = String, description = "The event's URL"))),
+        (status = 400, description = "Malformed JSON or not `application/json`", body = ErrorBody),
+        (status = 422, description = "An invalid field, named in `field`", body = ErrorBody),
+        (status = 413, description = "The body is over the size limit", body = ErrorBody),
+        (status = 503, description = "Redis is unavailable; retry after `Retry-After` seconds", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ))]
 pub async fn create(
     state: web::Data<AppState>,
     body: JsonBody<CreateEvent>,
@@ -19,7 +28,15 @@ pub async fn create(
         .json(EventBody::created(&event)))
 }
 
-/// GET /events/{id}
+/// An event with its seat counts now.
+#[utoipa::path(get, path = "/events/{id}", tag = "events",
+    params(("id" = String, Path, description = "The event's id", example = "3f0c2f2f-5c11-4b43-9a71-0b6f6a8e54a4")),
+    responses(
+        (status = 200, description = "The event", body = EventBody),
+        (status = 404, description = "No such event", body = ErrorBody),
+        (status = 422, description = "A malformed id", body = ErrorBody),
+        (status = 503, description = "Redis is unavailable; retry after `Retry-After` seconds", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ))]
 pub async fn get(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -34,7 +51,15 @@ pub async fn get(
     }
 }
 
-/// GET /seats/list/{eventId}
+/// The seats of an event that are Available now (a lapsed hold is Available).
+#[utoipa::path(get, path = "/seats/list/{eventId}", tag = "seats",
+    params(("eventId" = String, Path, description = "The event's id", example = "3f0c2f2f-5c11-4b43-9a71-0b6f6a8e54a4")),
+    responses(
+        (status = 200, description = "The Available seats", body = SeatList),
+        (status = 404, description = "No such event", body = ErrorBody),
+        (status = 422, description = "A malformed id", body = ErrorBody),
+        (status = 503, description = "Redis is unavailable; retry after `Retry-After` seconds", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ))]
 pub async fn list_seats(
     state: web::Data<AppState>,
     path: web::Path<String>,

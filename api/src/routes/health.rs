@@ -4,19 +4,34 @@ use serde::Serialize;
 use crate::error::RETRY_AFTER_SECS;
 use crate::state::AppState;
 
-#[derive(Debug, Serialize)]
+/// Whether the service can do its work.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Health {
+#[schema(example = json!({"status": "ok", "redis": "up", "liveWorkers": 5, "queueDepth": 0, "problems": []}))]
+pub struct Health {
     /// "ok", or "unavailable" naming what is down in `problems`.
+    #[schema(value_type = String)]
     status: &'static str,
+    /// "up" or "down".
+    #[schema(value_type = String)]
     redis: &'static str,
+    /// Workers with a heartbeat in the last 3 seconds.
     live_workers: usize,
+    /// Jobs waiting across recently active events.
     #[serde(skip_serializing_if = "Option::is_none")]
     queue_depth: Option<u64>,
+    /// What is down, in words.
+    #[schema(value_type = Vec<String>)]
     problems: Vec<&'static str>,
 }
 
-/// GET /health: 200 when Redis answers and at least one worker is alive, else 503.
+/// 200 when Redis answers and at least one worker is alive, else 503 saying what is down.
+#[utoipa::path(get, path = "/health", tag = "service",
+    responses(
+        (status = 200, description = "Redis answers and workers are alive", body = Health),
+        (status = 503, description = "Something is down (`problems`)", body = Health,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ))]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let store = &state.store;
     let (ping, pool, depth) = futures::join!(store.ping(), store.pool(), store.queue_depth());

@@ -2,12 +2,20 @@ use actix_web::{web, HttpResponse};
 use queue_core::{Enqueued, JobKind, Refusal, Seat, SeatId, SeatStatus};
 
 use crate::dto::{QueueResponse, SeatBody, SeatMessage, SeatRequest};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::json::JsonBody;
 use crate::routes::parse_id;
 use crate::state::AppState;
 
-/// GET /seats/get/{id}
+/// One seat as it is now.
+#[utoipa::path(get, path = "/seats/get/{id}", tag = "seats",
+    params(("id" = String, Path, description = "`<event id>:<seat number>`", example = "3f0c2f2f-5c11-4b43-9a71-0b6f6a8e54a4:7")),
+    responses(
+        (status = 200, description = "The seat", body = SeatBody),
+        (status = 404, description = "No such event or seat", body = ErrorBody),
+        (status = 422, description = "A malformed id", body = ErrorBody),
+        (status = 503, description = "Redis is unavailable; retry after `Retry-After` seconds", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ))]
 pub async fn get(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -22,7 +30,19 @@ pub async fn get(
     }
 }
 
-/// POST /seats/hold
+/// Hold a seat: pre-checked now, applied by a worker in acceptance order.
+#[utoipa::path(post, path = "/seats/hold", tag = "seats", request_body = SeatRequest,
+    responses(
+        (status = 202, description = "Accepted: poll `statusEndpoint`", body = QueueResponse,
+            headers(("Location" = String, description = "Equal to `statusEndpoint`"))),
+        (status = 400, description = "Malformed JSON or not `application/json`", body = ErrorBody),
+        (status = 404, description = "No such event or seat", body = ErrorBody),
+        (status = 413, description = "The body is over the size limit", body = ErrorBody),
+        (status = 422, description = "An invalid field, named in `field`", body = ErrorBody),
+        (status = 409, description = "The seat is not Available now (`currentStatus`)", body = ErrorBody),
+        (status = 503, description = "The queue is full or Redis is unavailable; retry after `Retry-After` seconds", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ))]
 pub async fn hold(
     state: web::Data<AppState>,
     body: JsonBody<SeatRequest>,
@@ -30,7 +50,20 @@ pub async fn hold(
     enqueue(&state, JobKind::Hold, body.0).await
 }
 
-/// POST /seats/reserve
+/// Reserve a seat the user holds: pre-checked now, applied by a worker in acceptance order.
+#[utoipa::path(post, path = "/seats/reserve", tag = "seats", request_body = SeatRequest,
+    responses(
+        (status = 202, description = "Accepted: poll `statusEndpoint`", body = QueueResponse,
+            headers(("Location" = String, description = "Equal to `statusEndpoint`"))),
+        (status = 400, description = "Malformed JSON or not `application/json`", body = ErrorBody),
+        (status = 404, description = "No such event or seat", body = ErrorBody),
+        (status = 413, description = "The body is over the size limit", body = ErrorBody),
+        (status = 422, description = "An invalid field, named in `field`", body = ErrorBody),
+        (status = 403, description = "Another user holds the seat", body = ErrorBody),
+        (status = 409, description = "The seat is not On hold (`currentStatus`)", body = ErrorBody),
+        (status = 503, description = "The queue is full or Redis is unavailable; retry after `Retry-After` seconds", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ))]
 pub async fn reserve(
     state: web::Data<AppState>,
     body: JsonBody<SeatRequest>,
@@ -68,7 +101,17 @@ async fn enqueue(
     }
 }
 
-/// POST /seats/refresh and POST /seats/hold/refresh
+/// Extend the user's live hold to now + HOLD_TTL, capped at MAX_HOLD_LIFETIME from its start.
+#[utoipa::path(post, path = "/seats/refresh", tag = "seats", request_body = SeatRequest,
+    responses((status = 200, description = "Refreshed: the seat with its new `expiresAt`", body = SeatMessage),
+        (status = 400, description = "Malformed JSON or not `application/json`", body = ErrorBody),
+        (status = 403, description = "Another user holds the seat", body = ErrorBody),
+        (status = 404, description = "No such event or seat", body = ErrorBody),
+        (status = 409, description = "The seat is not On hold (a lapsed hold is not)", body = ErrorBody),
+        (status = 413, description = "The body is over the size limit", body = ErrorBody),
+        (status = 422, description = "An invalid field, named in `field`", body = ErrorBody),
+        (status = 503, description = "Redis is unavailable; retry after `Retry-After` seconds", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ))]
 pub async fn refresh(
     state: web::Data<AppState>,
     body: JsonBody<SeatRequest>,
@@ -78,7 +121,17 @@ pub async fn refresh(
     hold_answer(outcome, req.id, "Hold refreshed")
 }
 
-/// POST /seats/release
+/// Give a live hold back: the seat is Available at once.
+#[utoipa::path(post, path = "/seats/release", tag = "seats", request_body = SeatRequest,
+    responses((status = 200, description = "Released", body = SeatMessage),
+        (status = 400, description = "Malformed JSON or not `application/json`", body = ErrorBody),
+        (status = 403, description = "Another user holds the seat", body = ErrorBody),
+        (status = 404, description = "No such event or seat", body = ErrorBody),
+        (status = 409, description = "The seat is not On hold (a lapsed hold is not)", body = ErrorBody),
+        (status = 413, description = "The body is over the size limit", body = ErrorBody),
+        (status = 422, description = "An invalid field, named in `field`", body = ErrorBody),
+        (status = 503, description = "Redis is unavailable; retry after `Retry-After` seconds", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ))]
 pub async fn release(
     state: web::Data<AppState>,
     body: JsonBody<SeatRequest>,
@@ -105,4 +158,22 @@ fn hold_answer(
             SeatStatus::OnHold,
         )),
     }
+}
+
+/// Same as `POST /seats/refresh` (the original design's second path).
+#[utoipa::path(post, path = "/seats/hold/refresh", tag = "seats", request_body = SeatRequest,
+    responses((status = 200, description = "Refreshed: the seat with its new `expiresAt`", body = SeatMessage),
+        (status = 400, description = "Malformed JSON or not `application/json`", body = ErrorBody),
+        (status = 403, description = "Another user holds the seat", body = ErrorBody),
+        (status = 404, description = "No such event or seat", body = ErrorBody),
+        (status = 409, description = "The seat is not On hold (a lapsed hold is not)", body = ErrorBody),
+        (status = 413, description = "The body is over the size limit", body = ErrorBody),
+        (status = 422, description = "An invalid field, named in `field`", body = ErrorBody),
+        (status = 503, description = "Redis is unavailable; retry after `Retry-After` seconds", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ))]
+pub async fn hold_refresh(
+    state: web::Data<AppState>,
+    body: JsonBody<SeatRequest>,
+) -> Result<HttpResponse, ApiError> {
+    refresh(state, body).await
 }

@@ -341,3 +341,73 @@ async fn health_reports_redis_and_workers() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn the_openapi_document_and_swagger_ui_are_served() {
+    let app = spawn_app_with(Options::default().workers(0)).await;
+
+    let (status, served) = app.get("/api-docs/openapi.json").await;
+    assert_eq!(status, 200);
+    let committed: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json"))
+            .expect("docs/openapi.json is committed"),
+    )
+    .expect("JSON");
+    assert_eq!(
+        served, committed,
+        "the served document is the committed one"
+    );
+    let paths = served["paths"].as_object().expect("paths");
+    for path in [
+        "/events/create",
+        "/events/{id}",
+        "/seats/list/{eventId}",
+        "/seats/get/{id}",
+        "/seats/hold",
+        "/seats/reserve",
+        "/seats/refresh",
+        "/seats/hold/refresh",
+        "/seats/release",
+        "/seats/job/{jobId}/status",
+        "/health",
+    ] {
+        assert!(paths.contains_key(path), "{path} is documented");
+    }
+
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client");
+    let response = no_redirects
+        .get(app.url("/swagger-ui"))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(response.status().as_u16(), 301);
+    assert_eq!(response.headers()["location"], "/swagger-ui/");
+    let page = app
+        .http
+        .get(app.url("/swagger-ui/"))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(page.status().as_u16(), 200);
+    let html = page.text().await.expect("a page");
+    assert!(html.contains("swagger-ui"), "the Swagger UI page: {html}");
+    let init = app
+        .http
+        .get(app.url("/swagger-ui/swagger-initializer.js"))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(
+        init.status().as_u16(),
+        200,
+        "the vendored assets are served"
+    );
+    assert!(init
+        .text()
+        .await
+        .expect("a script")
+        .contains("/api-docs/openapi.json"));
+}

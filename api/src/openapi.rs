@@ -1,0 +1,73 @@
+//! The OpenAPI document, generated from the handlers' and types' annotations. It is served at
+//! `/api-docs/openapi.json` with Swagger UI at `/swagger-ui/`, and committed as
+//! `docs/openapi.json` (a test fails when the two differ; `UPDATE_OPENAPI=1` rewrites the file).
+
+use utoipa::OpenApi;
+
+use crate::dto::{
+    CreateEvent, EventBody, JobKindSchema, JobResultBody, JobStatusBody, QueueResponse, SeatBody,
+    SeatList, SeatMessage, SeatRequest, SeatStatusSchema,
+};
+use crate::error::ErrorBody;
+use crate::routes::{events, health, jobs, seats};
+
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "Seat reservation service",
+        description = "Hold seats for a short time, then reserve them. Holds and reserves are \
+            jobs: the answer is `202 Accepted` with a job to poll at `statusEndpoint`; jobs on one \
+            event take effect in the order they were accepted. Every error is JSON: \
+            `{\"error\": \"…\", \"code\": \"…\"}`, plus `field`, `currentStatus` or `limit` where useful.",
+        version = "0.1.0",
+    ),
+    paths(
+        events::create, events::get, events::list_seats,
+        seats::get, seats::hold, seats::reserve, seats::refresh, seats::hold_refresh, seats::release,
+        jobs::status,
+        health::health,
+    ),
+    components(schemas(
+        CreateEvent, SeatRequest, EventBody, SeatBody, SeatList, SeatMessage, QueueResponse,
+        JobStatusBody, JobResultBody, SeatStatusSchema, JobKindSchema, ErrorBody, health::Health,
+    )),
+    tags(
+        (name = "events", description = "Create and read events"),
+        (name = "seats", description = "Read, hold, reserve, refresh and release seats"),
+        (name = "jobs", description = "Follow a hold or reserve job"),
+        (name = "service", description = "Health"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The document as committed under `docs/`.
+pub fn document() -> String {
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .map(|mut json| {
+            json.push('\n');
+            json
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    #[test]
+    fn the_committed_document_is_the_generated_one() {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.json");
+        let generated = super::document();
+        assert!(generated.len() > 1000, "the document was generated");
+        if std::env::var_os("UPDATE_OPENAPI").is_some() {
+            std::fs::write(&path, &generated).expect("docs/openapi.json is writable");
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "docs/openapi.json differs from what the code generates; run \
+             `UPDATE_OPENAPI=1 cargo test -p api openapi` and commit the file"
+        );
+    }
+}
