@@ -187,6 +187,7 @@ log "$WORKERS workers started (pids ${WORKER_PIDS[*]})"
 cat <<EOF
 
   API:        http://${BIND:-127.0.0.1}:$PORT
+  Swagger UI: http://${BIND:-127.0.0.1}:$PORT/swagger-ui/
   Health:     http://${BIND:-127.0.0.1}:$PORT/health
 
   Press Ctrl-C to stop everything.

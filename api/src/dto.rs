@@ -155,10 +155,11 @@ pub struct SeatMessage {
     pub seat: SeatBody,
 }
 
-/// A job accepted onto the queue. Poll `statusEndpoint` (also the `Location` header).
+/// A job accepted onto the queue. Read `statusEndpoint` (also the `Location` header); with
+/// `?wait=N` (N up to 30 seconds) that answer comes as soon as the job finishes.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-#[schema(example = json!({"message": "HOLD_SEAT request accepted", "jobId": EXAMPLE_JOB,
+#[schema(example = json!({"message": "HOLD_SEAT request accepted; GET statusEndpoint for its status, with ?wait=N (up to 30 s) to have the answer as soon as it finishes", "jobId": EXAMPLE_JOB,
     "position": 3, "estimatedWaitTime": 0.004,
     "statusEndpoint": format!("/seats/job/{EXAMPLE_JOB}/status")}))]
 pub struct QueueResponse {

@@ -22,6 +22,7 @@ pub mod json;
 pub mod openapi;
 pub mod routes;
 pub mod state;
+pub mod waiters;
 
 use error::ApiError;
 use openapi::ApiDoc;
@@ -53,6 +54,7 @@ impl Application {
         let state = Arc::new(AppState {
             store,
             drain: DrainRate::default(),
+            waiters: waiters::Waiters::default(),
         });
         let data = web::Data::from(state.clone());
         let limit = api.max_body_bytes;
@@ -91,6 +93,9 @@ impl Application {
         let measuring = shutdown.clone();
         let drain =
             tokio::spawn(async move { state.drain.keep_measuring(&state.store, measuring).await });
+        let (state, listening) = (self.state.clone(), shutdown.clone());
+        let listener =
+            tokio::spawn(async move { state.waiters.listen(&state.store, listening).await });
         let stopper = shutdown.clone();
         tokio::spawn(async move {
             stopper.cancelled().await;
@@ -101,6 +106,7 @@ impl Application {
         let served = self.server.await;
         shutdown.cancel();
         let _ = drain.await;
+        let _ = listener.await;
         self.state.store.quit().await;
         served.context("the HTTP server failed")
     }

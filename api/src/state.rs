@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 pub struct AppState {
     pub store: Store,
     pub drain: DrainRate,
+    pub waiters: crate::waiters::Waiters,
 }
 
 /// Until the pool has applied its first batch, the estimate assumes this rate (jobs/s).

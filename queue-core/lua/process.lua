@@ -10,6 +10,9 @@
 -- ARGV[3]: seats one user may hold in this event (MAX_HELD_SEATS)
 -- ARGV[4]: how long a finished job's record is kept, in ms (JOB_RESULT_TTL)
 -- ARGV[5]: lease length in ms, renewed while jobs remain
+-- ARGV[6]: channel on which to publish the ids of the jobs applied ("<event id>:j<seq>", space
+--          separated), so that API processes can answer clients waiting on them
+-- ARGV[7]: the event id
 -- Returns: {applied, remaining, next due ms or -1, record 1, record 2, ...}
 --   each record as stored in the results hash under the job's sequence number:
 --   "<seq>|c|<kind>|<seat>|<code>|<created ms>|<completed ms>|<raw seat record>" when completed,
@@ -70,6 +73,7 @@ end
 
 local out = {0, 0, -1}
 local applied = 0
+local finished = {}
 while applied < max_jobs do
   local job = redis.call('LPOP', queue)
   if not job then break end
@@ -98,8 +102,12 @@ while applied < max_jobs do
   redis.call('HSET', results, seq, record)
   redis.call('ZADD', done, now + keep_ms, seq)
   out[#out + 1] = record
+  finished[#finished + 1] = ARGV[7] .. ':j' .. seq
 end
+if #finished > 0 then redis.call('PUBLISH', ARGV[6], table.concat(finished, ' ')) end
 
+-- When a worker last drained this queue: job_status reports the head job `active` while one is.
+redis.call('HSET', ev, 'drained', now)
 local remaining = redis.call('LLEN', queue)
 if remaining == 0 then
   redis.call('HDEL', ev, 'lease')

@@ -69,6 +69,13 @@ pub enum JobState {
     },
 }
 
+impl JobState {
+    /// Completed or failed: nothing more will happen to the job.
+    pub fn is_finished(&self) -> bool {
+        matches!(self, Self::Completed { .. } | Self::Failed { .. })
+    }
+}
+
 /// Whether a job was accepted onto the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Enqueued {

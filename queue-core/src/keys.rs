@@ -12,8 +12,8 @@ const PREFIX: &str = "rsv";
 #[derive(Debug, Clone)]
 pub struct EventKeys {
     /// Hash `name`, `total`, `reserved` (count), `enq` / `deq` (last accepted / applied job
-    /// sequence), `lease` (ms until which a worker is draining the queue). Written by
-    /// create_event, enqueue and process; read by every script.
+    /// sequence), `lease` (ms until which a worker is draining the queue), `drained` (ms of the
+    /// last batch). Written by create_event, enqueue and process; read by every script.
     pub event: String,
     /// String of fixed-width seat records, seat n at offset (n - 1) × RECORD_LEN (layout in
     /// `lua/common.lua`). Allocated whole by create_event; written by process (hold, reserve),
@@ -79,6 +79,10 @@ pub const EVENTS: &str = "rsv:{sys}:events";
 pub const WORKERS: &str = "rsv:{sys}:workers";
 /// String with a short expiry: whoever sets it runs the periodic reconcile and sweep pass.
 pub const HOUSEKEEPING_LOCK: &str = "rsv:{sys}:housekeeping";
+
+/// Pub/sub channel on which `process.lua` announces the jobs it applied, space-separated
+/// job ids per batch. API processes subscribe to answer `?wait=` requests.
+pub const FINISHED_CHANNEL: &str = "rsv:{sys}:finished";
 
 /// The keyspace-notification channel on which Redis announces expired keys of database `db`.
 pub fn expired_channel(db: u8) -> String {

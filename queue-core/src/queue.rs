@@ -160,6 +160,8 @@ impl Store {
                 arg(rules.max_held_seats),
                 arg(self.inner.queue.job_result_ttl_secs * 1000),
                 arg(self.inner.workers.lease_ms),
+                arg(keys::FINISHED_CHANNEL),
+                arg(event),
             ],
         )
         .await?;
@@ -184,7 +186,7 @@ impl Store {
             &scripts::JOB_STATUS,
             self.client(),
             [&k.event, &k.queue, &k.results],
-            vec![arg(id.seq())],
+            vec![arg(id.seq()), arg(self.inner.workers.lease_ms)],
         )
         .await?;
         match reply.int()? {

@@ -6,6 +6,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::json::JsonBody;
 use crate::routes::parse_id;
 use crate::state::AppState;
+use crate::waiters::MAX_WAIT_SECS;
 
 /// One seat as it is now.
 #[utoipa::path(get, path = "/seats/get/{id}", tag = "seats",
@@ -84,7 +85,11 @@ async fn enqueue(
         Enqueued::Accepted { job, position } => {
             let endpoint = format!("/seats/job/{job}/status");
             let body = QueueResponse {
-                message: format!("{} request accepted", kind.as_str()),
+                message: format!(
+                    "{} request accepted; GET statusEndpoint for its status, with ?wait=N \
+                     (up to {MAX_WAIT_SECS} s) to have the answer as soon as it finishes",
+                    kind.as_str()
+                ),
                 job_id: job.to_string(),
                 position,
                 estimated_wait_time: state.drain.estimate_secs(position),

@@ -411,3 +411,77 @@ async fn the_openapi_document_and_swagger_ui_are_served() {
         .expect("a script")
         .contains("/api-docs/openapi.json"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_on_a_job_answers_as_soon_as_it_finishes() {
+    let mut app = spawn_app_with(Options::default().workers(0)).await;
+    let event = app.create_event(10).await;
+    let (status, body) = app.hold(&seat_of(&event, 1), &new_user()).await;
+    assert_eq!(status, 202);
+    let job = body["jobId"].as_str().expect("a job id").to_owned();
+
+    // With no worker the job stays waiting: the answer comes at the deadline, as it stands.
+    let started = std::time::Instant::now();
+    let (status, body) = app.get(&format!("/seats/job/{job}/status?wait=1")).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("waiting")),
+        "{body}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "it waited for the deadline"
+    );
+
+    // A client waits; a worker then applies the job: the answer follows the completion at once.
+    let waiting = {
+        let (http, url) = (
+            app.http.clone(),
+            app.url(&format!("/seats/job/{job}/status?wait=20")),
+        );
+        tokio::spawn(async move {
+            let response = http.get(url).send().await.expect("the API answers");
+            let answered_at = std::time::SystemTime::now();
+            (
+                response.json::<serde_json::Value>().await.expect("JSON"),
+                answered_at,
+            )
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "the request is still waiting");
+    app.start_worker().await;
+    let (body, answered_at) = waiting.await.expect("the waiting request ends");
+
+    assert_eq!(body["status"], "completed", "{body}");
+    let completed = body["completedAt"].as_i64().expect("completedAt");
+    let answered = answered_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after the epoch")
+        .as_millis() as i64;
+    let lag = answered - completed;
+    println!("answered {lag} ms after completion");
+    assert!(
+        lag < 100,
+        "answered {lag} ms after the job completed, not at a poll or the deadline"
+    );
+
+    // A finished job answers at once; bad waits are refused.
+    let started = std::time::Instant::now();
+    let (status, _) = app.get(&format!("/seats/job/{job}/status?wait=30")).await;
+    assert_eq!(status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "no wait for a finished job"
+    );
+    for bad in ["31", "-1", "soon", "1.5"] {
+        let (status, body) = app
+            .get(&format!("/seats/job/{job}/status?wait={bad}"))
+            .await;
+        assert_eq!(
+            (status, body["field"].as_str()),
+            (422, Some("wait")),
+            "wait={bad}: {body}"
+        );
+    }
+}
