@@ -105,19 +105,41 @@ impl Store {
         Ok(lapsed)
     }
 
-    /// Sweeps every event ever created: the slow safety net for schedules lost with a crashed
-    /// process. Returns the holds found lapsed.
-    pub async fn sweep_all(&self) -> Result<u64> {
-        let mut lapsed = 0;
+    /// Sweeps and reconciles every event ever created: the slow safety net for what a crashed
+    /// process left behind (a sweep schedule, or a hint it never wrote). Returns what it did.
+    pub async fn tidy_all(&self) -> Result<Tidied> {
+        let mut tidied = Tidied::default();
         let mut pages = std::pin::pin!(self.client().sscan(keys::EVENTS, "*", Some(200)));
         while let Some(mut page) = pages.try_next().await? {
             for member in page.take_results().unwrap_or_default() {
                 if let Some(id) = member.as_str().and_then(|s| s.parse::<EventId>().ok()) {
-                    lapsed += self.sweep(id).await?;
+                    tidied.holds_lapsed += self.sweep(id).await?;
+                    let (woken, _) = self.wake_if_stalled(id).await?;
+                    tidied.queues_woken += u64::from(woken);
                 }
             }
         }
-        Ok(lapsed)
+        Ok(tidied)
+    }
+
+    /// Takes the event's lease and pushes a ready token if its queue has jobs and no worker holds
+    /// the lease. Returns whether it did, and the queue's depth.
+    async fn wake_if_stalled(&self, id: EventId) -> Result<(bool, i64)> {
+        let k = EventKeys::new(id);
+        let mut reply = run(
+            &scripts::RECONCILE,
+            self.client(),
+            [&k.event, &k.queue],
+            vec![arg(self.inner.workers.lease_ms)],
+        )
+        .await?;
+        let wake = reply.int()? == 1;
+        let depth = reply.int()?;
+        if wake {
+            tracing::info!(event = %id, depth, "woke a queue whose lease had lapsed");
+            self.push_ready(id).await?;
+        }
+        Ok((wake, depth))
     }
 
     /// Wakes every hinted event whose queue has jobs but no live lease, and forgets hints that
@@ -142,19 +164,8 @@ impl Store {
                 self.client().zrem::<(), _, _>(keys::HINTS, event).await?;
                 continue;
             };
-            let k = EventKeys::new(id);
-            let mut reply = run(
-                &scripts::RECONCILE,
-                self.client(),
-                [&k.event, &k.queue],
-                vec![arg(self.inner.workers.lease_ms)],
-            )
-            .await?;
-            let wake = reply.int()? == 1;
-            let depth = reply.int()?;
+            let (wake, depth) = self.wake_if_stalled(id).await?;
             if wake {
-                tracing::info!(event = %id, depth, "woke a queue whose lease had lapsed");
-                self.push_ready(id).await?;
                 woken += 1;
             } else if depth == 0 && hinted_at < stale_before {
                 run(

@@ -43,7 +43,6 @@ impl Store {
     /// position, or why it was not accepted (nothing is written then).
     pub async fn enqueue(&self, kind: JobKind, seat: SeatId, user: UserId) -> Result<Enqueued> {
         let event = seat.event();
-        self.hint(event).await?;
         let k = EventKeys::new(event);
         let mut reply = run(
             &scripts::ENQUEUE,
@@ -62,9 +61,14 @@ impl Store {
             202 => {
                 let job = JobId::new(event, unsigned(reply.int()?)?);
                 let position = unsigned(reply.int()?)?;
-                // The job is stored: a failure to wake a worker must not turn its 202 into an
-                // error. The lease lapses and the housekeeping pass wakes the event instead.
-                if reply.int()? == 1 {
+                let wake = reply.int()? == 1;
+                // The job is stored: failing to hint or wake must not turn its 202 into an error.
+                // The hint lets the housekeeping pass find the queue within a second if no token
+                // gets pushed; without one, its full pass finds it within a minute.
+                if let Err(e) = self.hint(event).await {
+                    tracing::warn!(%event, error = %e, "accepted a job but could not record its hint");
+                }
+                if wake {
                     if let Err(e) = self.push_ready(event).await {
                         tracing::warn!(%event, error = %e, "accepted a job but could not push its ready token");
                     }
@@ -82,8 +86,9 @@ impl Store {
         }
     }
 
-    /// Records, at most every few seconds per event and process, that this event may get jobs, so
-    /// that the housekeeping pass can find a queue whose ready token was never pushed.
+    /// Records, at most every few seconds per event and process, that this event has jobs, so
+    /// that the housekeeping pass can find a queue whose ready token was never pushed. Written
+    /// only after an accepted job: a request for an unknown event writes nothing.
     async fn hint(&self, event: EventId) -> Result<()> {
         let now = Instant::now();
         {

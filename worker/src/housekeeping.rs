@@ -56,9 +56,9 @@ pub(crate) async fn run(worker: Arc<Worker>, shutdown: CancellationToken) {
         }
         if last_full_pass.elapsed() >= FULL_PASS_EVERY {
             last_full_pass = Instant::now();
-            match store.sweep_all().await {
-                Ok(lapsed) => count_sweep(&worker, lapsed),
-                Err(e) => tracing::warn!(error = %e, "full sweep failed"),
+            match store.tidy_all().await {
+                Ok(tidied) => count_sweep(&worker, tidied.holds_lapsed),
+                Err(e) => tracing::warn!(error = %e, "full pass failed"),
             }
             if let Err(e) = store.forget_dead_workers(FORGET_WORKER_AFTER_MS).await {
                 tracing::warn!(error = %e, "cannot drop old heartbeats");

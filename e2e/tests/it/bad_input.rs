@@ -258,6 +258,41 @@ async fn bad_inputs_get_their_status_and_change_nothing() {
             "route_not_found",
         ),
         (
+            "hold on an unknown event",
+            "/seats/hold",
+            format!(
+                r#"{{"id": "{}:1", "UUID": "{user}"}}"#,
+                uuid::Uuid::new_v4()
+            ),
+            None,
+            404,
+            "seat_not_found",
+        ),
+        (
+            "hold on a seat past the last",
+            "/seats/hold",
+            format!(r#"{{"id": "{event}:11", "UUID": "{user}"}}"#),
+            None,
+            404,
+            "seat_not_found",
+        ),
+        (
+            "reserve of a seat nobody holds",
+            "/seats/reserve",
+            format!(r#"{{"id": "{seat}", "UUID": "{user}"}}"#),
+            None,
+            409,
+            "seat_not_on_hold",
+        ),
+        (
+            "refresh of a seat nobody holds",
+            "/seats/refresh",
+            format!(r#"{{"id": "{seat}", "UUID": "{user}"}}"#),
+            None,
+            409,
+            "seat_not_on_hold",
+        ),
+        (
             "wrong method on a known path",
             "/events/some-id",
             "{}".into(),
