@@ -19,8 +19,10 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("{message}")]
     InvalidField { field: String, message: String },
-    #[error("no {what} with id `{id}`")]
-    NotFound { what: &'static str, id: String },
+    #[error("no event with id `{id}`")]
+    EventNotFound { id: String },
+    #[error("no seat with id `{id}`")]
+    SeatNotFound { id: String },
     #[error("job `{id}` is unknown or its result has expired")]
     JobNotFound { id: String },
     #[error("the seat is {current}, not {wanted}")]
@@ -73,8 +75,7 @@ impl ApiError {
     /// Maps a business refusal of a seat operation. `wanted` is the status the operation needs.
     pub fn from_refusal(refusal: Refusal, seat: &str, wanted: SeatStatus) -> Self {
         match refusal {
-            Refusal::NoSuchSeat => Self::NotFound {
-                what: "seat",
+            Refusal::NoSuchSeat => Self::SeatNotFound {
                 id: seat.to_owned(),
             },
             Refusal::Conflict { current } => Self::Conflict { current, wanted },
@@ -93,8 +94,8 @@ impl ApiError {
             Self::UnsupportedContentType => "unsupported_content_type",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::InvalidField { .. } => "invalid_field",
-            Self::NotFound { what: "event", .. } => "event_not_found",
-            Self::NotFound { .. } => "seat_not_found",
+            Self::EventNotFound { .. } => "event_not_found",
+            Self::SeatNotFound { .. } => "seat_not_found",
             Self::JobNotFound { .. } => "job_not_found",
             Self::Conflict {
                 wanted: SeatStatus::OnHold,
@@ -145,9 +146,10 @@ impl ResponseError for ApiError {
             Self::MalformedJson(_) | Self::UnsupportedContentType => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::InvalidField { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::NotFound { .. } | Self::JobNotFound { .. } | Self::RouteNotFound { .. } => {
-                StatusCode::NOT_FOUND
-            }
+            Self::EventNotFound { .. }
+            | Self::SeatNotFound { .. }
+            | Self::JobNotFound { .. }
+            | Self::RouteNotFound { .. } => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::HeldByAnother => StatusCode::FORBIDDEN,
             Self::HoldLimit { .. } => StatusCode::TOO_MANY_REQUESTS,

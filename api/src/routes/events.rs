@@ -44,10 +44,7 @@ pub async fn get(
     let id: EventId = parse_id(&path, "id")?;
     match state.store.event(id).await? {
         Some(event) => Ok(HttpResponse::Ok().json(EventBody::with_counts(&event))),
-        None => Err(ApiError::NotFound {
-            what: "event",
-            id: id.to_string(),
-        }),
+        None => Err(ApiError::EventNotFound { id: id.to_string() }),
     }
 }
 
@@ -66,10 +63,7 @@ pub async fn list_seats(
 ) -> Result<HttpResponse, ApiError> {
     let id: EventId = parse_id(&path, "eventId")?;
     let Some(list) = state.store.available_seats(id).await? else {
-        return Err(ApiError::NotFound {
-            what: "event",
-            id: id.to_string(),
-        });
+        return Err(ApiError::EventNotFound { id: id.to_string() });
     };
     let seats: Vec<SeatBody> = list.seats.into_iter().map(SeatBody::available).collect();
     Ok(HttpResponse::Ok().json(SeatList {

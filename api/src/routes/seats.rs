@@ -24,10 +24,7 @@ pub async fn get(
     let id: SeatId = parse_id(&path, "id")?;
     match state.store.seat(id).await? {
         Some(seat) => Ok(HttpResponse::Ok().json(SeatBody::from(&seat))),
-        None => Err(ApiError::NotFound {
-            what: "seat",
-            id: id.to_string(),
-        }),
+        None => Err(ApiError::SeatNotFound { id: id.to_string() }),
     }
 }
 
