@@ -182,7 +182,7 @@ for n in $(seq "$WORKERS"); do
     WORKER_NAME="worker-$n" setsid "$ROOT/target/release/worker" </dev/null &
     WORKER_PIDS+=("$!")
 done
-log "$WORKERS workers started (pids ${WORKER_PIDS[*]})"
+log "$WORKERS worker(s) started (pids ${WORKER_PIDS[*]})"
 
 cat <<EOF
 

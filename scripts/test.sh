@@ -1,24 +1,33 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace on a fresh Debian machine: installs what the tests need when
-# it is missing (redis-server; the tests start their own servers on free ports and never touch
-# one on 6379), then `cargo test`. Extra arguments go to `cargo test`.
+# Runs every test of the workspace; the one command for a fresh Debian/Ubuntu machine.
+#   ./scripts/test.sh                 # everything
+#   ./scripts/test.sh -- --nocapture  # extra arguments go to `cargo test`
+# The tests start their own redis-server on free ports, so all this needs is the redis-server
+# binary; a Redis the Debian package may start on 6379 is neither used nor touched.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-install_packages() {
-    if [[ $(id -u) -eq 0 ]]; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+# Debian packages the tests need: redis-server, and a C linker for cargo.
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v cc >/dev/null 2>&1 || missing+=(gcc)
+if ((${#missing[@]})); then
+    if ((EUID == 0)); then
+        sudo=()
     elif command -v sudo >/dev/null 2>&1; then
-        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+        sudo=(sudo)
     else
-        echo "missing: $*; install with: apt-get install $*" >&2
+        echo "missing: ${missing[*]}; install with \`apt-get install ${missing[*]}\` as root, then rerun" >&2
         exit 1
     fi
-}
-
-if ! command -v redis-server >/dev/null 2>&1; then
-    echo "[test.sh] installing redis-server"
-    install_packages redis-server
+    echo "installing ${missing[*]}"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
+
+if ! command -v cargo >/dev/null 2>&1 && [[ -x $HOME/.cargo/bin/cargo ]]; then
+    PATH="$HOME/.cargo/bin:$PATH"
+fi
+command -v cargo >/dev/null 2>&1 || { echo "cargo not found: install Rust from https://rustup.rs" >&2; exit 1; }
 
 exec cargo test --workspace --locked "$@"
