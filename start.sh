@@ -89,7 +89,7 @@ else
     esac
     command -v redis-server >/dev/null 2>&1 ||
         die "redis-server not found: install it with \`sudo apt-get install redis-server\` (Debian/Ubuntu) or point REDIS_URL at a running Redis"
-    REDIS_DIR="$ROOT/.redis-data"
+    REDIS_DIR="$ROOT/.redis-data/$REDIS_PORT"  # one per port: each server its own AOF
     mkdir -p "$REDIS_DIR"
     REDIS_LOG="$REDIS_DIR/redis-$REDIS_PORT.log"
     log "no Redis at $REDIS_URL; starting redis-server on 127.0.0.1:$REDIS_PORT (data in $REDIS_DIR, log in $REDIS_LOG)"

@@ -74,6 +74,9 @@ end
 local out = {0, 0, -1}
 local applied = 0
 local finished = {}
+-- Written once per batch rather than once per job: fewer commands, same effect, since nothing
+-- else runs between them.
+local records, expiries, last_seq = {}, {}, nil
 while applied < max_jobs do
   local job = redis.call('LPOP', queue)
   if not job then break end
@@ -83,7 +86,8 @@ while applied < max_jobs do
   local kind, user = string.sub(job, 1, 1), string.sub(job, 2, 17)
   local f = split(string.sub(job, 18), '|')
   local seat, created = f[1] or '0', f[2] or '0'
-  local seq = tonumber(f[3]) or (tonumber(redis.call('HGET', ev, 'deq') or 0) + 1)
+  local seq = tonumber(f[3]) or ((last_seq or tonumber(redis.call('HGET', ev, 'deq') or 0)) + 1)
+  last_seq = seq
   local record
   local ok, code, state = pcall(function()
     if #user ~= 16 then error('corrupt job') end
@@ -98,13 +102,19 @@ while applied < max_jobs do
     if type(code) == 'table' then code = code.err end
     record = head .. '0|' .. created .. '|' .. now .. '|' .. tostring(code)
   end
-  redis.call('HSET', ev, 'deq', seq)
-  redis.call('HSET', results, seq, record)
-  redis.call('ZADD', done, now + keep_ms, seq)
+  records[#records + 1] = seq
+  records[#records + 1] = record
+  expiries[#expiries + 1] = now + keep_ms
+  expiries[#expiries + 1] = seq
   out[#out + 1] = record
   finished[#finished + 1] = ARGV[7] .. ':j' .. seq
 end
-if #finished > 0 then redis.call('PUBLISH', ARGV[6], table.concat(finished, ' ')) end
+if applied > 0 then
+  redis.call('HSET', ev, 'deq', last_seq)
+  redis.call('HSET', results, unpack(records))
+  redis.call('ZADD', done, unpack(expiries))
+  redis.call('PUBLISH', ARGV[6], table.concat(finished, ' '))
+end
 
 -- When a worker last drained this queue: job_status reports the head job `active` while one is.
 redis.call('HSET', ev, 'drained', now)
