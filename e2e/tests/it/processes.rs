@@ -265,3 +265,39 @@ async fn the_api_stops_on_request_and_returns() {
         "nothing listens any more"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_cannot_be_applied_fails_without_blocking_the_next() {
+    let mut app = spawn_app_with(Options::default().workers(0)).await;
+    let event = app.create_event(10).await;
+    let keys = keys_of(&event);
+    let redis = app.redis.client().await;
+    // A job of an unknown kind, queued as enqueue.lua would queue one (sequence 1).
+    let seq: u64 = redis.hincrby(&keys.event, "enq", 1).await.expect("HINCRBY");
+    let corrupt = format!("X{}1|0|{seq}", "u".repeat(16));
+    let _: u64 = fred::interfaces::ListInterface::rpush(&redis, &keys.queue, corrupt)
+        .await
+        .expect("RPUSH");
+    let (status, body) = app.hold(&seat_of(&event, 1), &new_user()).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["position"], 1, "the corrupt job is ahead of it");
+    let good = body["jobId"].as_str().expect("a job id").to_owned();
+
+    app.start_worker().await;
+
+    let done = app.wait_job(&good, Duration::from_secs(5)).await;
+    assert_eq!(
+        done["result"]["success"], true,
+        "the job behind it is applied: {done}"
+    );
+    let bad = app
+        .wait_job(&format!("{event}:j{seq}"), Duration::from_secs(5))
+        .await;
+    assert_eq!(bad["status"], "failed", "{bad}");
+    assert!(
+        bad["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("unknown job kind")),
+        "it says why: {bad}"
+    );
+}
