@@ -80,11 +80,7 @@ impl ApiError {
             },
             Refusal::Conflict { current } => Self::Conflict { current, wanted },
             Refusal::HeldByAnother => Self::HeldByAnother,
-            // Only a queued hold can hit the cap; its answer is a job result, never this error.
-            Refusal::HoldLimit { .. } => Self::Conflict {
-                current: SeatStatus::Available,
-                wanted,
-            },
+            Refusal::HoldLimit { limit } => Self::HoldLimit { limit },
         }
     }
 

@@ -85,7 +85,7 @@ while applied < max_jobs do
   -- the script halfway, so nothing below assumes its fields are there.
   local kind, user = string.sub(job, 1, 1), string.sub(job, 2, 17)
   local f = split(string.sub(job, 18), '|')
-  local seat, created = f[1] or '0', f[2] or '0'
+  local seat, created = f[1] or '0', tostring(tonumber(f[2]) or 0)
   local seq = tonumber(f[3]) or ((last_seq or tonumber(redis.call('HGET', ev, 'deq') or 0)) + 1)
   last_seq = seq
   local record
@@ -95,7 +95,10 @@ while applied < max_jobs do
     if kind == 'R' then return reserve(seat, user) end
     error('unknown job kind')
   end)
-  local head = seq .. '|' .. (ok and 'c' or 'f') .. '|' .. kind .. '|' .. seat .. '|'
+  -- The record's text fields must parse whatever the job held: an odd kind or seat is masked.
+  local shown_kind = (kind == 'H' or kind == 'R') and kind or '?'
+  local head = seq .. '|' .. (ok and 'c' or 'f') .. '|' .. shown_kind .. '|'
+    .. tostring(tonumber(seat) or 0) .. '|'
   if ok then
     record = head .. code .. '|' .. created .. '|' .. now .. '|' .. (state or '')
   else

@@ -10,7 +10,8 @@
 local now = now_ms()
 local limit = tonumber(ARGV[1])
 local lapsed = 0
-for _, seat in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, limit)) do
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, limit)
+for _, seat in ipairs(due) do
   local raw = seat_record(KEYS[1], seat)
   local status, _, deadline, _, was_hold = seat_at(raw, now)
   if was_hold then
@@ -24,4 +25,6 @@ for _, seat in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT',
   end
 end
 local next_due = earliest(rearm_tick(KEYS[2], KEYS[6]), trim_results(KEYS[4], KEYS[5], now, limit))
+-- A full batch may have left more behind: ask to be run again right away.
+if #due == limit then next_due = now + 1 end
 return {lapsed, next_due or -1}

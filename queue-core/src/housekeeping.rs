@@ -73,7 +73,9 @@ impl Store {
         Ok(())
     }
 
-    /// Sweeps every event whose sweep is due (`now` on Redis's clock, as the schedule is).
+    /// Sweeps every event whose sweep is due by `now`. The schedule holds Redis-clock times and
+    /// callers pass their own clock: on one machine they agree; across machines a skew only
+    /// moves tidying earlier or later, never correctness.
     pub async fn sweep_due(&self, now: Millis) -> Result<u64> {
         let due: Vec<(String, f64)> = self
             .client()
@@ -152,7 +154,7 @@ impl Store {
                 0,
                 PASS_LIMIT as i64 - 1,
                 None,
-                false,
+                true, // newest first: with more than PASS_LIMIT hints, the busiest events matter
                 None,
                 true,
             )

@@ -66,7 +66,7 @@ pub fn event_of_tick(key: &str) -> Option<EventId> {
 /// whoever took the event's lease (the API on enqueue, a worker handing work on, the reconciler);
 /// popped by workers. Tokens are hints: a duplicate costs one empty pass, never a double apply.
 pub const READY: &str = "rsv:{sys}:ready";
-/// Sorted set event id → ms of the latest enqueue hint. Written by the API before it enqueues;
+/// Sorted set event id → ms of the latest enqueue hint. Written by the API after it accepts a job;
 /// read by the reconciler, which wakes events whose queue has jobs but no live lease.
 pub const HINTS: &str = "rsv:{sys}:hints";
 /// Sorted set event id → ms at which the event next needs a sweep (a hold deadline or a job
@@ -74,7 +74,8 @@ pub const HINTS: &str = "rsv:{sys}:hints";
 pub const DUE: &str = "rsv:{sys}:due";
 /// Set of every event id. Written by the API on create; read by the sweeper's slow full pass.
 pub const EVENTS: &str = "rsv:{sys}:events";
-/// Hash worker id → heartbeat `<ms>|<jobs applied>`. Written by workers every second; read by
+/// Hash worker id → heartbeat `<ms>|<jobs applied>|<µs busy>`. Written by workers every
+/// `heartbeat_ms`; read by
 /// `/health` and the drain-rate estimate.
 pub const WORKERS: &str = "rsv:{sys}:workers";
 /// String with a short expiry: whoever sets it runs the periodic reconcile and sweep pass.

@@ -31,7 +31,9 @@ pub(crate) async fn run(worker: Arc<Worker>, shutdown: CancellationToken) {
             _ = tick.tick() => {}
         }
         let store = &worker.store;
-        // The turn outlasts a pass a little so that two workers never run one together.
+        // One worker takes the turn for two periods, so passes rarely overlap; an overlap is
+        // harmless (every step is idempotent). The holder cannot extend its own turn (NX), so
+        // in practice a pass runs every 2-3 periods.
         match store
             .take_housekeeping_turn(&worker.name, 2 * period.as_millis() as u64)
             .await

@@ -15,7 +15,7 @@ pub struct Health {
     /// "up" or "down".
     #[schema(value_type = String)]
     redis: &'static str,
-    /// Workers with a heartbeat in the last 3 seconds.
+    /// Workers whose last heartbeat is within 3 heartbeat intervals (3 s by default).
     live_workers: usize,
     /// Jobs waiting across recently active events.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -41,7 +41,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     }
     let live_workers = pool.map(|p| p.live_workers).unwrap_or(0);
     if ping.is_ok() && live_workers == 0 {
-        problems.push("workers: none alive (no heartbeat in the last 3 seconds)");
+        problems.push("workers: none alive (no recent heartbeat)");
     }
     let body = Health {
         status: if problems.is_empty() {
