@@ -115,13 +115,14 @@ impl Application {
 /// Every route of SPEC §2. Each path is one resource, so that a wrong method on a known path
 /// gets 405 and an unknown path 404 (the app's default service), both as JSON.
 fn routes(cfg: &mut web::ServiceConfig) {
-    use routes::{events, health, jobs, seats};
+    use routes::{events, health, jobs, page, seats};
     let resource = |path: &str, route: Route| {
         web::resource(path)
             .route(route)
             .default_service(web::to(method_not_allowed))
     };
-    cfg.service(resource("/events/create", web::post().to(events::create)))
+    cfg.service(resource("/", web::get().to(page::seat_map)))
+        .service(resource("/events/create", web::post().to(events::create)))
         .service(resource("/events/{id}", web::get().to(events::get)))
         .service(resource(
             "/seats/list/{eventId}",
