@@ -314,3 +314,106 @@ pub fn rfc3339(ms: Millis) -> String {
     let at = UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or_default());
     humantime::format_rfc3339_millis(at).to_string()
 }
+
+/// The events, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventList {
+    pub events: Vec<EventBody>,
+}
+
+/// A seat as the stream's snapshot shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"id": EXAMPLE_SEAT, "number": 7, "status": "On hold",
+    "UUID": EXAMPLE_USER, "expiresAt": "2026-11-21T18:00:00.000Z"}))]
+pub struct StreamSeat {
+    pub id: String,
+    pub number: u32,
+    #[schema(value_type = SeatStatusSchema)]
+    pub status: SeatStatus,
+    /// The holder's or reserver's id, or "" when Available.
+    #[serde(rename = "UUID")]
+    pub user: String,
+    /// When the hold lapses (RFC 3339), while On hold.
+    #[serde(rename = "expiresAt", skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}
+
+/// The first message of `GET /events/{id}/stream` (`event: snapshot`): the event with its counts
+/// and every seat, in seat-number order. Its SSE `id` is that of the last change before it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StreamSnapshot {
+    pub event: EventBody,
+    pub seats: Vec<StreamSeat>,
+}
+
+impl From<&queue_core::Snapshot> for StreamSnapshot {
+    fn from(snapshot: &queue_core::Snapshot) -> Self {
+        let event = snapshot.event.id;
+        let seats = (1..)
+            .zip(&snapshot.seats)
+            .map(|(number, state)| StreamSeat {
+                id: SeatId::new(event, number)
+                    .map(|s| s.to_string())
+                    .unwrap_or_default(),
+                number,
+                status: state.status(),
+                user: state.user().map(|u| u.to_string()).unwrap_or_default(),
+                expires_at: state.expires_at().map(rfc3339),
+            })
+            .collect();
+        Self {
+            event: EventBody::with_counts(&snapshot.event),
+            seats,
+        }
+    }
+}
+
+/// What happened to a seat (`change` of a stream message).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKindSchema {
+    Held,
+    Refreshed,
+    Released,
+    Lapsed,
+    Reserved,
+}
+
+/// One change to one seat (`event: seat` of `GET /events/{id}/stream`); its SSE `id` is what a
+/// reconnecting client sends back as `Last-Event-ID`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"seat": EXAMPLE_SEAT, "number": 7, "change": "held",
+    "status": "On hold", "UUID": EXAMPLE_USER, "expiresAt": "2026-11-21T18:01:00.000Z",
+    "at": "2026-11-21T18:00:00.000Z"}))]
+pub struct SeatChangeBody {
+    pub seat: String,
+    pub number: u32,
+    #[schema(value_type = ChangeKindSchema)]
+    pub change: &'static str,
+    /// The seat's status after the change.
+    #[schema(value_type = SeatStatusSchema)]
+    pub status: SeatStatus,
+    /// The user concerned: the new holder or reserver; for `released` and `lapsed`, the former
+    /// holder.
+    #[serde(rename = "UUID")]
+    pub user: String,
+    /// When the hold lapses, after `held` and `refreshed`.
+    #[serde(rename = "expiresAt", skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// When the change took effect (for `lapsed`, the hold's deadline).
+    pub at: String,
+}
+
+impl From<&queue_core::SeatChange> for SeatChangeBody {
+    fn from(change: &queue_core::SeatChange) -> Self {
+        Self {
+            seat: change.seat.to_string(),
+            number: change.seat.number(),
+            change: change.kind.as_str(),
+            status: change.kind.status(),
+            user: change.user.to_string(),
+            expires_at: change.expires_at().map(rfc3339),
+            at: rfc3339(change.at()),
+        }
+    }
+}

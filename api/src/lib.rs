@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
+pub mod changes;
 pub mod dto;
 pub mod error;
 pub mod json;
@@ -55,6 +56,8 @@ impl Application {
             store,
             drain: DrainRate::default(),
             waiters: waiters::Waiters::default(),
+            changes: changes::ChangeHub::default(),
+            stopping: CancellationToken::new(),
         });
         let data = web::Data::from(state.clone());
         let limit = api.max_body_bytes;
@@ -96,9 +99,13 @@ impl Application {
         let (state, listening) = (self.state.clone(), shutdown.clone());
         let listener =
             tokio::spawn(async move { state.waiters.listen(&state.store, listening).await });
+        let (state, feeding) = (self.state.clone(), shutdown.clone());
+        let feeds = tokio::spawn(async move { state.changes.run(&state.store, feeding).await });
         let stopper = shutdown.clone();
+        let stopping = self.state.stopping.clone();
         tokio::spawn(async move {
             stopper.cancelled().await;
+            stopping.cancel();
             tracing::info!("stopping the API: no new connections, finishing requests in flight");
             handle.stop(true).await;
         });
@@ -107,6 +114,7 @@ impl Application {
         shutdown.cancel();
         let _ = drain.await;
         let _ = listener.await;
+        let _ = feeds.await;
         self.state.store.quit().await;
         served.context("the HTTP server failed")
     }
@@ -115,7 +123,7 @@ impl Application {
 /// Every route of SPEC §2. Each path is one resource, so that a wrong method on a known path
 /// gets 405 and an unknown path 404 (the app's default service), both as JSON.
 fn routes(cfg: &mut web::ServiceConfig) {
-    use routes::{events, health, jobs, page, seats};
+    use routes::{events, health, jobs, page, seats, stream};
     let resource = |path: &str, route: Route| {
         web::resource(path)
             .route(route)
@@ -123,7 +131,12 @@ fn routes(cfg: &mut web::ServiceConfig) {
     };
     cfg.service(resource("/", web::get().to(page::seat_map)))
         .service(resource("/events/create", web::post().to(events::create)))
+        .service(resource("/events", web::get().to(events::list)))
         .service(resource("/events/{id}", web::get().to(events::get)))
+        .service(resource(
+            "/events/{id}/stream",
+            web::get().to(stream::stream),
+        ))
         .service(resource(
             "/seats/list/{eventId}",
             web::get().to(events::list_seats),

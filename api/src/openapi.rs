@@ -5,11 +5,12 @@
 use utoipa::OpenApi;
 
 use crate::dto::{
-    CreateEvent, EventBody, JobKindSchema, JobResultBody, JobStatusBody, QueueResponse, SeatBody,
-    SeatList, SeatMessage, SeatRequest, SeatStatusSchema,
+    ChangeKindSchema, CreateEvent, EventBody, EventList, JobKindSchema, JobResultBody,
+    JobStatusBody, QueueResponse, SeatBody, SeatChangeBody, SeatList, SeatMessage, SeatRequest,
+    SeatStatusSchema, StreamSeat, StreamSnapshot,
 };
 use crate::error::ErrorBody;
-use crate::routes::{events, health, jobs, seats};
+use crate::routes::{events, health, jobs, seats, stream};
 
 #[derive(Debug, OpenApi)]
 #[openapi(
@@ -22,7 +23,7 @@ use crate::routes::{events, health, jobs, seats};
         version = "0.1.0",
     ),
     paths(
-        events::create, events::get, events::list_seats,
+        events::create, events::list, events::get, stream::stream, events::list_seats,
         seats::get, seats::hold, seats::reserve, seats::refresh, seats::hold_refresh, seats::release,
         jobs::status,
         health::health,
@@ -30,6 +31,7 @@ use crate::routes::{events, health, jobs, seats};
     components(schemas(
         CreateEvent, SeatRequest, EventBody, SeatBody, SeatList, SeatMessage, QueueResponse,
         JobStatusBody, JobResultBody, SeatStatusSchema, JobKindSchema, ErrorBody, health::Health,
+        EventList, StreamSnapshot, StreamSeat, SeatChangeBody, ChangeKindSchema,
     )),
     tags(
         (name = "events", description = "Create and read events"),

@@ -12,6 +12,9 @@ pub struct AppState {
     pub store: Store,
     pub drain: DrainRate,
     pub waiters: crate::waiters::Waiters,
+    pub changes: crate::changes::ChangeHub,
+    /// Cancelled when the API starts stopping, so that open streams end and let it stop.
+    pub stopping: CancellationToken,
 }
 
 /// Until the pool has applied its first batch, the estimate assumes this rate (jobs/s).

@@ -92,12 +92,28 @@ local function holder_remove(holders_key, user, seat)
   end
 end
 
--- Clears a hold on `seat` that lapsed or was given back: the seat reads Available, and the
--- holder's list and the deadline set forget it.
-local function clear_hold(seats_key, deadlines_key, holders_key, seat, raw)
+-- Every change to a seat is appended to the event's `changes` stream, the feed behind
+-- GET /events/{id}/stream, by the same script that makes the change: a reader that resumes after
+-- an entry id misses nothing and sees nothing twice. The entry id's milliseconds are the time of
+-- the change. Fields: k = kind ('h' held, 'f' refreshed, 'x' released, 'l' lapsed, 'r' reserved),
+-- n = seat number, u = the user concerned (16 raw bytes; for 'x' and 'l' the former holder),
+-- x = the hold's deadline in ms ('h', 'f', and 'l': when it lapsed) or 0. The stream keeps about CHANGES_KEPT entries;
+-- a reader further behind than that starts again from a snapshot.
+local CHANGES_KEPT = 10000
+
+local function log_change(changes_key, kind, seat, user, deadline)
+  redis.call('XADD', changes_key, 'MAXLEN', '~', CHANGES_KEPT, '*',
+    'k', kind, 'n', tonumber(seat), 'u', user, 'x', deadline or 0)
+end
+
+-- Clears a hold on `seat` that lapsed ('l') or was given back ('x'): the seat reads Available,
+-- the holder's list and the deadline set forget it, and the change is logged.
+local function clear_hold(seats_key, deadlines_key, holders_key, changes_key, seat, raw, why)
+  local user = string.sub(raw, 2, 17)
   write_seat(seats_key, seat, EMPTY)
   redis.call('ZREM', deadlines_key, seat)
-  holder_remove(holders_key, string.sub(raw, 2, 17), seat)
+  holder_remove(holders_key, user, seat)
+  log_change(changes_key, why, seat, user, why == 'l' and from_u48(raw, 18) or 0)
 end
 
 -- Keeps the event's tick key expiring at its earliest hold deadline, so that the keyspace

@@ -4,7 +4,7 @@
 --
 -- KEYS[1]: event hash      KEYS[2]: seats string    KEYS[3]: deadlines sorted set
 -- KEYS[4]: holders hash    KEYS[5]: queue list      KEYS[6]: results hash
--- KEYS[7]: done sorted set KEYS[8]: tick key
+-- KEYS[7]: done sorted set KEYS[8]: tick key         KEYS[9]: changes stream
 -- ARGV[1]: maximum number of jobs to apply
 -- ARGV[2]: hold length in ms (HOLD_TTL)
 -- ARGV[3]: seats one user may hold in this event (MAX_HELD_SEATS)
@@ -19,7 +19,7 @@
 --   "<seq>|f|<kind>|<seat>|0|<created ms>|<completed ms>|<reason>" when it could not be applied.
 local now = now_ms()
 local ev, seats, deadlines, holders = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local queue, results, done, tick = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local queue, results, done, tick, changes = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local max_jobs = tonumber(ARGV[1])
 local hold_ms = tonumber(ARGV[2])
 local max_held = tonumber(ARGV[3])
@@ -44,12 +44,13 @@ local function hold(seat, user)
     if st == 'H' and who == user then live[#live + 1] = s end
   end
   if #live >= max_held then return 429, '' end
-  if lapsed then clear_hold(seats, deadlines, holders, seat, raw) end
+  if lapsed then clear_hold(seats, deadlines, holders, changes, seat, raw, 'l') end
   local record = hold_record(user, now + hold_ms, now)
   write_seat(seats, seat, record)
   redis.call('ZADD', deadlines, now + hold_ms, seat)
   live[#live + 1] = seat
   redis.call('HSET', holders, user, table.concat(live, ','))
+  log_change(changes, 'h', seat, user, now + hold_ms)
   return 200, record
 end
 
@@ -59,7 +60,7 @@ local function reserve(seat, user)
   local status, holder, _, _, lapsed = seat_at(raw, now)
   if status == 'R' then return 409, raw end
   if status == 'A' then
-    if lapsed then clear_hold(seats, deadlines, holders, seat, raw) end
+    if lapsed then clear_hold(seats, deadlines, holders, changes, seat, raw, 'l') end
     return 409, ''
   end
   if holder ~= user then return 403, raw end
@@ -68,6 +69,7 @@ local function reserve(seat, user)
   redis.call('ZREM', deadlines, seat)
   holder_remove(holders, user, seat)
   redis.call('HINCRBY', ev, 'reserved', 1)
+  log_change(changes, 'r', seat, user)
   return 200, record
 end
 

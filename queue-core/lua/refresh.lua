@@ -1,6 +1,7 @@
 -- Extends a live hold to now + HOLD_TTL, capped at the hold's start + MAX_HOLD_LIFETIME (G6).
 --
 -- KEYS[1]: event hash   KEYS[2]: seats string   KEYS[3]: deadlines sorted set   KEYS[4]: tick key
+-- KEYS[5]: changes stream
 -- ARGV[1]: seat number
 -- ARGV[2]: user id (16 raw bytes)
 -- ARGV[3]: hold length in ms (HOLD_TTL)
@@ -22,4 +23,5 @@ local record = hold_record(holder, deadline, start)
 write_seat(KEYS[2], ARGV[1], record)
 redis.call('ZADD', KEYS[3], deadline, ARGV[1])
 rearm_tick(KEYS[3], KEYS[4])
+log_change(KEYS[5], 'f', ARGV[1], holder, deadline)
 return {200, record}

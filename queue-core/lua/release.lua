@@ -1,7 +1,7 @@
 -- The holder gives a live hold back: the seat is Available at once.
 --
 -- KEYS[1]: event hash   KEYS[2]: seats string   KEYS[3]: deadlines sorted set
--- KEYS[4]: holders hash KEYS[5]: tick key
+-- KEYS[4]: holders hash KEYS[5]: tick key           KEYS[6]: changes stream
 -- ARGV[1]: seat number
 -- ARGV[2]: user id (16 raw bytes)
 -- Returns: {200, the seat's new (empty) record}
@@ -16,6 +16,6 @@ local status, holder = seat_at(raw, now)
 if status ~= 'H' then return {409, status} end
 if holder ~= ARGV[2] then return {403, status} end
 
-clear_hold(KEYS[2], KEYS[3], KEYS[4], ARGV[1], raw)
+clear_hold(KEYS[2], KEYS[3], KEYS[4], KEYS[6], ARGV[1], raw, 'x')
 rearm_tick(KEYS[3], KEYS[5])
 return {200, EMPTY}

@@ -5,6 +5,7 @@
 --
 -- KEYS[1]: seats string   KEYS[2]: deadlines sorted set   KEYS[3]: holders hash
 -- KEYS[4]: results hash   KEYS[5]: done sorted set        KEYS[6]: tick key
+-- KEYS[7]: changes stream
 -- ARGV[1]: most entries of each kind to remove in one run
 -- Returns: {holds lapsed, next due ms or -1}
 local now = now_ms()
@@ -15,7 +16,7 @@ for _, seat in ipairs(due) do
   local raw = seat_record(KEYS[1], seat)
   local status, _, deadline, _, was_hold = seat_at(raw, now)
   if was_hold then
-    clear_hold(KEYS[1], KEYS[2], KEYS[3], seat, raw)
+    clear_hold(KEYS[1], KEYS[2], KEYS[3], KEYS[7], seat, raw, 'l')
     lapsed = lapsed + 1
   elseif status == 'H' then
     redis.call('ZADD', KEYS[2], deadline, seat)

@@ -2,7 +2,9 @@
 
 use crate::error::{Error, Result};
 use fred::bytes::Bytes;
-use fred::interfaces::SetsInterface;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use fred::interfaces::SortedSetsInterface;
 
 use crate::ids::{EventId, EventName, SeatCount, SeatId};
 use crate::keys::{self, EventKeys};
@@ -44,11 +46,21 @@ impl Store {
             return Err(Error::Corrupt(format!("event id {id} exists already")));
         }
         // Registered after it exists, so a failed creation leaves nothing behind. The registry
-        // only feeds the housekeeping full pass (a safety net), so a failure here is logged,
-        // not returned: the event is there.
+        // feeds the housekeeping full pass (a safety net) and the list of events, so a failure
+        // here is logged, not returned: the event is there.
+        let created = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_millis() as f64);
         if let Err(e) = self
             .client()
-            .sadd::<(), _, _>(keys::EVENTS, id.to_string())
+            .zadd::<(), _, _>(
+                keys::EVENTS,
+                None,
+                None,
+                false,
+                false,
+                (created, id.to_string()),
+            )
             .await
         {
             tracing::warn!(event = %id, error = %e, "created an event but could not register it");
@@ -63,14 +75,32 @@ impl Store {
         })
     }
 
+    /// The `limit` most recently created events, newest first, with their counts now.
+    pub async fn recent_events(&self, limit: usize) -> Result<Vec<Event>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = self
+            .client()
+            .zrange(keys::EVENTS, -(limit as i64), -1, None, false, None, false)
+            .await?;
+        let reads = ids
+            .iter()
+            .rev()
+            .filter_map(|id| id.parse::<EventId>().ok())
+            .map(|id| self.event(id));
+        let events = futures::future::try_join_all(reads).await?;
+        Ok(events.into_iter().flatten().collect())
+    }
+
     /// The event with its counts now; `None` when there is no such event.
     pub async fn event(&self, id: EventId) -> Result<Option<Event>> {
-        Ok(self.read_event(id, false).await?.map(|(event, _, _)| event))
+        Ok(self.read_event(id, false).await?.map(|(event, ..)| event))
     }
 
     /// The event and its Available seats now; `None` when there is no such event.
     pub async fn available_seats(&self, id: EventId) -> Result<Option<AvailableSeats>> {
-        let Some((event, now, records)) = self.read_event(id, true).await? else {
+        let Some((event, now, records, _)) = self.read_event(id, true).await? else {
             return Ok(None);
         };
         let mut seats = Vec::with_capacity(event.available as usize);
@@ -82,17 +112,18 @@ impl Store {
         Ok(Some(AvailableSeats { event, seats }))
     }
 
-    /// The event, Redis's time, and (when asked) the seats string.
-    async fn read_event(
+    /// The event, Redis's time, and (when asked) the seats string and the id of the last entry of
+    /// its changes stream.
+    pub(crate) async fn read_event(
         &self,
         id: EventId,
         with_seats: bool,
-    ) -> Result<Option<(Event, Millis, Bytes)>> {
+    ) -> Result<Option<(Event, Millis, Bytes, Option<String>)>> {
         let k = EventKeys::new(id);
         let mut reply = run(
             &scripts::READ_EVENT,
             self.client(),
-            [&k.event, &k.seats, &k.deadlines],
+            [&k.event, &k.seats, &k.deadlines, &k.changes],
             vec![arg(u8::from(with_seats))],
         )
         .await?;
@@ -105,6 +136,7 @@ impl Store {
         let on_hold = count(reply.int()?)?;
         let now = reply.int()?;
         let records = reply.bytes()?;
+        let last_change = reply.opt_string()?;
         let event = Event {
             id,
             name,
@@ -113,7 +145,7 @@ impl Store {
             on_hold,
             reserved,
         };
-        Ok(Some((event, now, records)))
+        Ok(Some((event, now, records, last_change)))
     }
 
     /// A seat as it is now; `None` when there is no such event or seat.

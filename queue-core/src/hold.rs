@@ -18,7 +18,7 @@ impl Store {
         let reply = run(
             &scripts::REFRESH,
             self.client(),
-            [&k.event, &k.seats, &k.deadlines, &k.tick],
+            [&k.event, &k.seats, &k.deadlines, &k.tick, &k.changes],
             vec![
                 arg(seat.number()),
                 arg_bytes(&user.to_bytes()),
@@ -36,7 +36,14 @@ impl Store {
         let reply = run(
             &scripts::RELEASE,
             self.client(),
-            [&k.event, &k.seats, &k.deadlines, &k.holders, &k.tick],
+            [
+                &k.event,
+                &k.seats,
+                &k.deadlines,
+                &k.holders,
+                &k.tick,
+                &k.changes,
+            ],
             vec![arg(seat.number()), arg_bytes(&user.to_bytes())],
         )
         .await?;

@@ -46,6 +46,7 @@ impl Store {
                 &k.results,
                 &k.done,
                 &k.tick,
+                &k.changes,
             ],
             vec![arg(SWEEP_LIMIT)],
         )
@@ -111,9 +112,9 @@ impl Store {
     /// process left behind (a sweep schedule, or a hint it never wrote). Returns what it did.
     pub async fn tidy_all(&self) -> Result<Tidied> {
         let mut tidied = Tidied::default();
-        let mut pages = std::pin::pin!(self.client().sscan(keys::EVENTS, "*", Some(200)));
+        let mut pages = std::pin::pin!(self.client().zscan(keys::EVENTS, "*", Some(200)));
         while let Some(mut page) = pages.try_next().await? {
-            for member in page.take_results().unwrap_or_default() {
+            for (member, _) in page.take_results().unwrap_or_default() {
                 if let Some(id) = member.as_str().and_then(|s| s.parse::<EventId>().ok()) {
                     tidied.holds_lapsed += self.sweep(id).await?;
                     let (woken, _) = self.wake_if_stalled(id).await?;

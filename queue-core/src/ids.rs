@@ -14,7 +14,7 @@ use uuid::Uuid;
 pub struct InvalidValue(String);
 
 impl InvalidValue {
-    fn new(message: impl Into<String>) -> Self {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
         Self(message.into())
     }
 }

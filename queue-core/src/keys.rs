@@ -37,6 +37,11 @@ pub struct EventKeys {
     /// String that expires at the earliest hold deadline, so that its keyspace notification
     /// prompts a sweep. Written by process, refresh, release, sweep.
     pub tick: String,
+    /// Stream of every change to the event's seats (held, refreshed, released, lapsed, reserved),
+    /// trimmed to about 10,000 entries; the feed of `GET /events/{id}/stream`. Appended by the
+    /// script that makes each change (process, refresh, release, sweep); read by read_event
+    /// (last id), read_changes and the API's stream hub (XREAD).
+    pub changes: String,
 }
 
 impl EventKeys {
@@ -51,6 +56,7 @@ impl EventKeys {
             results: format!("{base}:results"),
             done: format!("{base}:done"),
             tick: format!("{base}:tick"),
+            changes: format!("{base}:changes"),
         }
     }
 }
@@ -72,7 +78,8 @@ pub const HINTS: &str = "rsv:{sys}:hints";
 /// Sorted set event id → ms at which the event next needs a sweep (a hold deadline or a job
 /// record's retention). Written by workers after each batch and sweep; read by the sweeper.
 pub const DUE: &str = "rsv:{sys}:due";
-/// Set of every event id. Written by the API on create; read by the sweeper's slow full pass.
+/// Sorted set event id → ms of its creation: every event. Written by the API on create; read by
+/// the sweeper's slow full pass and by `GET /events` (newest first).
 pub const EVENTS: &str = "rsv:{sys}:events";
 /// Hash worker id → heartbeat `<ms>|<jobs applied>|<µs busy>`. Written by workers every
 /// `heartbeat_ms`; read by
@@ -108,6 +115,7 @@ mod tests {
             &keys.results,
             &keys.done,
             &keys.tick,
+            &keys.changes,
         ] {
             let first = key.find('{').expect("a hash tag");
             let last = key[first..].find('}').expect("a closed tag") + first;

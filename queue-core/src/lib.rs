@@ -12,6 +12,7 @@
 //!
 //! This crate knows nothing of HTTP. It emits tracing events but never installs a subscriber.
 
+pub mod changes;
 pub mod error;
 pub mod event;
 pub mod hold;
@@ -26,6 +27,7 @@ pub mod settings;
 pub mod store;
 pub mod workers;
 
+pub use changes::{CatchUp, ChangeId, ChangeKind, SeatChange, Snapshot};
 pub use error::{Error, Result};
 pub use event::{AvailableSeats, Event};
 pub use ids::{EventId, EventName, InvalidValue, JobId, SeatCount, SeatId, UserId};

@@ -158,6 +158,7 @@ impl Store {
                 &k.results,
                 &k.done,
                 &k.tick,
+                &k.changes,
             ],
             vec![
                 arg(max_jobs),

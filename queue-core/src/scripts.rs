@@ -41,6 +41,7 @@ scripts! {
     READ_EVENT => "read_event.lua",
     READ_SEAT => "read_seat.lua",
     JOB_STATUS => "job_status.lua",
+    READ_CHANGES => "read_changes.lua",
 }
 
 /// Runs a script by its SHA, loading it first when Redis does not know it (after a restart or a
@@ -98,6 +99,11 @@ impl Reply {
                 .map(Some)
                 .ok_or_else(|| Error::Corrupt("expected a string in a script reply".into())),
         }
+    }
+
+    /// The next item as it came, or `None` past the end.
+    pub(crate) fn value(&mut self) -> Option<Value> {
+        self.items.next()
     }
 
     /// Raw bytes (a seat record, a queued job); empty for a nil or a missing trailing item.

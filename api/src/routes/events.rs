@@ -1,7 +1,7 @@
 use actix_web::{web, HttpResponse};
 use queue_core::EventId;
 
-use crate::dto::{CreateEvent, EventBody, SeatBody, SeatList};
+use crate::dto::{CreateEvent, EventBody, EventList, SeatBody, SeatList};
 use crate::error::{ApiError, ErrorBody};
 use crate::json::JsonBody;
 use crate::routes::parse_id;
@@ -27,6 +27,22 @@ pub async fn create(
         .insert_header(("Location", format!("/events/{}", event.id)))
         .json(EventBody::created(&event)))
 }
+
+/// The most recently created events, newest first, with their seat counts now (at most 100).
+#[utoipa::path(get, path = "/events", tag = "events",
+    responses(
+        (status = 200, description = "The events", body = EventList),
+        (status = 503, description = "Redis is unavailable; retry after `Retry-After` seconds", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ))]
+pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let events = state.store.recent_events(LISTED_EVENTS).await?;
+    Ok(HttpResponse::Ok().json(EventList {
+        events: events.iter().map(EventBody::with_counts).collect(),
+    }))
+}
+
+/// Most events `GET /events` lists.
+const LISTED_EVENTS: usize = 100;
 
 /// An event with its seat counts now.
 #[utoipa::path(get, path = "/events/{id}", tag = "events",

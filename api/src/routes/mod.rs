@@ -6,6 +6,7 @@ pub mod health;
 pub mod jobs;
 pub mod page;
 pub mod seats;
+pub mod stream;
 
 use crate::error::ApiError;
 

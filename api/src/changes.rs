@@ -1,0 +1,148 @@
+//! The live seat feeds (`GET /events/{id}/stream`). One task per API process reads the changes
+//! streams of every event someone is watching, with one blocking XREAD on a connection of its own,
+//! and fans each batch out to that event's watchers; no watcher reads Redis in a loop. A watcher
+//! catches up from Redis by itself (after its snapshot or `Last-Event-ID`, and whenever it falls
+//! behind the fan-out) and skips what it has already sent, so it sends every change exactly once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use queue_core::changes::read_new;
+use queue_core::{ChangeId, EventId, SeatChange, Store};
+use tokio::sync::{broadcast, Notify};
+use tokio_util::sync::CancellationToken;
+
+/// A batch of changes to one event, oldest first.
+pub type Changes = Arc<[SeatChange]>;
+
+/// How long one XREAD waits for news; a newly watched event joins the read after at most this.
+const BLOCK_MS: u64 = 200;
+/// Most changes read per event per XREAD.
+const READ_COUNT: u64 = 1000;
+/// Batches a slow watcher may fall behind before it catches up from Redis instead.
+const FAN_OUT_DEPTH: usize = 256;
+
+#[derive(Debug, Default)]
+pub struct ChangeHub {
+    watched: Mutex<HashMap<EventId, Watch>>,
+    first_watch: Notify,
+}
+
+#[derive(Debug)]
+struct Watch {
+    tx: broadcast::Sender<Changes>,
+    /// The last change read for this event.
+    cursor: ChangeId,
+}
+
+impl ChangeHub {
+    /// Subscribes to the changes of `event` read from now on. `seen` is the last change the
+    /// caller has (or will have read itself): when the event is not watched yet, reading starts
+    /// right after it, so nothing falls between the caller's own read and the fan-out.
+    pub fn watch(&self, event: EventId, seen: ChangeId) -> broadcast::Receiver<Changes> {
+        let Ok(mut watched) = self.watched.lock() else {
+            // A poisoned lock only means another watcher panicked; a receiver that never hears
+            // anything still lets the watcher catch up from Redis on its keep-alive ticks.
+            return broadcast::channel(1).1;
+        };
+        let rx = match watched.get(&event) {
+            Some(watch) => watch.tx.subscribe(),
+            None => {
+                let (tx, rx) = broadcast::channel(FAN_OUT_DEPTH);
+                watched.insert(event, Watch { tx, cursor: seen });
+                rx
+            }
+        };
+        self.first_watch.notify_one();
+        rx
+    }
+
+    /// The events watched now with their cursors; forgets events nobody watches any more.
+    fn cursors(&self) -> Vec<(EventId, ChangeId)> {
+        let Ok(mut watched) = self.watched.lock() else {
+            return Vec::new();
+        };
+        watched.retain(|_, watch| watch.tx.receiver_count() > 0);
+        watched.iter().map(|(id, w)| (*id, w.cursor)).collect()
+    }
+
+    fn publish(&self, changes: Vec<SeatChange>) {
+        let Ok(mut watched) = self.watched.lock() else {
+            return;
+        };
+        let mut by_event: HashMap<EventId, Vec<SeatChange>> = HashMap::new();
+        for change in changes {
+            by_event
+                .entry(change.seat.event())
+                .or_default()
+                .push(change);
+        }
+        for (event, changes) in by_event {
+            if let (Some(watch), Some(last)) = (watched.get_mut(&event), changes.last()) {
+                watch.cursor = watch.cursor.max(last.id);
+                // No receiver left is not an error: the next round forgets the event.
+                let _ = watch.tx.send(changes.into());
+            }
+        }
+    }
+
+    /// Reads and fans out changes until `shutdown`.
+    pub async fn run(&self, store: &Store, shutdown: CancellationToken) {
+        let mut client = None;
+        let mut failing = false;
+        while !shutdown.is_cancelled() {
+            let cursors = self.cursors();
+            if cursors.is_empty() {
+                tokio::select! {
+                    () = self.first_watch.notified() => {}
+                    () = shutdown.cancelled() => break,
+                }
+                continue;
+            }
+            let reader = match &client {
+                Some(c) => c,
+                None => match store.dedicated_client().await {
+                    Ok(c) => client.insert(c),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "no connection for the seat feeds; retrying");
+                        pause(&shutdown).await;
+                        continue;
+                    }
+                },
+            };
+            let read = tokio::select! {
+                read = read_new(reader, &cursors, READ_COUNT, BLOCK_MS) => read,
+                () = shutdown.cancelled() => break,
+            };
+            match read {
+                Ok(changes) => {
+                    if failing {
+                        tracing::info!("the seat feeds read Redis again");
+                        failing = false;
+                    }
+                    if !changes.is_empty() {
+                        self.publish(changes);
+                    }
+                }
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!(error = %e, "cannot read the seat feeds; retrying");
+                        failing = true;
+                    }
+                    pause(&shutdown).await;
+                }
+            }
+        }
+        if let Some(client) = client {
+            let _ = fred::interfaces::ClientLike::quit(&client).await;
+        }
+    }
+}
+
+async fn pause(shutdown: &CancellationToken) {
+    tokio::select! {
+        () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        () = shutdown.cancelled() => {}
+    }
+}
