@@ -29,12 +29,21 @@ if redis.call('EXISTS', KEYS[2]) == 0 then
   return {'gap'}
 end
 local info = redis.call('XINFO', 'STREAM', KEYS[2])
-local last, deleted = '0-0', '0-0'
+local last, deleted, first = '0-0', '0-0', nil
+local length, added = 0, 0
 for i = 1, #info, 2 do
-  if info[i] == 'last-generated-id' then last = info[i + 1] end
-  if info[i] == 'max-deleted-entry-id' then deleted = info[i + 1] end
+  local name, value = info[i], info[i + 1]
+  if name == 'last-generated-id' then last = value end
+  if name == 'max-deleted-entry-id' then deleted = value end
+  if name == 'length' then length = value end
+  if name == 'entries-added' then added = value end
+  if name == 'first-entry' and type(value) == 'table' then first = value[1] end
 end
 if after(from, last) or after(deleted, from) then return {'gap'} end
+-- Trimming (MAXLEN) removes the oldest entries. When some were removed and the oldest kept one
+-- comes after the reader's, what lay between may be gone: resync. (When the reader's own entry
+-- is still kept, everything after it is too.)
+if added > length and first and after(first, from) then return {'gap'} end
 local out = {'ok'}
 for _, entry in ipairs(redis.call('XRANGE', KEYS[2], '(' .. from, '+', 'COUNT', tonumber(ARGV[2]))) do
   out[#out + 1] = entry

@@ -338,7 +338,9 @@ async fn bad_inputs_get_their_status_and_change_nothing() {
         (reqwest::Method::GET, "/seats/hold", 405),
         (reqwest::Method::DELETE, "/events/create", 405),
         (reqwest::Method::GET, "/no/such/route", 404),
-        (reqwest::Method::PUT, "/", 404),
+        (reqwest::Method::PUT, "/", 405),
+        (reqwest::Method::POST, "/events/x/stream", 405),
+        (reqwest::Method::DELETE, "/events", 405),
     ] {
         let response = app
             .http

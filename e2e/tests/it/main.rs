@@ -10,3 +10,4 @@ mod drain_rate;
 mod expiry;
 mod memory;
 mod processes;
+mod stream;
