@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::{Server, ServiceResponse};
+use actix_web::dev::{Server, Service, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::web::{self, PayloadConfig};
@@ -20,6 +20,7 @@ pub mod changes;
 pub mod dto;
 pub mod error;
 pub mod json;
+pub mod metrics;
 pub mod openapi;
 pub mod routes;
 pub mod state;
@@ -57,6 +58,7 @@ impl Application {
             drain: DrainRate::default(),
             waiters: waiters::Waiters::default(),
             changes: changes::ChangeHub::default(),
+            metrics: metrics::Metrics::new().context("cannot set up the metrics")?,
             stopping: CancellationToken::new(),
         });
         let data = web::Data::from(state.clone());
@@ -67,6 +69,23 @@ impl Application {
                 .app_data(PayloadConfig::new(limit))
                 .app_data(json::BodyLimit(limit))
                 .wrap(ErrorHandlers::new().default_handler(json_error_body))
+                .wrap_fn({
+                    let data = data.clone();
+                    move |req, service| {
+                        let started = std::time::Instant::now();
+                        let method = req.method().clone();
+                        let answer = service.call(req);
+                        let data = data.clone();
+                        async move {
+                            let res = answer.await?;
+                            let route = res.request().match_pattern();
+                            let route = route.as_deref().unwrap_or("unmatched");
+                            data.metrics
+                                .observe(&method, route, res.status(), started.elapsed());
+                            Ok(res)
+                        }
+                    }
+                })
                 .configure(routes)
                 .default_service(web::to(route_not_found))
         })
@@ -155,6 +174,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
             web::get().to(jobs::status),
         ))
         .service(resource("/health", web::get().to(health::health)))
+        .service(resource("/metrics", web::get().to(metrics::metrics)))
         .service(
             SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", ApiDoc::openapi()),
         )

@@ -26,7 +26,7 @@ use crate::routes::{events, health, jobs, seats, stream};
         events::create, events::list, events::get, stream::stream, events::list_seats,
         seats::get, seats::hold, seats::reserve, seats::refresh, seats::hold_refresh, seats::release,
         jobs::status,
-        health::health,
+        health::health, crate::metrics::metrics,
     ),
     components(schemas(
         CreateEvent, SeatRequest, EventBody, SeatBody, SeatList, SeatMessage, QueueResponse,
@@ -37,7 +37,7 @@ use crate::routes::{events, health, jobs, seats, stream};
         (name = "events", description = "Create and read events"),
         (name = "seats", description = "Read, hold, reserve, refresh and release seats"),
         (name = "jobs", description = "Follow a hold or reserve job"),
-        (name = "service", description = "Health"),
+        (name = "service", description = "Health and metrics"),
     )
 )]
 pub struct ApiDoc;

@@ -13,6 +13,7 @@ pub struct AppState {
     pub drain: DrainRate,
     pub waiters: crate::waiters::Waiters,
     pub changes: crate::changes::ChangeHub,
+    pub metrics: crate::metrics::Metrics,
     /// Cancelled when the API starts stopping, so that open streams end and let it stop.
     pub stopping: CancellationToken,
 }

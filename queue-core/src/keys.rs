@@ -88,6 +88,11 @@ pub const WORKERS: &str = "rsv:{sys}:workers";
 /// String with a short expiry: whoever sets it runs the periodic reconcile and sweep pass.
 pub const HOUSEKEEPING_LOCK: &str = "rsv:{sys}:housekeeping";
 
+/// Hash of service-wide counts that worker processes add to (`add_metrics.lua`): jobs finished
+/// by kind and outcome, accept-to-applied latency buckets, holds lapsed by path. Read by the
+/// API's `/metrics`. Field names are built in `metrics.rs`.
+pub const METRICS: &str = "rsv:{sys}:metrics";
+
 /// Pub/sub channel on which `process.lua` announces the jobs it applied, space-separated
 /// job ids per batch. API processes subscribe to answer `?wait=` requests.
 pub const FINISHED_CHANNEL: &str = "rsv:{sys}:finished";

@@ -20,6 +20,7 @@ pub mod housekeeping;
 pub mod ids;
 pub mod job;
 pub mod keys;
+pub mod metrics;
 pub mod queue;
 pub mod scripts;
 pub mod seat;

@@ -42,6 +42,7 @@ scripts! {
     READ_SEAT => "read_seat.lua",
     JOB_STATUS => "job_status.lua",
     READ_CHANGES => "read_changes.lua",
+    ADD_METRICS => "add_metrics.lua",
 }
 
 /// Runs a script by its SHA, loading it first when Redis does not know it (after a restart or a

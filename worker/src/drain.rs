@@ -53,6 +53,7 @@ async fn drain(worker: &Worker, event: EventId, shutdown: &CancellationToken) {
             }
         };
         worker.note_batch(batch.finished.len(), started);
+        worker.counters.tally.jobs_finished(&batch.finished);
         for job in &batch.finished {
             if let JobState::Failed { reason, .. } = &job.state {
                 tracing::error!(job = %job.id, reason, "job failed");

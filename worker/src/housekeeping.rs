@@ -1,5 +1,6 @@
 //! The periodic passes (one worker at a time) and the keyspace-notification listener.
 
+use queue_core::metrics::LapsePath;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -76,6 +77,7 @@ fn count_sweep(worker: &Worker, lapsed: u64) {
             .counters
             .holds_lapsed_by_sweep
             .fetch_add(lapsed, Ordering::Relaxed);
+        worker.counters.tally.holds_lapsed(LapsePath::Sweep, lapsed);
     }
 }
 
@@ -119,6 +121,10 @@ pub(crate) async fn listen(worker: Arc<Worker>, shutdown: CancellationToken) {
                     .counters
                     .holds_lapsed_by_notification
                     .fetch_add(lapsed, Ordering::Relaxed);
+                worker
+                    .counters
+                    .tally
+                    .holds_lapsed(LapsePath::Notification, lapsed);
             }
             Err(e) => tracing::warn!(%event, error = %e, "sweep after notification failed"),
         }

@@ -34,6 +34,8 @@ pub struct Counters {
     pub busy_us: AtomicU64,
     pub holds_lapsed_by_notification: AtomicU64,
     pub holds_lapsed_by_sweep: AtomicU64,
+    /// What this process did since it last added to the service-wide figures (every heartbeat).
+    pub tally: queue_core::metrics::Tally,
 }
 
 /// A worker process, built and ready to run.
@@ -101,6 +103,9 @@ impl Application {
                 tracing::error!(error = %e, "a worker task panicked");
             }
         }
+        if let Err(e) = worker.counters.tally.flush(&worker.store).await {
+            tracing::warn!(error = %e, "the last counts could not be added to the service-wide figures");
+        }
         if let Err(e) = worker.store.retire(&worker.name).await {
             tracing::warn!(error = %e, "could not remove the heartbeat on exit");
         }
@@ -145,6 +150,9 @@ async fn heartbeat(worker: Arc<Worker>, shutdown: CancellationToken) {
         );
         if let Err(e) = beat.await {
             tracing::warn!(error = %e, "heartbeat failed");
+        }
+        if let Err(e) = c.tally.flush(&worker.store).await {
+            tracing::warn!(error = %e, "cannot add to the service-wide figures; kept for the next beat");
         }
     }
 }

@@ -80,6 +80,7 @@ async fn enqueue(
     };
     match state.store.enqueue(kind, req.id, req.user).await? {
         Enqueued::Accepted { job, position } => {
+            state.metrics.job_accepted(kind);
             let endpoint = format!("/seats/job/{job}/status");
             let body = QueueResponse {
                 message: format!(

@@ -9,5 +9,6 @@ mod concurrency;
 mod drain_rate;
 mod expiry;
 mod memory;
+mod metrics;
 mod processes;
 mod stream;
