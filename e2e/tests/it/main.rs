@@ -8,6 +8,7 @@ mod bad_input;
 mod concurrency;
 mod drain_rate;
 mod expiry;
+mod loadgen_smoke;
 mod memory;
 mod metrics;
 mod processes;
