@@ -37,7 +37,7 @@ impl Store {
         let k = EventKeys::new(id);
         let mut reply = run(
             &scripts::CREATE_EVENT,
-            self.client(),
+            self.client()?,
             [&k.event, &k.seats],
             vec![arg(name.as_str()), arg(count.get())],
         )
@@ -52,7 +52,7 @@ impl Store {
             .duration_since(UNIX_EPOCH)
             .map_or(0.0, |d| d.as_millis() as f64);
         if let Err(e) = self
-            .client()
+            .client()?
             .zadd::<(), _, _>(
                 keys::EVENTS,
                 None,
@@ -81,7 +81,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let ids: Vec<String> = self
-            .client()
+            .client()?
             .zrange(keys::EVENTS, -(limit as i64), -1, None, false, None, false)
             .await?;
         let reads = ids
@@ -122,7 +122,7 @@ impl Store {
         let k = EventKeys::new(id);
         let mut reply = run(
             &scripts::READ_EVENT,
-            self.client(),
+            self.client()?,
             [&k.event, &k.seats, &k.deadlines, &k.changes],
             vec![arg(u8::from(with_seats))],
         )
@@ -153,7 +153,7 @@ impl Store {
         let k = EventKeys::new(id.event());
         let mut reply = run(
             &scripts::READ_SEAT,
-            self.client(),
+            self.client()?,
             [&k.event, &k.seats],
             vec![arg(id.number())],
         )

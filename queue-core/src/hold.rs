@@ -17,7 +17,7 @@ impl Store {
         let rules = self.inner.rules;
         let reply = run(
             &scripts::REFRESH,
-            self.client(),
+            self.client()?,
             [&k.event, &k.seats, &k.deadlines, &k.tick, &k.changes],
             vec![
                 arg(seat.number()),
@@ -35,7 +35,7 @@ impl Store {
         let k = EventKeys::new(seat.event());
         let reply = run(
             &scripts::RELEASE,
-            self.client(),
+            self.client()?,
             [
                 &k.event,
                 &k.seats,

@@ -38,7 +38,7 @@ impl Store {
         let k = EventKeys::new(event);
         let mut reply = run(
             &scripts::SWEEP,
-            self.client(),
+            self.client()?,
             [
                 &k.seats,
                 &k.deadlines,
@@ -61,7 +61,7 @@ impl Store {
 
     /// Records that `event` needs a sweep at `at` (ms, Redis clock).
     pub async fn schedule_sweep(&self, event: EventId, at: Millis) -> Result<()> {
-        self.client()
+        self.client()?
             .zadd::<(), _, _>(
                 keys::DUE,
                 None,
@@ -79,7 +79,7 @@ impl Store {
     /// moves tidying earlier or later, never correctness.
     pub async fn sweep_due(&self, now: Millis) -> Result<u64> {
         let due: Vec<(String, f64)> = self
-            .client()
+            .client()?
             .zrangebyscore(
                 keys::DUE,
                 "-inf",
@@ -91,7 +91,7 @@ impl Store {
         let mut lapsed = 0;
         for (event, score) in due {
             let Ok(id) = event.parse::<EventId>() else {
-                self.client().zrem::<(), _, _>(keys::DUE, event).await?;
+                self.client()?.zrem::<(), _, _>(keys::DUE, event).await?;
                 continue;
             };
             lapsed += self.sweep(id).await?;
@@ -99,7 +99,7 @@ impl Store {
             // entry is stale, unless a worker scheduled it anew meanwhile.
             run(
                 &scripts::FORGET_STALE,
-                self.client(),
+                self.client()?,
                 [keys::DUE],
                 vec![arg(event), arg(score)],
             )
@@ -112,7 +112,7 @@ impl Store {
     /// process left behind (a sweep schedule, or a hint it never wrote). Returns what it did.
     pub async fn tidy_all(&self) -> Result<Tidied> {
         let mut tidied = Tidied::default();
-        let mut pages = std::pin::pin!(self.client().zscan(keys::EVENTS, "*", Some(200)));
+        let mut pages = std::pin::pin!(self.client()?.zscan(keys::EVENTS, "*", Some(200)));
         while let Some(mut page) = pages.try_next().await? {
             for (member, _) in page.take_results().unwrap_or_default() {
                 if let Some(id) = member.as_str().and_then(|s| s.parse::<EventId>().ok()) {
@@ -131,7 +131,7 @@ impl Store {
         let k = EventKeys::new(id);
         let mut reply = run(
             &scripts::RECONCILE,
-            self.client(),
+            self.client()?,
             [&k.event, &k.queue],
             vec![arg(self.inner.workers.lease_ms)],
         )
@@ -149,7 +149,7 @@ impl Store {
     /// are old and whose queue is empty. Returns the number of queues woken.
     pub async fn reconcile(&self) -> Result<u64> {
         let hints: Vec<(String, f64)> = self
-            .client()
+            .client()?
             .zrange(
                 keys::HINTS,
                 0,
@@ -164,7 +164,7 @@ impl Store {
         let mut woken = 0;
         for (event, hinted_at) in hints {
             let Ok(id) = event.parse::<EventId>() else {
-                self.client().zrem::<(), _, _>(keys::HINTS, event).await?;
+                self.client()?.zrem::<(), _, _>(keys::HINTS, event).await?;
                 continue;
             };
             let (wake, depth) = self.wake_if_stalled(id).await?;
@@ -173,7 +173,7 @@ impl Store {
             } else if depth == 0 && hinted_at < stale_before {
                 run(
                     &scripts::FORGET_STALE,
-                    self.client(),
+                    self.client()?,
                     [keys::HINTS],
                     vec![arg(event), arg(hinted_at)],
                 )
@@ -185,14 +185,14 @@ impl Store {
 
     /// Total jobs waiting across the events with recent activity (those hinted).
     pub async fn queue_depth(&self) -> Result<u64> {
-        let events: Vec<String> = self
-            .client()
+        let client = self.client()?;
+        let events: Vec<String> = client
             .zrange(keys::HINTS, 0, -1, None, false, None, false)
             .await?;
         let depths = events
             .iter()
             .filter_map(|e| e.parse::<EventId>().ok())
-            .map(|id| self.client().llen::<u64, _>(EventKeys::new(id).queue));
+            .map(|id| client.llen::<u64, _>(EventKeys::new(id).queue));
         Ok(futures::future::try_join_all(depths)
             .await?
             .into_iter()
@@ -201,11 +201,11 @@ impl Store {
 
     /// Drops heartbeats older than `older_than_ms`.
     pub async fn forget_dead_workers(&self, older_than_ms: i64) -> Result<()> {
-        let beats: HashMap<String, String> = self.client().hgetall(keys::WORKERS).await?;
+        let beats: HashMap<String, String> = self.client()?.hgetall(keys::WORKERS).await?;
         let cutoff = wall_clock_ms() - older_than_ms;
         for (worker, beat) in beats {
             if crate::workers::Heartbeat::parse(&beat).is_none_or(|b| b.at < cutoff) {
-                self.client()
+                self.client()?
                     .hdel::<(), _, _>(keys::WORKERS, worker)
                     .await?;
             }
@@ -219,7 +219,7 @@ impl Store {
     /// runs the periodic passes, and the turn passes on by itself if that worker dies.
     pub async fn take_housekeeping_turn(&self, worker: &str, ttl_ms: u64) -> Result<bool> {
         let set: Option<String> = self
-            .client()
+            .client()?
             .set(
                 keys::HOUSEKEEPING_LOCK,
                 worker,
@@ -236,7 +236,7 @@ impl Store {
     /// on the sweep schedule alone.
     pub async fn enable_expiry_notifications(&self) -> Result<()> {
         let current: HashMap<String, String> =
-            self.client().config_get("notify-keyspace-events").await?;
+            self.client()?.config_get("notify-keyspace-events").await?;
         let mut flags = current
             .get("notify-keyspace-events")
             .cloned()
@@ -250,7 +250,7 @@ impl Store {
                 flags.push(flag);
             }
         }
-        self.client()
+        self.client()?
             .config_set("notify-keyspace-events", flags)
             .await?;
         Ok(())

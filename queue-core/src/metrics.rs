@@ -169,7 +169,14 @@ impl Tally {
             .iter()
             .flat_map(|(field, amount)| [arg(field), arg(amount)])
             .collect();
-        if let Err(e) = run(&scripts::ADD_METRICS, store.client(), [keys::METRICS], args).await {
+        if let Err(e) = run(
+            &scripts::ADD_METRICS,
+            store.client()?,
+            [keys::METRICS],
+            args,
+        )
+        .await
+        {
             for (field, amount) in counts {
                 self.add(field, amount);
             }
@@ -194,7 +201,7 @@ pub struct ServiceFigures {
 impl Store {
     /// Reads the service-wide figures the workers have added up.
     pub async fn service_figures(&self) -> Result<ServiceFigures> {
-        let raw: HashMap<String, i64> = self.client().hgetall(keys::METRICS).await?;
+        let raw: HashMap<String, i64> = self.client()?.hgetall(keys::METRICS).await?;
         let get = |field: &str| raw.get(field).map_or(0, |n| u64::try_from(*n).unwrap_or(0));
         let kinds = [Some(JobKind::Hold), Some(JobKind::Reserve), None];
         let jobs = kinds

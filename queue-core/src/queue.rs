@@ -46,7 +46,7 @@ impl Store {
         let k = EventKeys::new(event);
         let mut reply = run(
             &scripts::ENQUEUE,
-            self.client(),
+            self.client()?,
             [&k.event, &k.seats, &k.queue],
             vec![
                 arg(kind.code()),
@@ -100,7 +100,7 @@ impl Store {
                 return Ok(());
             }
         }
-        self.client()
+        self.client()?
             .zadd::<(), _, _>(
                 keys::HINTS,
                 None,
@@ -120,7 +120,7 @@ impl Store {
 
     /// Tells the workers that `event` has jobs and that the caller holds its lease.
     pub async fn push_ready(&self, event: EventId) -> Result<()> {
-        self.client()
+        self.client()?
             .rpush::<(), _, _>(keys::READY, event.to_string())
             .await?;
         Ok(())
@@ -148,7 +148,7 @@ impl Store {
         let rules = self.inner.rules;
         let mut reply = run(
             &scripts::PROCESS,
-            self.client(),
+            self.client()?,
             [
                 &k.event,
                 &k.seats,
@@ -190,7 +190,7 @@ impl Store {
         let k = EventKeys::new(id.event());
         let mut reply = run(
             &scripts::JOB_STATUS,
-            self.client(),
+            self.client()?,
             [&k.event, &k.queue, &k.results],
             vec![arg(id.seq()), arg(self.inner.workers.lease_ms)],
         )

@@ -5,6 +5,7 @@ use std::sync::LazyLock;
 
 use fred::bytes::Bytes;
 use fred::clients::Client;
+use fred::interfaces::ClientLike;
 use fred::types::scripts::Script;
 use fred::types::Value;
 
@@ -53,6 +54,11 @@ pub(crate) async fn run<const K: usize>(
     keys: [&str; K],
     args: Vec<Value>,
 ) -> Result<Reply> {
+    // A command on a connection that is down would wait out its timeout: refuse at once (the
+    // pool's clients are checked more closely by `Store::client`).
+    if !client.is_connected() {
+        return Err(crate::store::not_connected());
+    }
     let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
     let value: Value = script.evalsha_with_reload(client, keys, args).await?;
     Ok(Reply::new(value))

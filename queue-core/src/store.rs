@@ -1,11 +1,13 @@
 //! The connection to Redis and the handle every operation hangs off.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fred::clients::{Client, Pool, SubscriberClient};
-use fred::interfaces::ClientLike;
+use fred::error::ErrorKind;
+use fred::interfaces::{ClientLike, EventInterface};
 use fred::types::config::{Config, ReconnectPolicy};
 use fred::types::Builder;
 
@@ -33,6 +35,10 @@ pub(crate) struct Inner {
     pub(crate) rules: ReservationSettings,
     pub(crate) queue: QueueSettings,
     pub(crate) workers: WorkerSettings,
+    /// Per client of the pool, whether its connection dropped (see [`Link`]).
+    links: Vec<Arc<Link>>,
+    /// Round-robin position over the pool.
+    next: AtomicUsize,
     /// When this process last recorded an enqueue hint per event (see `queue.rs`).
     pub(crate) hinted: Mutex<HashMap<EventId, Instant>>,
 }
@@ -44,10 +50,13 @@ impl Store {
         let builder = builder(&settings.redis)?;
         let db = builder.get_config().and_then(|c| c.database).unwrap_or(0);
         let pool = builder.build_pool(settings.redis.pool_size)?;
+        let links = pool.clients().iter().map(Link::watch).collect();
         connect_and_wait(&pool).await;
         Ok(Self {
             inner: Arc::new(Inner {
                 pool,
+                links,
+                next: AtomicUsize::new(0),
                 builder,
                 db,
                 rules: settings.reservations,
@@ -88,13 +97,25 @@ impl Store {
         self.inner.queue
     }
 
-    pub(crate) fn client(&self) -> &Client {
-        self.inner.pool.next()
+    /// A client of the pool whose connection is up, or at once the error of Redis being down:
+    /// a command sent on a dropped connection would wait out the command timeout, and the API
+    /// must answer 503 without a hang while the pool reconnects by itself.
+    pub(crate) fn client(&self) -> Result<&Client> {
+        let clients = self.inner.pool.clients();
+        let links = &self.inner.links;
+        let start = self.inner.next.fetch_add(1, Ordering::Relaxed);
+        for i in 0..clients.len() {
+            let n = (start + i) % clients.len();
+            if clients[n].is_connected() && links[n].is_up(&clients[n]) {
+                return Ok(&clients[n]);
+            }
+        }
+        Err(not_connected())
     }
 
     /// Whether Redis answers a PING now.
     pub async fn ping(&self) -> Result<()> {
-        self.client().ping::<()>(None).await?;
+        self.client()?.ping::<()>(None).await?;
         Ok(())
     }
 
@@ -121,6 +142,83 @@ fn builder(settings: &RedisSettings) -> Result<Builder> {
         })
         .set_policy(ReconnectPolicy::new_exponential(0, 50, 1000, 2));
     Ok(builder)
+}
+
+/// Whether one pooled connection is usable. fred notices a dropped connection at once (its reader
+/// broadcasts an error) but reports the client Connected until its reconnect attempt starts, and a
+/// command sent in between waits out the command timeout. So a dropped link is marked down until
+/// fred announces a new connection; should the two announcements be handled out of order, a PING
+/// a little later finds the link up again.
+#[derive(Debug, Default)]
+struct Link {
+    down: AtomicBool,
+    probing: AtomicBool,
+    down_since: Mutex<Option<Instant>>,
+}
+
+/// How long a link stays marked down, with fred reporting it connected, before a PING checks it.
+const RECHECK_AFTER: Duration = Duration::from_millis(250);
+
+impl Link {
+    fn watch(client: &Client) -> Arc<Self> {
+        let link = Arc::new(Self::default());
+        let on_error = link.clone();
+        client.on_error(move |(error, _)| {
+            if matches!(
+                error.kind(),
+                ErrorKind::IO | ErrorKind::Canceled | ErrorKind::Timeout
+            ) {
+                on_error.mark_down();
+            }
+            async { Ok(()) }
+        });
+        let on_reconnect = link.clone();
+        client.on_reconnect(move |_| {
+            on_reconnect.down.store(false, Ordering::Release);
+            async { Ok(()) }
+        });
+        link
+    }
+
+    fn mark_down(&self) {
+        if let Ok(mut since) = self.down_since.lock() {
+            *since = Some(Instant::now());
+        }
+        self.down.store(true, Ordering::Release);
+    }
+
+    /// Whether commands may go out on `client` now.
+    fn is_up(self: &Arc<Self>, client: &Client) -> bool {
+        if !self.down.load(Ordering::Acquire) {
+            return true;
+        }
+        let stale = self
+            .down_since
+            .lock()
+            .map(|since| since.is_some_and(|at| at.elapsed() > RECHECK_AFTER))
+            .unwrap_or(false);
+        if stale && !self.probing.swap(true, Ordering::AcqRel) {
+            let (link, client) = (self.clone(), client.clone());
+            tokio::spawn(async move {
+                let answer = tokio::time::timeout(RECHECK_AFTER, client.ping::<()>(None)).await;
+                if matches!(answer, Ok(Ok(()))) {
+                    link.down.store(false, Ordering::Release);
+                } else {
+                    link.mark_down();
+                }
+                link.probing.store(false, Ordering::Release);
+            });
+        }
+        false
+    }
+}
+
+/// The error of a command not sent because the connection is down.
+pub(crate) fn not_connected() -> crate::Error {
+    crate::Error::Unavailable(fred::error::Error::new(
+        fred::error::ErrorKind::IO,
+        "not connected to Redis",
+    ))
 }
 
 async fn connect_and_wait<C: ClientLike>(client: &C) {

@@ -54,7 +54,7 @@ impl Store {
             applied,
             busy_us,
         };
-        self.client()
+        self.client()?
             .hset::<(), _, _>(keys::WORKERS, (worker, beat.encode()))
             .await?;
         Ok(())
@@ -62,7 +62,7 @@ impl Store {
 
     /// Removes this worker's heartbeat, on a clean exit.
     pub async fn retire(&self, worker: &str) -> Result<()> {
-        self.client()
+        self.client()?
             .hdel::<(), _, _>(keys::WORKERS, worker)
             .await?;
         Ok(())
@@ -70,7 +70,7 @@ impl Store {
 
     /// The workers whose last heartbeat is recent, with their counters summed.
     pub async fn pool(&self) -> Result<PoolSnapshot> {
-        let beats: HashMap<String, String> = self.client().hgetall(keys::WORKERS).await?;
+        let beats: HashMap<String, String> = self.client()?.hgetall(keys::WORKERS).await?;
         let cutoff = wall_clock_ms() - MISSED_BEATS * self.inner.workers.heartbeat_ms as i64;
         Ok(beats
             .values()

@@ -23,6 +23,7 @@ pub struct TestRedis {
     child: Child,
     pub port: u16,
     dir: PathBuf,
+    extra: Vec<String>,
 }
 
 impl TestRedis {
@@ -32,41 +33,73 @@ impl TestRedis {
 
     /// Starts a server with extra `redis-server` arguments.
     pub fn start_with(extra: &[&str]) -> Self {
+        let extra: Vec<String> = extra.iter().map(|a| (*a).to_owned()).collect();
         for _ in 0..20 {
             let port = free_port();
             let dir = std::env::temp_dir().join(format!("e2e-redis-{}-{port}", std::process::id()));
             std::fs::create_dir_all(&dir).expect("a temporary directory");
-            let mut child = Command::new("redis-server")
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                ])
-                .args(["--appendonly", "no", "--notify-keyspace-events", "Ex"])
-                .args(["--enable-debug-command", "yes", "--dir"])
-                .arg(&dir)
-                .args(extra)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server runs (scripts/test.sh installs it)");
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break; // the port was taken meanwhile: try another
-                }
-                if redis_answers(port) {
-                    return Self { child, port, dir };
-                }
-                std::thread::sleep(Duration::from_millis(20));
+            if let Some(child) = Self::spawn(port, &dir, &extra) {
+                return Self {
+                    child,
+                    port,
+                    dir,
+                    extra,
+                };
             }
-            let _ = child.kill();
-            let _ = child.wait();
         }
         panic!("could not start a redis-server");
+    }
+
+    /// Starts redis-server on `port`; `None` when it does not answer (the port was taken).
+    fn spawn(port: u16, dir: &std::path::Path, extra: &[String]) -> Option<Child> {
+        let mut child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "no", "--notify-keyspace-events", "Ex"])
+            .args(["--enable-debug-command", "yes", "--dir"])
+            .arg(dir)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server runs (scripts/test.sh installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return None;
+            }
+            if redis_answers(port) {
+                return Some(child);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
+    /// Starts the server again on the same port and data directory (after `kill` or a
+    /// SHUTDOWN), returning once it answers.
+    pub fn restart(&mut self) {
+        let _ = self.child.wait();
+        self.child = Self::spawn(self.port, &self.dir, &self.extra)
+            .expect("redis-server restarts on its port");
+    }
+
+    /// Asks the server to shut down (SHUTDOWN: it saves what its persistence settings say) and
+    /// waits for it to exit.
+    pub async fn shutdown(&mut self) {
+        let client = self.client().await;
+        let _ = client
+            .custom::<(), _>(fred::cmd!("SHUTDOWN"), Vec::<String>::new())
+            .await;
+        let _ = self.child.wait();
     }
 
     pub fn url(&self) -> String {
@@ -91,6 +124,7 @@ impl TestRedis {
         digest
     }
 
+    /// SIGKILL: no chance to save anything.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -131,6 +165,8 @@ pub struct Options {
     pub apis: usize,
     /// A change to settings that have no environment variable.
     pub tweak: Option<fn(&mut Settings)>,
+    /// Extra `redis-server` arguments (persistence, say).
+    pub redis_args: Vec<&'static str>,
 }
 
 impl Default for Options {
@@ -140,6 +176,7 @@ impl Default for Options {
             workers: 1,
             apis: 1,
             tweak: None,
+            redis_args: Vec::new(),
         }
     }
 }
@@ -147,6 +184,11 @@ impl Default for Options {
 impl Options {
     pub fn env(mut self, name: &'static str, value: impl ToString) -> Self {
         self.env.push((name, value.to_string()));
+        self
+    }
+
+    pub fn redis_args(mut self, args: &[&'static str]) -> Self {
+        self.redis_args.extend_from_slice(args);
         self
     }
 
@@ -189,7 +231,7 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(options: Options) -> TestApp {
-    let redis = TestRedis::start();
+    let redis = TestRedis::start_with(&options.redis_args);
     let log_dir =
         std::env::temp_dir().join(format!("e2e-logs-{}-{}", std::process::id(), redis.port));
     let mut env: HashMap<String, String> = HashMap::from([

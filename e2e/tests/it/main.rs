@@ -7,6 +7,7 @@ mod api_contract;
 mod bad_input;
 mod concurrency;
 mod drain_rate;
+mod drills;
 mod expiry;
 mod loadgen_smoke;
 mod memory;

@@ -1,0 +1,162 @@
+//! Failure drills (issue 5): Redis stops and comes back with its data.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::helpers::{new_user, seat_of, spawn_app_with, Options, TestApp};
+
+/// How Redis goes away.
+#[derive(Debug, Clone, Copy)]
+enum Outage {
+    /// SHUTDOWN: Redis saves (here: flushes its AOF) and exits.
+    Shutdown,
+    /// SIGKILL: no chance to save; `appendfsync always` must have made every write durable.
+    Kill,
+}
+
+async fn take_redis_down(app: &mut TestApp, how: Outage) {
+    match how {
+        Outage::Shutdown => app.redis.shutdown().await,
+        Outage::Kill => app.redis.kill(),
+    }
+}
+
+/// Asserts that, while Redis is down, the API answers 503 with Retry-After at once.
+async fn assert_unavailable_at_once(app: &TestApp, event: &str) {
+    let user = new_user();
+    let requests: Vec<(&str, reqwest::RequestBuilder)> = vec![
+        (
+            "hold",
+            app.http
+                .post(app.url("/seats/hold"))
+                .json(&serde_json::json!({"id": seat_of(event, 99), "UUID": user})),
+        ),
+        ("event", app.http.get(app.url(&format!("/events/{event}")))),
+        (
+            "job status",
+            app.http
+                .get(app.url(&format!("/seats/job/{event}:j1/status"))),
+        ),
+        (
+            "seat list",
+            app.http.get(app.url(&format!("/seats/list/{event}"))),
+        ),
+        ("health", app.http.get(app.url("/health"))),
+    ];
+    for (what, request) in requests {
+        let started = Instant::now();
+        let response = request
+            .send()
+            .await
+            .expect("the API answers while Redis is down");
+        let took = started.elapsed();
+        assert_eq!(response.status(), 503, "{what} while Redis is down");
+        assert!(
+            response.headers().contains_key("retry-after"),
+            "{what}: Retry-After"
+        );
+        let body: Value = response.json().await.expect("a JSON body");
+        assert!(body.is_object(), "{what}: {body}");
+        println!("{what}: 503 in {took:?} while Redis is down");
+        // "At once": well under the 2 s command timeout a request would otherwise wait out.
+        assert!(
+            took < Duration::from_secs(1),
+            "{what} took {took:?} to answer 503"
+        );
+    }
+}
+
+/// Polls until `GET /events/{id}` answers 200 again; returns how long it took.
+async fn time_until_answering(app: &TestApp, event: &str) -> Duration {
+    let started = Instant::now();
+    loop {
+        let (status, _) = app.get(&format!("/events/{event}")).await;
+        if status == 200 {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the API did not reconnect"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn redis_outage_loses_nothing(how: Outage) {
+    let mut app = spawn_app_with(Options::default().workers(0).redis_args(&[
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+    ]))
+    .await;
+    let event = app.create_event(100).await;
+
+    // Accepted while no worker runs: these jobs exist only in Redis when it goes down.
+    let mut accepted = Vec::new();
+    for n in 1..=30 {
+        let user = new_user();
+        let (status, body) = app.hold(&seat_of(&event, n), &user).await;
+        assert_eq!(status, 202, "{body}");
+        accepted.push((
+            n,
+            user,
+            body["jobId"].as_str().expect("a job id").to_owned(),
+        ));
+    }
+
+    take_redis_down(&mut app, how).await;
+    assert_unavailable_at_once(&app, &event).await;
+
+    app.redis.restart();
+    let api_back = time_until_answering(&app, &event).await;
+    println!("{how:?}: the API answered again {api_back:?} after Redis was back");
+    assert!(
+        api_back <= Duration::from_secs(2),
+        "API reconnect took {api_back:?}"
+    );
+
+    // A worker process applies every job accepted before the outage.
+    let mut worker = app.spawn_worker_process("drill-worker");
+    for (n, user, job) in &accepted {
+        let done = app.wait_job(job, Duration::from_secs(20)).await;
+        assert_eq!(done["status"], "completed", "job {job}: {done}");
+        assert_eq!(done["result"]["status"], 200, "job {job}: {done}");
+        let seat = app.seat(&seat_of(&event, *n)).await;
+        assert_eq!(seat["UUID"], user.as_str(), "seat {n}");
+    }
+
+    // A second outage while the worker runs: it reconnects by itself and goes on.
+    take_redis_down(&mut app, how).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.redis.restart();
+    let back = Instant::now();
+    time_until_answering(&app, &event).await;
+    let user = new_user();
+    let (status, body) = app.hold(&seat_of(&event, 50), &user).await;
+    assert_eq!(status, 202, "{body}");
+    let job = body["jobId"].as_str().expect("a job id").to_owned();
+    let done = app.wait_job(&job, Duration::from_secs(10)).await;
+    let worker_back = back.elapsed();
+    assert_eq!(done["result"]["status"], 200, "{done}");
+    println!("{how:?}: a new job was applied {worker_back:?} after Redis was back");
+    assert!(
+        worker_back <= Duration::from_secs(3),
+        "the worker took {worker_back:?} to work again"
+    );
+
+    let counts = app.event(&event).await;
+    assert_eq!(counts["onHold"], 31, "{counts}");
+    worker.terminate(Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_shutdown_and_restart_loses_no_accepted_job() {
+    redis_outage_loses_nothing(Outage::Shutdown).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_sigkill_with_appendfsync_always_loses_no_accepted_job() {
+    redis_outage_loses_nothing(Outage::Kill).await;
+}
