@@ -30,4 +30,7 @@ if ! command -v cargo >/dev/null 2>&1 && [[ -x $HOME/.cargo/bin/cargo ]]; then
 fi
 command -v cargo >/dev/null 2>&1 || { echo "cargo not found: install Rust from https://rustup.rs" >&2; exit 1; }
 
+# docker-compose.yml and the Dockerfile: `docker compose config` (no Docker engine needed).
+./scripts/check-compose.sh
+
 exec cargo test --workspace --locked "$@"
