@@ -5,6 +5,7 @@ mod helpers;
 
 mod api_contract;
 mod bad_input;
+mod browser;
 mod concurrency;
 mod drain_rate;
 mod drills;
