@@ -194,6 +194,8 @@ pub struct JobStatusBody {
     pub position: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<JobResultBody>,
+    /// Why the job failed; or, while it is `waiting` for a retry, why its last attempt could not
+    /// be applied and when the next is due.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// When the job was accepted: milliseconds since the Unix epoch, as in the original design.
@@ -253,6 +255,18 @@ impl From<&JobView> for JobStatusBody {
                 body.status = "completed";
                 body.completed_at = Some(*completed_at);
                 body.result = Some(job_result(job.kind, *result, seat.as_ref()));
+            }
+            JobState::Retrying {
+                attempts,
+                retry_at,
+                reason,
+            } => {
+                // Still to be applied: waiting, next in line once its retry is due.
+                body.position = Some(0);
+                body.error = Some(format!(
+                    "attempt {attempts} could not be applied ({reason}); retrying at {}",
+                    rfc3339(*retry_at)
+                ));
             }
             JobState::Failed {
                 completed_at,

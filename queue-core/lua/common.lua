@@ -142,6 +142,24 @@ local function trim_results(results_key, done_key, now, limit)
   return tonumber(first[2])
 end
 
+-- A job that could not be applied waits in the event's `retry` sorted set (score: when it is due)
+-- for its next attempt. Moves the due ones to the head of the queue, earliest first, so that they
+-- go before the jobs accepted after them. Returns how many.
+local function requeue_due(retry_key, queue_key, now, limit)
+  local due = redis.call('ZRANGEBYSCORE', retry_key, '-inf', now, 'LIMIT', 0, limit)
+  if #due == 0 then return 0 end
+  for i = #due, 1, -1 do redis.call('LPUSH', queue_key, due[i]) end
+  redis.call('ZREM', retry_key, unpack(due))
+  return #due
+end
+
+-- The lowest score of a sorted set, or false when it is empty.
+local function first_score(key)
+  local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  if #first == 0 then return false end
+  return tonumber(first[2])
+end
+
 local function earliest(a, b)
   if not a then return b end
   if not b then return a end

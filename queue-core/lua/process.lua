@@ -5,6 +5,7 @@
 -- KEYS[1]: event hash      KEYS[2]: seats string    KEYS[3]: deadlines sorted set
 -- KEYS[4]: holders hash    KEYS[5]: queue list      KEYS[6]: results hash
 -- KEYS[7]: done sorted set KEYS[8]: tick key         KEYS[9]: changes stream
+-- KEYS[10]: retry sorted set (jobs waiting for another attempt)
 -- ARGV[1]: maximum number of jobs to apply
 -- ARGV[2]: hold length in ms (HOLD_TTL)
 -- ARGV[3]: seats one user may hold in this event (MAX_HELD_SEATS)
@@ -13,19 +14,31 @@
 -- ARGV[6]: channel on which to publish the ids of the jobs applied ("<event id>:j<seq>", space
 --          separated), so that API processes can answer clients waiting on them
 -- ARGV[7]: the event id
+-- ARGV[8]: attempts a job that cannot be applied gets before it ends `failed`
+-- ARGV[9]: the first retry's delay in ms; each further one doubles, up to ARGV[10] ms
+-- ARGV[11]: a random number in [0, 1) from the caller (Lua's own is the same on every run): each
+--           delay is scaled by 0.5 to 1, spread by it and the job's sequence number (jitter)
 -- Returns: {applied, remaining, next due ms or -1, record 1, record 2, ...}
 --   each record as stored in the results hash under the job's sequence number:
 --   "<seq>|c|<kind>|<seat>|<code>|<created ms>|<completed ms>|<raw seat record>" when completed,
---   "<seq>|f|<kind>|<seat>|0|<created ms>|<completed ms>|<reason>" when it could not be applied.
+--   "<seq>|f|<kind>|<seat>|0|<created ms>|<completed ms>|<reason>" when it could not be applied,
+--   "<seq>|r|<kind>|<seat>|<attempts>|<created ms>|<retry at ms>|<reason>" when it could not be
+--   applied yet and waits in the retry set for another attempt (it is not finished).
+-- A job that fails is retried, not left in the way: the jobs behind it go on at once.
 local now = now_ms()
 local ev, seats, deadlines, holders = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local queue, results, done, tick, changes = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local retry = KEYS[10]
+local max_attempts = tonumber(ARGV[8])
+local retry_base_ms, retry_max_ms = tonumber(ARGV[9]), tonumber(ARGV[10])
+local jitter = tonumber(ARGV[11]) or 0.5
 local max_jobs = tonumber(ARGV[1])
 local hold_ms = tonumber(ARGV[2])
 local max_held = tonumber(ARGV[3])
 local keep_ms = tonumber(ARGV[4])
 
 local total = tonumber(redis.call('HGET', ev, 'total') or 0)
+requeue_due(retry, queue, now, max_jobs)
 
 local function valid_seat(seat)
   local n = tonumber(seat)
@@ -79,6 +92,7 @@ local finished = {}
 -- Written once per batch rather than once per job: fewer commands, same effect, since nothing
 -- else runs between them.
 local records, expiries, last_seq = {}, {}, nil
+local deq = tonumber(redis.call('HGET', ev, 'deq') or 0)
 while applied < max_jobs do
   local job = redis.call('LPOP', queue)
   if not job then break end
@@ -88,8 +102,9 @@ while applied < max_jobs do
   local kind, user = string.sub(job, 1, 1), string.sub(job, 2, 17)
   local f = split(string.sub(job, 18), '|')
   local seat, created = f[1] or '0', tostring(tonumber(f[2]) or 0)
-  local seq = tonumber(f[3]) or ((last_seq or tonumber(redis.call('HGET', ev, 'deq') or 0)) + 1)
-  last_seq = seq
+  local seq = tonumber(f[3]) or ((last_seq or deq) + 1)
+  local attempt = tonumber(f[4]) or 0
+  last_seq = math.max(last_seq or 0, seq)
   local record
   local ok, code, state = pcall(function()
     if #user ~= 16 then error('corrupt job') end
@@ -101,24 +116,43 @@ while applied < max_jobs do
   local shown_kind = (kind == 'H' or kind == 'R') and kind or '?'
   local head = seq .. '|' .. (ok and 'c' or 'f') .. '|' .. shown_kind .. '|'
     .. tostring(tonumber(seat) or 0) .. '|'
+  local tries, retrying = attempt + 1, false
   if ok then
     record = head .. code .. '|' .. created .. '|' .. now .. '|' .. (state or '')
   else
     if type(code) == 'table' then code = code.err end
-    record = head .. '0|' .. created .. '|' .. now .. '|' .. tostring(code)
+    local reason = tostring(code)
+    if tonumber(f[3]) and tries < max_attempts then
+      -- Exponential backoff with jitter; the job keeps its sequence number (its id).
+      local delay = math.min(retry_max_ms, retry_base_ms * 2 ^ (tries - 1))
+      local spread = (jitter + seq * 0.6180339887) % 1
+      local at = now + math.floor(delay * (0.5 + 0.5 * spread))
+      redis.call('ZADD', retry, at,
+        string.sub(job, 1, 17) .. f[1] .. '|' .. f[2] .. '|' .. f[3] .. '|' .. tries)
+      retrying = true
+      record = seq .. '|r|' .. shown_kind .. '|' .. tostring(tonumber(seat) or 0) .. '|'
+        .. tries .. '|' .. created .. '|' .. at .. '|' .. reason
+    else
+      if tries > 1 then reason = 'gave up after ' .. tries .. ' attempts: ' .. reason end
+      record = head .. '0|' .. created .. '|' .. now .. '|' .. reason
+    end
   end
   records[#records + 1] = seq
   records[#records + 1] = record
-  expiries[#expiries + 1] = now + keep_ms
-  expiries[#expiries + 1] = seq
   out[#out + 1] = record
-  finished[#finished + 1] = ARGV[7] .. ':j' .. seq
+  if not retrying then
+    expiries[#expiries + 1] = now + keep_ms
+    expiries[#expiries + 1] = seq
+    finished[#finished + 1] = ARGV[7] .. ':j' .. seq
+  end
 end
 if applied > 0 then
-  redis.call('HSET', ev, 'deq', last_seq)
+  redis.call('HSET', ev, 'deq', math.max(deq, last_seq))
   redis.call('HSET', results, unpack(records))
-  redis.call('ZADD', done, unpack(expiries))
-  redis.call('PUBLISH', ARGV[6], table.concat(finished, ' '))
+  if #expiries > 0 then
+    redis.call('ZADD', done, unpack(expiries))
+    redis.call('PUBLISH', ARGV[6], table.concat(finished, ' '))
+  end
 end
 
 -- When a worker last drained this queue: job_status reports the head job `active` while one is.
@@ -130,5 +164,6 @@ else
   redis.call('HSET', ev, 'lease', now + tonumber(ARGV[5]))
 end
 local next_due = earliest(rearm_tick(deadlines, tick), trim_results(results, done, now, max_jobs * 2))
+next_due = earliest(next_due, first_score(retry))
 out[1], out[2], out[3] = applied, remaining, next_due or -1
 return out

@@ -5,9 +5,10 @@
 --
 -- KEYS[1]: seats string   KEYS[2]: deadlines sorted set   KEYS[3]: holders hash
 -- KEYS[4]: results hash   KEYS[5]: done sorted set        KEYS[6]: tick key
--- KEYS[7]: changes stream
+-- KEYS[7]: changes stream   KEYS[8]: retry sorted set        KEYS[9]: queue list
 -- ARGV[1]: most entries of each kind to remove in one run
--- Returns: {holds lapsed, next due ms or -1}
+-- Also moves jobs whose retry is due back onto the queue (the caller then wakes a worker).
+-- Returns: {holds lapsed, next due ms or -1, jobs requeued for a retry}
 local now = now_ms()
 local limit = tonumber(ARGV[1])
 local lapsed = 0
@@ -25,7 +26,9 @@ for _, seat in ipairs(due) do
     redis.call('ZREM', KEYS[2], seat)
   end
 end
+local requeued = requeue_due(KEYS[8], KEYS[9], now, limit)
 local next_due = earliest(rearm_tick(KEYS[2], KEYS[6]), trim_results(KEYS[4], KEYS[5], now, limit))
+next_due = earliest(next_due, first_score(KEYS[8]))
 -- A full batch may have left more behind: ask to be run again right away.
 if #due == limit then next_due = now + 1 end
-return {lapsed, next_due or -1}
+return {lapsed, next_due or -1, requeued}

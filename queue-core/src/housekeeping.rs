@@ -47,25 +47,33 @@ impl Store {
                 &k.done,
                 &k.tick,
                 &k.changes,
+                &k.retry,
+                &k.queue,
             ],
             vec![arg(SWEEP_LIMIT)],
         )
         .await?;
         let lapsed = unsigned(reply.int()?)?;
         let next_due = reply.int()?;
+        if reply.int()? > 0 {
+            // Jobs due for a retry are back on the queue: make sure a worker comes for them.
+            self.wake_if_stalled(event).await?;
+        }
         if next_due >= 0 {
             self.schedule_sweep(event, next_due).await?;
         }
         Ok(lapsed)
     }
 
-    /// Records that `event` needs a sweep at `at` (ms, Redis clock).
+    /// Records that `event` needs a sweep at `at` (ms, Redis clock), unless one is scheduled
+    /// earlier already (ZADD LT): a worker scheduling a retry and a sweep scheduling a job
+    /// record's expiry must not push each other's time back.
     pub async fn schedule_sweep(&self, event: EventId, at: Millis) -> Result<()> {
         self.client()?
             .zadd::<(), _, _>(
                 keys::DUE,
                 None,
-                None,
+                Some(fred::types::sorted_sets::Ordering::LessThan),
                 false,
                 false,
                 (at as f64, event.to_string()),
@@ -94,9 +102,8 @@ impl Store {
                 self.client()?.zrem::<(), _, _>(keys::DUE, event).await?;
                 continue;
             };
-            lapsed += self.sweep(id).await?;
-            // The sweep rescheduled the event if it still has holds or records; otherwise its
-            // entry is stale, unless a worker scheduled it anew meanwhile.
+            // The entry that fell due goes first, unless a worker scheduled the event anew
+            // meanwhile; the sweep then schedules the next time it is needed (if ever).
             run(
                 &scripts::FORGET_STALE,
                 self.client()?,
@@ -104,6 +111,7 @@ impl Store {
                 vec![arg(event), arg(score)],
             )
             .await?;
+            lapsed += self.sweep(id).await?;
         }
         Ok(lapsed)
     }

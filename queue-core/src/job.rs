@@ -62,6 +62,13 @@ pub enum JobState {
         /// The seat as the job left it (`None` when there is no such seat).
         seat: Option<Seat>,
     },
+    /// Could not be applied yet: waits for attempt `attempts + 1`, due at `retry_at`. The jobs
+    /// behind it go on meanwhile.
+    Retrying {
+        attempts: u32,
+        retry_at: Millis,
+        reason: String,
+    },
     /// Could not be applied at all.
     Failed {
         completed_at: Millis,

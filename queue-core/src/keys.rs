@@ -42,6 +42,10 @@ pub struct EventKeys {
     /// script that makes each change (process, refresh, release, sweep); read by read_event
     /// (last id), read_changes and the API's stream hub (XREAD).
     pub changes: String,
+    /// Sorted set of jobs that could not be applied and wait for another attempt (the queued job
+    /// with its attempt count appended) → when it is due (ms). Written by process; moved back to
+    /// the head of the queue by process and sweep when due.
+    pub retry: String,
 }
 
 impl EventKeys {
@@ -57,6 +61,7 @@ impl EventKeys {
             done: format!("{base}:done"),
             tick: format!("{base}:tick"),
             changes: format!("{base}:changes"),
+            retry: format!("{base}:retry"),
         }
     }
 }
@@ -121,6 +126,7 @@ mod tests {
             &keys.done,
             &keys.tick,
             &keys.changes,
+            &keys.retry,
         ] {
             let first = key.find('{').expect("a hash tag");
             let last = key[first..].find('}').expect("a closed tag") + first;

@@ -69,7 +69,7 @@ impl Outcome {
                 Refusal::HoldLimit { .. } => Self::HoldLimit,
             },
             JobState::Failed { .. } => Self::Failed,
-            JobState::Waiting { .. } | JobState::Active => return None,
+            JobState::Waiting { .. } | JobState::Active | JobState::Retrying { .. } => return None,
         })
     }
 }

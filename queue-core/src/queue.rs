@@ -159,6 +159,7 @@ impl Store {
                 &k.done,
                 &k.tick,
                 &k.changes,
+                &k.retry,
             ],
             vec![
                 arg(max_jobs),
@@ -168,6 +169,10 @@ impl Store {
                 arg(self.inner.workers.lease_ms),
                 arg(keys::FINISHED_CHANNEL),
                 arg(event),
+                arg(self.inner.queue.retry_attempts),
+                arg(self.inner.queue.retry_base_ms),
+                arg(self.inner.queue.retry_max_ms),
+                arg(jitter()),
             ],
         )
         .await?;
@@ -251,6 +256,13 @@ impl Store {
                 completed_at,
                 reason: String::from_utf8_lossy(rest).into_owned(),
             }
+        } else if outcome == "r" {
+            // A retry: `code` counts the attempts made, `completed_at` is when the next is due.
+            JobState::Retrying {
+                attempts: u32::try_from(code).map_err(|_| corrupt())?,
+                retry_at: completed_at,
+                reason: String::from_utf8_lossy(rest).into_owned(),
+            }
         } else {
             // The record is the seat as the job left it; decoded as of its completion.
             let left = decode(rest, completed_at)?;
@@ -326,4 +338,12 @@ impl SeatState {
     pub(crate) fn into_seat(self, id: SeatId) -> Seat {
         Seat { id, state: self }
     }
+}
+
+/// A random number in [0, 1) for the jitter of retry delays (Lua's generator is seeded the same
+/// on every script run, so the randomness comes from here).
+fn jitter() -> f64 {
+    use std::hash::BuildHasher;
+    let random = std::collections::hash_map::RandomState::new().hash_one(std::time::Instant::now());
+    (random >> 11) as f64 / (1u64 << 53) as f64
 }

@@ -25,6 +25,8 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("MAX_HELD_SEATS", "reservations.max_held_seats"),
     ("JOB_RESULT_TTL_SECS", "queue.job_result_ttl_secs"),
     ("QUEUE_MAX_DEPTH", "queue.max_depth"),
+    ("JOB_RETRY_ATTEMPTS", "queue.retry_attempts"),
+    ("JOB_RETRY_BASE_MS", "queue.retry_base_ms"),
     ("LOG_DIR", "log.dir"),
     ("LOG_LEVEL", "log.level"),
 ];
@@ -79,6 +81,11 @@ pub struct ReservationSettings {
 pub struct QueueSettings {
     pub job_result_ttl_secs: u64,
     pub max_depth: u64,
+    /// Attempts a job that cannot be applied gets before it ends `failed` (1: no retry).
+    pub retry_attempts: u32,
+    /// The first retry's delay; each further one doubles, up to `retry_max_ms`.
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -134,7 +141,7 @@ impl Settings {
     fn validate(&self) -> Result<(), SettingsError> {
         let r = &self.reservations;
         let w = &self.workers;
-        let checks: [(&'static str, bool, String); 13] = [
+        let checks: [(&'static str, bool, String); 15] = [
             (
                 "api.bind",
                 self.api.bind.parse::<std::net::IpAddr>().is_ok(),
@@ -199,6 +206,19 @@ impl Settings {
                 "queue.max_depth",
                 self.queue.max_depth >= 1,
                 "must be at least 1".into(),
+            ),
+            (
+                "queue.retry_attempts",
+                (1..=20).contains(&self.queue.retry_attempts),
+                "must be from 1 to 20".into(),
+            ),
+            (
+                "queue.retry_max_ms",
+                self.queue.retry_max_ms >= self.queue.retry_base_ms,
+                format!(
+                    "must be at least retry_base_ms ({})",
+                    self.queue.retry_base_ms
+                ),
             ),
         ];
         match checks.into_iter().find(|(_, ok, _)| !ok) {

@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use fred::interfaces::ConfigInterface;
 use serde_json::Value;
 
 use crate::helpers::{new_user, seat_of, spawn_app_with, Options, TestApp};
@@ -159,4 +160,63 @@ async fn redis_shutdown_and_restart_loses_no_accepted_job() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_sigkill_with_appendfsync_always_loses_no_accepted_job() {
     redis_outage_loses_nothing(Outage::Kill).await;
+}
+
+#[tokio::test]
+async fn a_redis_error_during_enqueue_is_a_503_and_stores_nothing() {
+    let app = spawn_app_with(Options::default().workers(0)).await;
+    let event = app.create_event(10).await;
+    let redis = app.redis.client().await;
+    // Redis refuses every write (as when it is out of memory); reads still work.
+    let _: () = redis
+        .config_set("maxmemory-policy", "noeviction")
+        .await
+        .expect("CONFIG SET");
+    let _: () = redis
+        .config_set("maxmemory", "1")
+        .await
+        .expect("CONFIG SET");
+    let before = app.redis.digest().await;
+    for path in [
+        "/seats/hold",
+        "/seats/reserve",
+        "/seats/refresh",
+        "/seats/release",
+    ] {
+        let response = app
+            .http
+            .post(app.url(path))
+            .json(&serde_json::json!({"id": seat_of(&event, 1), "UUID": new_user()}))
+            .send()
+            .await
+            .expect("the API answers");
+        let status = response.status().as_u16();
+        // A pre-check that refuses (409/403: the seat is not held) reads only and may answer;
+        // what must never happen is a 202 for a job that was not stored, or a 500.
+        assert_ne!(status, 202, "{path}: accepted a job Redis refused to store");
+        assert!(status < 500 || status == 503, "{path}: {status}");
+        if path == "/seats/hold" {
+            assert_eq!(status, 503, "{path}");
+            assert!(response.headers().contains_key("retry-after"));
+            let body: Value = response.json().await.expect("JSON");
+            assert_eq!(body["code"], "service_unavailable", "{body}");
+        }
+    }
+    let (status, _) = app
+        .post(
+            "/events/create",
+            serde_json::json!({"name": "x", "totalSeats": 10}),
+        )
+        .await;
+    assert_eq!(status, 503);
+    let _: () = redis
+        .config_set("maxmemory", "0")
+        .await
+        .expect("CONFIG SET");
+    assert_eq!(app.redis.digest().await, before, "nothing was written");
+    let (status, body) = app.hold(&seat_of(&event, 1), &new_user()).await;
+    assert_eq!(
+        status, 202,
+        "accepted again once Redis takes writes: {body}"
+    );
 }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use fred::interfaces::HashesInterface;
+use fred::interfaces::{HashesInterface, SortedSetsInterface};
 use futures::future::join_all;
 use serde_json::Value;
 
@@ -267,8 +267,15 @@ async fn the_api_stops_on_request_and_returns() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_that_cannot_be_applied_fails_without_blocking_the_next() {
-    let mut app = spawn_app_with(Options::default().workers(0)).await;
+async fn a_job_that_cannot_be_applied_is_retried_with_backoff_then_fails_without_blocking_the_next()
+{
+    let mut app = spawn_app_with(
+        Options::default()
+            .workers(0)
+            .env("JOB_RETRY_ATTEMPTS", 4)
+            .env("JOB_RETRY_BASE_MS", 100),
+    )
+    .await;
     let event = app.create_event(10).await;
     let keys = keys_of(&event);
     let redis = app.redis.client().await;
@@ -284,20 +291,59 @@ async fn a_job_that_cannot_be_applied_fails_without_blocking_the_next() {
     let good = body["jobId"].as_str().expect("a job id").to_owned();
 
     app.start_worker().await;
+    let started = Instant::now();
+
+    // Follow the bad job: waiting between attempts, saying why, until it gives up.
+    let bad_id = format!("{event}:j{seq}");
+    let mut attempts_seen = Vec::new();
+    let bad = loop {
+        let (status, body) = app.job_status(&bad_id).await;
+        assert_eq!(status, 200, "{body}");
+        if body["status"] == "failed" {
+            break body;
+        }
+        if let Some(error) = body["error"].as_str() {
+            assert_eq!(body["status"], "waiting", "between attempts: {body}");
+            assert!(error.contains("unknown job kind"), "{body}");
+            let attempt = error
+                .split_whitespace()
+                .nth(1)
+                .and_then(|n| n.parse::<u32>().ok())
+                .expect("`attempt N ...`");
+            if attempts_seen.last() != Some(&attempt) {
+                attempts_seen.push(attempt);
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "it never gave up: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let gave_up_after = started.elapsed();
 
     let done = app.wait_job(&good, Duration::from_secs(5)).await;
     assert_eq!(
         done["result"]["success"], true,
         "the job behind it is applied: {done}"
     );
-    let bad = app
-        .wait_job(&format!("{event}:j{seq}"), Duration::from_secs(5))
-        .await;
-    assert_eq!(bad["status"], "failed", "{bad}");
     assert!(
-        bad["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("unknown job kind")),
-        "it says why: {bad}"
+        done["completedAt"].as_i64() < bad["completedAt"].as_i64(),
+        "the job behind it did not wait for the retries: {done} {bad}"
     );
+    assert!(
+        bad["error"].as_str().is_some_and(
+            |e| e.contains("gave up after 4 attempts") && e.contains("unknown job kind")
+        ),
+        "it says why and how often it tried: {bad}"
+    );
+    assert_eq!(attempts_seen, [1, 2, 3], "each retry was seen waiting");
+    // Backoff: the three delays are at least half of 100, 200 and 400 ms.
+    println!("gave up after {gave_up_after:?}");
+    assert!(
+        gave_up_after >= Duration::from_millis(350),
+        "retries were spaced out: gave up after {gave_up_after:?}"
+    );
+    let left: u64 = redis.zcard(&keys.retry).await.expect("ZCARD");
+    assert_eq!(left, 0, "nothing left to retry");
 }
