@@ -71,10 +71,13 @@ pub struct EventReading {
     pub listed: Vec<u32>,
 }
 
-/// The state read back through the API, at `at_ms` (this machine's clock).
+/// The state read back through the API, between `at_ms` and `done_ms` (this machine's clock):
+/// reading every seat takes a while, and a hold may lapse meanwhile.
 #[derive(Debug, Clone, Default)]
 pub struct Readback {
     pub at_ms: i64,
+    /// When the last read answered (0: taken as `at_ms`).
+    pub done_ms: i64,
     pub seats: Vec<SeatReading>,
     pub events: Vec<EventReading>,
 }
@@ -285,10 +288,12 @@ fn check_readback(
     violations: &mut Vec<Violation>,
 ) {
     let at = rb.at_ms;
+    let done = rb.done_ms.max(at);
     let none = Vec::new();
-    // A hold the history says is surely live at `at`, whatever the clock difference.
+    // A hold the history says is surely live during the whole read-back, whatever the clock
+    // difference.
     let surely_live =
-        |s: &&Span| !s.reserved && s.start + margin_ms <= at && at + margin_ms < s.end;
+        |s: &&Span| !s.reserved && s.start + margin_ms <= at && done + margin_ms < s.end;
     for reading in &rb.seats {
         let spans = by_seat
             .get(&(reading.event.as_str(), reading.seat))
@@ -316,7 +321,7 @@ fn check_readback(
                 } else if !spans.iter().any(|s| {
                     !s.reserved
                         && s.user == reading.user
-                        && s.start <= at + margin_ms
+                        && s.start <= done + margin_ms
                         && at < s.end + margin_ms
                 }) {
                     Some(format!(
@@ -549,6 +554,7 @@ mod tests {
         // At 1500: seat 1 is Bob's (until 2000), seat 2 Alice's reservation, seat 3 Carol's.
         let good = Readback {
             at_ms: 1500,
+            done_ms: 1500,
             seats: vec![
                 reading(1, SeatStatus::OnHold, "bob"),
                 reading(2, SeatStatus::Reserved, "alice"),

@@ -697,6 +697,7 @@ pub async fn read_back(api: &Api, events: &[String], jobs: &[Job]) -> Result<Rea
     }
     Ok(Readback {
         at_ms,
+        done_ms: now_ms(),
         seats,
         events: readings,
     })
