@@ -220,3 +220,114 @@ async fn a_redis_error_during_enqueue_is_a_503_and_stores_nothing() {
         "accepted again once Redis takes writes: {body}"
     );
 }
+
+/// A steady on-sale for a drill: holds, reserves, lapses (HOLD_TTL is short in the drills).
+fn drill_load(url: &str, duration: Duration) -> loadgen::onsale::OnSale {
+    loadgen::onsale::OnSale {
+        url: url.to_owned(),
+        events: 2,
+        seats: 300,
+        users: 200,
+        holds_per_user: 3,
+        reserve_ratio: 0.3,
+        connections: 12,
+        duration: Some(duration),
+        cap: 6,
+        finish_timeout: Duration::from_secs(30),
+        clock_margin: Duration::from_millis(300),
+        progress: false,
+        seed: Some(11),
+        ..loadgen::onsale::OnSale::default()
+    }
+}
+
+/// The load generator's verdict plus: every accepted job finished, none lost or failed.
+fn assert_nothing_lost(report: &loadgen::onsale::OnSaleReport) {
+    println!("{}", report.text());
+    assert!(report.passed(), "invariants:\n{}", report.text());
+    assert!(
+        report.accepted > 100,
+        "a real stream of jobs: {}",
+        report.text()
+    );
+    assert_eq!(report.finished, report.accepted, "{}", report.text());
+    for bad in ["job.lost", "job.unfinished", "job.failed"] {
+        assert_eq!(report.counts.get(bad), 0, "{bad}: {}", report.text());
+    }
+}
+
+/// enq == deq for each event: every job taken in was applied, none twice.
+async fn assert_queues_drained(app: &TestApp, events: &[String]) {
+    let redis = app.redis.client().await;
+    for event in events {
+        let keys = crate::helpers::keys_of(event);
+        let (enq, deq): (Option<u64>, Option<u64>) =
+            fred::interfaces::HashesInterface::hmget(&redis, &keys.event, vec!["enq", "deq"])
+                .await
+                .expect("HMGET");
+        assert_eq!(enq, deq, "event {event}: accepted vs applied");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_sigkilled_every_second_for_20_seconds_loses_nothing() {
+    let app = spawn_app_with(Options::default().workers(0).env("HOLD_TTL_SECS", 3)).await;
+    let mut workers: Vec<_> = (0..3)
+        .map(|i| app.spawn_worker_process(&format!("drill-{i}")))
+        .collect();
+    let cfg = drill_load(&app.address, Duration::from_secs(20));
+    let killer = async {
+        for round in 0..20usize {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            // A different victim each round, whichever it is.
+            let victim = (round * 7 + 3) % workers.len();
+            workers[victim].kill_9();
+            workers[victim] = app.spawn_worker_process(&format!("drill-r{round}"));
+        }
+    };
+    // In one task: the load generator's future is not Send.
+    let (report, ()) = tokio::join!(loadgen::onsale::run(&cfg), killer);
+    let report = report.expect("the on-sale runs");
+    assert_nothing_lost(&report);
+    assert_queues_drained(&app, &report.event_ids).await;
+    for mut worker in workers {
+        worker.terminate(Duration::from_secs(10));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_api_sigkilled_and_restarted_loses_no_accepted_job() {
+    let app = spawn_app_with(Options::default().workers(2).env("HOLD_TTL_SECS", 3)).await;
+    let port = crate::helpers::free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut api = app.spawn_api_process(port);
+    let up = |url: String| async move {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while reqwest::get(format!("{url}/health")).await.is_err() {
+            assert!(Instant::now() < deadline, "the API process did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    up(url.clone()).await;
+    let cfg = drill_load(&url, Duration::from_secs(8));
+    let killer = async {
+        for _ in 0..2 {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            api.kill_9();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            api = app.spawn_api_process(port);
+            up(url.clone()).await;
+        }
+    };
+    let (report, ()) = tokio::join!(loadgen::onsale::run(&cfg), killer);
+    let report = report.expect("the on-sale runs");
+    // POSTs in flight when the API died got no answer: the client never heard of those jobs.
+    assert!(
+        report.counts.get("hold.post.error") + report.counts.get("reserve.post.error") > 0,
+        "the API was really killed mid-stream: {}",
+        report.text()
+    );
+    assert_nothing_lost(&report);
+    assert_queues_drained(&app, &report.event_ids).await;
+    api.terminate(Duration::from_secs(10));
+}
