@@ -14,20 +14,45 @@ use utoipa::ToSchema;
 #[serde(rename_all = "camelCase")]
 #[schema(example = json!({"name": "Opening night", "totalSeats": 100}))]
 pub struct CreateEvent {
-    /// Not blank, at most 200 characters.
-    #[schema(value_type = String, min_length = 1, max_length = 200)]
+    /// Not blank, at most 200 characters, no control characters.
+    #[schema(value_type = String, min_length = 1, max_length = 200,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\u0000-\\u0020\\u007F-\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000][^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub name: EventName,
-    /// An integer from 10 to 10,000 (not a string, not a fraction).
+    /// An integer from 10 to 10,000 (not a string, not a fraction; `50.0` is the integer 50).
     #[schema(value_type = u32, minimum = 10, maximum = 10000)]
+    #[serde(deserialize_with = "seat_count")]
     pub total_seats: SeatCount,
+}
+
+/// `totalSeats`: a JSON number that is an integer. JSON does not tell `50` from `50.0` (JSON
+/// Schema's `integer` accepts both), so neither does the API; `10.5` and `"50"` are refused.
+fn seat_count<'de, D: serde::Deserializer<'de>>(de: D) -> Result<SeatCount, D::Error> {
+    use serde::de::Error;
+    let number = serde_json::Number::deserialize(de)?;
+    let whole = match (number.as_u64(), number.as_f64()) {
+        (Some(n), _) => Some(n),
+        // Exact: every integer up to 2^53 is an f64, and the range check comes next.
+        (None, Some(f)) if f.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(&f) => {
+            Some(f as u64)
+        }
+        _ => None,
+    };
+    match whole {
+        Some(n) => SeatCount::try_from(n).map_err(D::Error::custom),
+        None => Err(D::Error::custom(format!(
+            "totalSeats must be an integer from {} to {}, got {number}",
+            queue_core::ids::MIN_SEATS,
+            queue_core::ids::MAX_SEATS
+        ))),
+    }
 }
 
 /// The body of hold, reserve, refresh and release.
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"id": EXAMPLE_SEAT, "UUID": EXAMPLE_USER}))]
 pub struct SeatRequest {
-    /// The seat: `<event id>:<seat number>`.
-    #[schema(value_type = String, pattern = "^[0-9a-fA-F-]{36}:[1-9][0-9]{0,4}$")]
+    /// The seat: `<event id>:<seat number>`, the number from 1 to 10,000.
+    #[schema(value_type = String, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}:([1-9][0-9]{0,3}|10000)$")]
     pub id: SeatId,
     /// The user's id, a UUID.
     #[serde(rename = "UUID")]
@@ -430,4 +455,114 @@ impl From<&queue_core::SeatChange> for SeatChangeBody {
             at: rfc3339(change.at()),
         }
     }
+}
+
+/// One message of `GET /events/{id}/stream` as schemathesis and OpenAPI 3.2 (`itemSchema`) read
+/// a `text/event-stream`: `event` names it, `id` is what a reconnecting client sends back as
+/// `Last-Event-ID`, and `data` is one line of JSON — a [`StreamSnapshot`] for `snapshot`, a
+/// [`SeatChangeBody`] for `seat`. (The `retry:` line and `: keep-alive` comments carry no data
+/// and are not messages.) Written by hand: the derive cannot express `contentSchema`.
+#[derive(Debug)]
+pub struct StreamMessage;
+
+/// The `id:` of a stream message: `<milliseconds>-<sequence>` (a Redis Stream entry id).
+pub const CHANGE_ID_PATTERN: &str = "^[0-9]{1,19}-[0-9]{1,19}$";
+
+impl utoipa::PartialSchema for StreamMessage {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        use utoipa::openapi::Ref;
+        let message = |event: &str, data: &str| {
+            ObjectBuilder::new()
+                .property(
+                    "event",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some([event])),
+                )
+                .required("event")
+                .property(
+                    "id",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .pattern(Some(CHANGE_ID_PATTERN)),
+                )
+                .required("id")
+                .property(
+                    "data",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .content_media_type("application/json")
+                        .content_schema(Some(Ref::from_schema_name(data))),
+                )
+                .required("data")
+                .property(
+                    "retry",
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .minimum(Some(0)),
+                )
+        };
+        OneOfBuilder::new()
+            .item(message("snapshot", "StreamSnapshot"))
+            .item(message("seat", "SeatChangeBody"))
+            .description(Some(
+                "One Server-Sent Events message: `data` is JSON, a StreamSnapshot for \
+                 `event: snapshot`, a SeatChangeBody for `event: seat`",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for StreamMessage {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        use utoipa::PartialSchema;
+        schemas.push((StreamSnapshot::name().into(), StreamSnapshot::schema()));
+        StreamSnapshot::schemas(schemas);
+        schemas.push((SeatChangeBody::name().into(), SeatChangeBody::schema()));
+        SeatChangeBody::schemas(schemas);
+    }
+}
+
+#[cfg(test)]
+mod stream_message_tests {
+    use super::*;
+    use utoipa::PartialSchema;
+
+    #[test]
+    fn each_stream_message_names_the_schema_of_its_data() {
+        let schema = serde_json::to_value(StreamMessage::schema()).expect("a schema serialises");
+        let variants = schema["oneOf"]
+            .as_array()
+            .expect("one variant per kind of message");
+        let kinds: Vec<(&Value, &Value)> = variants
+            .iter()
+            .map(|v| {
+                (
+                    &v["properties"]["event"]["enum"][0],
+                    &v["properties"]["data"]["contentSchema"]["$ref"],
+                )
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (
+                    &Value::from("snapshot"),
+                    &Value::from("#/components/schemas/StreamSnapshot")
+                ),
+                (
+                    &Value::from("seat"),
+                    &Value::from("#/components/schemas/SeatChangeBody")
+                ),
+            ]
+        );
+    }
+
+    use serde_json::Value;
 }

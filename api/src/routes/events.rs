@@ -45,8 +45,9 @@ pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
 const LISTED_EVENTS: usize = 100;
 
 /// An event with its seat counts now.
-#[utoipa::path(get, path = "/events/{id}", tag = "events",
-    params(("id" = String, Path, description = "The event's id", example = "3f0c2f2f-5c11-4b43-9a71-0b6f6a8e54a4")),
+#[utoipa::path(get, path = "/events/{id}", tag = "events", operation_id = "get_event",
+    params(("id" = String, Path, description = "The event's id (a UUID)", example = "3f0c2f2f-5c11-4b43-9a71-0b6f6a8e54a4",
+        pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")),
     responses(
         (status = 200, description = "The event", body = EventBody),
         (status = 404, description = "No such event", body = ErrorBody),
@@ -66,7 +67,8 @@ pub async fn get(
 
 /// The seats of an event that are Available now (a lapsed hold is Available).
 #[utoipa::path(get, path = "/seats/list/{eventId}", tag = "seats",
-    params(("eventId" = String, Path, description = "The event's id", example = "3f0c2f2f-5c11-4b43-9a71-0b6f6a8e54a4")),
+    params(("eventId" = String, Path, description = "The event's id (a UUID)", example = "3f0c2f2f-5c11-4b43-9a71-0b6f6a8e54a4",
+        pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")),
     responses(
         (status = 200, description = "The Available seats", body = SeatList),
         (status = 404, description = "No such event", body = ErrorBody),

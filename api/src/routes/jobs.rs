@@ -1,4 +1,4 @@
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use queue_core::JobId;
 
 use crate::dto::JobStatusBody;
@@ -12,7 +12,8 @@ use std::time::Duration;
 /// Where a job stands.
 #[utoipa::path(get, path = "/seats/job/{jobId}/status", tag = "jobs",
     params(
-        ("jobId" = String, Path, description = "`<event id>:j<number>`, from the 202", example = "3f0c2f2f-5c11-4b43-9a71-0b6f6a8e54a4:j42"),
+        ("jobId" = String, Path, description = "`<event id>:j<number>`, from the 202", example = "3f0c2f2f-5c11-4b43-9a71-0b6f6a8e54a4:j42",
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}:j[1-9][0-9]{0,18}$"),
         ("wait" = Option<u64>, Query, description = "Seconds (0 to 30) to wait for the job to finish before answering; the answer comes as soon as it does", maximum = 30, minimum = 0),
     ),
     responses(
@@ -24,10 +25,10 @@ use std::time::Duration;
 pub async fn status(
     state: web::Data<AppState>,
     path: web::Path<String>,
-    query: web::Query<WaitQuery>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let id: JobId = parse_id(&path, "jobId")?;
-    let wait = match query.wait.as_deref() {
+    let wait = match wait_param(req.query_string())? {
         None => None,
         Some(raw) => Some(
             raw.parse::<u64>()
@@ -57,9 +58,42 @@ pub async fn status(
     }
 }
 
-/// The query of `GET /seats/job/{jobId}/status`; `wait` is parsed by the handler so that a bad
-/// value gets the usual 422.
-#[derive(Debug, serde::Deserialize)]
-pub struct WaitQuery {
-    wait: Option<String>,
+/// The raw `wait` of a query string. Read by hand rather than with `web::Query`, whose errors
+/// (a repeated `wait`, say) are bare 400s: every bad query gets the usual 422 naming `wait`.
+/// Other parameters are ignored.
+fn wait_param(query: &str) -> Result<Option<String>, ApiError> {
+    let pairs = web::Query::<Vec<(String, String)>>::from_query(query).map_err(|_| {
+        ApiError::InvalidField {
+            field: "wait".to_owned(),
+            message: "the query string is not valid URL encoding".to_owned(),
+        }
+    })?;
+    let mut waits = pairs.0.into_iter().filter(|(name, _)| name == "wait");
+    let wait = waits.next().map(|(_, value)| value);
+    if waits.next().is_some() {
+        return Err(ApiError::InvalidField {
+            field: "wait".to_owned(),
+            message: "wait must be given at most once".to_owned(),
+        });
+    }
+    Ok(wait)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wait_param;
+    use actix_web::ResponseError;
+
+    #[test]
+    fn wait_is_read_once_and_anything_else_is_a_422() {
+        assert_eq!(wait_param("").expect("no query"), None);
+        assert_eq!(
+            wait_param("x=1&wait=5").expect("one wait").as_deref(),
+            Some("5")
+        );
+        for bad in ["wait=1&wait=2", "wait=null&wait=null"] {
+            let err = wait_param(bad).expect_err("a repeated wait is refused");
+            assert_eq!(err.status_code().as_u16(), 422, "{bad}");
+        }
+    }
 }

@@ -9,8 +9,9 @@ use crate::state::AppState;
 use crate::waiters::MAX_WAIT_SECS;
 
 /// One seat as it is now.
-#[utoipa::path(get, path = "/seats/get/{id}", tag = "seats",
-    params(("id" = String, Path, description = "`<event id>:<seat number>`", example = "3f0c2f2f-5c11-4b43-9a71-0b6f6a8e54a4:7")),
+#[utoipa::path(get, path = "/seats/get/{id}", tag = "seats", operation_id = "get_seat",
+    params(("id" = String, Path, description = "`<event id>:<seat number>`, the number from 1 to 10,000", example = "3f0c2f2f-5c11-4b43-9a71-0b6f6a8e54a4:7",
+        pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}:([1-9][0-9]{0,3}|10000)$")),
     responses(
         (status = 200, description = "The seat", body = SeatBody),
         (status = 404, description = "No such event or seat", body = ErrorBody),

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Hostile-input drill (issue 5): schemathesis generates requests for every operation of the
+# committed OpenAPI document (docs/openapi.json) against a real API + worker + redis-server, and
+# fails on any 5xx and on any answer the document does not describe (status, content type,
+# headers, body schema).
+#   ./scripts/schemathesis.sh                 # the CI run (fixed seed, bounded in time)
+#   ./scripts/schemathesis.sh --seed 7 -n 300 # extra arguments go to `schemathesis run`
+# It installs schemathesis (pinned) into target/venv when missing, starts its own redis-server,
+# `api` and one `worker` on free ports, and stops everything it started on exit.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$PWD
+
+SCHEMATHESIS_VERSION=4.32.5
+venv=${SCHEMATHESIS_VENV:-$root/target/venv}
+# Test cases per operation and phase (the coverage phase generates what the schema defines).
+examples=${SCHEMATHESIS_EXAMPLES:-100}
+seed=${SCHEMATHESIS_SEED:-20261121}
+# The whole run is stopped after this many seconds (it normally takes far less).
+budget=${SCHEMATHESIS_MAX_SECS:-600}
+document=${SCHEMATHESIS_DOCUMENT:-$root/docs/openapi.json}
+
+# --- tools ----------------------------------------------------------------------------------
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+if ((${#missing[@]})); then
+    if ((EUID == 0)); then
+        sudo=()
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo=(sudo)
+    else
+        echo "missing: ${missing[*]}; install with \`apt-get install ${missing[*]}\` as root, then rerun" >&2
+        exit 1
+    fi
+    echo "installing ${missing[*]}"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+if ! command -v cargo >/dev/null 2>&1 && [[ -x $HOME/.cargo/bin/cargo ]]; then
+    PATH="$HOME/.cargo/bin:$PATH"
+fi
+
+if [[ "$("$venv/bin/schemathesis" --version 2>/dev/null)" != *"version $SCHEMATHESIS_VERSION"* ]]; then
+    echo "installing schemathesis $SCHEMATHESIS_VERSION into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+py=$venv/bin/python
+
+cargo build --locked -p api -p worker
+bin=$root/target/debug
+
+# --- the service ----------------------------------------------------------------------------
+work=$(mktemp -d "${TMPDIR:-/tmp}/schemathesis.XXXXXX")
+pids=()
+cleanup() {
+    local status=$?
+    for pid in "${pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${pids[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    if ((status != 0)) && [[ -d $work/logs ]]; then
+        echo "--- last API log lines ---" >&2
+        tail -n 20 "$work"/logs/api.*.log 2>/dev/null >&2 || true
+    fi
+    rm -rf "$work"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+free_port() {
+    "$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+redis_port=$(free_port)
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
+    --notify-keyspace-events Ex --dir "$work" >"$work/redis.out" 2>&1 &
+pids+=($!)
+
+api_port=$(free_port)
+export REDIS_URL=redis://127.0.0.1:$redis_port LOG_DIR=$work/logs LOG_LEVEL=warn CONFIG_DIR=$root/config
+PORT=$api_port "$bin/api" 2>"$work/api.err" &
+pids+=($!)
+WORKER_NAME=schemathesis-worker "$bin/worker" 2>"$work/worker.err" &
+pids+=($!)
+
+base=http://127.0.0.1:$api_port
+# Waits for /health (Redis up, the worker alive), then creates the ids the hooks hand out.
+"$py" "$root/scripts/schemathesis/fixtures.py" "$base" >"$work/fixtures.env"
+# shellcheck disable=SC1091
+source "$work/fixtures.env"
+export SCHEMATHESIS_FIXTURE_EVENT SCHEMATHESIS_FIXTURE_SEATS SCHEMATHESIS_FIXTURE_JOBS
+
+# --- the run ----------------------------------------------------------------------------------
+export PYTHONPATH=$root/scripts/schemathesis${PYTHONPATH:+:$PYTHONPATH}
+export SCHEMATHESIS_HOOKS=hooks
+run() {
+    timeout --signal=INT --kill-after=30 "$budget" \
+        "$venv/bin/schemathesis" --config-file "$root/scripts/schemathesis/schemathesis.toml" \
+        run "$document" --url "$base" \
+        --max-examples "$examples" --seed "$seed" --generation-database none \
+        --no-color --report junit --report-dir "$root/target/schemathesis" "$@"
+}
+
+run "$@"
+echo "schemathesis: no server error, every answer as documented"
