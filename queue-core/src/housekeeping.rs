@@ -3,11 +3,8 @@
 
 use std::collections::HashMap;
 
-use fred::interfaces::{
-    ConfigInterface, HashesInterface, KeysInterface, ListInterface, SortedSetsInterface,
-};
+use fred::interfaces::{ConfigInterface, HashesInterface, ListInterface, SortedSetsInterface};
 use fred::types::scan::Scanner;
-use fred::types::{Expiration, SetOptions};
 use futures::TryStreamExt;
 
 use crate::error::Result;
@@ -226,17 +223,14 @@ impl Store {
     /// Takes the housekeeping turn for `ttl_ms` if no other worker holds it: one worker at a time
     /// runs the periodic passes, and the turn passes on by itself if that worker dies.
     pub async fn take_housekeeping_turn(&self, worker: &str, ttl_ms: u64) -> Result<bool> {
-        let set: Option<String> = self
-            .client()?
-            .set(
-                keys::HOUSEKEEPING_LOCK,
-                worker,
-                Some(Expiration::PX(ttl_ms as i64)),
-                Some(SetOptions::NX),
-                false,
-            )
-            .await?;
-        Ok(set.is_some())
+        let mut reply = run(
+            &scripts::TAKE_TURN,
+            self.client()?,
+            [keys::HOUSEKEEPING_LOCK],
+            vec![arg(worker), arg(ttl_ms)],
+        )
+        .await?;
+        Ok(reply.int()? == 1)
     }
 
     /// Makes Redis announce expired keys (`notify-keyspace-events` gains `E` and `x`, keeping

@@ -90,7 +90,8 @@ pub const EVENTS: &str = "rsv:{sys}:events";
 /// `heartbeat_ms`; read by
 /// `/health` and the drain-rate estimate.
 pub const WORKERS: &str = "rsv:{sys}:workers";
-/// String with a short expiry: whoever sets it runs the periodic reconcile and sweep pass.
+/// String with a short expiry naming the worker whose turn it is to run the periodic reconcile and
+/// sweep passes; the holder renews it every period (`take_turn.lua`).
 pub const HOUSEKEEPING_LOCK: &str = "rsv:{sys}:housekeeping";
 
 /// Hash of service-wide counts that worker processes add to (`add_metrics.lua`): jobs finished

@@ -44,6 +44,7 @@ scripts! {
     JOB_STATUS => "job_status.lua",
     READ_CHANGES => "read_changes.lua",
     ADD_METRICS => "add_metrics.lua",
+    TAKE_TURN => "take_turn.lua",
 }
 
 /// Runs a script by its SHA, loading it first when Redis does not know it (after a restart or a

@@ -32,9 +32,8 @@ pub(crate) async fn run(worker: Arc<Worker>, shutdown: CancellationToken) {
             _ = tick.tick() => {}
         }
         let store = &worker.store;
-        // One worker takes the turn for two periods, so passes rarely overlap; an overlap is
-        // harmless (every step is idempotent). The holder cannot extend its own turn (NX), so
-        // in practice a pass runs every 2-3 periods.
+        // One worker holds the turn and renews it every period; should it die, another takes
+        // over within two periods. An overlap is harmless (every step is idempotent).
         match store
             .take_housekeeping_turn(&worker.name, 2 * period.as_millis() as u64)
             .await

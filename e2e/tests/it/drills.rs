@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use fred::interfaces::ConfigInterface;
+use fred::interfaces::{ClientLike, ConfigInterface};
 use serde_json::Value;
 
 use crate::helpers::{new_user, seat_of, spawn_app_with, Options, TestApp};
@@ -330,4 +330,154 @@ async fn the_api_sigkilled_and_restarted_loses_no_accepted_job() {
     assert_nothing_lost(&report);
     assert_queues_drained(&app, &report.event_ids).await;
     api.terminate(Duration::from_secs(10));
+}
+
+/// For every lapse the sweep recorded in the event's changes stream: how long after the hold's
+/// deadline it was tidied (ms).
+async fn tidy_lags(app: &TestApp, event: &str) -> Vec<i64> {
+    use fred::types::Value as RedisValue;
+    let redis = app.redis.client().await;
+    let entries: RedisValue = fred::interfaces::StreamsInterface::xrange(
+        &redis,
+        crate::helpers::keys_of(event).changes,
+        "-",
+        "+",
+        None,
+    )
+    .await
+    .expect("XRANGE");
+    let mut lags = Vec::new();
+    for entry in entries.into_array() {
+        let mut parts = entry.into_array().into_iter();
+        let id = parts.next().and_then(|v| v.as_string()).expect("an id");
+        let fields: Vec<String> = parts
+            .next()
+            .map(|f| {
+                f.into_array()
+                    .into_iter()
+                    .map(|v| v.as_string().unwrap_or_default())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let field = |name: &str| {
+            fields
+                .chunks(2)
+                .find(|pair| pair[0] == name)
+                .map(|pair| pair[1].clone())
+        };
+        if field("k").as_deref() == Some("l") {
+            let deadline: i64 = field("x").and_then(|x| x.parse().ok()).expect("a deadline");
+            let at: i64 = id
+                .split('-')
+                .next()
+                .and_then(|ms| ms.parse().ok())
+                .expect("ms");
+            lags.push(at - deadline);
+        }
+    }
+    lags
+}
+
+/// Holds `count` seats one after another (`every` apart), then checks each at its deadline: the
+/// seat reads Available from `expiresAt` on, whatever tidying has done (G5). Returns the seats.
+async fn holds_lapse_on_time(app: &TestApp, event: &str, count: u32, every: Duration) {
+    let mut held = Vec::new();
+    for n in 1..=count {
+        let user = new_user();
+        let done = app.hold_and_wait(&seat_of(event, n), &user).await;
+        assert_eq!(done["result"]["status"], 200, "{done}");
+        let expires = crate::helpers::rfc3339_ms(
+            done["result"]["seat"]["expiresAt"]
+                .as_str()
+                .expect("expiresAt"),
+        );
+        held.push((n, expires));
+        tokio::time::sleep(every).await;
+    }
+    for (n, expires) in held {
+        let wait = expires - crate::helpers::now_ms() + 20;
+        if wait > 0 {
+            tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+        }
+        let seat = app.seat(&seat_of(event, n)).await;
+        assert_eq!(
+            seat["status"], "Available",
+            "seat {n} from its expiresAt on: {seat}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn holds_lapse_on_time_while_keyspace_notifications_are_cut_off_for_10_seconds() {
+    let app = spawn_app_with(Options::default().workers(1).env("HOLD_TTL_SECS", 1)).await;
+    let event = app.create_event(100).await;
+    let redis = app.redis.client().await;
+    let _: () = redis
+        .config_set("notify-keyspace-events", "")
+        .await
+        .expect("CONFIG SET");
+    let (before_notified, before_swept) = app.holds_lapsed();
+    // 40 holds over 10 s, each lapsing a second after it was made.
+    holds_lapse_on_time(&app, &event, 40, Duration::from_millis(250)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let _: () = redis
+        .config_set("notify-keyspace-events", "Ex")
+        .await
+        .expect("CONFIG SET");
+    let (notified, swept) = app.holds_lapsed();
+    assert_eq!(
+        notified, before_notified,
+        "no notification came while cut off"
+    );
+    assert_eq!(swept - before_swept, 40, "the sweep tidied every one");
+    let lags = tidy_lags(&app, &event).await;
+    assert_eq!(lags.len(), 40);
+    let worst = lags.iter().max().copied().unwrap_or_default();
+    let mut sorted = lags.clone();
+    sorted.sort_unstable();
+    println!(
+        "without notifications: tidied {} lapses, lag median {} ms, max {worst} ms",
+        lags.len(),
+        sorted[sorted.len() / 2]
+    );
+    assert!(
+        worst <= 1000,
+        "tidied within a second of expiresAt: {lags:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn holds_lapse_within_a_second_among_100000_unrelated_keys_with_ttls() {
+    let app = spawn_app_with(Options::default().workers(1).env("HOLD_TTL_SECS", 1)).await;
+    let event = app.create_event(100).await;
+    let redis = app.redis.client().await;
+    // 100,000 unrelated keys expiring over the next 1 to 21 seconds: Redis's expiry cycle is
+    // busy, and notifications for them queue up with ours.
+    let _: () = redis
+        .custom(
+            fred::cmd!("EVAL"),
+            vec![
+                "for i = 1, 100000 do redis.call('SET', 'unrelated:' .. i, 'x', 'PX', 1000 + (i * 7919) % 20000) end"
+                    .to_owned(),
+                "0".to_owned(),
+            ],
+        )
+        .await
+        .expect("100,000 keys with TTLs");
+    holds_lapse_on_time(&app, &event, 30, Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let lags = tidy_lags(&app, &event).await;
+    assert_eq!(lags.len(), 30, "every hold was tidied");
+    let mut sorted = lags.clone();
+    sorted.sort_unstable();
+    let worst = sorted.last().copied().unwrap_or_default();
+    let (notified, swept) = app.holds_lapsed();
+    println!(
+        "among 100,000 expiring keys: lag median {} ms, max {worst} ms ({notified} by notification, {swept} by sweep)",
+        sorted[sorted.len() / 2]
+    );
+    assert!(
+        worst <= 1000,
+        "tidied within a second of expiresAt: {lags:?}"
+    );
 }

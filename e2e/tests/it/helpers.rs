@@ -559,3 +559,10 @@ pub fn rfc3339_ms(s: &str) -> i64 {
 pub fn keys_of(event: &str) -> queue_core::keys::EventKeys {
     queue_core::keys::EventKeys::new(event.parse().expect("an event id"))
 }
+
+/// This machine's clock in ms since the epoch (the test Redis runs on the same machine).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
