@@ -96,7 +96,6 @@ pub async fn backlog(
                 let mut lat = Latency::new();
                 let mut counts = Counts::default();
                 let mut seqs: Vec<(u64, u64, u64)> = vec![(u64::MAX, 0, 0); ids.len()];
-                let mut errors = 0u64;
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= total {
@@ -116,11 +115,8 @@ pub async fn backlog(
                         }
                         Ok(Posted::Refused { status, .. }) => counts.bump(&status.to_string()),
                         Err(err) => {
-                            errors += 1;
                             counts.bump("error");
-                            if errors <= 3 {
-                                eprintln!("loadgen: hold failed: {err:#}");
-                            }
+                            crate::onsale::report_error(&err);
                         }
                     }
                     if let Some(bar) = &bar {

@@ -577,7 +577,7 @@ async fn attempt(shared: &Shared, kind: Kind, event: &str, seat: u32, user: &str
         }
         Err(e) => {
             a.counts.push(format!("{name}.post.error"));
-            tracing_error(&e);
+            report_error(&e);
             return a;
         }
     };
@@ -640,7 +640,7 @@ async fn follow(shared: &Shared, job: &str) -> (Outcome, Option<(i64, i64)>) {
             Ok(JobAnswer::NotFound) => return (Outcome::Lost, None),
             Ok(JobAnswer::Pending) => {}
             Err(e) => {
-                tracing_error(&e);
+                report_error(&e);
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
@@ -654,7 +654,7 @@ async fn follow(shared: &Shared, job: &str) -> (Outcome, Option<(i64, i64)>) {
 }
 
 /// Transport errors are counted, not fatal; the first few are printed so a broken setup shows.
-fn tracing_error(e: &anyhow::Error) {
+pub fn report_error(e: &anyhow::Error) {
     static PRINTED: AtomicU64 = AtomicU64::new(0);
     if PRINTED.fetch_add(1, Ordering::Relaxed) < 5 {
         eprintln!("loadgen: request error: {e:#}");

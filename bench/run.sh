@@ -1,0 +1,342 @@
+#!/usr/bin/env bash
+# The benchmark: starts its own redis-server and the service (release build) on free ports, and
+# measures in one go, RUNS times over (medians are quoted, min–max shows the noise):
+#   (a) the 202 rate of POST /seats/hold (workers stopped, so nothing competes with the accepts)
+#   (b) the drain rate of the worker pool from a backlog of 100,000 holds, with 1, 2 and WORKERS
+#       worker processes
+#   (c) accept-to-result latency at half the maximum rate of a flat-out on-sale
+#   (d) the cost of a hold on a 10-seat and on a 10,000-seat event
+#   (e) creating and listing a 10,000-seat event
+#   (f) redis-benchmark on the same server: LPUSH and an EVALSHA of enqueue.lua's size, the ceiling
+# It prints a table with each figure and its ratio to the ceiling, and writes bench/RESULTS.md
+# (machine, date, commit, command). Raw JSON reports of each step go to bench/out/<date>/.
+#
+#   bench/run.sh                 # RUNS=3, WORKERS=5
+#   RUNS=1 WORKERS=3 bench/run.sh
+#   bench/run.sh --no-results    # print the table, leave bench/RESULTS.md alone
+#
+# Every figure comes from a machine that may be busy with other work: read the min–max column.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+RUNS="${RUNS:-3}"
+WORKERS="${WORKERS:-5}"
+BACKLOG_EVENTS=10      # 10 events x 10,000 seats = a backlog of 100,000 holds
+BACKLOG_SEATS=10000
+CONNS="${CONNS:-64}"   # concurrent connections for the flat-out steps
+ONSALE_USERS="${ONSALE_USERS:-256}"  # users at once in the on-sale (each waits for its results)
+ONSALE_SECS="${ONSALE_SECS:-10}"
+CYCLE_SECS="${CYCLE_SECS:-5}"
+WRITE_RESULTS=1
+[[ ${1:-} == --no-results ]] && WRITE_RESULTS=0
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || { echo "RUNS must be a positive integer" >&2; exit 1; }
+[[ $WORKERS =~ ^[1-9][0-9]*$ ]] || { echo "WORKERS must be a positive integer" >&2; exit 1; }
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- what it needs
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v redis-benchmark >/dev/null 2>&1 || missing+=(redis-tools)
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+command -v jq >/dev/null 2>&1 || missing+=(jq)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v cc >/dev/null 2>&1 || missing+=(gcc)
+if ((${#missing[@]})); then
+    mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+    if ((EUID == 0)); then sudo=(); elif command -v sudo >/dev/null 2>&1; then sudo=(sudo); else
+        die "missing: ${missing[*]}; install with \`apt-get install ${missing[*]}\` as root"
+    fi
+    log "installing ${missing[*]}"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+if ! command -v cargo >/dev/null 2>&1 && [[ -x $HOME/.cargo/bin/cargo ]]; then
+    PATH="$HOME/.cargo/bin:$PATH"
+fi
+command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust from https://rustup.rs"
+
+log "building (cargo build --release -p api -p worker -p loadgen)"
+cargo build --release -p api -p worker -p loadgen >&2
+BIN="$ROOT/target/release"
+
+# ---------------------------------------------------------------- processes
+STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
+OUT="$ROOT/bench/out/$STAMP"
+TMP="$(mktemp -d)"
+mkdir -p "$OUT" "$TMP/redis" "$TMP/logs"
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+free_port() {
+    local p
+    for _ in $(seq 100); do
+        p=$((20000 + RANDOM % 40000))
+        port_free "$p" && { echo "$p"; return; }
+    done
+    die "no free port found"
+}
+
+REDIS_PID="" API_PID="" WORKER_PIDS=()
+alive() { kill -0 "$1" 2>/dev/null; }
+stop_pids() { # SIGTERM, then wait (SIGKILL after 15 s)
+    local pid
+    for pid in "$@"; do alive "$pid" && kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "$@"; do
+        for _ in $(seq 150); do alive "$pid" || break; sleep 0.1; done
+        alive "$pid" && kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+}
+cleanup() {
+    set +e
+    stop_pids "${WORKER_PIDS[@]}" $API_PID
+    [[ -n $REDIS_PID ]] && { redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1; stop_pids "$REDIS_PID"; }
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+REDIS_PORT="$(free_port)"
+# No persistence for the benchmark (nothing to fsync), keyspace notifications as the service wants.
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+    --notify-keyspace-events Ex --dir "$TMP/redis" >"$TMP/redis.log" 2>&1 &
+REDIS_PID=$!
+RCLI=(redis-cli -p "$REDIS_PORT")
+for _ in $(seq 50); do [[ "$("${RCLI[@]}" ping 2>/dev/null)" == PONG ]] && break; sleep 0.1; done
+[[ "$("${RCLI[@]}" ping 2>/dev/null)" == PONG ]] || die "redis-server did not start (see $TMP/redis.log)"
+
+PORT="$(free_port)"
+export REDIS_URL="redis://127.0.0.1:$REDIS_PORT" PORT CONFIG_DIR="$ROOT/config"
+export LOG_DIR="$TMP/logs" LOG_LEVEL="${LOG_LEVEL:-warn}"
+# Holds outlive every step, so no seat lapses in the middle of a measurement.
+export HOLD_TTL_SECS=600 MAX_HOLD_LIFETIME_SECS=600
+URL="http://127.0.0.1:$PORT"
+"$BIN/api" >"$TMP/api.out" 2>&1 &
+API_PID=$!
+for _ in $(seq 100); do
+    code="$(curl -s -o /dev/null -w '%{http_code}' "$URL/health" || true)"
+    [[ $code == 200 || $code == 503 ]] && break
+    alive "$API_PID" || die "the API exited: $(tail -5 "$TMP/api.out")"
+    sleep 0.1
+done
+log "redis-server on $REDIS_PORT, API on $PORT"
+
+start_workers() { # N
+    local i
+    for i in $(seq "$1"); do
+        WORKER_NAME="bench-$i" "$BIN/worker" >>"$TMP/worker.out" 2>&1 &
+        WORKER_PIDS+=("$!")
+    done
+}
+stop_workers() {
+    ((${#WORKER_PIDS[@]})) && stop_pids "${WORKER_PIDS[@]}"
+    WORKER_PIDS=()
+}
+# A clean slate between steps (the scripts stay loaded).
+flush() { "${RCLI[@]}" flushall >/dev/null; }
+
+LG=("$BIN/loadgen" --url "$URL" --quiet)
+
+# Results: FIG[<key>] = "value value ..." (one per run).
+declare -A FIG
+add() { FIG[$1]="${FIG[$1]:-} $2"; }
+jget() { jq -r "$2" "$1"; }
+
+# An EVALSHA of about enqueue.lua's size and work: TIME, HGET, GETRANGE, LLEN, HINCRBY, RPUSH,
+# HGET, HSET on keys of one hash tag.
+EVAL_SCRIPT='
+local t = redis.call("TIME")
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local total = redis.call("HGET", KEYS[1], "total")
+if not total then return {404} end
+local raw = redis.call("GETRANGE", KEYS[2], (tonumber(ARGV[2]) - 1) * 29, tonumber(ARGV[2]) * 29 - 1)
+if string.sub(raw, 1, 1) == "H" then return {409} end
+local depth = redis.call("LLEN", KEYS[3])
+if depth >= tonumber(ARGV[4]) then return {503, depth} end
+local seq = redis.call("HINCRBY", KEYS[1], "enq", 1)
+redis.call("RPUSH", KEYS[3], ARGV[1] .. ARGV[3] .. ARGV[2] .. "|" .. now .. "|" .. seq)
+local lease = redis.call("HGET", KEYS[1], "lease")
+if not lease or tonumber(lease) <= now then redis.call("HSET", KEYS[1], "lease", now + 2000) end
+return {202, seq, depth, 0}'
+
+ceiling() { # run
+    local r=$1 csv rps sha
+    csv="$(redis-benchmark -p "$REDIS_PORT" -q -P 1 -c 50 -n 300000 -t lpush --csv 2>/dev/null | tail -1)"
+    rps="$(echo "$csv" | awk -F'","' '{gsub(/"/, "", $2); print $2}')"
+    add lpush "$rps"
+    "${RCLI[@]}" hset 'bb:{e}' total 10000 >/dev/null
+    "${RCLI[@]}" setrange 'bb:{e}:seats' 289999 x >/dev/null
+    sha="$("${RCLI[@]}" script load "$EVAL_SCRIPT")"
+    csv="$(redis-benchmark -p "$REDIS_PORT" -q -P 1 -c 50 -n 300000 --csv \
+        evalsha "$sha" 3 'bb:{e}' 'bb:{e}:seats' 'bb:{e}:queue' H 5000 0123456789abcdef 100000000 2>/dev/null | tail -1)"
+    rps="$(echo "$csv" | awk -F'","' '{gsub(/"/, "", $2); print $2}')"
+    add evalsha "$rps"
+    echo "$csv" >"$OUT/ceiling-$r.csv"
+    flush
+}
+
+one_run() { # run number
+    local r=$1 n since rate
+    log "run $r/$RUNS: (f) redis-benchmark"
+    ceiling "$r"
+
+    # (a) + (b): a backlog of 100,000 holds accepted with the workers stopped, then drained.
+    for n in 1 2 "$WORKERS"; do
+        log "run $r/$RUNS: (a) 100,000 holds accepted; (b) drained by $n worker(s)"
+        "${LG[@]}" --json "$OUT/backlog-$r-$n.json" backlog -e "$BACKLOG_EVENTS" -s "$BACKLOG_SEATS" \
+            -c "$CONNS" --out "$TMP/backlog.json" >&2
+        add "accept" "$(jget "$OUT/backlog-$r-$n.json" .accepted_per_sec)"
+        add "accept_p99" "$(jget "$OUT/backlog-$r-$n.json" .latency_202.p99_ms)"
+        since="$(date +%s%3N)"
+        start_workers "$n"
+        "${LG[@]}" --json "$OUT/drain-$r-$n.json" drain --backlog "$TMP/backlog.json" --since-ms "$since" >&2
+        add "drain_$n" "$(jget "$OUT/drain-$r-$n.json" .jobs_per_sec)"
+        [[ "$(jget "$OUT/drain-$r-$n.json" .seats_taken)" == "$(jget "$OUT/drain-$r-$n.json" .jobs)" ]] ||
+            die "the drain left holds unapplied (see $OUT/drain-$r-$n.json)"
+        stop_workers
+        flush
+    done
+
+    # (c) the on-sale flat out with WORKERS workers, then at half its rate of POSTs.
+    start_workers "$WORKERS"
+    log "run $r/$RUNS: (c) on-sale flat out for ${ONSALE_SECS}s"
+    "${LG[@]}" --json "$OUT/onsale-max-$r.json" run -e 20 -s 10000 -u 200000 -k 4 \
+        -c "$ONSALE_USERS" -d "${ONSALE_SECS}s" >&2 || die "the on-sale broke an invariant (see $OUT/onsale-max-$r.json)"
+    add onsale_posts "$(jq -r '.posts / .send_secs' "$OUT/onsale-max-$r.json")"
+    add onsale_accepted "$(jget "$OUT/onsale-max-$r.json" .accepted_per_sec)"
+    add onsale_finished "$(jget "$OUT/onsale-max-$r.json" .finished_per_sec)"
+    add onsale_max_p99 "$(jget "$OUT/onsale-max-$r.json" .accept_to_result.p99_ms)"
+    flush
+    rate="$(jq -r '(.posts / .send_secs / 2) | floor' "$OUT/onsale-max-$r.json")"
+    log "run $r/$RUNS: (c) on-sale at half that: $rate POSTs/s for ${ONSALE_SECS}s"
+    "${LG[@]}" --json "$OUT/onsale-half-$r.json" run -e 20 -s 10000 -u 200000 -k 4 \
+        -c "$ONSALE_USERS" -d "${ONSALE_SECS}s" -r "$rate" >&2 || die "the on-sale broke an invariant (see $OUT/onsale-half-$r.json)"
+    add half_rate "$rate"
+    add half_p50 "$(jget "$OUT/onsale-half-$r.json" .accept_to_result.p50_ms)"
+    add half_p90 "$(jget "$OUT/onsale-half-$r.json" .accept_to_result.p90_ms)"
+    add half_p99 "$(jget "$OUT/onsale-half-$r.json" .accept_to_result.p99_ms)"
+    add half_max "$(jget "$OUT/onsale-half-$r.json" .accept_to_result.max_ms)"
+    add half_server_p99 "$(jget "$OUT/onsale-half-$r.json" .accept_to_result_server.p99_ms)"
+    add half_202_p99 "$(jget "$OUT/onsale-half-$r.json" .latency_202.p99_ms)"
+    add half_late "$(jget "$OUT/onsale-half-$r.json" .late_posts)"
+    flush
+
+    # (d) a hold on a 10-seat and on a 10,000-seat event: whole cycles with the workers running,
+    # then the 202 rate alone with them stopped.
+    for n in 10 10000; do
+        log "run $r/$RUNS: (d) hold/result/release cycles on a $n-seat event"
+        "${LG[@]}" --json "$OUT/cycle-$r-$n.json" cycle -s "$n" -c 8 -d "${CYCLE_SECS}s" >&2
+        add "cycle_$n" "$(jget "$OUT/cycle-$r-$n.json" .cycles_per_sec)"
+        add "cycle_p50_$n" "$(jget "$OUT/cycle-$r-$n.json" .cycle.p50_ms)"
+        flush
+    done
+    stop_workers
+    for n in 10 10000; do
+        log "run $r/$RUNS: (d) 50,000 holds accepted on a $n-seat event"
+        "${LG[@]}" --json "$OUT/accept-$r-$n.json" backlog -e 1 -s "$n" -n 50000 -c "$CONNS" >&2
+        add "accept_$n" "$(jget "$OUT/accept-$r-$n.json" .accepted_per_sec)"
+        flush
+    done
+
+    # (e) creating and listing a 10,000-seat event, one request at a time.
+    log "run $r/$RUNS: (e) create and list 10,000-seat events"
+    "${LG[@]}" --json "$OUT/timings-$r.json" timings -s 10000 -n 20 >&2
+    add create "$(jget "$OUT/timings-$r.json" .create.p50_ms)"
+    add list "$(jget "$OUT/timings-$r.json" .list.p50_ms)"
+    flush
+}
+
+LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
+for r in $(seq "$RUNS"); do one_run "$r"; done
+LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# ---------------------------------------------------------------- the table
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+spread() { tr ' ' '\n' | grep -v '^$' | sort -g | awk 'NR==1{lo=$1} {hi=$1} END {printf "%s–%s", lo, hi}'; }
+M() { echo "${FIG[$1]}" | median; }
+fmt() { awk -v v="$1" -v d="${2:-0}" 'BEGIN {printf "%.*f", d, v}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "-"}'; }
+pct() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.0f%%", 100 * a / b; else print "-"}'; }
+yes_if() { awk "BEGIN {exit !($1)}" && echo "met" || echo "MISSED"; }
+rng() { # key decimals
+    echo "${FIG[$1]}" | tr ' ' '\n' | grep -v '^$' | sort -g |
+        awk -v d="${2:-0}" 'NR==1{lo=$1} {hi=$1} END {printf "%.*f–%.*f", d, lo, d, hi}'
+}
+
+LPUSH="$(M lpush)" EVALSHA="$(M evalsha)"
+ACCEPT="$(M accept)"
+D1="$(M drain_1)" D2="$(M drain_2)" DW="$(M "drain_$WORKERS")"
+HALF_P99="$(M half_p99)"
+C10="$(M cycle_10)" C10K="$(M cycle_10000)"
+A10="$(M accept_10)" A10K="$(M accept_10000)"
+CREATE="$(M create)" LIST="$(M list)"
+
+row() { # figure key decimals unit ceiling-ratio target verdict
+    printf '| %s | %s %s | %s | %s | %s | %s |\n' "$1" "$(fmt "$(M "$2")" "$3")" "$4" "$(rng "$2" "$3")" "$5" "$6" "$7"
+}
+TABLE="$(
+    echo "| figure | median | runs (min–max) | vs ceiling | target | verdict |"
+    echo "| --- | ---: | ---: | ---: | --- | --- |"
+    row "(f) ceiling: LPUSH, unpipelined, 50 clients" lpush 0 "/s" "1.00" "" ""
+    row "(f) ceiling: EVALSHA of enqueue.lua's size, 50 clients" evalsha 0 "/s" "$(pct "$EVALSHA" "$LPUSH") of LPUSH" "" ""
+    row "(a) 202s of POST /seats/hold, $CONNS connections, workers stopped" accept 0 "/s" "$(pct "$ACCEPT" "$LPUSH") of LPUSH" "≥ 40% of LPUSH" "$(yes_if "$ACCEPT >= 0.4 * $LPUSH")"
+    row "(a) p99 latency of those 202s" accept_p99 2 "ms" "" "" ""
+    row "(b) drain of 100,000 holds, 1 worker" drain_1 0 "jobs/s" "$(pct "$D1" "$LPUSH") of LPUSH" "" ""
+    row "(b) drain, 2 workers" drain_2 0 "jobs/s" "$(pct "$D2" "$LPUSH") of LPUSH" "" ""
+    row "(b) drain, $WORKERS workers (WORKERS)" "drain_$WORKERS" 0 "jobs/s" "$(pct "$DW" "$LPUSH") of LPUSH" "≥ 25,000 jobs/s" "$(yes_if "$DW >= 25000")"
+    row "(c) on-sale flat out ($WORKERS workers): POSTs" onsale_posts 0 "/s" "$(pct "$(M onsale_posts)" "$LPUSH") of LPUSH" "" ""
+    row "(c) on-sale flat out: 202s" onsale_accepted 0 "/s" "" "" ""
+    row "(c) on-sale flat out: jobs finished" onsale_finished 0 "/s" "" "" ""
+    row "(c) on-sale flat out: accept-to-result p99" onsale_max_p99 2 "ms" "" "" ""
+    row "(c) half load: rate of POSTs" half_rate 0 "/s" "" "" ""
+    row "(c) half load: accept-to-result p50" half_p50 2 "ms" "" "" ""
+    row "(c) half load: accept-to-result p90" half_p90 2 "ms" "" "" ""
+    row "(c) half load: accept-to-result p99 (client)" half_p99 2 "ms" "" "< 10 ms" "$(yes_if "$HALF_P99 < 10")"
+    row "(c) half load: accept-to-result p99 (server, completedAt − createdAt)" half_server_p99 0 "ms" "" "" ""
+    row "(c) half load: 202 p99" half_202_p99 2 "ms" "" "" ""
+    row "(c) half load: POSTs sent late (generator behind)" half_late 0 "" "" "" ""
+    row "(d) hold/result/release cycles, 10-seat event, 8 users" cycle_10 0 "/s" "" "" ""
+    row "(d) same, 10,000-seat event" cycle_10000 0 "/s" "$(ratio "$C10K" "$C10") of 10-seat" "within 10%" "$(yes_if "$C10K >= 0.9 * $C10")"
+    row "(d) cycle p50, 10-seat" cycle_p50_10 2 "ms" "" "" ""
+    row "(d) cycle p50, 10,000-seat" cycle_p50_10000 2 "ms" "" "" ""
+    row "(d) 202s of holds, 10-seat event, workers stopped" accept_10 0 "/s" "$(pct "$A10" "$LPUSH") of LPUSH" "" ""
+    row "(d) same, 10,000-seat event" accept_10000 0 "/s" "$(ratio "$A10K" "$A10") of 10-seat" "within 10%" "$(yes_if "$A10K >= 0.9 * $A10")"
+    row "(e) POST /events/create, 10,000 seats (median of 20)" create 2 "ms" "" "< 50 ms" "$(yes_if "$CREATE < 50")"
+    row "(e) GET /seats/list, 10,000 seats (median of 20)" list 2 "ms" "" "< 20 ms" "$(yes_if "$LIST < 20")"
+)"
+
+CPU="$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+MACHINE="$(nproc) cores ($CPU), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(uname -sr)"
+REPORT="$(
+    cat <<EOF
+# Benchmark results
+
+- **date**: $(date -u '+%Y-%m-%d %H:%M UTC')
+- **commit**: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- api worker queue-core config 2>/dev/null || echo " (with uncommitted changes to the service)")
+- **machine**: $MACHINE
+- **software**: $(redis-server --version | awk '{print $1, $2, $3}'), $(rustc --version 2>/dev/null || echo rustc)
+- **command**: \`RUNS=$RUNS WORKERS=$WORKERS bench/run.sh\` (medians of $RUNS runs; the machine is shared, so the min–max column shows the noise)
+- **load average** (1, 5, 15 min) before and after: $LOAD_BEFORE / $LOAD_AFTER (2 cores; anything above ~2 is someone else's work competing)
+- **setup**: one redis-server (no persistence, keyspace notifications on), one API process (\`API_HTTP_WORKERS\` default), worker processes as stated, the load generator on the same machine (\`loadgen --threads 2\`), all on 127.0.0.1; HOLD_TTL_SECS=600 so no hold lapses during a step.
+
+$TABLE
+
+Steps: (a) and (b) \`loadgen backlog -e 10 -s 10000 -c $CONNS\` with no worker running, then N
+workers started and \`loadgen drain\` timing from their start to the last job's \`completedAt\`;
+(c) \`loadgen run -e 20 -s 10000 -u 200000 -k 4 -c $ONSALE_USERS -d ${ONSALE_SECS}s\`, then the same
+with \`-r\` at half its POST rate (client latency: from the 202 to the \`?wait\` answer); (d)
+\`loadgen cycle -s N -c 8 -d ${CYCLE_SECS}s\` with $WORKERS workers, and \`loadgen backlog -e 1 -s N -n 50000\`
+without; (e) \`loadgen timings -s 10000 -n 20\`; (f) \`redis-benchmark -P 1 -c 50 -n 300000\`.
+Raw reports: \`bench/out/$STAMP/\` (not committed).
+EOF
+)"
+
+echo
+echo "$TABLE"
+echo
+if ((WRITE_RESULTS)); then
+    echo "$REPORT" >"$ROOT/bench/RESULTS.md"
+    log "wrote bench/RESULTS.md"
+fi
