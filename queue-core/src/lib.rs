@@ -18,6 +18,8 @@ pub mod event;
 pub mod hold;
 pub mod housekeeping;
 pub mod ids;
+#[cfg(test)]
+mod ids_proptest;
 pub mod job;
 pub mod keys;
 pub mod metrics;
