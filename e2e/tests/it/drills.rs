@@ -481,3 +481,198 @@ async fn holds_lapse_within_a_second_among_100000_unrelated_keys_with_ttls() {
         "tidied within a second of expiresAt: {lags:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_60_second_burst_above_capacity_gets_quick_503s_bounded_reads_and_flat_memory() {
+    let app = spawn_app_with(
+        Options::default()
+            .workers(0)
+            .env("QUEUE_MAX_DEPTH", 200)
+            .env("HOLD_TTL_SECS", 2),
+    )
+    .await;
+    let port = crate::helpers::free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let api = app.spawn_api_process(port);
+    let worker = app.spawn_worker_process("burst-worker");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while reqwest::get(format!("{url}/health")).await.is_err() {
+        assert!(Instant::now() < deadline, "the API process did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(128)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("a client");
+    let create = |name: &'static str| {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            let response = http
+                .post(format!("{url}/events/create"))
+                .json(&serde_json::json!({"name": name, "totalSeats": 10000}))
+                .send()
+                .await
+                .expect("create");
+            let body: Value = response.json().await.expect("JSON");
+            body["id"].as_str().expect("an id").to_owned()
+        }
+    };
+    // The flood and our probes on one event; the users whose history is checked on another
+    // (the check assumes nobody else touches their event).
+    let event = create("flood").await;
+    let users_event = create("users").await;
+    // Closed loop: users who wait for their results (the invariant check at the end)...
+    let users = loadgen::onsale::OnSale {
+        url: url.clone(),
+        existing_events: vec![users_event],
+        seats: 10000,
+        users: 1_000_000,
+        holds_per_user: 2,
+        reserve_ratio: 0.2,
+        connections: 16,
+        duration: Some(Duration::from_secs(60)),
+        cap: 6,
+        finish_timeout: Duration::from_secs(60),
+        clock_margin: Duration::from_millis(300),
+        progress: false,
+        seed: Some(3),
+        ..loadgen::onsale::OnSale::default()
+    };
+    // ...and an open-loop flood: 48 connections posting holds as fast as they are answered,
+    // never waiting for a result, more than the API and the pool can take.
+    let stop_at = Instant::now() + Duration::from_secs(60);
+    let flood = (0..48u32).map(|c| {
+        let (http, url, event) = (http.clone(), url.clone(), event.clone());
+        async move {
+            let mut statuses: std::collections::HashMap<u16, u64> = Default::default();
+            let mut n = c;
+            while Instant::now() < stop_at {
+                n = n.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                let body =
+                    serde_json::json!({"id": seat_of(&event, 1 + n % 10000), "UUID": new_user()});
+                let status = match http
+                    .post(format!("{url}/seats/hold"))
+                    .json(&body)
+                    .send()
+                    .await
+                {
+                    Ok(response) => response.status().as_u16(),
+                    Err(_) => 0,
+                };
+                *statuses.entry(status).or_default() += 1;
+            }
+            statuses
+        }
+    });
+    // Reads, our own holds and memory, while the burst goes on. Halfway, the worker stalls for
+    // 10 s (SIGSTOP): the queue fills to QUEUE_MAX_DEPTH and new jobs must get 503 at once.
+    let mut rss = Vec::new();
+    let watcher = async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        rss.push((api.rss_kib(), worker.rss_kib()));
+        let mut read_ms = Vec::new();
+        let mut quick_503s = Vec::new();
+        let started_watch = Instant::now();
+        let mut stalled = false;
+        while Instant::now() + Duration::from_secs(2) < stop_at {
+            let t = started_watch.elapsed();
+            if !stalled && t >= Duration::from_secs(20) && t < Duration::from_secs(30) {
+                worker.signal("STOP");
+                stalled = true;
+            }
+            if stalled && t >= Duration::from_secs(30) {
+                worker.signal("CONT");
+                stalled = false;
+            }
+            let started = Instant::now();
+            let response = http
+                .get(format!("{url}/events/{event}"))
+                .send()
+                .await
+                .expect("a read during the burst");
+            assert_eq!(response.status(), 200, "reads keep answering");
+            read_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+            let started = Instant::now();
+            let seat = seat_of(&event, 1 + (read_ms.len() as u32 * 37) % 10000);
+            let response = http
+                .post(format!("{url}/seats/hold"))
+                .json(&serde_json::json!({"id": seat, "UUID": new_user()}))
+                .send()
+                .await
+                .expect("a hold during the burst");
+            if response.status() == 503 {
+                assert!(response.headers().contains_key("retry-after"));
+                quick_503s.push(started.elapsed().as_secs_f64() * 1000.0);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if stalled {
+            worker.signal("CONT");
+        }
+        rss.push((api.rss_kib(), worker.rss_kib()));
+        (read_ms, quick_503s)
+    };
+    let (report, flooded, (mut read_ms, mut quick_503s)) = tokio::join!(
+        loadgen::onsale::run(&users),
+        futures::future::join_all(flood),
+        watcher
+    );
+    let report = report.expect("the burst runs");
+    println!("{}", report.text());
+    let mut flood_total: std::collections::BTreeMap<u16, u64> = Default::default();
+    for statuses in flooded {
+        for (status, n) in statuses {
+            *flood_total.entry(status).or_default() += n;
+        }
+    }
+    println!("open-loop flood, answers by status: {flood_total:?}");
+    assert!(report.passed(), "invariants:\n{}", report.text());
+    assert_eq!(
+        report.finished, report.accepted,
+        "every accepted job finished"
+    );
+    assert!(
+        !flood_total.keys().any(|s| *s >= 500 && *s != 503),
+        "no 5xx but the 503 of a full queue: {flood_total:?}"
+    );
+    assert!(
+        flood_total.get(&503).copied().unwrap_or(0) > 0,
+        "the queue filled: {flood_total:?}"
+    );
+    let pct = |v: &mut Vec<f64>, p: f64| {
+        v.sort_by(f64::total_cmp);
+        v.get(((v.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    let (r50, r99, rmax) = (
+        pct(&mut read_ms, 0.5),
+        pct(&mut read_ms, 0.99),
+        pct(&mut read_ms, 1.0),
+    );
+    let (q50, qmax) = (pct(&mut quick_503s, 0.5), pct(&mut quick_503s, 1.0));
+    let ((api0, w0), (api1, w1)) = (rss[0], rss[1]);
+    println!(
+        "reads during the burst: p50 {r50:.1} ms, p99 {r99:.1} ms, max {rmax:.1} ms (n = {}); \
+         our holds refused 503: {} (p50 {q50:.1} ms, max {qmax:.1} ms); \
+         RSS API {api0} -> {api1} KiB, worker {w0} -> {w1} KiB",
+        read_ms.len(),
+        quick_503s.len()
+    );
+    assert!(rmax < 2000.0, "reads stayed bounded: max {rmax} ms");
+    assert!(
+        !quick_503s.is_empty(),
+        "some of our holds met the full queue"
+    );
+    assert!(
+        qmax < 1000.0,
+        "a full queue is refused at once: max {qmax} ms"
+    );
+    // Flat: no more than 32 MiB of growth over 50 s of overload (allocator noise aside).
+    assert!(
+        api1 < api0 + 32 * 1024,
+        "API memory grew {api0} -> {api1} KiB"
+    );
+    assert!(w1 < w0 + 32 * 1024, "worker memory grew {w0} -> {w1} KiB");
+}

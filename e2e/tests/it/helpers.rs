@@ -494,6 +494,19 @@ pub struct ChildProcess {
 }
 
 impl ChildProcess {
+    /// Resident memory of the process now, in KiB (VmRSS).
+    pub fn rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
     pub fn kill_9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -505,12 +518,17 @@ impl ChildProcess {
     }
 
     /// Sends a signal (`TERM`, `INT`) and waits for the exit, at most `within`.
-    pub fn stop_with(&mut self, signal: &str, within: Duration) -> ExitStatus {
+    /// Sends a signal (`STOP`, `CONT`, ...) and returns at once.
+    pub fn signal(&self, signal: &str) {
         let sent = Command::new("kill")
             .args([&format!("-{signal}"), &self.child.id().to_string()])
             .status()
             .expect("kill runs");
         assert!(sent.success(), "SIG{signal} was delivered");
+    }
+
+    pub fn stop_with(&mut self, signal: &str, within: Duration) -> ExitStatus {
+        self.signal(signal);
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().expect("the child can be waited on") {
