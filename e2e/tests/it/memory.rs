@@ -24,6 +24,8 @@ async fn bytes_of_event(app: &TestApp, event: &str) -> u64 {
         k.results,
         k.done,
         k.tick,
+        k.changes,
+        k.retry,
     ] {
         let usage: Option<u64> = redis
             .memory_usage(&key, Some(0))
