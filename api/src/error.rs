@@ -17,6 +17,8 @@ pub enum ApiError {
     UnsupportedContentType,
     #[error("the request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("the request body did not arrive within {secs} seconds")]
+    BodyTimeout { secs: u64 },
     #[error("{message}")]
     InvalidField { field: String, message: String },
     #[error("no event with id `{id}`")]
@@ -54,7 +56,7 @@ pub enum ApiError {
 pub struct ErrorBody {
     pub error: String,
     /// Stable snake_case: malformed_json, unsupported_content_type, payload_too_large,
-    /// invalid_field, event_not_found, seat_not_found, job_not_found, seat_not_available,
+    /// request_timeout, invalid_field, event_not_found, seat_not_found, job_not_found, seat_not_available,
     /// seat_not_on_hold, held_by_another_user, hold_limit_reached, queue_full,
     /// service_unavailable, internal_error, route_not_found, method_not_allowed.
     #[schema(value_type = String)]
@@ -89,6 +91,7 @@ impl ApiError {
             Self::MalformedJson(_) => "malformed_json",
             Self::UnsupportedContentType => "unsupported_content_type",
             Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::BodyTimeout { .. } => "request_timeout",
             Self::InvalidField { .. } => "invalid_field",
             Self::EventNotFound { .. } => "event_not_found",
             Self::SeatNotFound { .. } => "seat_not_found",
@@ -141,6 +144,7 @@ impl ResponseError for ApiError {
         match self {
             Self::MalformedJson(_) | Self::UnsupportedContentType => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::InvalidField { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::EventNotFound { .. }
             | Self::SeatNotFound { .. }
@@ -164,6 +168,14 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(status);
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS)));
+        }
+        if matches!(
+            status,
+            StatusCode::REQUEST_TIMEOUT | StatusCode::PAYLOAD_TOO_LARGE
+        ) {
+            // The rest of the body is unread and may still be on its way: the connection cannot
+            // serve another request, and keeping it open would let the client hold it.
+            response.force_close();
         }
         response.json(self.body())
     }

@@ -1,9 +1,11 @@
 //! `JsonBody<T>`: the request-body extractor. It refuses a wrong content type (400), an oversized
-//! body (413), malformed JSON (400) and well-formed JSON with a missing or invalid field (422,
-//! naming the field), always with the JSON error shape of `error.rs`.
+//! body (413), a body that does not arrive in time (408), malformed JSON (400) and well-formed
+//! JSON with a missing or invalid field (422, naming the field), always with the JSON error shape
+//! of `error.rs`.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use actix_web::dev::Payload;
 use actix_web::error::PayloadError;
@@ -24,12 +26,25 @@ pub struct BodyLimit(pub usize);
 
 const DEFAULT_LIMIT: usize = 16 * 1024;
 
+/// How long a body may take to arrive, counted from when its handler starts reading it (app
+/// data; [`DEFAULT_BODY_TIMEOUT`] without it). actix's `client_request_timeout` covers the
+/// request line and headers only: without this, a client sending its body a byte at a time
+/// would hold its connection and handler forever.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyTimeout(pub Duration);
+
+/// The default of [`BodyTimeout`]: the same 5 s as `client_request_timeout_ms` gives the head.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let limit = req.app_data::<BodyLimit>().map_or(DEFAULT_LIMIT, |l| l.0);
+        let timeout = req
+            .app_data::<BodyTimeout>()
+            .map_or(DEFAULT_BODY_TIMEOUT, |t| t.0);
         let is_json = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -49,10 +64,15 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
             if declared_len.is_some_and(|n| n > limit) {
                 return Err(ApiError::PayloadTooLarge { limit });
             }
-            let bytes = body.await.map_err(|e| match e.as_error::<PayloadError>() {
-                Some(PayloadError::Overflow) => ApiError::PayloadTooLarge { limit },
-                _ => ApiError::MalformedJson(e.to_string()),
-            })?;
+            let bytes = actix_web::rt::time::timeout(timeout, body)
+                .await
+                .map_err(|_| ApiError::BodyTimeout {
+                    secs: timeout.as_secs().max(1),
+                })?
+                .map_err(|e| match e.as_error::<PayloadError>() {
+                    Some(PayloadError::Overflow) => ApiError::PayloadTooLarge { limit },
+                    _ => ApiError::MalformedJson(e.to_string()),
+                })?;
             if bytes.len() > limit {
                 return Err(ApiError::PayloadTooLarge { limit });
             }
@@ -142,12 +162,12 @@ mod mime_type {
 mod tests {
     use actix_web::http::header;
     use actix_web::test::TestRequest;
-    use actix_web::web::PayloadConfig;
+    use actix_web::web::{Bytes, PayloadConfig};
     use actix_web::{FromRequest, ResponseError};
     use proptest::prelude::*;
     use serde_json::{json, Value};
 
-    use super::{parse, BodyLimit, JsonBody};
+    use super::{parse, BodyLimit, BodyTimeout, JsonBody};
     use crate::dto::{CreateEvent, SeatRequest};
     use crate::error::ApiError;
 
@@ -338,6 +358,32 @@ mod tests {
             let err = parse::<CreateEvent>(body.as_bytes()).expect_err("refused");
             assert!(matches!(status(&err), 400 | 422), "{err:?}");
         }
+    }
+
+    #[test]
+    fn a_body_that_does_not_arrive_in_time_is_a_408() {
+        let (req, _) = TestRequest::post()
+            .app_data(BodyTimeout(std::time::Duration::from_millis(50)))
+            .insert_header((header::CONTENT_TYPE, "application/json"))
+            .insert_header((header::CONTENT_LENGTH, "40"))
+            .to_http_parts();
+        // A body whose bytes never come.
+        let never: std::pin::Pin<
+            Box<dyn futures::Stream<Item = Result<Bytes, actix_web::error::PayloadError>>>,
+        > = Box::pin(futures::stream::pending());
+        let mut payload = actix_web::dev::Payload::Stream { payload: never };
+        let started = std::time::Instant::now();
+        let err = actix_web::rt::System::new()
+            .block_on(JsonBody::<SeatRequest>::from_request(&req, &mut payload))
+            .expect_err("no body, no value");
+        assert_eq!(status(&err), 408, "{err:?}");
+        assert_eq!(err.code(), "request_timeout");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        let response = err.error_response();
+        assert!(
+            !response.head().keep_alive(),
+            "the connection is not reused after a half-read body"
+        );
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub async fn get(
         (status = 400, description = "Malformed JSON or not `application/json`", body = ErrorBody),
         (status = 404, description = "No such event or seat", body = ErrorBody),
         (status = 413, description = "The body is over the size limit", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within the time limit (the connection is closed)", body = ErrorBody),
         (status = 422, description = "An invalid field, named in `field`", body = ErrorBody),
         (status = 409, description = "The seat is not Available now (`currentStatus`)", body = ErrorBody),
         (status = 503, description = "The queue is full or Redis is unavailable; retry after `Retry-After` seconds", body = ErrorBody,
@@ -57,6 +58,7 @@ pub async fn hold(
         (status = 400, description = "Malformed JSON or not `application/json`", body = ErrorBody),
         (status = 404, description = "No such event or seat", body = ErrorBody),
         (status = 413, description = "The body is over the size limit", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within the time limit (the connection is closed)", body = ErrorBody),
         (status = 422, description = "An invalid field, named in `field`", body = ErrorBody),
         (status = 403, description = "Another user holds the seat", body = ErrorBody),
         (status = 409, description = "The seat is not On hold (`currentStatus`)", body = ErrorBody),
@@ -113,6 +115,7 @@ async fn enqueue(
         (status = 404, description = "No such event or seat", body = ErrorBody),
         (status = 409, description = "The seat is not On hold (a lapsed hold is not)", body = ErrorBody),
         (status = 413, description = "The body is over the size limit", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within the time limit (the connection is closed)", body = ErrorBody),
         (status = 422, description = "An invalid field, named in `field`", body = ErrorBody),
         (status = 503, description = "Redis is unavailable; retry after `Retry-After` seconds", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ))]
@@ -133,6 +136,7 @@ pub async fn refresh(
         (status = 404, description = "No such event or seat", body = ErrorBody),
         (status = 409, description = "The seat is not On hold (a lapsed hold is not)", body = ErrorBody),
         (status = 413, description = "The body is over the size limit", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within the time limit (the connection is closed)", body = ErrorBody),
         (status = 422, description = "An invalid field, named in `field`", body = ErrorBody),
         (status = 503, description = "Redis is unavailable; retry after `Retry-After` seconds", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ))]
@@ -172,6 +176,7 @@ fn hold_answer(
         (status = 404, description = "No such event or seat", body = ErrorBody),
         (status = 409, description = "The seat is not On hold (a lapsed hold is not)", body = ErrorBody),
         (status = 413, description = "The body is over the size limit", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within the time limit (the connection is closed)", body = ErrorBody),
         (status = 422, description = "An invalid field, named in `field`", body = ErrorBody),
         (status = 503, description = "Redis is unavailable; retry after `Retry-After` seconds", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ))]

@@ -10,6 +10,7 @@ mod concurrency;
 mod drain_rate;
 mod drills;
 mod expiry;
+mod hostile;
 mod loadgen_smoke;
 mod memory;
 mod metrics;
