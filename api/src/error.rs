@@ -45,7 +45,11 @@ pub enum ApiError {
     #[error("no route for {method} {path}")]
     RouteNotFound { method: String, path: String },
     #[error("{method} is not allowed here")]
-    MethodNotAllowed { method: String },
+    MethodNotAllowed {
+        method: String,
+        /// The methods the resource answers, for the `Allow` header.
+        allow: &'static str,
+    },
 }
 
 /// Every error answer: a sentence for a person and a stable code, with details where useful.
@@ -168,6 +172,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(status);
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS)));
+        }
+        if let Self::MethodNotAllowed { allow, .. } = self {
+            response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
         }
         if matches!(
             status,

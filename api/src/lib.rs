@@ -63,11 +63,14 @@ impl Application {
         });
         let data = web::Data::from(state.clone());
         let limit = api.max_body_bytes;
+        let body_timeout = Duration::from_millis(api.client_request_timeout_ms);
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
                 .app_data(PayloadConfig::new(limit))
                 .app_data(json::BodyLimit(limit))
+                // A body has as long to arrive as the head (actix's timeout covers the head only).
+                .app_data(json::BodyTimeout(body_timeout))
                 .wrap(ErrorHandlers::new().default_handler(json_error_body))
                 .wrap_fn({
                     let data = data.clone();
@@ -143,38 +146,64 @@ impl Application {
 /// gets 405 and an unknown path 404 (the app's default service), both as JSON.
 fn routes(cfg: &mut web::ServiceConfig) {
     use routes::{events, health, jobs, page, seats, stream};
-    let resource = |path: &str, route: Route| {
+    let resource = |path: &str, allow: &'static str, route: Route| {
         web::resource(path)
             .route(route)
-            .default_service(web::to(method_not_allowed))
+            .default_service(web::to(move |req: HttpRequest| {
+                method_not_allowed(req, allow)
+            }))
     };
-    cfg.service(resource("/", web::get().to(page::seat_map)))
-        .service(resource("/events/create", web::post().to(events::create)))
-        .service(resource("/events", web::get().to(events::list)))
-        .service(resource("/events/{id}", web::get().to(events::get)))
+    cfg.service(resource("/", "GET", web::get().to(page::seat_map)))
+        .service(resource(
+            "/events/create",
+            "POST",
+            web::post().to(events::create),
+        ))
+        .service(resource("/events", "GET", web::get().to(events::list)))
+        .service(resource("/events/{id}", "GET", web::get().to(events::get)))
         .service(resource(
             "/events/{id}/stream",
+            "GET",
             web::get().to(stream::stream),
         ))
         .service(resource(
             "/seats/list/{eventId}",
+            "GET",
             web::get().to(events::list_seats),
         ))
-        .service(resource("/seats/get/{id}", web::get().to(seats::get)))
-        .service(resource("/seats/hold", web::post().to(seats::hold)))
-        .service(resource("/seats/reserve", web::post().to(seats::reserve)))
-        .service(resource("/seats/refresh", web::post().to(seats::refresh)))
+        .service(resource(
+            "/seats/get/{id}",
+            "GET",
+            web::get().to(seats::get),
+        ))
+        .service(resource("/seats/hold", "POST", web::post().to(seats::hold)))
+        .service(resource(
+            "/seats/reserve",
+            "POST",
+            web::post().to(seats::reserve),
+        ))
+        .service(resource(
+            "/seats/refresh",
+            "POST",
+            web::post().to(seats::refresh),
+        ))
         .service(resource(
             "/seats/hold/refresh",
+            "POST",
             web::post().to(seats::hold_refresh),
         ))
-        .service(resource("/seats/release", web::post().to(seats::release)))
+        .service(resource(
+            "/seats/release",
+            "POST",
+            web::post().to(seats::release),
+        ))
         .service(resource(
             "/seats/job/{jobId}/status",
+            "GET",
             web::get().to(jobs::status),
         ))
-        .service(resource("/health", web::get().to(health::health)))
-        .service(resource("/metrics", web::get().to(metrics::metrics)))
+        .service(resource("/health", "GET", web::get().to(health::health)))
+        .service(resource("/metrics", "GET", web::get().to(metrics::metrics)))
         .service(
             SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", ApiDoc::openapi()),
         )
@@ -185,9 +214,10 @@ fn routes(cfg: &mut web::ServiceConfig) {
         })));
 }
 
-async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+async fn method_not_allowed(req: HttpRequest, allow: &'static str) -> HttpResponse {
     ApiError::MethodNotAllowed {
         method: req.method().to_string(),
+        allow,
     }
     .error_response()
 }

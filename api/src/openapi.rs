@@ -19,7 +19,9 @@ use crate::routes::{events, health, jobs, seats, stream};
         description = "Hold seats for a short time, then reserve them. Holds and reserves are \
             jobs: the answer is `202 Accepted` with a job to poll at `statusEndpoint`; jobs on one \
             event take effect in the order they were accepted. Every error is JSON: \
-            `{\"error\": \"…\", \"code\": \"…\"}`, plus `field`, `currentStatus` or `limit` where useful.",
+            `{\"error\": \"…\", \"code\": \"…\"}`, plus `field`, `currentStatus` or `limit` where useful. \
+            To try it here: create an event with `POST /events/create`, then use its `id` in place \
+            of the example ids; a seat id is `<event id>:<seat number>`.",
         version = "0.1.0",
     ),
     paths(

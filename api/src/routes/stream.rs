@@ -32,13 +32,18 @@ const CLIENT_QUEUE: usize = 64;
 /// every change after that id exactly once and no new snapshot — unless the changes it missed
 /// are no longer kept (about the last 10,000 per event), in which case a fresh `snapshot` comes
 /// first. A comment line is sent every 15 s while nothing changes.
+///
+/// The stream never ends, so Swagger UI's "Try it out" keeps waiting: follow it with
+/// `curl -N <url>`, an `EventSource`, or the seat map at `/`.
 #[utoipa::path(get, path = "/events/{id}/stream", tag = "events",
     params(
-        ("id" = String, Path, description = "The event's id", example = "3f0c2f2f-5c11-4b43-9a71-0b6f6a8e54a4"),
-        ("Last-Event-ID" = Option<String>, Header, description = "The `id` of the last message received, to resume after it", example = "1795000000000-0"),
+        ("id" = String, Path, description = "The event's id (a UUID)", example = "3f0c2f2f-5c11-4b43-9a71-0b6f6a8e54a4",
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"),
+        ("Last-Event-ID" = Option<String>, Header, nullable = false, pattern = "^[0-9]{1,19}-[0-9]{1,19}$",
+            description = "The `id` of the last message received, to resume after it (`<ms>-<seq>`, as sent in `id:`); leave it out to start with a snapshot"),
     ),
     responses(
-        (status = 200, description = "The stream: `event: snapshot` (data: StreamSnapshot), then `event: seat` messages (data: SeatChangeBody)", content_type = "text/event-stream", body = String),
+        (status = 200, description = "The stream: `event: snapshot` (data: StreamSnapshot), then `event: seat` messages (data: SeatChangeBody)", content_type = "text/event-stream", body = crate::dto::StreamMessage),
         (status = 404, description = "No such event", body = ErrorBody),
         (status = 422, description = "A malformed id or `Last-Event-ID`", body = ErrorBody),
         (status = 503, description = "Redis is unavailable; retry after `Retry-After` seconds", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait"))),

@@ -349,6 +349,17 @@ async fn bad_inputs_get_their_status_and_change_nothing() {
             .await
             .expect("answers");
         assert_eq!(response.status().as_u16(), status, "{method} {path}");
+        if status == 405 {
+            let allow = response
+                .headers()
+                .get("allow")
+                .map(|v| v.as_bytes().to_vec());
+            let expected: &[u8] = match path {
+                "/seats/hold" | "/events/create" => b"POST",
+                _ => b"GET",
+            };
+            assert_eq!(allow.as_deref(), Some(expected), "{method} {path}: Allow");
+        }
         let json: Value = response.json().await.expect("a JSON body");
         assert!(json["code"].is_string(), "{method} {path}: {json}");
     }
