@@ -225,7 +225,10 @@ one_run() { # run number
 
     # (d) a hold on a 10-seat and on a 10,000-seat event: whole cycles with the workers running,
     # then the 202 rate alone with them stopped.
-    for n in 10 10000; do
+    # Alternate which size goes first, so that neither always inherits the previous step's tail.
+    local sizes=(10 10000)
+    ((r % 2)) || sizes=(10000 10)
+    for n in "${sizes[@]}"; do
         log "run $r/$RUNS: (d) hold/result/release cycles on a $n-seat event"
         "${LG[@]}" --json "$OUT/cycle-$r-$n.json" cycle -s "$n" -c 8 -d "${CYCLE_SECS}s" >&2
         add "cycle_$n" "$(jget "$OUT/cycle-$r-$n.json" .cycles_per_sec)"
@@ -233,7 +236,7 @@ one_run() { # run number
         flush
     done
     stop_workers
-    for n in 10 10000; do
+    for n in "${sizes[@]}"; do
         log "run $r/$RUNS: (d) 50,000 holds accepted on a $n-seat event"
         "${LG[@]}" --json "$OUT/accept-$r-$n.json" backlog -e 1 -s "$n" -n 50000 -c "$CONNS" >&2
         add "accept_$n" "$(jget "$OUT/accept-$r-$n.json" .accepted_per_sec)"

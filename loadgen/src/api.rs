@@ -139,6 +139,9 @@ impl Api {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(connections.max(1))
             .tcp_nodelay(true)
+            // Below the API's keep-alive (5 s by default), so that an idle connection is never
+            // reused just as the server closes it (a POST cannot be retried safely).
+            .pool_idle_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(60))
             .build()
             .context("building the HTTP client")?;

@@ -13,11 +13,7 @@ const CAP: u32 = 3;
 
 fn assert_clean(report: &OnSaleReport) {
     println!("{}", report.text());
-    assert!(
-        report.passed(),
-        "the invariants hold:\n{}",
-        report.text()
-    );
+    assert!(report.passed(), "the invariants hold:\n{}", report.text());
     assert!(report.accepted > 0, "jobs were accepted: {}", report.text());
     assert_eq!(
         report.finished,
