@@ -93,62 +93,69 @@ async fn redis_outage_loses_nothing(how: Outage) {
     ]))
     .await;
     let event = app.create_event(100).await;
+    // The load generator drives a stream of jobs on events of its own all through the drill.
+    let cfg = drill_load(&app.address.clone(), Duration::from_secs(10));
+    let drill = async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // Accepted while no worker runs: these jobs exist only in Redis when it goes down.
+        let mut accepted = Vec::new();
+        for n in 1..=30 {
+            let user = new_user();
+            let (status, body) = app.hold(&seat_of(&event, n), &user).await;
+            assert_eq!(status, 202, "{body}");
+            accepted.push((
+                n,
+                user,
+                body["jobId"].as_str().expect("a job id").to_owned(),
+            ));
+        }
 
-    // Accepted while no worker runs: these jobs exist only in Redis when it goes down.
-    let mut accepted = Vec::new();
-    for n in 1..=30 {
+        take_redis_down(&mut app, how).await;
+        assert_unavailable_at_once(&app, &event).await;
+
+        app.redis.restart();
+        let api_back = time_until_answering(&app, &event).await;
+        println!("{how:?}: the API answered again {api_back:?} after Redis was back");
+        assert!(
+            api_back <= Duration::from_secs(2),
+            "API reconnect took {api_back:?}"
+        );
+
+        // A worker process applies every job accepted before the outage.
+        let mut worker = app.spawn_worker_process("drill-worker");
+        for (n, user, job) in &accepted {
+            let done = app.wait_job(job, Duration::from_secs(20)).await;
+            assert_eq!(done["status"], "completed", "job {job}: {done}");
+            assert_eq!(done["result"]["status"], 200, "job {job}: {done}");
+            let seat = app.seat(&seat_of(&event, *n)).await;
+            assert_eq!(seat["UUID"], user.as_str(), "seat {n}");
+        }
+
+        // A second outage while the worker runs: it reconnects by itself and goes on.
+        take_redis_down(&mut app, how).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        app.redis.restart();
+        let back = Instant::now();
+        time_until_answering(&app, &event).await;
         let user = new_user();
-        let (status, body) = app.hold(&seat_of(&event, n), &user).await;
+        let (status, body) = app.hold(&seat_of(&event, 50), &user).await;
         assert_eq!(status, 202, "{body}");
-        accepted.push((
-            n,
-            user,
-            body["jobId"].as_str().expect("a job id").to_owned(),
-        ));
-    }
+        let job = body["jobId"].as_str().expect("a job id").to_owned();
+        let done = app.wait_job(&job, Duration::from_secs(10)).await;
+        let worker_back = back.elapsed();
+        assert_eq!(done["result"]["status"], 200, "{done}");
+        println!("{how:?}: a new job was applied {worker_back:?} after Redis was back");
+        assert!(
+            worker_back <= Duration::from_secs(3),
+            "the worker took {worker_back:?} to work again"
+        );
 
-    take_redis_down(&mut app, how).await;
-    assert_unavailable_at_once(&app, &event).await;
-
-    app.redis.restart();
-    let api_back = time_until_answering(&app, &event).await;
-    println!("{how:?}: the API answered again {api_back:?} after Redis was back");
-    assert!(
-        api_back <= Duration::from_secs(2),
-        "API reconnect took {api_back:?}"
-    );
-
-    // A worker process applies every job accepted before the outage.
-    let mut worker = app.spawn_worker_process("drill-worker");
-    for (n, user, job) in &accepted {
-        let done = app.wait_job(job, Duration::from_secs(20)).await;
-        assert_eq!(done["status"], "completed", "job {job}: {done}");
-        assert_eq!(done["result"]["status"], 200, "job {job}: {done}");
-        let seat = app.seat(&seat_of(&event, *n)).await;
-        assert_eq!(seat["UUID"], user.as_str(), "seat {n}");
-    }
-
-    // A second outage while the worker runs: it reconnects by itself and goes on.
-    take_redis_down(&mut app, how).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    app.redis.restart();
-    let back = Instant::now();
-    time_until_answering(&app, &event).await;
-    let user = new_user();
-    let (status, body) = app.hold(&seat_of(&event, 50), &user).await;
-    assert_eq!(status, 202, "{body}");
-    let job = body["jobId"].as_str().expect("a job id").to_owned();
-    let done = app.wait_job(&job, Duration::from_secs(10)).await;
-    let worker_back = back.elapsed();
-    assert_eq!(done["result"]["status"], 200, "{done}");
-    println!("{how:?}: a new job was applied {worker_back:?} after Redis was back");
-    assert!(
-        worker_back <= Duration::from_secs(3),
-        "the worker took {worker_back:?} to work again"
-    );
-
-    let counts = app.event(&event).await;
-    assert_eq!(counts["onHold"], 31, "{counts}");
+        let counts = app.event(&event).await;
+        assert_eq!(counts["onHold"], 31, "{counts}");
+        worker
+    };
+    let (report, mut worker) = tokio::join!(loadgen::onsale::run(&cfg), drill);
+    assert_nothing_lost(&report.expect("the on-sale runs"));
     worker.terminate(Duration::from_secs(10));
 }
 
@@ -417,8 +424,14 @@ async fn holds_lapse_on_time_while_keyspace_notifications_are_cut_off_for_10_sec
         .await
         .expect("CONFIG SET");
     let (before_notified, before_swept) = app.holds_lapsed();
-    // 40 holds over 10 s, each lapsing a second after it was made.
-    holds_lapse_on_time(&app, &event, 40, Duration::from_millis(250)).await;
+    // 40 holds over 10 s, each lapsing a second after it was made, while the load generator
+    // drives a stream of jobs (with lapsing holds of its own) on other events.
+    let cfg = drill_load(&app.address, Duration::from_secs(10));
+    let (report, ()) = tokio::join!(
+        loadgen::onsale::run(&cfg),
+        holds_lapse_on_time(&app, &event, 40, Duration::from_millis(250))
+    );
+    assert_nothing_lost(&report.expect("the on-sale runs"));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let _: () = redis
         .config_set("notify-keyspace-events", "Ex")
@@ -429,7 +442,7 @@ async fn holds_lapse_on_time_while_keyspace_notifications_are_cut_off_for_10_sec
         notified, before_notified,
         "no notification came while cut off"
     );
-    assert_eq!(swept - before_swept, 40, "the sweep tidied every one");
+    assert!(swept - before_swept >= 40, "the sweep tidied every one");
     let lags = tidy_lags(&app, &event).await;
     assert_eq!(lags.len(), 40);
     let worst = lags.iter().max().copied().unwrap_or_default();
@@ -464,7 +477,12 @@ async fn holds_lapse_within_a_second_among_100000_unrelated_keys_with_ttls() {
         )
         .await
         .expect("100,000 keys with TTLs");
-    holds_lapse_on_time(&app, &event, 30, Duration::from_millis(200)).await;
+    let cfg = drill_load(&app.address, Duration::from_secs(8));
+    let (report, ()) = tokio::join!(
+        loadgen::onsale::run(&cfg),
+        holds_lapse_on_time(&app, &event, 30, Duration::from_millis(200))
+    );
+    assert_nothing_lost(&report.expect("the on-sale runs"));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let lags = tidy_lags(&app, &event).await;
     assert_eq!(lags.len(), 30, "every hold was tidied");
