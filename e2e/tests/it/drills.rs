@@ -122,7 +122,7 @@ async fn redis_outage_loses_nothing(how: Outage) {
         );
 
         // A worker process applies every job accepted before the outage.
-        let mut worker = app.spawn_worker_process("drill-worker");
+        let worker = app.spawn_worker_process("drill-worker");
         for (n, user, job) in &accepted {
             let done = app.wait_job(job, Duration::from_secs(20)).await;
             assert_eq!(done["status"], "completed", "job {job}: {done}");
