@@ -261,6 +261,17 @@ fn assert_nothing_lost(report: &loadgen::onsale::OnSaleReport) {
     for bad in ["job.lost", "job.unfinished", "job.failed"] {
         assert_eq!(report.counts.get(bad), 0, "{bad}: {}", report.text());
     }
+    // No 500 ever: a 503 (with Retry-After) is the only answer for trouble below the API.
+    for kind in ["hold", "reserve"] {
+        let server_errors = report.counts.sum_prefix(&format!("{kind}.post.5"));
+        let unavailable = report.counts.get(&format!("{kind}.post.503"));
+        assert_eq!(
+            server_errors,
+            unavailable,
+            "{kind}: a 5xx other than 503: {}",
+            report.text()
+        );
+    }
 }
 
 /// enq == deq for each event: every job taken in was applied, none twice.
