@@ -10,6 +10,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$PWD
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 SCHEMATHESIS_VERSION=4.32.5
 venv=${SCHEMATHESIS_VENV:-$root/target/venv}
@@ -25,22 +27,8 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
-if ((${#missing[@]})); then
-    if ((EUID == 0)); then
-        sudo=()
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo=(sudo)
-    else
-        echo "missing: ${missing[*]}; install with \`apt-get install ${missing[*]}\` as root, then rerun" >&2
-        exit 1
-    fi
-    echo "installing ${missing[*]}"
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
-fi
-if ! command -v cargo >/dev/null 2>&1 && [[ -x $HOME/.cargo/bin/cargo ]]; then
-    PATH="$HOME/.cargo/bin:$PATH"
-fi
+apt_install "${missing[@]}"
+find_cargo
 
 if [[ "$("$venv/bin/schemathesis" --version 2>/dev/null)" != *"version $SCHEMATHESIS_VERSION"* ]]; then
     echo "installing schemathesis $SCHEMATHESIS_VERSION into $venv"

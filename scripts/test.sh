@@ -6,6 +6,8 @@
 # binary; a Redis the Debian package may start on 6379 is neither used nor touched.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 # Debian packages the tests need: redis-server, and a C linker for cargo.
 missing=()
@@ -14,23 +16,9 @@ command -v cc >/dev/null 2>&1 || missing+=(gcc)
 # Headless Chromium and its WebDriver for the browser tests (e2e/tests/it/browser.rs).
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
-if ((${#missing[@]})); then
-    if ((EUID == 0)); then
-        sudo=()
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo=(sudo)
-    else
-        echo "missing: ${missing[*]}; install with \`apt-get install ${missing[*]}\` as root, then rerun" >&2
-        exit 1
-    fi
-    echo "installing ${missing[*]}"
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
-fi
+apt_install "${missing[@]}"
 
-if ! command -v cargo >/dev/null 2>&1 && [[ -x $HOME/.cargo/bin/cargo ]]; then
-    PATH="$HOME/.cargo/bin:$PATH"
-fi
+find_cargo
 command -v cargo >/dev/null 2>&1 || { echo "cargo not found: install Rust from https://rustup.rs" >&2; exit 1; }
 
 # docker-compose.yml and the Dockerfile: `docker compose config` (no Docker engine needed).
