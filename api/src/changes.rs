@@ -42,8 +42,8 @@ impl ChangeHub {
     /// right after it, so nothing falls between the caller's own read and the fan-out.
     pub fn watch(&self, event: EventId, seen: ChangeId) -> broadcast::Receiver<Changes> {
         let Ok(mut watched) = self.watched.lock() else {
-            // A poisoned lock only means another watcher panicked; a receiver that never hears
-            // anything still lets the watcher catch up from Redis on its keep-alive ticks.
+            // A poisoned lock only means another watcher panicked; this watcher then gets what
+            // it caught up from Redis and keep-alives, and no live changes.
             return broadcast::channel(1).1;
         };
         let rx = match watched.get(&event) {
@@ -111,9 +111,18 @@ impl ChangeHub {
                     }
                 },
             };
+            // The reader's connection has no command timeout (XREAD blocks): a half-open
+            // connection would stall every feed, so a read that overruns its block is dropped
+            // with its connection.
+            let limit = Duration::from_millis(BLOCK_MS + 2_000);
             let read = tokio::select! {
-                read = read_new(reader, &cursors, READ_COUNT, BLOCK_MS) => read,
+                read = tokio::time::timeout(limit, read_new(reader, &cursors, READ_COUNT, BLOCK_MS)) => read,
                 () = shutdown.cancelled() => break,
+            };
+            let Ok(read) = read else {
+                tracing::warn!("a seat-feed read overran its block; reconnecting");
+                client = None;
+                continue;
             };
             match read {
                 Ok(changes) => {

@@ -78,11 +78,25 @@ impl Metrics {
     /// Counts one answer. `route` is the matched pattern (`/seats/get/{id}`), never the raw path,
     /// so that ids do not multiply the series.
     pub fn observe(&self, method: &Method, route: &str, status: StatusCode, took: Duration) {
+        // A client may send any token as a method: only the standard ones become label values,
+        // so that nobody can grow the series without bound.
+        let method = match *method {
+            Method::GET
+            | Method::POST
+            | Method::PUT
+            | Method::DELETE
+            | Method::HEAD
+            | Method::OPTIONS
+            | Method::PATCH
+            | Method::CONNECT
+            | Method::TRACE => method.as_str(),
+            _ => "OTHER",
+        };
         self.http_requests
-            .with_label_values(&[method.as_str(), route, status.as_str()])
+            .with_label_values(&[method, route, status.as_str()])
             .inc();
         self.http_duration
-            .with_label_values(&[method.as_str(), route])
+            .with_label_values(&[method, route])
             .observe(took.as_secs_f64());
     }
 

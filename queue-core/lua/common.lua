@@ -143,11 +143,17 @@ local function trim_results(results_key, done_key, now, limit)
 end
 
 -- A job that could not be applied waits in the event's `retry` sorted set (score: when it is due)
--- for its next attempt. Moves the due ones to the head of the queue, earliest first, so that they
--- go before the jobs accepted after them. Returns how many.
+-- for its next attempt. Moves the due ones to the head of the queue, in sequence order, so that
+-- they go before the jobs accepted after them. Only process.lua calls it, just before it pops, so
+-- that a requeued job is applied in the same call and the queue otherwise holds only jobs that
+-- were never tried (job_status.lua counts positions on that). Returns how many.
 local function requeue_due(retry_key, queue_key, now, limit)
   local due = redis.call('ZRANGEBYSCORE', retry_key, '-inf', now, 'LIMIT', 0, limit)
   if #due == 0 then return 0 end
+  -- Jobs retried together keep their order of acceptance (G3 among themselves): by sequence
+  -- number, the third field after the 17-byte kind and user.
+  local function seq_of(job) return tonumber(split(string.sub(job, 18), '|')[3]) or 0 end
+  table.sort(due, function(a, b) return seq_of(a) < seq_of(b) end)
   for i = #due, 1, -1 do redis.call('LPUSH', queue_key, due[i]) end
   redis.call('ZREM', retry_key, unpack(due))
   return #due

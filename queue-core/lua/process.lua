@@ -16,8 +16,9 @@
 -- ARGV[7]: the event id
 -- ARGV[8]: attempts a job that cannot be applied gets before it ends `failed`
 -- ARGV[9]: the first retry's delay in ms; each further one doubles, up to ARGV[10] ms
--- ARGV[11]: a random number in [0, 1) from the caller (Lua's own is the same on every run): each
---           delay is scaled by 0.5 to 1, spread by it and the job's sequence number (jitter)
+-- ARGV[11]: a random number in [0, 1) from the caller (Lua's own is the same on every run): the
+--           delays of this call are scaled by 0.5 to 1 by it (jitter across calls and workers;
+--           jobs that fail together stay together, and in order)
 -- Returns: {applied, remaining, next due ms or -1, record 1, record 2, ...}
 --   each record as stored in the results hash under the job's sequence number:
 --   "<seq>|c|<kind>|<seat>|<code>|<created ms>|<completed ms>|<raw seat record>" when completed,
@@ -102,7 +103,7 @@ while applied < max_jobs do
   local kind, user = string.sub(job, 1, 1), string.sub(job, 2, 17)
   local f = split(string.sub(job, 18), '|')
   local seat, created = f[1] or '0', tostring(tonumber(f[2]) or 0)
-  local seq = tonumber(f[3]) or ((last_seq or deq) + 1)
+  local seq = tonumber(f[3]) or (math.max(last_seq or 0, deq) + 1)
   local attempt = tonumber(f[4]) or 0
   last_seq = math.max(last_seq or 0, seq)
   local record
@@ -125,8 +126,7 @@ while applied < max_jobs do
     if tonumber(f[3]) and tries < max_attempts then
       -- Exponential backoff with jitter; the job keeps its sequence number (its id).
       local delay = math.min(retry_max_ms, retry_base_ms * 2 ^ (tries - 1))
-      local spread = (jitter + seq * 0.6180339887) % 1
-      local at = now + math.floor(delay * (0.5 + 0.5 * spread))
+      local at = now + math.floor(delay * (0.5 + 0.5 * jitter))
       redis.call('ZADD', retry, at,
         string.sub(job, 1, 17) .. f[1] .. '|' .. f[2] .. '|' .. f[3] .. '|' .. tries)
       retrying = true

@@ -5,10 +5,11 @@
 --
 -- KEYS[1]: seats string   KEYS[2]: deadlines sorted set   KEYS[3]: holders hash
 -- KEYS[4]: results hash   KEYS[5]: done sorted set        KEYS[6]: tick key
--- KEYS[7]: changes stream   KEYS[8]: retry sorted set        KEYS[9]: queue list
+-- KEYS[7]: changes stream   KEYS[8]: retry sorted set
 -- ARGV[1]: most entries of each kind to remove in one run
--- Also moves jobs whose retry is due back onto the queue (the caller then wakes a worker).
--- Returns: {holds lapsed, next due ms or -1, jobs requeued for a retry}
+-- Also says whether a job's retry is due (the caller then wakes a worker; process.lua moves it
+-- back onto the queue).
+-- Returns: {holds lapsed, next due ms or -1, 1 when a retry is due else 0}
 local now = now_ms()
 local limit = tonumber(ARGV[1])
 local lapsed = 0
@@ -26,9 +27,10 @@ for _, seat in ipairs(due) do
     redis.call('ZREM', KEYS[2], seat)
   end
 end
-local requeued = requeue_due(KEYS[8], KEYS[9], now, limit)
+local first_retry = first_score(KEYS[8])
+local retry_due = (first_retry and first_retry <= now) and 1 or 0
 local next_due = earliest(rearm_tick(KEYS[2], KEYS[6]), trim_results(KEYS[4], KEYS[5], now, limit))
-next_due = earliest(next_due, first_score(KEYS[8]))
+next_due = earliest(next_due, first_retry)
 -- A full batch may have left more behind: ask to be run again right away.
 if #due == limit then next_due = now + 1 end
-return {lapsed, next_due or -1, requeued}
+return {lapsed, next_due or -1, retry_due}

@@ -45,19 +45,18 @@ impl Store {
                 &k.tick,
                 &k.changes,
                 &k.retry,
-                &k.queue,
             ],
             vec![arg(SWEEP_LIMIT)],
         )
         .await?;
         let lapsed = unsigned(reply.int()?)?;
         let next_due = reply.int()?;
-        if reply.int()? > 0 {
-            // Jobs due for a retry are back on the queue: make sure a worker comes for them.
-            self.wake_if_stalled(event).await?;
-        }
         if next_due >= 0 {
             self.schedule_sweep(event, next_due).await?;
+        }
+        if reply.int()? > 0 {
+            // A retry is due: make sure a worker comes for it.
+            self.wake_if_stalled(event).await?;
         }
         Ok(lapsed)
     }
@@ -137,7 +136,7 @@ impl Store {
         let mut reply = run(
             &scripts::RECONCILE,
             self.client()?,
-            [&k.event, &k.queue],
+            [&k.event, &k.queue, &k.retry],
             vec![arg(self.inner.workers.lease_ms)],
         )
         .await?;

@@ -43,8 +43,9 @@ pub struct EventKeys {
     /// (last id), read_changes and the API's stream hub (XREAD).
     pub changes: String,
     /// Sorted set of jobs that could not be applied and wait for another attempt (the queued job
-    /// with its attempt count appended) → when it is due (ms). Written by process; moved back to
-    /// the head of the queue by process and sweep when due.
+    /// with its attempt count appended) → when it is due (ms). Written by process, which also
+    /// moves due ones back to the head of the queue just before it pops; sweep and reconcile
+    /// wake the event when one is due.
     pub retry: String,
 }
 

@@ -158,6 +158,8 @@ impl Tally {
     /// Adds the tally to the service-wide figures and starts a new one. When Redis cannot take
     /// it, the counts stay for the next flush.
     pub async fn flush(&self, store: &Store) -> Result<()> {
+        // Before the counts are taken: with Redis down they stay where they are.
+        let client = store.client()?;
         let counts = match self.counts.lock() {
             Ok(mut counts) => std::mem::take(&mut *counts),
             Err(_) => return Ok(()),
@@ -169,14 +171,7 @@ impl Tally {
             .iter()
             .flat_map(|(field, amount)| [arg(field), arg(amount)])
             .collect();
-        if let Err(e) = run(
-            &scripts::ADD_METRICS,
-            store.client()?,
-            [keys::METRICS],
-            args,
-        )
-        .await
-        {
+        if let Err(e) = run(&scripts::ADD_METRICS, client, [keys::METRICS], args).await {
             for (field, amount) in counts {
                 self.add(field, amount);
             }

@@ -50,7 +50,10 @@ impl Store {
         let builder = builder(&settings.redis)?;
         let db = builder.get_config().and_then(|c| c.database).unwrap_or(0);
         let pool = builder.build_pool(settings.redis.pool_size)?;
-        let links = pool.clients().iter().map(Link::watch).collect();
+        let links: Vec<Arc<Link>> = pool.clients().iter().map(|_| Arc::default()).collect();
+        for (client, link) in pool.clients().iter().zip(&links) {
+            Link::watch(client, link, &links);
+        }
         connect_and_wait(&pool).await;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -158,17 +161,25 @@ struct Link {
 
 /// How long a link stays marked down, with fred reporting it connected, before a PING checks it.
 const RECHECK_AFTER: Duration = Duration::from_millis(250);
+/// How long that PING may take (a slow Redis is not a dead one).
+const PING_WITHIN: Duration = Duration::from_secs(1);
 
 impl Link {
-    fn watch(client: &Client) -> Arc<Self> {
-        let link = Arc::new(Self::default());
-        let on_error = link.clone();
+    /// Follows `client`'s connection. A dropped connection marks every link of the pool down,
+    /// not just its own: when Redis goes away they all drop, and the others' announcements may
+    /// come a little later than the next request. Each link is up again on its own reconnect,
+    /// or when a PING finds it answering (a single dropped connection costs the others at most
+    /// [`RECHECK_AFTER`] of 503s).
+    fn watch(client: &Client, link: &Arc<Self>, all: &[Arc<Self>]) {
+        let pool: Vec<Arc<Self>> = all.to_vec();
         client.on_error(move |(error, _)| {
             if matches!(
                 error.kind(),
                 ErrorKind::IO | ErrorKind::Canceled | ErrorKind::Timeout
             ) {
-                on_error.mark_down();
+                for link in &pool {
+                    link.mark_down();
+                }
             }
             async { Ok(()) }
         });
@@ -177,7 +188,6 @@ impl Link {
             on_reconnect.down.store(false, Ordering::Release);
             async { Ok(()) }
         });
-        link
     }
 
     fn mark_down(&self) {
@@ -200,7 +210,7 @@ impl Link {
         if stale && !self.probing.swap(true, Ordering::AcqRel) {
             let (link, client) = (self.clone(), client.clone());
             tokio::spawn(async move {
-                let answer = tokio::time::timeout(RECHECK_AFTER, client.ping::<()>(None)).await;
+                let answer = tokio::time::timeout(PING_WITHIN, client.ping::<()>(None)).await;
                 if matches!(answer, Ok(Ok(()))) {
                     link.down.store(false, Ordering::Release);
                 } else {

@@ -347,3 +347,60 @@ async fn a_job_that_cannot_be_applied_is_retried_with_backoff_then_fails_without
     let left: u64 = redis.zcard(&keys.retry).await.expect("ZCARD");
     assert_eq!(left, 0, "nothing left to retry");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_that_fail_together_are_retried_in_their_order_of_acceptance() {
+    let mut app = spawn_app_with(
+        Options::default()
+            .workers(0)
+            .env("JOB_RETRY_ATTEMPTS", 5)
+            .env("JOB_RETRY_BASE_MS", 200),
+    )
+    .await;
+    let event = app.create_event(10).await;
+    let keys = keys_of(&event);
+    let redis = app.redis.client().await;
+    // Four users race for seat 1; while the holders hash is broken (the wrong type), every
+    // attempt to apply a hold raises.
+    let mut jobs = Vec::new();
+    for _ in 0..4 {
+        let user = new_user();
+        let (status, body) = app.hold(&seat_of(&event, 1), &user).await;
+        assert_eq!(status, 202, "{body}");
+        jobs.push((user, body["jobId"].as_str().expect("a job id").to_owned()));
+    }
+    let _: () = fred::interfaces::KeysInterface::set(
+        &redis,
+        &keys.holders,
+        "not a hash",
+        None,
+        None,
+        false,
+    )
+    .await
+    .expect("SET");
+    app.start_worker().await;
+    // All four fail their first attempt and wait for a retry...
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let waiting: u64 = redis.zcard(&keys.retry).await.expect("ZCARD");
+        if waiting == 4 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the four jobs never failed");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // ...then the data is repaired, and the retries apply them in the order they were accepted.
+    let _: () = fred::interfaces::KeysInterface::del(&redis, &keys.holders)
+        .await
+        .expect("DEL");
+    let mut codes = Vec::new();
+    for (_, job) in &jobs {
+        let done = app.wait_job(job, Duration::from_secs(10)).await;
+        assert_eq!(done["status"], "completed", "{done}");
+        codes.push(done["result"]["status"].as_u64().expect("a code"));
+    }
+    assert_eq!(codes, [200, 409, 409, 409], "the earliest accepted wins");
+    let seat = app.seat(&seat_of(&event, 1)).await;
+    assert_eq!(seat["UUID"], jobs[0].0.as_str());
+}
