@@ -16,7 +16,9 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use crate::api::{now_ms, Api, JobAnswer, Posted};
-use crate::check::{self, EventReading, Job, Kind, Outcome, Readback, SeatReading, Violation};
+use crate::check::{
+    self, EventReading, Job, Kind, Outcome, Readback, SeatReading, Uncertain, Violation,
+};
 use crate::stats::{per_sec, Counts, Latency, LatencySummary};
 
 /// How to wait for a job's result.
@@ -210,6 +212,7 @@ struct Local {
     lat_result: Latency,
     lat_server: Latency,
     jobs: Vec<Job>,
+    uncertain: Vec<Uncertain>,
     late: u64,
 }
 
@@ -277,6 +280,8 @@ struct Attempt {
     lat_result: Option<Duration>,
     server_ms: Option<i64>,
     job: Option<Job>,
+    /// A POST with no clear answer (a 503 or no answer at all): the service may have stored it.
+    uncertain: Option<Uncertain>,
     late: bool,
 }
 
@@ -289,6 +294,7 @@ impl Attempt {
             lat_result: None,
             server_ms: None,
             job: None,
+            uncertain: None,
             late: false,
         }
     }
@@ -400,6 +406,7 @@ pub async fn run(cfg: &OnSale) -> Result<OnSaleReport> {
         all.lat_server.add(&local.lat_server);
         all.late += local.late;
         all.jobs.extend(local.jobs);
+        all.uncertain.extend(local.uncertain);
     }
     if let Some(t) = ticker {
         t.abort();
@@ -424,7 +431,9 @@ pub async fn run(cfg: &OnSale) -> Result<OnSaleReport> {
     let posts = all.counts.sum_prefix("hold.post.") + all.counts.sum_prefix("reserve.post.");
 
     let readback = if cfg.read_back {
-        Some(read_back(&api, &events, &all.jobs).await?)
+        let mut readback = read_back(&api, &events, &all.jobs).await?;
+        readback.uncertain = all.uncertain.clone();
+        Some(readback)
     } else {
         None
     };
@@ -541,6 +550,9 @@ fn record(local: &mut Local, attempts: Vec<Attempt>) {
         if let Some(job) = a.job {
             local.jobs.push(job);
         }
+        if let Some(u) = a.uncertain {
+            local.uncertain.push(u);
+        }
     }
 }
 
@@ -573,11 +585,16 @@ async fn attempt(shared: &Shared, kind: Kind, event: &str, seat: u32, user: &str
         }
         Ok(Posted::Refused { status, .. }) => {
             a.counts.push(format!("{name}.post.{status}"));
+            if status == 503 {
+                // Redis may have stored the job and gone away before answering.
+                a.uncertain = Some(Uncertain::new(kind, event, seat, user));
+            }
             return a;
         }
         Err(e) => {
             a.counts.push(format!("{name}.post.error"));
             report_error(&e);
+            a.uncertain = Some(Uncertain::new(kind, event, seat, user));
             return a;
         }
     };
@@ -698,6 +715,7 @@ pub async fn read_back(api: &Api, events: &[String], jobs: &[Job]) -> Result<Rea
     Ok(Readback {
         at_ms,
         done_ms: now_ms(),
+        uncertain: Vec::new(),
         seats,
         events: readings,
     })
