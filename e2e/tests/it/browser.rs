@@ -18,7 +18,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    free_port, new_user, rfc3339_ms, seat_of, spawn_app, spawn_app_with, Options, TestApp,
+    free_port, new_user, now_ms, rfc3339_ms, seat_of, spawn_app, spawn_app_with, Options, TestApp,
 };
 
 /// The most one test may spend in the browser.
@@ -415,13 +415,6 @@ async fn lapse_scenario(b: &Browser, app: &mut TestApp, event: &str) -> anyhow::
         now - deadline
     );
     Ok(())
-}
-
-fn now_ms() -> i64 {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("after the epoch");
-    i64::try_from(since.as_millis()).expect("milliseconds fit")
 }
 
 /// A headless Chromium under chromedriver, with a profile of its own; both go when dropped.

@@ -353,47 +353,20 @@ async fn the_api_sigkilled_and_restarted_loses_no_accepted_job() {
 /// For every lapse the sweep recorded in the event's changes stream: how long after the hold's
 /// deadline it was tidied (ms).
 async fn tidy_lags(app: &TestApp, event: &str) -> Vec<i64> {
-    use fred::types::Value as RedisValue;
-    let redis = app.redis.client().await;
-    let entries: RedisValue = fred::interfaces::StreamsInterface::xrange(
-        &redis,
-        crate::helpers::keys_of(event).changes,
-        "-",
-        "+",
-        None,
-    )
-    .await
-    .expect("XRANGE");
-    let mut lags = Vec::new();
-    for entry in entries.into_array() {
-        let mut parts = entry.into_array().into_iter();
-        let id = parts.next().and_then(|v| v.as_string()).expect("an id");
-        let fields: Vec<String> = parts
-            .next()
-            .map(|f| {
-                f.into_array()
-                    .into_iter()
-                    .map(|v| v.as_string().unwrap_or_default())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let field = |name: &str| {
-            fields
-                .chunks(2)
-                .find(|pair| pair[0] == name)
-                .map(|pair| pair[1].clone())
-        };
-        if field("k").as_deref() == Some("l") {
-            let deadline: i64 = field("x").and_then(|x| x.parse().ok()).expect("a deadline");
+    crate::helpers::change_entries(app, event, "0-0")
+        .await
+        .into_iter()
+        .filter(|(_, fields)| fields.get("k").map(String::as_str) == Some("l"))
+        .map(|(id, fields)| {
+            let deadline: i64 = fields["x"].parse().expect("a deadline");
             let at: i64 = id
                 .split('-')
                 .next()
                 .and_then(|ms| ms.parse().ok())
                 .expect("ms");
-            lags.push(at - deadline);
-        }
-    }
-    lags
+            at - deadline
+        })
+        .collect()
 }
 
 /// Holds `count` seats one after another (`every` apart), then checks each at its deadline: the

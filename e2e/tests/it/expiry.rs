@@ -1,18 +1,13 @@
 //! G5 (holds lapse on time), G6 (refresh extends, up to a cap) and G7 (bounded memory).
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use fred::interfaces::{ConfigInterface, KeysInterface, ListInterface, SortedSetsInterface};
 use serde_json::json;
 
-use crate::helpers::{keys_of, new_user, rfc3339_ms, seat_of, spawn_app_with, Options, TestApp};
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("after the epoch")
-        .as_millis() as i64
-}
+use crate::helpers::{
+    keys_of, new_user, now_ms, rfc3339_ms, seat_of, spawn_app_with, Options, TestApp,
+};
 
 /// Holds a seat, then polls the seat list until it is Available again. Returns how long after
 /// its `expiresAt` the seat was first listed, in ms.

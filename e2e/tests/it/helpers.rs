@@ -584,3 +584,44 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
 }
+
+/// The entries of an event's changes stream after entry id `after` (`0-0` for all), straight from
+/// Redis: each entry's id and its fields (values as text, lossily for the raw user id).
+pub async fn change_entries(
+    app: &TestApp,
+    event: &str,
+    after: &str,
+) -> Vec<(String, HashMap<String, String>)> {
+    let redis = app.redis.client().await;
+    let entries: fred::types::Value = fred::interfaces::StreamsInterface::xrange(
+        &redis,
+        keys_of(event).changes,
+        format!("({after}"),
+        "+",
+        None,
+    )
+    .await
+    .expect("XRANGE");
+    let text = |v: fred::types::Value| {
+        v.as_bytes()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default()
+    };
+    entries
+        .into_array()
+        .into_iter()
+        .map(|entry| {
+            let mut parts = entry.into_array().into_iter();
+            let id = parts.next().map(text).expect("an entry id");
+            let values: Vec<String> = parts
+                .next()
+                .map(|f| f.into_array().into_iter().map(text).collect())
+                .unwrap_or_default();
+            let fields = values
+                .chunks(2)
+                .filter_map(|pair| Some((pair.first()?.clone(), pair.get(1)?.clone())))
+                .collect();
+            (id, fields)
+        })
+        .collect()
+}

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fred::interfaces::StreamsInterface;
-use fred::types::Value as RedisValue;
 use serde_json::{json, Value};
 
-use crate::helpers::{keys_of, new_user, seat_of, spawn_app_with, Options, TestApp};
+use crate::helpers::{
+    change_entries, keys_of, new_user, seat_of, spawn_app_with, Options, TestApp,
+};
 
 /// One Server-Sent Event.
 #[derive(Debug, Clone)]
@@ -89,20 +90,10 @@ impl SseClient {
 
 /// The ids of every entry of the event's changes stream after `after`, straight from Redis.
 async fn logged_ids(app: &TestApp, event: &str, after: &str) -> Vec<String> {
-    let client = app.redis.client().await;
-    let entries: RedisValue = client
-        .xrange(keys_of(event).changes, format!("({after}"), "+", None)
+    change_entries(app, event, after)
         .await
-        .expect("XRANGE");
-    let RedisValue::Array(entries) = entries else {
-        return Vec::new();
-    };
-    entries
         .into_iter()
-        .map(|entry| match entry {
-            RedisValue::Array(parts) => parts[0].as_string().expect("an entry id"),
-            other => panic!("an entry must be an array, got {other:?}"),
-        })
+        .map(|(id, _)| id)
         .collect()
 }
 
