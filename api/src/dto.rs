@@ -188,7 +188,7 @@ pub struct SeatMessage {
     "position": 3, "estimatedWaitTime": 0.004,
     "statusEndpoint": format!("/seats/job/{EXAMPLE_JOB}/status")}))]
 pub struct QueueResponse {
-    pub message: String,
+    pub message: &'static str,
     pub job_id: String,
     /// Jobs of the same event ahead of this one.
     pub position: u64,

@@ -1,6 +1,7 @@
 //! The HTTP API of the seat-reservation service (SPEC §2): validates requests, answers the
 //! synchronous ones, and turns holds and reserves into jobs for the workers.
 
+use std::borrow::Cow;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +29,10 @@ pub mod waiters;
 
 use error::ApiError;
 use openapi::ApiDoc;
-use state::{AppState, DrainRate};
+use state::AppState;
+
+/// Redis connections of the API's background tasks (each HTTP worker has a pool of its own).
+const BACKGROUND_POOL_SIZE: usize = 2;
 
 /// The API, bound to its port and ready to serve.
 pub struct Application {
@@ -48,43 +52,69 @@ impl std::fmt::Debug for Application {
 impl Application {
     /// Connects to Redis and binds BIND:PORT (port 0 picks a free one; see [`Application::port`]).
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let store = Store::connect(settings).await?;
         let api = &settings.api;
+        // REDIS_POOL_SIZE connections are shared out among the HTTP workers; the background
+        // tasks (drain rate, feeds) need few.
+        let mut for_workers = settings.clone();
+        for_workers.redis.pool_size = (settings.redis.pool_size / api.http_workers).max(1);
+        let mut for_background = settings.clone();
+        for_background.redis.pool_size = BACKGROUND_POOL_SIZE;
+        let store = Store::connect(&for_background).await?;
         let listener = TcpListener::bind((api.bind.as_str(), api.port))
             .with_context(|| format!("cannot listen on {}:{}", api.bind, api.port))?;
         let port = listener.local_addr()?.port();
         let state = Arc::new(AppState {
             store,
-            drain: DrainRate::default(),
-            waiters: waiters::Waiters::default(),
-            changes: changes::ChangeHub::default(),
-            metrics: metrics::Metrics::new().context("cannot set up the metrics")?,
+            drain: Arc::default(),
+            waiters: Arc::default(),
+            changes: Arc::default(),
+            metrics: Arc::new(metrics::Metrics::new().context("cannot set up the metrics")?),
             stopping: CancellationToken::new(),
         });
-        let data = web::Data::from(state.clone());
+        let shared = state.clone();
         let limit = api.max_body_bytes;
         let body_timeout = Duration::from_millis(api.client_request_timeout_ms);
         let server = HttpServer::new(move || {
+            let (shared, for_workers) = (shared.clone(), for_workers.clone());
+            let metrics = shared.metrics.clone();
             App::new()
-                .app_data(data.clone())
+                // Each worker thread connects its own pool, from that thread, before it serves:
+                // fred's connection tasks then run on the thread of the requests that use them,
+                // and a Redis command costs no hop to another thread and back (that hop was the
+                // API's largest cost under load, in context switches).
+                .data_factory(move || {
+                    let (shared, for_workers) = (shared.clone(), for_workers.clone());
+                    async move {
+                        let store = Store::connect(&for_workers).await?;
+                        Ok::<_, queue_core::Error>(AppState {
+                            store,
+                            ..AppState::clone(&shared)
+                        })
+                    }
+                })
                 .app_data(PayloadConfig::new(limit))
                 .app_data(json::BodyLimit(limit))
                 // A body has as long to arrive as the head (actix's timeout covers the head only).
                 .app_data(json::BodyTimeout(body_timeout))
                 .wrap(ErrorHandlers::new().default_handler(json_error_body))
                 .wrap_fn({
-                    let data = data.clone();
                     move |req, service| {
                         let started = std::time::Instant::now();
                         let method = req.method().clone();
                         let answer = service.call(req);
-                        let data = data.clone();
+                        let metrics = metrics.clone();
                         async move {
                             let res = answer.await?;
-                            let route = res.request().match_pattern();
-                            let route = route.as_deref().unwrap_or("unmatched");
-                            data.metrics
-                                .observe(&method, route, res.status(), started.elapsed());
+                            // Our resources carry their pattern; for anything else (Swagger
+                            // UI, an unknown path) it is looked up, walking the routes again.
+                            let route = match res.request().app_data::<RouteLabel>() {
+                                Some(label) => Cow::Borrowed(label.0),
+                                None => res
+                                    .request()
+                                    .match_pattern()
+                                    .map_or(Cow::Borrowed("unmatched"), Cow::Owned),
+                            };
+                            metrics.observe(&method, &route, res.status(), started.elapsed());
                             Ok(res)
                         }
                     }
@@ -142,41 +172,26 @@ impl Application {
     }
 }
 
+/// A resource's path pattern, the `route` label of its metrics.
+#[derive(Debug, Clone, Copy)]
+struct RouteLabel(&'static str);
+
 /// Every route of SPEC §2. Each path is one resource, so that a wrong method on a known path
 /// gets 405 and an unknown path 404 (the app's default service), both as JSON.
+///
+/// Routes are tried in order, and a path with a `{parameter}` costs a regular expression match:
+/// the fixed paths come first, the busiest (the holds) at the top.
 fn routes(cfg: &mut web::ServiceConfig) {
     use routes::{events, health, jobs, page, seats, stream};
-    let resource = |path: &str, allow: &'static str, route: Route| {
+    let resource = |path: &'static str, allow: &'static str, route: Route| {
         web::resource(path)
+            .app_data(RouteLabel(path))
             .route(route)
             .default_service(web::to(move |req: HttpRequest| {
                 method_not_allowed(req, allow)
             }))
     };
-    cfg.service(resource("/", "GET", web::get().to(page::seat_map)))
-        .service(resource(
-            "/events/create",
-            "POST",
-            web::post().to(events::create),
-        ))
-        .service(resource("/events", "GET", web::get().to(events::list)))
-        .service(resource("/events/{id}", "GET", web::get().to(events::get)))
-        .service(resource(
-            "/events/{id}/stream",
-            "GET",
-            web::get().to(stream::stream),
-        ))
-        .service(resource(
-            "/seats/list/{eventId}",
-            "GET",
-            web::get().to(events::list_seats),
-        ))
-        .service(resource(
-            "/seats/get/{id}",
-            "GET",
-            web::get().to(seats::get),
-        ))
-        .service(resource("/seats/hold", "POST", web::post().to(seats::hold)))
+    cfg.service(resource("/seats/hold", "POST", web::post().to(seats::hold)))
         .service(resource(
             "/seats/reserve",
             "POST",
@@ -198,12 +213,35 @@ fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(seats::release),
         ))
         .service(resource(
+            "/events/create",
+            "POST",
+            web::post().to(events::create),
+        ))
+        .service(resource("/events", "GET", web::get().to(events::list)))
+        .service(resource("/health", "GET", web::get().to(health::health)))
+        .service(resource("/metrics", "GET", web::get().to(metrics::metrics)))
+        .service(resource("/", "GET", web::get().to(page::seat_map)))
+        .service(resource(
             "/seats/job/{jobId}/status",
             "GET",
             web::get().to(jobs::status),
         ))
-        .service(resource("/health", "GET", web::get().to(health::health)))
-        .service(resource("/metrics", "GET", web::get().to(metrics::metrics)))
+        .service(resource(
+            "/seats/get/{id}",
+            "GET",
+            web::get().to(seats::get),
+        ))
+        .service(resource(
+            "/seats/list/{eventId}",
+            "GET",
+            web::get().to(events::list_seats),
+        ))
+        .service(resource("/events/{id}", "GET", web::get().to(events::get)))
+        .service(resource(
+            "/events/{id}/stream",
+            "GET",
+            web::get().to(stream::stream),
+        ))
         .service(
             SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", ApiDoc::openapi()),
         )

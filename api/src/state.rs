@@ -1,19 +1,24 @@
 //! What the handlers share: the store and the measured drain rate.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use queue_core::workers::PoolSnapshot;
 use queue_core::Store;
 use tokio_util::sync::CancellationToken;
 
-#[derive(Debug)]
+/// Cheap to clone: every part but the store is shared by the whole process.
+#[derive(Debug, Clone)]
 pub struct AppState {
+    /// Redis connections. Each HTTP worker has a pool of its own, connected from its thread, so
+    /// that a request and its Redis commands stay on one thread (see `Application::build`); the
+    /// process's background tasks have another.
     pub store: Store,
-    pub drain: DrainRate,
-    pub waiters: crate::waiters::Waiters,
-    pub changes: crate::changes::ChangeHub,
-    pub metrics: crate::metrics::Metrics,
+    pub drain: Arc<DrainRate>,
+    pub waiters: Arc<crate::waiters::Waiters>,
+    pub changes: Arc<crate::changes::ChangeHub>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Cancelled when the API starts stopping, so that open streams end and let it stop.
     pub stopping: CancellationToken,
 }

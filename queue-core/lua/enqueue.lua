@@ -1,44 +1,69 @@
--- Accepts a HOLD_SEAT or RESERVE_SEAT job: pre-checks the seat as it is now, then appends the job to
--- the event's queue. Jobs of one event are applied in the order of this script's runs (G3).
+-- Accepts a batch of HOLD_SEAT and RESERVE_SEAT jobs of one event: pre-checks each seat as it is
+-- now, then appends the accepted jobs to the event's queue, in argument order. Jobs of one event
+-- are applied in the order of their sequence numbers, handed out here (G3).
+--
+-- One API process sends the jobs that arrived while its previous batch for the event was in
+-- flight together (see `enqueue.rs`): one script run, one RPUSH, one lease check for them all.
+-- Each job is judged as if it were sent alone: the pre-check reads the seat as it is now, which
+-- the jobs queued before it (in this batch or an earlier one) have not changed yet.
 --
 -- KEYS[1]: event hash   KEYS[2]: seats string   KEYS[3]: queue list
--- ARGV[1]: kind, 'H' (hold) or 'R' (reserve)
--- ARGV[2]: seat number
--- ARGV[3]: user id (16 raw bytes)
--- ARGV[4]: queue depth at which jobs are refused
--- ARGV[5]: lease length in ms for the worker that the caller will wake
--- Returns: {202, seq, position, wake} accepted: `position` jobs are ahead; wake=1 means no worker
---          holds the event's lease, so the caller must push a ready token
+-- ARGV[1]: queue depth at which jobs are refused
+-- ARGV[2]: lease length in ms for the worker that the caller will wake
+-- ARGV[3], ARGV[4], ARGV[5], then the same for each further job:
+--          kind, 'H' (hold) or 'R' (reserve); seat number; user id (16 raw bytes)
+-- Returns: {wake, outcome of job 1, outcome of job 2, ...} where wake=1 means that jobs were
+--          queued and no worker held the event's lease, so the caller must push a ready token;
+--          and each outcome is one of
+--          {202, seq, position} accepted: `position` jobs are ahead of it
 --          {404} no such event or seat
 --          {409, status} the seat is not in the state the job needs ('A', 'H' or 'R')
 --          {403, 'H'} reserve of a seat another user holds
 --          {503, depth} the queue is full
 -- A queued job is <kind (1 byte)><user (16 bytes)><seat>|<accepted ms>|<seq>.
+-- Nothing is written unless at least one job is accepted.
 local now = now_ms()
-local total = redis.call('HGET', KEYS[1], 'total')
-local seat = ARGV[2]
-if not total or tonumber(seat) > tonumber(total) then return {404} end
-
-local raw = seat_record(KEYS[2], seat)
-local status, holder = seat_at(raw, now)
-if ARGV[1] == 'H' then
-  if status ~= 'A' then return {409, status} end
-elseif status ~= 'H' then
-  return {409, status}
-elseif holder ~= ARGV[3] then
-  return {403, status}
-end
-
+local event = redis.call('HMGET', KEYS[1], 'total', 'enq', 'lease')
+local total, seq, lease = tonumber(event[1]), tonumber(event[2]) or 0, tonumber(event[3])
+local first_seq = seq
+local max_depth = tonumber(ARGV[1])
 local depth = redis.call('LLEN', KEYS[3])
-if depth >= tonumber(ARGV[4]) then return {503, depth} end
 
-local seq = redis.call('HINCRBY', KEYS[1], 'enq', 1)
-redis.call('RPUSH', KEYS[3], ARGV[1] .. ARGV[3] .. seat .. '|' .. now .. '|' .. seq)
-
-local wake = 0
-local lease = redis.call('HGET', KEYS[1], 'lease')
-if not lease or tonumber(lease) <= now then
-  redis.call('HSET', KEYS[1], 'lease', now + tonumber(ARGV[5]))
-  wake = 1
+local out, queued = {0}, {}
+for i = 3, #ARGV, 3 do
+  local kind, seat, user = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local outcome
+  if not total or not tonumber(seat) or tonumber(seat) > total then
+    outcome = {404}
+  else
+    local status, holder = seat_at(seat_record(KEYS[2], seat), now)
+    if kind == 'H' then
+      if status ~= 'A' then outcome = {409, status} end
+    elseif status ~= 'H' then
+      outcome = {409, status}
+    elseif holder ~= user then
+      outcome = {403, status}
+    end
+  end
+  if not outcome then
+    local ahead = depth + #queued
+    if ahead >= max_depth then
+      outcome = {503, ahead}
+    else
+      seq = seq + 1
+      queued[#queued + 1] = kind .. user .. seat .. '|' .. now .. '|' .. seq
+      outcome = {202, seq, ahead}
+    end
+  end
+  out[#out + 1] = outcome
 end
-return {202, seq, depth, wake}
+
+if #queued > 0 then
+  redis.call('HINCRBY', KEYS[1], 'enq', seq - first_seq)
+  redis.call('RPUSH', KEYS[3], unpack(queued))
+  if not lease or lease <= now then
+    redis.call('HSET', KEYS[1], 'lease', now + tonumber(ARGV[2]))
+    out[1] = 1
+  end
+end
+return out

@@ -2,7 +2,7 @@
 //! are not errors: they are ordinary results of the operations.
 
 /// Something went wrong below the business rules.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// Redis could not be reached or did not answer in time; retrying later may work.
     #[error("Redis is unavailable")]

@@ -7,10 +7,11 @@ use fred::interfaces::{ConfigInterface, HashesInterface, ListInterface, SortedSe
 use fred::types::scan::Scanner;
 use futures::TryStreamExt;
 
+use crate::enqueue::HINT_KEEP;
 use crate::error::Result;
 use crate::ids::EventId;
 use crate::keys::{self, EventKeys};
-use crate::queue::{unsigned, wall_clock_ms, HINT_KEEP};
+use crate::queue::{unsigned, wall_clock_ms};
 use crate::scripts::{self, arg, run};
 use crate::seat::Millis;
 use crate::store::Store;

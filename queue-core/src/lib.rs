@@ -13,6 +13,7 @@
 //! This crate knows nothing of HTTP. It emits tracing events but never installs a subscriber.
 
 pub mod changes;
+mod enqueue;
 pub mod error;
 pub mod event;
 pub mod hold;

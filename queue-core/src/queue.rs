@@ -1,4 +1,4 @@
-//! The job queue: accepting jobs, draining them, and reporting on them.
+//! The job queue: draining jobs and reporting on them (accepting them is `enqueue.rs`).
 //!
 //! Each event has its own queue list, and jobs are taken off it and applied in one script
 //! (`process.lua`), so a job is never in flight outside Redis. Workers learn which events have
@@ -7,25 +7,19 @@
 //! If a worker dies, its lease lapses and the housekeeping pass takes it over (`reconcile`), so an
 //! accepted job waits at most a lease length longer, and is never lost (G4).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fred::clients::Client;
-use fred::interfaces::{ListInterface, SortedSetsInterface};
-use fred::types::sorted_sets::Ordering;
+use fred::interfaces::ListInterface;
 
 use crate::error::{Error, Result};
 use crate::event::decode;
-use crate::ids::{EventId, JobId, SeatId, UserId};
-use crate::job::{Enqueued, JobKind, JobState, JobView};
+use crate::ids::{EventId, JobId, SeatId};
+use crate::job::{JobKind, JobState, JobView};
 use crate::keys::{self, EventKeys};
-use crate::scripts::{self, arg, arg_bytes, run, Reply};
+use crate::scripts::{self, arg, run, Reply};
 use crate::seat::{Millis, Refusal, Seat, SeatState, SeatStatus};
 use crate::store::Store;
-
-/// How often one API process renews its enqueue hint for an event (see `keys::HINTS`).
-const HINT_EVERY: Duration = Duration::from_secs(5);
-/// A hint older than this, on an empty queue, is forgotten; it must exceed HINT_EVERY by far.
-pub const HINT_KEEP: Duration = Duration::from_secs(60);
 
 /// What one `process` call did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,85 +33,6 @@ pub struct Batch {
 }
 
 impl Store {
-    /// Pre-checks the seat and appends a job to its event's queue. Returns the job's id and
-    /// position, or why it was not accepted (nothing is written then).
-    pub async fn enqueue(&self, kind: JobKind, seat: SeatId, user: UserId) -> Result<Enqueued> {
-        let event = seat.event();
-        let k = EventKeys::new(event);
-        let mut reply = run(
-            &scripts::ENQUEUE,
-            self.client()?,
-            [&k.event, &k.seats, &k.queue],
-            vec![
-                arg(kind.code()),
-                arg(seat.number()),
-                arg_bytes(&user.to_bytes()),
-                arg(self.inner.queue.max_depth),
-                arg(self.inner.workers.lease_ms),
-            ],
-        )
-        .await?;
-        match reply.int()? {
-            202 => {
-                let job = JobId::new(event, unsigned(reply.int()?)?);
-                let position = unsigned(reply.int()?)?;
-                let wake = reply.int()? == 1;
-                // The job is stored: failing to hint or wake must not turn its 202 into an error.
-                // The hint lets the housekeeping pass find the queue within a second if no token
-                // gets pushed; without one, its full pass finds it within a minute.
-                if let Err(e) = self.hint(event).await {
-                    tracing::warn!(%event, error = %e, "accepted a job but could not record its hint");
-                }
-                if wake {
-                    if let Err(e) = self.push_ready(event).await {
-                        tracing::warn!(%event, error = %e, "accepted a job but could not push its ready token");
-                    }
-                }
-                Ok(Enqueued::Accepted { job, position })
-            }
-            503 => Ok(Enqueued::QueueFull {
-                depth: unsigned(reply.int()?)?,
-            }),
-            code => Ok(Enqueued::Refused(refusal(
-                code,
-                &mut reply,
-                self.inner.rules.max_held_seats,
-            )?)),
-        }
-    }
-
-    /// Records, at most every few seconds per event and process, that this event has jobs, so
-    /// that the housekeeping pass can find a queue whose ready token was never pushed. Written
-    /// only after an accepted job: a request for an unknown event writes nothing.
-    async fn hint(&self, event: EventId) -> Result<()> {
-        let now = Instant::now();
-        {
-            let hinted = self.inner.hinted.lock().map_err(|_| poisoned())?;
-            if hinted
-                .get(&event)
-                .is_some_and(|at| now.duration_since(*at) < HINT_EVERY)
-            {
-                return Ok(());
-            }
-        }
-        self.client()?
-            .zadd::<(), _, _>(
-                keys::HINTS,
-                None,
-                Some(Ordering::GreaterThan),
-                false,
-                false,
-                (wall_clock_ms() as f64, event.to_string()),
-            )
-            .await?;
-        let mut hinted = self.inner.hinted.lock().map_err(|_| poisoned())?;
-        if hinted.len() > 100_000 {
-            hinted.retain(|_, at| now.duration_since(*at) < HINT_EVERY);
-        }
-        hinted.insert(event, now);
-        Ok(())
-    }
-
     /// Tells the workers that `event` has jobs and that the caller holds its lease.
     pub async fn push_ready(&self, event: EventId) -> Result<()> {
         self.client()?
@@ -319,10 +234,6 @@ pub(crate) fn refusal(code: i64, reply: &mut Reply, limit: u32) -> Result<Refusa
 
 pub(crate) fn unsigned(n: i64) -> Result<u64> {
     u64::try_from(n).map_err(|_| Error::Corrupt(format!("a negative count {n}")))
-}
-
-fn poisoned() -> Error {
-    Error::Corrupt("a lock was poisoned by a panic".into())
 }
 
 /// Milliseconds since the epoch on this machine's clock (used only for hints and heartbeats,

@@ -72,7 +72,7 @@ pub(crate) struct Reply {
 }
 
 impl Reply {
-    fn new(value: Value) -> Self {
+    pub(crate) fn new(value: Value) -> Self {
         let items = match value {
             Value::Array(items) => items,
             Value::Null => Vec::new(),

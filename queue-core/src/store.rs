@@ -41,6 +41,8 @@ pub(crate) struct Inner {
     next: AtomicUsize,
     /// When this process last recorded an enqueue hint per event (see `queue.rs`).
     pub(crate) hinted: Mutex<HashMap<EventId, Instant>>,
+    /// Jobs waiting to be sent to Redis in the next batch of their event (see `enqueue.rs`).
+    pub(crate) outbox: crate::enqueue::Outbox,
 }
 
 impl Store {
@@ -66,6 +68,7 @@ impl Store {
                 queue: settings.queue,
                 workers: settings.workers.clone(),
                 hinted: Mutex::new(HashMap::new()),
+                outbox: Default::default(),
             }),
         })
     }

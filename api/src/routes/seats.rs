@@ -84,14 +84,11 @@ async fn enqueue(
     match state.store.enqueue(kind, req.id, req.user).await? {
         Enqueued::Accepted { job, position } => {
             state.metrics.job_accepted(kind);
-            let endpoint = format!("/seats/job/{job}/status");
+            let job_id = job.to_string();
+            let endpoint = format!("/seats/job/{job_id}/status");
             let body = QueueResponse {
-                message: format!(
-                    "{} request accepted; GET statusEndpoint for its status, with ?wait=N \
-                     (up to {MAX_WAIT_SECS} s) to have the answer as soon as it finishes",
-                    kind.as_str()
-                ),
-                job_id: job.to_string(),
+                message: accepted_message(kind),
+                job_id,
                 position,
                 estimated_wait_time: state.drain.estimate_secs(position),
                 status_endpoint: endpoint.clone(),
@@ -104,6 +101,24 @@ async fn enqueue(
             Err(ApiError::from_refusal(refusal, &req.id.to_string(), wanted))
         }
         Enqueued::QueueFull { depth } => Err(ApiError::QueueFull { depth }),
+    }
+}
+
+/// The message of a 202.
+fn accepted_message(kind: JobKind) -> &'static str {
+    macro_rules! message {
+        ($kind:literal) => {
+            concat!(
+                $kind,
+                " request accepted; GET statusEndpoint for its status, with ?wait=N (up to 30 s) \
+                 to have the answer as soon as it finishes"
+            )
+        };
+    }
+    const _: () = assert!(MAX_WAIT_SECS == 30, "the message names the longest wait");
+    match kind {
+        JobKind::Hold => message!("HOLD_SEAT"),
+        JobKind::Reserve => message!("RESERVE_SEAT"),
     }
 }
 

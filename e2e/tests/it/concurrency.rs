@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use serde_json::{json, Value};
 
-use crate::helpers::{job_seq, new_user, seat_of, spawn_app_with, Options, TestApp};
+use crate::helpers::{job_seq, keys_of, new_user, seat_of, spawn_app_with, Options, TestApp};
 
 /// Sends one request per user at once, spread over the API instances; returns (user, status, body).
 async fn race(
@@ -278,4 +278,97 @@ async fn g3_with_workers_running_each_seat_goes_to_its_earliest_accepted_hold() 
             "{seat} went to its earliest accepted hold"
         );
     }
+}
+
+/// How many scripts Redis has run so far (EVALSHA calls, from INFO commandstats).
+async fn evalsha_calls(app: &TestApp) -> u64 {
+    use fred::interfaces::ClientLike;
+    let info: String = app
+        .redis
+        .client()
+        .await
+        .custom(fred::cmd!("INFO"), vec!["commandstats".to_owned()])
+        .await
+        .expect("INFO commandstats");
+    info.lines()
+        .find_map(|line| line.strip_prefix("cmdstat_evalsha:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|calls| calls.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn jobs_sent_together_go_in_batches_and_each_gets_its_own_answer() {
+    use queue_core::{Enqueued, JobKind, Refusal, SeatId, SeatStatus, Store, UserId};
+
+    // No worker runs, so the queue only grows: 150 jobs fit in it.
+    let app = spawn_app_with(Options::default().workers(0).env("QUEUE_MAX_DEPTH", 150)).await;
+    let store = Store::connect(&app.settings).await.expect("a store");
+    let event_text = app.create_event(100).await;
+    let event: queue_core::EventId = event_text.parse().expect("an event id");
+    let seat = |n: u32| SeatId::new(event, n).expect("a seat number in range");
+    let user = || -> UserId { new_user().parse().expect("a UUID") };
+
+    // 400 jobs at once from one process: holds of free seats (accepted until the queue is
+    // full), reserves of free seats (409) and holds of seats past the event's 100 (404).
+    let jobs: Vec<(JobKind, SeatId)> = (0..400u32)
+        .map(|i| match i % 4 {
+            1 => (JobKind::Reserve, seat(i % 100 + 1)),
+            2 => (JobKind::Hold, seat(100 + i % 100 + 1)),
+            _ => (JobKind::Hold, seat(i % 100 + 1)),
+        })
+        .collect();
+    let scripts_before = evalsha_calls(&app).await;
+    let answers = join_all(
+        jobs.iter()
+            .map(|(kind, seat)| store.enqueue(*kind, *seat, user())),
+    )
+    .await;
+    let scripts_run = evalsha_calls(&app).await - scripts_before;
+
+    let mut accepted = Vec::new();
+    let mut full = 0;
+    for ((kind, seat), answer) in jobs.iter().zip(&answers) {
+        match (kind, answer.as_ref().expect("Redis answers")) {
+            (JobKind::Reserve, answer) => assert_eq!(
+                *answer,
+                Enqueued::Refused(Refusal::Conflict {
+                    current: SeatStatus::Available
+                }),
+                "a reserve of a free seat"
+            ),
+            (JobKind::Hold, answer) if seat.number() > 100 => {
+                assert_eq!(*answer, Enqueued::Refused(Refusal::NoSuchSeat), "{seat}")
+            }
+            (JobKind::Hold, Enqueued::Accepted { job, position }) => {
+                accepted.push((job.seq(), *position))
+            }
+            (JobKind::Hold, Enqueued::QueueFull { depth }) => {
+                assert_eq!(*depth, 150, "refused at the configured depth");
+                full += 1;
+            }
+            (JobKind::Hold, other) => panic!("a hold of a free seat: {other:?}"),
+        }
+    }
+    assert_eq!((accepted.len(), full), (150, 50), "150 fit, 50 did not");
+    // Each accepted job has its own number, from 1 up without a gap, and as many jobs ahead.
+    accepted.sort();
+    for (i, (seq, position)) in accepted.iter().enumerate() {
+        assert_eq!(*seq, i as u64 + 1, "sequence numbers are dense");
+        assert_eq!(*position, i as u64, "job {seq} has {i} jobs ahead");
+    }
+    let redis = app.redis.client().await;
+    let queued: u64 = fred::interfaces::ListInterface::llen(&redis, keys_of(&event_text).queue)
+        .await
+        .expect("LLEN");
+    assert_eq!(
+        queued, 150,
+        "the queue holds the accepted jobs and no other"
+    );
+    // Sent one by one, that would have been 400 script runs.
+    assert!(
+        scripts_run <= 20,
+        "400 jobs sent at once went to Redis in {scripts_run} script runs"
+    );
+    println!("400 jobs sent at once: {scripts_run} script runs");
 }
