@@ -1,13 +1,14 @@
 //! Clients waiting on jobs (`GET /seats/job/{id}/status?wait=N`). One pub/sub subscription per
-//! API process hears every batch the workers apply (`process.lua` publishes the job ids) and
-//! wakes the waiters of those jobs; no waiting request polls Redis.
+//! API process hears every batch the workers finish (`process.lua` publishes the jobs' records)
+//! and hands each waiter its job as it finished: no waiting request polls Redis, and none reads
+//! its job again once woken.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
 use queue_core::keys::FINISHED_CHANNEL;
-use queue_core::{JobId, Store};
+use queue_core::{JobId, JobView, Store};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -17,13 +18,14 @@ pub const MAX_WAIT_SECS: u64 = 30;
 
 #[derive(Debug, Default)]
 pub struct Waiters {
-    waiting: Mutex<HashMap<JobId, Vec<oneshot::Sender<()>>>>,
+    waiting: Mutex<HashMap<JobId, Vec<oneshot::Sender<JobView>>>>,
 }
 
 impl Waiters {
-    /// Registers interest in `job` finishing. Register before reading the job's status, so that
-    /// a finish between the read and the wait is not missed.
-    pub fn register(&self, job: JobId) -> oneshot::Receiver<()> {
+    /// Registers interest in `job` finishing; the receiver gets the job as it finished. Register
+    /// before reading the job's status, so that a finish between the read and the wait is not
+    /// missed.
+    pub fn register(&self, job: JobId) -> oneshot::Receiver<JobView> {
         let (tx, rx) = oneshot::channel();
         if let Ok(mut waiting) = self.waiting.lock() {
             // Waiters whose client gave up leave closed senders behind; drop them now and then.
@@ -38,13 +40,20 @@ impl Waiters {
         rx
     }
 
-    fn finished(&self, payload: &str) {
+    fn finished(&self, store: &Store, message: &[u8]) {
         let Ok(mut waiting) = self.waiting.lock() else {
             return;
         };
-        for job in payload.split(' ').filter_map(|id| id.parse::<JobId>().ok()) {
-            for sender in waiting.remove(&job).unwrap_or_default() {
-                let _ = sender.send(());
+        let jobs = match store.finished_jobs(message, |id| waiting.contains_key(&id)) {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                tracing::warn!(error = %e, "an unreadable finished-jobs message; its waiters answer at their deadline");
+                return;
+            }
+        };
+        for job in jobs {
+            for sender in waiting.remove(&job.id).unwrap_or_default() {
+                let _ = sender.send(job.clone());
             }
         }
     }
@@ -70,8 +79,8 @@ impl Waiters {
             };
             match message {
                 Ok(message) => {
-                    if let Some(payload) = message.value.as_str() {
-                        self.finished(&payload);
+                    if let Some(payload) = message.value.as_bytes() {
+                        self.finished(store, payload);
                     }
                 }
                 Err(RecvError::Lagged(missed)) => {

@@ -132,12 +132,15 @@ end
 -- Removes finished job records whose retention has passed (at most `limit` of them).
 -- Returns the earliest retention deadline still pending, or false.
 local function trim_results(results_key, done_key, now, limit)
+  local first = redis.call('ZRANGE', done_key, 0, 0, 'WITHSCORES')
+  if #first == 0 then return false end
+  if tonumber(first[2]) > now then return tonumber(first[2]) end
   local old = redis.call('ZRANGEBYSCORE', done_key, '-inf', now, 'LIMIT', 0, limit)
   if #old > 0 then
     redis.call('HDEL', results_key, unpack(old))
     redis.call('ZREM', done_key, unpack(old))
   end
-  local first = redis.call('ZRANGE', done_key, 0, 0, 'WITHSCORES')
+  first = redis.call('ZRANGE', done_key, 0, 0, 'WITHSCORES')
   if #first == 0 then return false end
   return tonumber(first[2])
 end

@@ -11,8 +11,9 @@
 -- ARGV[3]: seats one user may hold in this event (MAX_HELD_SEATS)
 -- ARGV[4]: how long a finished job's record is kept, in ms (JOB_RESULT_TTL)
 -- ARGV[5]: lease length in ms, renewed while jobs remain
--- ARGV[6]: channel on which to publish the ids of the jobs applied ("<event id>:j<seq>", space
---          separated), so that API processes can answer clients waiting on them
+-- ARGV[6]: channel on which to publish the records of the jobs finished, so that API processes
+--          can answer clients waiting on them: "<event id>", then " <length> <record>" per job
+--          (a record is binary, hence the byte length before it)
 -- ARGV[7]: the event id
 -- ARGV[8]: attempts a job that cannot be applied gets before it ends `failed`
 -- ARGV[9]: the first retry's delay in ms; each further one doubles, up to ARGV[10] ms
@@ -38,8 +39,14 @@ local hold_ms = tonumber(ARGV[2])
 local max_held = tonumber(ARGV[3])
 local keep_ms = tonumber(ARGV[4])
 
-local total = tonumber(redis.call('HGET', ev, 'total') or 0)
-requeue_due(retry, queue, now, max_jobs)
+local fields = redis.call('HMGET', ev, 'total', 'deq')
+local total, deq = tonumber(fields[1]) or 0, tonumber(fields[2]) or 0
+-- The retry set is nearly always empty: one look says whether anything in it is due.
+local retry_first = first_score(retry)
+if retry_first and retry_first <= now then
+  requeue_due(retry, queue, now, max_jobs)
+  retry_first = first_score(retry)
+end
 
 local function valid_seat(seat)
   local n = tonumber(seat)
@@ -93,7 +100,7 @@ local finished = {}
 -- Written once per batch rather than once per job: fewer commands, same effect, since nothing
 -- else runs between them.
 local records, expiries, last_seq = {}, {}, nil
-local deq = tonumber(redis.call('HGET', ev, 'deq') or 0)
+local retried = false
 while applied < max_jobs do
   local job = redis.call('LPOP', queue)
   if not job then break end
@@ -130,6 +137,7 @@ while applied < max_jobs do
       redis.call('ZADD', retry, at,
         string.sub(job, 1, 17) .. f[1] .. '|' .. f[2] .. '|' .. f[3] .. '|' .. tries)
       retrying = true
+      retried = true
       record = seq .. '|r|' .. shown_kind .. '|' .. tostring(tonumber(seat) or 0) .. '|'
         .. tries .. '|' .. created .. '|' .. at .. '|' .. reason
     else
@@ -143,27 +151,34 @@ while applied < max_jobs do
   if not retrying then
     expiries[#expiries + 1] = now + keep_ms
     expiries[#expiries + 1] = seq
-    finished[#finished + 1] = ARGV[7] .. ':j' .. seq
+    finished[#finished + 1] = #record .. ' ' .. record
   end
 end
 if applied > 0 then
-  redis.call('HSET', ev, 'deq', math.max(deq, last_seq))
   redis.call('HSET', results, unpack(records))
   if #expiries > 0 then
     redis.call('ZADD', done, unpack(expiries))
-    redis.call('PUBLISH', ARGV[6], table.concat(finished, ' '))
+    redis.call('PUBLISH', ARGV[6], ARGV[7] .. ' ' .. table.concat(finished, ' '))
   end
 end
 
--- When a worker last drained this queue: job_status reports the head job `active` while one is.
-redis.call('HSET', ev, 'drained', now)
+-- `drained`, when a worker last drained this queue: job_status reports the head job `active`
+-- while one is. The lease is renewed while jobs remain, and given up when none do.
 local remaining = redis.call('LLEN', queue)
+local event_fields = {'drained', now}
+if applied > 0 then
+  event_fields[#event_fields + 1] = 'deq'
+  event_fields[#event_fields + 1] = math.max(deq, last_seq)
+end
 if remaining == 0 then
   redis.call('HDEL', ev, 'lease')
 else
-  redis.call('HSET', ev, 'lease', now + tonumber(ARGV[5]))
+  event_fields[#event_fields + 1] = 'lease'
+  event_fields[#event_fields + 1] = now + tonumber(ARGV[5])
 end
+redis.call('HSET', ev, unpack(event_fields))
+if retried then retry_first = first_score(retry) end
 local next_due = earliest(rearm_tick(deadlines, tick), trim_results(results, done, now, max_jobs * 2))
-next_due = earliest(next_due, first_score(retry))
+next_due = earliest(next_due, retry_first)
 out[1], out[2], out[3] = applied, remaining, next_due or -1
 return out

@@ -111,9 +111,17 @@ impl Store {
                 waiting.drain(..take).collect()
             };
             match self.enqueue_batch(event, &batch).await {
-                Ok(outcomes) => {
+                Ok((outcomes, wake)) => {
+                    let accepted = outcomes
+                        .iter()
+                        .any(|o| matches!(o, Enqueued::Accepted { .. }));
                     for (job, outcome) in batch.into_iter().zip(outcomes) {
                         let _ = job.answer.send(Ok(outcome));
+                    }
+                    // The jobs are stored and answered: telling the workers comes next, and a
+                    // failure to must not turn their 202s into errors.
+                    if accepted {
+                        self.after_accepting(event, wake).await;
                     }
                 }
                 Err(e) => {
@@ -125,8 +133,13 @@ impl Store {
         }
     }
 
-    /// One run of `enqueue.lua` for `batch` (jobs of `event`); one outcome per job, in order.
-    async fn enqueue_batch(&self, event: EventId, batch: &[Pending]) -> Result<Vec<Enqueued>> {
+    /// One run of `enqueue.lua` for `batch` (jobs of `event`): one outcome per job, in order, and
+    /// whether the caller took the event's lease and must wake a worker.
+    async fn enqueue_batch(
+        &self,
+        event: EventId,
+        batch: &[Pending],
+    ) -> Result<(Vec<Enqueued>, bool)> {
         let k = EventKeys::new(event);
         let mut args: Vec<Value> = Vec::with_capacity(2 + 3 * batch.len());
         args.push(arg(self.inner.queue.max_depth));
@@ -151,23 +164,21 @@ impl Store {
                 .ok_or_else(|| Error::Corrupt("an enqueue reply is short of outcomes".into()))?;
             outcomes.push(self.outcome(event, Reply::new(outcome))?);
         }
-        if outcomes
-            .iter()
-            .any(|o| matches!(o, Enqueued::Accepted { .. }))
-        {
-            // The jobs are stored: failing to hint or wake must not turn their 202s into errors.
-            // The hint lets the housekeeping pass find the queue within a second if no token
-            // gets pushed; without one, its full pass finds it within a minute.
-            if let Err(e) = self.hint(event).await {
-                tracing::warn!(%event, error = %e, "accepted jobs but could not record their hint");
-            }
-            if wake {
-                if let Err(e) = self.push_ready(event).await {
-                    tracing::warn!(%event, error = %e, "accepted jobs but could not push their ready token");
-                }
+        Ok((outcomes, wake))
+    }
+
+    /// After jobs of `event` were accepted: wakes a worker if this process took the lease, and
+    /// records the hint that lets the housekeeping pass find the queue within a second should
+    /// no token get pushed (without one, its full pass finds it within a minute).
+    async fn after_accepting(&self, event: EventId, wake: bool) {
+        if wake {
+            if let Err(e) = self.push_ready(event).await {
+                tracing::warn!(%event, error = %e, "accepted jobs but could not push their ready token");
             }
         }
-        Ok(outcomes)
+        if let Err(e) = self.hint(event).await {
+            tracing::warn!(%event, error = %e, "accepted jobs but could not record their hint");
+        }
     }
 
     /// One job's outcome in an `enqueue.lua` reply.

@@ -100,8 +100,8 @@ pub const HOUSEKEEPING_LOCK: &str = "rsv:{sys}:housekeeping";
 /// API's `/metrics`. Field names are built in `metrics.rs`.
 pub const METRICS: &str = "rsv:{sys}:metrics";
 
-/// Pub/sub channel on which `process.lua` announces the jobs it applied, space-separated
-/// job ids per batch. API processes subscribe to answer `?wait=` requests.
+/// Pub/sub channel on which `process.lua` announces the jobs it finished, with their records
+/// (see [`crate::Store::finished_jobs`]). API processes subscribe to answer `?wait=` requests.
 pub const FINISHED_CHANNEL: &str = "rsv:{sys}:finished";
 
 /// The keyspace-notification channel on which Redis announces expired keys of database `db`.

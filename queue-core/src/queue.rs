@@ -146,6 +146,49 @@ impl Store {
         }
     }
 
+    /// The jobs of one message on [`keys::FINISHED_CHANNEL`]: `"<event id>"`, then
+    /// `" <length> <record>"` per job, each record as `process.lua` stores it. Only the jobs that
+    /// `wanted` accepts (it sees the id) are parsed.
+    pub fn finished_jobs(
+        &self,
+        message: &[u8],
+        mut wanted: impl FnMut(JobId) -> bool,
+    ) -> Result<Vec<JobView>> {
+        let corrupt = || {
+            Error::Corrupt(format!(
+                "finished-jobs message {:?}",
+                String::from_utf8_lossy(&message[..message.len().min(200)])
+            ))
+        };
+        let mut rest = message;
+        let word = |rest: &mut &[u8]| -> Option<String> {
+            let end = rest.iter().position(|b| *b == b' ').unwrap_or(rest.len());
+            let text = std::str::from_utf8(&rest[..end]).ok()?.to_owned();
+            *rest = rest.get(end + 1..).unwrap_or_default();
+            Some(text)
+        };
+        let event: EventId = word(&mut rest)
+            .and_then(|e| e.parse().ok())
+            .ok_or_else(corrupt)?;
+        let mut jobs = Vec::new();
+        while !rest.is_empty() {
+            let len: usize = word(&mut rest)
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(corrupt)?;
+            let record = rest.get(..len).ok_or_else(corrupt)?;
+            rest = rest.get(len + 1..).unwrap_or_default();
+            let seq = record
+                .split(|b| *b == b'|')
+                .next()
+                .and_then(|s| std::str::from_utf8(s).ok()?.parse().ok())
+                .ok_or_else(corrupt)?;
+            if wanted(JobId::new(event, seq)) {
+                jobs.push(self.parse_record(event, record)?);
+            }
+        }
+        Ok(jobs)
+    }
+
     /// Parses a finished job's record (format in `process.lua`): seven text fields, then the
     /// raw seat record or the reason of a failure.
     fn parse_record(&self, event: EventId, record: &[u8]) -> Result<JobView> {

@@ -36,7 +36,6 @@ pub(crate) async fn run(
 /// renews while jobs remain and gives up when none do; a task that stops with jobs left (its
 /// turn is over, or the process is shutting down) passes the token on.
 async fn drain(worker: &Worker, event: EventId, shutdown: &CancellationToken) {
-    let mut scheduled = None;
     for _ in 0..ROUNDS_PER_TURN {
         let started = Instant::now();
         let batch = match worker
@@ -59,9 +58,9 @@ async fn drain(worker: &Worker, event: EventId, shutdown: &CancellationToken) {
                 tracing::error!(job = %job.id, reason, "job failed");
             }
         }
-        if let Some(at) = batch.next_due.filter(|at| scheduled != Some(*at)) {
+        if let Some(at) = batch.next_due.filter(|at| worker.sweeps.needed(event, *at)) {
             match worker.store.schedule_sweep(event, at).await {
-                Ok(()) => scheduled = Some(at),
+                Ok(()) => worker.sweeps.scheduled(event, at),
                 Err(e) => tracing::warn!(%event, error = %e, "cannot schedule a sweep"),
             }
         }

@@ -6,13 +6,15 @@
 //! notification listener. On shutdown it stops taking tokens, finishes the batch in hand, hands
 //! any event it was draining back to the pool, and exits.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
+use queue_core::queue::wall_clock_ms;
 use queue_core::settings::WorkerSettings;
-use queue_core::{Settings, Store};
+use queue_core::{EventId, Millis, Settings, Store};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -77,6 +79,7 @@ impl Application {
             settings: self.settings,
             name: self.name,
             counters: self.counters,
+            sweeps: Sweeps::default(),
         });
         tracing::info!(worker = %worker.name, concurrency = worker.settings.concurrency, "worker started");
         let mut tasks: Vec<JoinHandle<()>> = Vec::new();
@@ -121,6 +124,42 @@ struct Worker {
     settings: WorkerSettings,
     name: String,
     counters: Arc<Counters>,
+    sweeps: Sweeps,
+}
+
+/// The sweep times this process put on the schedule, per event, so that a batch whose next
+/// sweep is no earlier than one already there skips the ZADD (most batches, at an on-sale).
+#[derive(Debug, Default)]
+struct Sweeps {
+    at: Mutex<HashMap<EventId, Millis>>,
+}
+
+/// A time scheduled this little ahead (or less) may be swept, and taken off the schedule, any
+/// moment: it is not relied upon. Also covers a skew between this clock and Redis's.
+const SWEEP_MARGIN_MS: Millis = 1000;
+
+impl Sweeps {
+    /// Whether `at` must go on the schedule. Not when this process scheduled the event for no
+    /// later than `at`, comfortably in the future: that entry is still there (ZADD LT only moves
+    /// it earlier), or a sweep took it and scheduled the event again from its data.
+    fn needed(&self, event: EventId, at: Millis) -> bool {
+        let Ok(scheduled) = self.at.lock() else {
+            return true;
+        };
+        !scheduled
+            .get(&event)
+            .is_some_and(|s| *s <= at && *s > wall_clock_ms() + SWEEP_MARGIN_MS)
+    }
+
+    fn scheduled(&self, event: EventId, at: Millis) {
+        if let Ok(mut scheduled) = self.at.lock() {
+            if scheduled.len() > 10_000 {
+                let now = wall_clock_ms();
+                scheduled.retain(|_, s| *s > now);
+            }
+            scheduled.insert(event, at);
+        }
+    }
 }
 
 impl Worker {

@@ -48,8 +48,12 @@ pub async fn status(
     let mut job = state.store.job(id).await?;
     if let (Some(wait), Some(woken)) = (wait, woken) {
         if job.as_ref().is_some_and(|j| !j.state.is_finished()) {
-            let _ = tokio::time::timeout(wait, woken).await;
-            job = state.store.job(id).await?;
+            job = match tokio::time::timeout(wait, woken).await {
+                // As it finished, from the workers' announcement.
+                Ok(Ok(finished)) => Some(finished),
+                // The deadline (or no listener): as it stands now.
+                _ => state.store.job(id).await?,
+            };
         }
     }
     match job {
