@@ -30,6 +30,7 @@ pub mod waiters;
 use error::ApiError;
 use openapi::ApiDoc;
 use state::AppState;
+use waiters::Waiters;
 
 /// Redis connections of the API's background tasks (each HTTP worker has a pool of its own).
 const BACKGROUND_POOL_SIZE: usize = 2;
@@ -66,7 +67,9 @@ impl Application {
         let state = Arc::new(AppState {
             store,
             drain: Arc::default(),
-            waiters: Arc::default(),
+            waiters: Arc::new(Waiters::new(Duration::from_secs(
+                settings.queue.job_result_ttl_secs,
+            ))),
             changes: Arc::default(),
             metrics: Arc::new(metrics::Metrics::new().context("cannot set up the metrics")?),
             stopping: CancellationToken::new(),
@@ -123,6 +126,9 @@ impl Application {
                 .default_service(web::to(route_not_found))
         })
         .workers(api.http_workers)
+        // Answers go out as soon as they are written, never held back by Nagle's algorithm for
+        // the client's (possibly delayed) ACK of the previous one.
+        .tcp_nodelay(true)
         .keep_alive(Duration::from_secs(api.keep_alive_secs))
         .client_request_timeout(Duration::from_millis(api.client_request_timeout_ms))
         .shutdown_timeout(api.shutdown_timeout_secs)

@@ -1,10 +1,18 @@
-//! Clients waiting on jobs (`GET /seats/job/{id}/status?wait=N`). One pub/sub subscription per
-//! API process hears every batch the workers finish (`process.lua` publishes the jobs' records)
-//! and hands each waiter its job as it finished: no waiting request polls Redis, and none reads
-//! its job again once woken.
+//! Jobs finishing, as this process hears of them. One pub/sub subscription per API process hears
+//! every batch the workers finish (`process.lua` publishes the jobs' records), and:
+//!
+//! - hands each client waiting on one of them (`GET /seats/job/{id}/status?wait=N`) its job as it
+//!   finished: no waiting request polls Redis, and none reads its job again once woken;
+//! - keeps the records for a few seconds, so that a status read of a job that finished that
+//!   recently is answered without Redis. That is the common case: a client asks for its result
+//!   right after its 202, and under load the job is often done by the time the request arrives.
+//!   A finished job's record never changes, so the copy is as good as Redis's; a job not heard
+//!   of (it finished earlier, or while the subscription was down) is read from Redis as before.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
 use queue_core::keys::FINISHED_CHANNEL;
@@ -15,50 +23,137 @@ use tokio_util::sync::CancellationToken;
 
 /// The longest wait a client may ask for, in seconds.
 pub const MAX_WAIT_SECS: u64 = 30;
+/// How long a finished job's record is kept at most, and how many are kept at most (about 20 MB
+/// at the longest records; at the pool's full drain rate the count, not the time, is the limit).
+const KEEP_AT_MOST: Duration = Duration::from_secs(5);
+const KEEP_MAX_JOBS: usize = 100_000;
+
+#[derive(Debug)]
+pub struct Waiters {
+    inner: Mutex<Inner>,
+    /// How long a record is kept: at most [`KEEP_AT_MOST`], and well within JOB_RESULT_TTL so
+    /// that a job past retention is never answered from here.
+    keep: Duration,
+}
 
 #[derive(Debug, Default)]
-pub struct Waiters {
-    waiting: Mutex<HashMap<JobId, Vec<oneshot::Sender<JobView>>>>,
+struct Inner {
+    waiting: HashMap<JobId, Vec<oneshot::Sender<JobView>>>,
+    recent: HashMap<JobId, Heard>,
+    /// The jobs in `recent`, oldest first, to forget them in time.
+    heard: VecDeque<(Instant, JobId)>,
+}
+
+/// A finished job's record: a range of the message it came in (shared by its jobs).
+#[derive(Debug, Clone)]
+struct Heard {
+    at: Instant,
+    message: Arc<[u8]>,
+    record: Range<usize>,
+}
+
+/// What [`Waiters::look`] found.
+#[derive(Debug)]
+pub enum Looked {
+    /// The job finished within the last few seconds: this is it.
+    Finished(JobView),
+    /// Not heard of: read it from Redis. With a wait, the receiver gets the job if it finishes.
+    Unknown(Option<oneshot::Receiver<JobView>>),
 }
 
 impl Waiters {
-    /// Registers interest in `job` finishing; the receiver gets the job as it finished. Register
-    /// before reading the job's status, so that a finish between the read and the wait is not
-    /// missed.
-    pub fn register(&self, job: JobId) -> oneshot::Receiver<JobView> {
-        let (tx, rx) = oneshot::channel();
-        if let Ok(mut waiting) = self.waiting.lock() {
-            // Waiters whose client gave up leave closed senders behind; drop them now and then.
-            if waiting.len() > 10_000 {
-                waiting.retain(|_, senders| {
-                    senders.retain(|s| !s.is_closed());
-                    !senders.is_empty()
-                });
-            }
-            waiting.entry(job).or_default().push(tx);
+    /// Keeps finished records for at most `job_result_ttl / 2` (and at most a few seconds).
+    pub fn new(job_result_ttl: Duration) -> Self {
+        Self {
+            inner: Mutex::default(),
+            keep: KEEP_AT_MOST.min(job_result_ttl / 2),
         }
-        rx
     }
 
-    fn finished(&self, store: &Store, message: &[u8]) {
-        let Ok(mut waiting) = self.waiting.lock() else {
-            return;
+    /// The job, if it finished within the last few seconds; otherwise, when `wait`, registers
+    /// interest in its finishing. Register before reading the job's status from Redis, so that a
+    /// finish between the read and the wait is not missed.
+    pub fn look(&self, store: &Store, job: JobId, wait: bool) -> Looked {
+        let heard = {
+            let Ok(mut inner) = self.inner.lock() else {
+                return Looked::Unknown(None);
+            };
+            match inner.recent.get(&job) {
+                Some(heard) if heard.at.elapsed() < self.keep => heard.clone(),
+                _ if wait => return Looked::Unknown(Some(inner.register(job))),
+                _ => return Looked::Unknown(None),
+            }
         };
-        let jobs = match store.finished_jobs(message, |id| waiting.contains_key(&id)) {
-            Ok(jobs) => jobs,
+        let parsed = heard
+            .message
+            .get(heard.record)
+            .and_then(|record| store.parse_record(job.event(), record).ok());
+        match parsed {
+            Some(finished) => Looked::Finished(finished),
+            // Unreadable (it was checked when heard, so this does not happen): ask Redis.
+            None => self.look_in_redis(job, wait),
+        }
+    }
+
+    fn look_in_redis(&self, job: JobId, wait: bool) -> Looked {
+        match self.inner.lock() {
+            Ok(mut inner) if wait => Looked::Unknown(Some(inner.register(job))),
+            _ => Looked::Unknown(None),
+        }
+    }
+
+    /// One message of finished jobs: wakes their waiters and keeps their records.
+    fn finished(&self, store: &Store, message: &[u8]) {
+        let (event, records) = match Store::finished_records(message) {
+            Ok(parsed) => parsed,
             Err(e) => {
                 tracing::warn!(error = %e, "an unreadable finished-jobs message; its waiters answer at their deadline");
                 return;
             }
         };
-        for job in jobs {
-            for sender in waiting.remove(&job.id).unwrap_or_default() {
-                let _ = sender.send(job.clone());
+        let message: Arc<[u8]> = Arc::from(message);
+        let now = Instant::now();
+        let mut woken = Vec::new();
+        {
+            let Ok(mut inner) = self.inner.lock() else {
+                return;
+            };
+            for (seq, record) in records {
+                let job = JobId::new(event, seq);
+                if let Some(senders) = inner.waiting.remove(&job) {
+                    woken.push((job, record.clone(), senders));
+                }
+                inner.recent.insert(
+                    job,
+                    Heard {
+                        at: now,
+                        message: message.clone(),
+                        record,
+                    },
+                );
+                inner.heard.push_back((now, job));
+            }
+            inner.forget_old(now, self.keep);
+        }
+        // Parsed and sent outside the lock: the request threads need it meanwhile.
+        for (job, record, senders) in woken {
+            let parsed = message
+                .get(record)
+                .ok_or_else(|| queue_core::Error::Corrupt("a record out of its message".into()))
+                .and_then(|record| store.parse_record(event, record));
+            match parsed {
+                Ok(finished) => {
+                    for sender in senders {
+                        let _ = sender.send(finished.clone());
+                    }
+                }
+                // The waiters then answer at their deadline, from Redis.
+                Err(e) => tracing::warn!(%job, error = %e, "an unreadable finished job"),
             }
         }
     }
 
-    /// Subscribes to the finished-jobs channel and wakes waiters until `shutdown`.
+    /// Subscribes to the finished-jobs channel and hears it until `shutdown`.
     pub async fn listen(&self, store: &Store, shutdown: CancellationToken) {
         let subscriber = match store.subscriber().await {
             Ok(s) => s,
@@ -90,5 +185,33 @@ impl Waiters {
             }
         }
         let _ = subscriber.quit().await;
+    }
+}
+
+impl Inner {
+    fn register(&mut self, job: JobId) -> oneshot::Receiver<JobView> {
+        let (tx, rx) = oneshot::channel();
+        // Waiters whose client gave up leave closed senders behind; drop them now and then.
+        if self.waiting.len() > 10_000 {
+            self.waiting.retain(|_, senders| {
+                senders.retain(|s| !s.is_closed());
+                !senders.is_empty()
+            });
+        }
+        self.waiting.entry(job).or_default().push(tx);
+        rx
+    }
+
+    fn forget_old(&mut self, now: Instant, keep: Duration) {
+        while let Some(&(at, job)) = self.heard.front() {
+            if now.duration_since(at) < keep && self.heard.len() <= KEEP_MAX_JOBS {
+                break;
+            }
+            self.heard.pop_front();
+            // Only if this is the entry heard then (a job is heard once, but be sure).
+            if self.recent.get(&job).is_some_and(|h| h.at == at) {
+                self.recent.remove(&job);
+            }
+        }
     }
 }

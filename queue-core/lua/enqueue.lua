@@ -8,13 +8,17 @@
 -- the jobs queued before it (in this batch or an earlier one) have not changed yet.
 --
 -- KEYS[1]: event hash   KEYS[2]: seats string   KEYS[3]: queue list
+-- KEYS[4]: (optional) the ready list: when given, the script pushes the ready token itself
+--          (on a single Redis; on a cluster the ready list lives in another slot, so the caller
+--          pushes it)
 -- ARGV[1]: queue depth at which jobs are refused
--- ARGV[2]: lease length in ms for the worker that the caller will wake
--- ARGV[3], ARGV[4], ARGV[5], then the same for each further job:
+-- ARGV[2]: lease length in ms for the worker that the token wakes
+-- ARGV[3]: the ready token (the event id)
+-- ARGV[4], ARGV[5], ARGV[6], then the same for each further job:
 --          kind, 'H' (hold) or 'R' (reserve); seat number; user id (16 raw bytes)
 -- Returns: {wake, outcome of job 1, outcome of job 2, ...} where wake=1 means that jobs were
---          queued and no worker held the event's lease, so the caller must push a ready token;
---          and each outcome is one of
+--          queued, no worker held the event's lease and no KEYS[4] was given, so the caller must
+--          push the ready token; and each outcome is one of
 --          {202, seq, position} accepted: `position` jobs are ahead of it
 --          {404} no such event or seat
 --          {409, status} the seat is not in the state the job needs ('A', 'H' or 'R')
@@ -30,7 +34,7 @@ local max_depth = tonumber(ARGV[1])
 local depth = redis.call('LLEN', KEYS[3])
 
 local out, queued = {0}, {}
-for i = 3, #ARGV, 3 do
+for i = 4, #ARGV, 3 do
   local kind, seat, user = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local outcome
   if not total or not tonumber(seat) or tonumber(seat) > total then
@@ -63,7 +67,11 @@ if #queued > 0 then
   redis.call('RPUSH', KEYS[3], unpack(queued))
   if not lease or lease <= now then
     redis.call('HSET', KEYS[1], 'lease', now + tonumber(ARGV[2]))
-    out[1] = 1
+    if KEYS[4] then
+      redis.call('RPUSH', KEYS[4], ARGV[3])
+    else
+      out[1] = 1
+    end
   end
 end
 return out

@@ -101,9 +101,8 @@ local finished = {}
 -- else runs between them.
 local records, expiries, last_seq = {}, {}, nil
 local retried = false
-while applied < max_jobs do
-  local job = redis.call('LPOP', queue)
-  if not job then break end
+-- One LPOP with a count takes the whole batch (Redis 6.2+); nil when the queue is empty.
+for _, job in ipairs(redis.call('LPOP', queue, max_jobs) or {}) do
   applied = applied + 1
   -- A job is written only by enqueue.lua, but a corrupt one must still end `failed`, not stop
   -- the script halfway, so nothing below assumes its fields are there.

@@ -141,21 +141,34 @@ impl Store {
         batch: &[Pending],
     ) -> Result<(Vec<Enqueued>, bool)> {
         let k = EventKeys::new(event);
-        let mut args: Vec<Value> = Vec::with_capacity(2 + 3 * batch.len());
+        let mut args: Vec<Value> = Vec::with_capacity(3 + 3 * batch.len());
         args.push(arg(self.inner.queue.max_depth));
         args.push(arg(self.inner.workers.lease_ms));
+        args.push(arg(event));
         for job in batch {
             args.push(arg(job.kind.code()));
             args.push(arg(job.seat.number()));
             args.push(arg_bytes(&job.user.to_bytes()));
         }
-        let mut reply = run(
-            &scripts::ENQUEUE,
-            self.client()?,
-            [&k.event, &k.seats, &k.queue],
-            args,
-        )
-        .await?;
+        // On a single Redis the script pushes the ready token itself, which saves the wake-up a
+        // round trip; on a cluster the ready list is in another slot, and `after_accepting` does.
+        let mut reply = if self.inner.clustered {
+            run(
+                &scripts::ENQUEUE,
+                self.client()?,
+                [&k.event, &k.seats, &k.queue],
+                args,
+            )
+            .await?
+        } else {
+            run(
+                &scripts::ENQUEUE,
+                self.client()?,
+                [&k.event, &k.seats, &k.queue, keys::READY],
+                args,
+            )
+            .await?
+        };
         let wake = reply.int()? == 1;
         let mut outcomes = Vec::with_capacity(batch.len());
         for _ in batch {

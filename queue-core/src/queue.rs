@@ -7,6 +7,7 @@
 //! If a worker dies, its lease lapses and the housekeeping pass takes it over (`reconcile`), so an
 //! accepted job waits at most a lease length longer, and is never lost (G4).
 
+use std::ops::Range;
 use std::time::Duration;
 
 use fred::clients::Client;
@@ -20,6 +21,10 @@ use crate::keys::{self, EventKeys};
 use crate::scripts::{self, arg, run, Reply};
 use crate::seat::{Millis, Refusal, Seat, SeatState, SeatStatus};
 use crate::store::Store;
+
+/// One job in a finished-jobs message: its sequence number, and where its record lies in the
+/// message.
+pub type FinishedRecord = (u64, Range<usize>);
 
 /// What one `process` call did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,52 +151,51 @@ impl Store {
         }
     }
 
-    /// The jobs of one message on [`keys::FINISHED_CHANNEL`]: `"<event id>"`, then
-    /// `" <length> <record>"` per job, each record as `process.lua` stores it. Only the jobs that
-    /// `wanted` accepts (it sees the id) are parsed.
-    pub fn finished_jobs(
-        &self,
-        message: &[u8],
-        mut wanted: impl FnMut(JobId) -> bool,
-    ) -> Result<Vec<JobView>> {
+    /// The records of one message on [`keys::FINISHED_CHANNEL`]: `"<event id>"`, then
+    /// `" <length> <record>"` per job, each record as `process.lua` stores it. Returns the event
+    /// and, per job, its sequence number and where its record lies in `message` (read it with
+    /// [`Store::parse_record`]).
+    pub fn finished_records(message: &[u8]) -> Result<(EventId, Vec<FinishedRecord>)> {
         let corrupt = || {
             Error::Corrupt(format!(
                 "finished-jobs message {:?}",
                 String::from_utf8_lossy(&message[..message.len().min(200)])
             ))
         };
-        let mut rest = message;
-        let word = |rest: &mut &[u8]| -> Option<String> {
+        let mut at = 0;
+        // The next space-delimited word from `at`, as text; `at` moves past it and its space.
+        let word = |at: &mut usize| -> Option<&str> {
+            let rest = message.get(*at..)?;
             let end = rest.iter().position(|b| *b == b' ').unwrap_or(rest.len());
-            let text = std::str::from_utf8(&rest[..end]).ok()?.to_owned();
-            *rest = rest.get(end + 1..).unwrap_or_default();
+            let text = std::str::from_utf8(&rest[..end]).ok()?;
+            *at += end + 1;
             Some(text)
         };
-        let event: EventId = word(&mut rest)
+        let event: EventId = word(&mut at)
             .and_then(|e| e.parse().ok())
             .ok_or_else(corrupt)?;
-        let mut jobs = Vec::new();
-        while !rest.is_empty() {
-            let len: usize = word(&mut rest)
+        let mut records = Vec::new();
+        while at < message.len() {
+            let len: usize = word(&mut at)
                 .and_then(|n| n.parse().ok())
                 .ok_or_else(corrupt)?;
-            let record = rest.get(..len).ok_or_else(corrupt)?;
-            rest = rest.get(len + 1..).unwrap_or_default();
+            let range = at..at + len;
+            let record = message.get(range.clone()).ok_or_else(corrupt)?;
             let seq = record
                 .split(|b| *b == b'|')
                 .next()
                 .and_then(|s| std::str::from_utf8(s).ok()?.parse().ok())
                 .ok_or_else(corrupt)?;
-            if wanted(JobId::new(event, seq)) {
-                jobs.push(self.parse_record(event, record)?);
-            }
+            records.push((seq, range));
+            at += len + 1;
         }
-        Ok(jobs)
+        Ok((event, records))
     }
 
     /// Parses a finished job's record (format in `process.lua`): seven text fields, then the
-    /// raw seat record or the reason of a failure.
-    fn parse_record(&self, event: EventId, record: &[u8]) -> Result<JobView> {
+    /// raw seat record or the reason of a failure. The same record, whether read from Redis or
+    /// heard on [`keys::FINISHED_CHANNEL`], gives the same job.
+    pub fn parse_record(&self, event: EventId, record: &[u8]) -> Result<JobView> {
         let corrupt =
             || Error::Corrupt(format!("job record {:?}", String::from_utf8_lossy(record)));
         let mut f = record.splitn(8, |b| *b == b'|');

@@ -35,6 +35,9 @@ pub(crate) struct Inner {
     pub(crate) rules: ReservationSettings,
     pub(crate) queue: QueueSettings,
     pub(crate) workers: WorkerSettings,
+    /// Whether REDIS_URL names a cluster: then no script may touch keys of two slots, and the
+    /// `{sys}` keys are written by separate commands.
+    pub(crate) clustered: bool,
     /// Per client of the pool, whether its connection dropped (see [`Link`]).
     links: Vec<Arc<Link>>,
     /// Round-robin position over the pool.
@@ -51,6 +54,9 @@ impl Store {
     pub async fn connect(settings: &Settings) -> Result<Self> {
         let builder = builder(&settings.redis)?;
         let db = builder.get_config().and_then(|c| c.database).unwrap_or(0);
+        let clustered = builder
+            .get_config()
+            .is_some_and(|c| c.server.is_clustered());
         let pool = builder.build_pool(settings.redis.pool_size)?;
         let links: Vec<Arc<Link>> = pool.clients().iter().map(|_| Arc::default()).collect();
         for (client, link) in pool.clients().iter().zip(&links) {
@@ -64,6 +70,7 @@ impl Store {
                 next: AtomicUsize::new(0),
                 builder,
                 db,
+                clustered,
                 rules: settings.reservations,
                 queue: settings.queue,
                 workers: settings.workers.clone(),
@@ -145,6 +152,9 @@ fn builder(settings: &RedisSettings) -> Result<Builder> {
             c.max_command_attempts = 1;
             c.connection_timeout = timeout;
             c.internal_command_timeout = timeout;
+            // Commands of several tasks share a connection: without TCP_NODELAY, a command
+            // written while the previous one is unacknowledged waits for that ACK (Nagle).
+            c.tcp.nodelay = Some(true);
         })
         .set_policy(ReconnectPolicy::new_exponential(0, 50, 1000, 2));
     Ok(builder)

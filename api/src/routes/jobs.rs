@@ -5,7 +5,7 @@ use crate::dto::JobStatusBody;
 use crate::error::{ApiError, ErrorBody};
 use crate::routes::parse_id;
 use crate::state::AppState;
-use crate::waiters::MAX_WAIT_SECS;
+use crate::waiters::{Looked, MAX_WAIT_SECS};
 
 use std::time::Duration;
 
@@ -43,8 +43,12 @@ pub async fn status(
                 })?,
         ),
     };
-    // Registered before the read, so that a job finishing in between still wakes us.
-    let woken = wait.map(|_| state.waiters.register(id));
+    // A job that finished moments ago is answered from what this process heard; otherwise the
+    // waiter is registered before the read, so that a job finishing in between still wakes us.
+    let woken = match state.waiters.look(&state.store, id, wait.is_some()) {
+        Looked::Finished(job) => return Ok(HttpResponse::Ok().json(JobStatusBody::from(&job))),
+        Looked::Unknown(woken) => woken,
+    };
     let mut job = state.store.job(id).await?;
     if let (Some(wait), Some(woken)) = (wait, woken) {
         if job.as_ref().is_some_and(|j| !j.state.is_finished()) {

@@ -4,7 +4,11 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{job_seq, new_user, rfc3339_ms, seat_of, spawn_app, spawn_app_with, Options};
+use fred::interfaces::HashesInterface;
+
+use crate::helpers::{
+    job_seq, keys_of, new_user, rfc3339_ms, seat_of, spawn_app, spawn_app_with, Options,
+};
 
 #[tokio::test]
 async fn create_and_read_an_event() {
@@ -484,4 +488,43 @@ async fn waiting_on_a_job_answers_as_soon_as_it_finishes() {
             "wait={bad}: {body}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_job_that_just_finished_is_answered_from_what_the_api_heard() {
+    // JOB_RESULT_TTL_SECS=2: the API keeps a finished record for at most half of that.
+    let app = spawn_app_with(Options::default().env("JOB_RESULT_TTL_SECS", 2)).await;
+    let event = app.create_event(10).await;
+    let (status, body) = app.hold(&seat_of(&event, 1), &new_user()).await;
+    assert_eq!(status, 202, "{body}");
+    let job = body["jobId"].as_str().expect("a job id").to_owned();
+    let (status, finished) = app.get(&format!("/seats/job/{job}/status?wait=5")).await;
+    assert_eq!(
+        (status, finished["status"].as_str()),
+        (200, Some("completed")),
+        "{finished}"
+    );
+    let heard = std::time::Instant::now();
+
+    // The record goes from Redis; the API still answers as Redis did, from what it heard.
+    let redis = app.redis.client().await;
+    let removed: u64 = redis
+        .hdel(&keys_of(&event).results, job_seq(&job).to_string())
+        .await
+        .expect("HDEL");
+    assert_eq!(removed, 1, "the record was in Redis");
+    let (status, again) = app.job_status(&job).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again, finished, "the same answer, without Redis");
+    let (status, waited) = app.get(&format!("/seats/job/{job}/status?wait=5")).await;
+    assert_eq!((status, &waited), (200, &finished), "?wait= too");
+
+    // Not for longer than half the retention: then Redis is asked, and has nothing.
+    tokio::time::sleep(Duration::from_millis(1100).saturating_sub(heard.elapsed())).await;
+    let (status, gone) = app.job_status(&job).await;
+    assert_eq!(
+        (status, gone["code"].as_str()),
+        (404, Some("job_not_found")),
+        "{gone}"
+    );
 }

@@ -271,6 +271,9 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         env,
         http: reqwest::Client::builder()
             .pool_max_idle_per_host(64)
+            // Below the API's keep-alive (5 s): a connection idle that long may be closing on the
+            // server's side just as it is reused, and the request then fails (IncompleteMessage).
+            .pool_idle_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(30))
             .build()
             .expect("an HTTP client"),
