@@ -151,6 +151,13 @@ impl Api {
         })
     }
 
+    /// Opens `n` connections (or makes sure they are open) by `n` GETs of `path` at once; they
+    /// then wait in the pool.
+    pub async fn open_connections(&self, path: &str, n: usize) -> Result<()> {
+        futures::future::try_join_all((0..n).map(|_| self.get_ok(path))).await?;
+        Ok(())
+    }
+
     pub fn base(&self) -> &str {
         &self.base
     }

@@ -85,7 +85,8 @@ struct RunArgs {
     /// Target POSTs (holds and reserves) a second; flat out without it.
     #[arg(long, short = 'r')]
     rate: Option<f64>,
-    /// Users going at once.
+    /// Users going at once. Each has an HTTP client of its own with up to K connections,
+    /// opened before the clock starts.
     #[arg(long, short = 'c', default_value_t = 64)]
     connections: usize,
     /// How long to send for (e.g. 10s, 1m); without it and without --requests, every user has

@@ -50,7 +50,8 @@ pub struct OnSale {
     pub reserve_ratio: f64,
     /// Target POSTs (holds and reserves) a second; flat out when `None`.
     pub rate: Option<f64>,
-    /// Users going at once.
+    /// Users going at once, each with an HTTP client of its own holding up to
+    /// `holds_per_user` connections (opened before the clock starts).
     pub connections: usize,
     /// Stop starting new POSTs after this long…
     pub duration: Option<Duration>,
@@ -217,7 +218,6 @@ struct Local {
 }
 
 struct Shared {
-    api: Api,
     cfg: OnSale,
     events: Vec<String>,
     users: Vec<String>,
@@ -319,7 +319,7 @@ pub async fn run(cfg: &OnSale) -> Result<OnSaleReport> {
         (0.0..=1.0).contains(&cfg.reserve_ratio),
         "the reserve ratio is from 0 to 1"
     );
-    let api = Api::new(&cfg.url, cfg.connections * cfg.holds_per_user as usize)?;
+    let api = Api::new(&cfg.url, 32)?;
     let events = if cfg.existing_events.is_empty() {
         let created = stream::iter(0..cfg.events)
             .map(|i| {
@@ -342,10 +342,32 @@ pub async fn run(cfg: &OnSale) -> Result<OnSaleReport> {
     let users: Vec<String> = (0..cfg.users)
         .map(|_| uuid::Uuid::new_v4().to_string())
         .collect();
+    // Each user task has an HTTP client of its own, as a browser does, with up to K connections
+    // for its K holds at once. They are opened before the clock starts, and a task's
+    // connections stay in use as long as it goes: connection setup is not part of what is
+    // measured. (One client shared by every task opened connections during the run whenever
+    // more requests were in flight than it had idle, and those first requests formed the tail.)
+    let warm_path = format!("/events/{}", events.first().context("no event")?);
+    let clients = stream::iter(0..cfg.connections)
+        .map(|_| {
+            let warm_path = &warm_path;
+            async move {
+                let client = Api::new(&cfg.url, cfg.holds_per_user as usize)?;
+                client
+                    .open_connections(warm_path, cfg.holds_per_user as usize)
+                    .await?;
+                Ok::<_, anyhow::Error>(client)
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>>>()
+        .context("opening the users' connections")?;
 
     let start = Instant::now();
     let shared = Arc::new(Shared {
-        api: api.clone(),
         cfg: cfg.clone(),
         events: events.clone(),
         users,
@@ -390,11 +412,12 @@ pub async fn run(cfg: &OnSale) -> Result<OnSaleReport> {
         Some(seed) => StdRng::seed_from_u64(seed),
         None => StdRng::from_entropy(),
     };
-    let tasks: Vec<_> = (0..cfg.connections)
-        .map(|_| {
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|client| {
             let shared = shared.clone();
             let rng = StdRng::seed_from_u64(seed_rng.gen());
-            tokio::spawn(user_task(shared, rng))
+            tokio::spawn(user_task(shared, client, rng))
         })
         .collect();
     let mut all = Local::default();
@@ -480,7 +503,7 @@ fn progress_bar(cfg: &OnSale) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
-async fn user_task(shared: Arc<Shared>, mut rng: StdRng) -> Local {
+async fn user_task(shared: Arc<Shared>, api: Api, mut rng: StdRng) -> Local {
     let mut local = Local::default();
     let cfg = &shared.cfg;
     loop {
@@ -501,7 +524,7 @@ async fn user_task(shared: Arc<Shared>, mut rng: StdRng) -> Local {
         let holds = futures::future::join_all(
             seats
                 .iter()
-                .map(|&seat| attempt(&shared, Kind::Hold, event, seat, user)),
+                .map(|&seat| attempt(&shared, &api, Kind::Hold, event, seat, user)),
         )
         .await;
         let stopped = holds.iter().any(|a| a.counts.is_empty());
@@ -518,7 +541,7 @@ async fn user_task(shared: Arc<Shared>, mut rng: StdRng) -> Local {
         if !stopped && !got.is_empty() {
             let reserves = futures::future::join_all(
                 got.iter()
-                    .map(|&seat| attempt(&shared, Kind::Reserve, event, seat, user)),
+                    .map(|&seat| attempt(&shared, &api, Kind::Reserve, event, seat, user)),
             )
             .await;
             record(&mut local, reserves);
@@ -558,7 +581,14 @@ fn record(local: &mut Local, attempts: Vec<Attempt>) {
 
 /// One POST (hold or reserve) and, when accepted, its job followed to the end. An attempt with
 /// no counts means the run is over and nothing was sent.
-async fn attempt(shared: &Shared, kind: Kind, event: &str, seat: u32, user: &str) -> Attempt {
+async fn attempt(
+    shared: &Shared,
+    api: &Api,
+    kind: Kind,
+    event: &str,
+    seat: u32,
+    user: &str,
+) -> Attempt {
     let mut a = Attempt::new(seat);
     match shared.slot().await {
         Slot::Stop => return a,
@@ -572,8 +602,8 @@ async fn attempt(shared: &Shared, kind: Kind, event: &str, seat: u32, user: &str
     let seat_id = format!("{event}:{seat}");
     let sent = Instant::now();
     let posted = match kind {
-        Kind::Hold => shared.api.hold(&seat_id, user).await,
-        Kind::Reserve => shared.api.reserve(&seat_id, user).await,
+        Kind::Hold => api.hold(&seat_id, user).await,
+        Kind::Reserve => api.reserve(&seat_id, user).await,
     };
     shared.mark(&shared.last_post_us);
     let job_id = match posted {
@@ -599,7 +629,7 @@ async fn attempt(shared: &Shared, kind: Kind, event: &str, seat: u32, user: &str
         }
     };
     let accepted = Instant::now();
-    let (outcome, times) = follow(shared, &job_id).await;
+    let (outcome, times) = follow(shared, api, &job_id).await;
     match &outcome {
         Outcome::Completed { code, .. } => {
             a.counts.push(format!("{name}.job.{code}"));
@@ -629,16 +659,16 @@ async fn attempt(shared: &Shared, kind: Kind, event: &str, seat: u32, user: &str
 }
 
 /// Follows a job until it finishes, or `finish_timeout` passes.
-async fn follow(shared: &Shared, job: &str) -> (Outcome, Option<(i64, i64)>) {
+async fn follow(shared: &Shared, api: &Api, job: &str) -> (Outcome, Option<(i64, i64)>) {
     let deadline = Instant::now() + shared.cfg.finish_timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let answer = match shared.cfg.waiting {
             Waiting::Wait => {
                 let wait = left.as_secs().clamp(1, 5);
-                shared.api.job(job, Some(wait)).await
+                api.job(job, Some(wait)).await
             }
-            Waiting::Poll(_) => shared.api.job(job, None).await,
+            Waiting::Poll(_) => api.job(job, None).await,
         };
         match answer {
             Ok(JobAnswer::Completed(c)) => {
