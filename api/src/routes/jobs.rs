@@ -1,4 +1,5 @@
 use actix_web::{web, HttpRequest, HttpResponse};
+use futures::FutureExt;
 use queue_core::JobId;
 
 use crate::dto::JobStatusBody;
@@ -49,17 +50,33 @@ pub async fn status(
         Looked::Finished(job) => return Ok(HttpResponse::Ok().json(JobStatusBody::from(&job))),
         Looked::Unknown(woken) => woken,
     };
-    let mut job = state.store.job(id).await?;
-    if let (Some(wait), Some(woken)) = (wait, woken) {
-        if job.as_ref().is_some_and(|j| !j.state.is_finished()) {
-            job = match tokio::time::timeout(wait, woken).await {
-                // As it finished, from the workers' announcement.
-                Ok(Ok(finished)) => Some(finished),
-                // The deadline (or no listener): as it stands now.
-                _ => state.store.job(id).await?,
-            };
+    let job = match (wait, woken) {
+        (Some(wait), Some(woken)) => {
+            // Fused: once it has answered (an error: no announcement will come), it stays
+            // pending instead of being polled again, and the wait ends at the deadline.
+            let mut woken = woken.fuse();
+            let deadline = tokio::time::Instant::now() + wait;
+            let read = state.store.job(id);
+            tokio::pin!(read);
+            tokio::select! {
+                // It finished while the read was on its way: that is the answer, at once (a job
+                // that finished exists), rather than after the read.
+                Ok(finished) = &mut woken => Some(finished),
+                read = &mut read => match read? {
+                    Some(job) if !job.state.is_finished() => {
+                        match tokio::time::timeout_at(deadline, &mut woken).await {
+                            // As it finished, from the workers' announcement.
+                            Ok(Ok(finished)) => Some(finished),
+                            // The deadline (or no listener): as it stands now.
+                            _ => state.store.job(id).await?,
+                        }
+                    }
+                    job => job,
+                },
+            }
         }
-    }
+        _ => state.store.job(id).await?,
+    };
     match job {
         Some(job) => Ok(HttpResponse::Ok().json(JobStatusBody::from(&job))),
         None => Err(ApiError::JobNotFound { id: id.to_string() }),
