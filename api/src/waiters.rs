@@ -90,7 +90,8 @@ impl Waiters {
             .and_then(|record| store.parse_record(job.event(), record).ok());
         match parsed {
             Some(finished) => Looked::Finished(finished),
-            // Unreadable (it was checked when heard, so this does not happen): ask Redis.
+            // A record this process cannot read (only its sequence number was checked when
+            // heard): Redis answers, or the request fails as it would have without the copy.
             None => self.look_in_redis(job, wait),
         }
     }
