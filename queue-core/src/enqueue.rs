@@ -151,24 +151,15 @@ impl Store {
             args.push(arg_bytes(&job.user.to_bytes()));
         }
         // On a single Redis the script pushes the ready token itself, which saves the wake-up a
-        // round trip; on a cluster the ready list is in another slot, and `after_accepting` does.
-        let mut reply = if self.inner.clustered {
-            run(
-                &scripts::ENQUEUE,
-                self.client()?,
-                [&k.event, &k.seats, &k.queue],
-                args,
-            )
-            .await?
+        // round trip; on a cluster the ready list is in another slot, so it is left out and
+        // `after_accepting` pushes the token.
+        let with_ready = [k.event.as_str(), &k.seats, &k.queue, keys::READY];
+        let script_keys = if self.inner.clustered {
+            &with_ready[..3]
         } else {
-            run(
-                &scripts::ENQUEUE,
-                self.client()?,
-                [&k.event, &k.seats, &k.queue, keys::READY],
-                args,
-            )
-            .await?
+            &with_ready[..]
         };
+        let mut reply = run(&scripts::ENQUEUE, self.client()?, script_keys, args).await?;
         let wake = reply.int()? == 1;
         let mut outcomes = Vec::with_capacity(batch.len());
         for _ in batch {

@@ -49,10 +49,10 @@ scripts! {
 
 /// Runs a script by its SHA, loading it first when Redis does not know it (after a restart or a
 /// SCRIPT FLUSH).
-pub(crate) async fn run<const K: usize>(
+pub(crate) async fn run(
     script: &Script,
     client: &Client,
-    keys: [&str; K],
+    keys: impl IntoIterator<Item = impl AsRef<str>>,
     args: Vec<Value>,
 ) -> Result<Reply> {
     // A command on a connection that is down would wait out its timeout: refuse at once (the
@@ -60,7 +60,7 @@ pub(crate) async fn run<const K: usize>(
     if !client.is_connected() {
         return Err(crate::store::not_connected());
     }
-    let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+    let keys: Vec<String> = keys.into_iter().map(|k| k.as_ref().to_owned()).collect();
     let value: Value = script.evalsha_with_reload(client, keys, args).await?;
     Ok(Reply::new(value))
 }
