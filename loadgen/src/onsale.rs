@@ -5,7 +5,7 @@
 //! and on the state read back through the API.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -205,16 +205,26 @@ impl OnSaleReport {
     }
 }
 
-/// What one user-task saw.
+/// What one user-task saw (the latencies go straight to [`Shared::latencies`]).
 #[derive(Default)]
 struct Local {
     counts: Counts,
-    lat_202: Latency,
-    lat_result: Latency,
-    lat_server: Latency,
     jobs: Vec<Job>,
     uncertain: Vec<Uncertain>,
     late: u64,
+}
+
+/// The run's latency histograms, one set for every user task.
+///
+/// One set, made before the clock starts, rather than one per task: a histogram of this range
+/// takes ~170 KB, so a set per task of a 256-user run was ~130 MB, first touched (page faults,
+/// zeroing) by every task in its first requests. That stalled the generator for the first
+/// ~100 ms of each run, and the requests it delayed made up most of the measured p99.
+#[derive(Default)]
+struct Latencies {
+    lat_202: Latency,
+    lat_result: Latency,
+    lat_server: Latency,
 }
 
 struct Shared {
@@ -230,6 +240,8 @@ struct Shared {
     finished: AtomicU64,
     last_post_us: AtomicU64,
     last_result_us: AtomicU64,
+    /// Locked once per group of attempts, never across an await.
+    latencies: Mutex<Latencies>,
 }
 
 /// The answer to asking for a POST slot.
@@ -379,6 +391,7 @@ pub async fn run(cfg: &OnSale) -> Result<OnSaleReport> {
         finished: AtomicU64::new(0),
         last_post_us: AtomicU64::new(0),
         last_result_us: AtomicU64::new(0),
+        latencies: Mutex::new(Latencies::default()),
     });
 
     let bar = progress_bar(cfg);
@@ -424,9 +437,6 @@ pub async fn run(cfg: &OnSale) -> Result<OnSaleReport> {
     for task in tasks {
         let local = task.await.context("a user task panicked")?;
         all.counts.merge(&local.counts);
-        all.lat_202.add(&local.lat_202);
-        all.lat_result.add(&local.lat_result);
-        all.lat_server.add(&local.lat_server);
         all.late += local.late;
         all.jobs.extend(local.jobs);
         all.uncertain.extend(local.uncertain);
@@ -438,6 +448,12 @@ pub async fn run(cfg: &OnSale) -> Result<OnSaleReport> {
         bar.finish_and_clear();
     }
 
+    let latencies = std::mem::take(
+        &mut *shared
+            .latencies
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()),
+    );
     let send_secs = shared.last_post_us.load(Ordering::Relaxed) as f64 / 1e6;
     let total_secs = (shared.last_result_us.load(Ordering::Relaxed) as f64 / 1e6).max(send_secs);
     let accepted = all.jobs.len() as u64;
@@ -477,9 +493,9 @@ pub async fn run(cfg: &OnSale) -> Result<OnSaleReport> {
         finished,
         finished_per_sec: per_sec(finished, total_secs),
         counts: all.counts,
-        latency_202: all.lat_202.summary(),
-        accept_to_result: all.lat_result.summary(),
-        accept_to_result_server: all.lat_server.summary(),
+        latency_202: latencies.lat_202.summary(),
+        accept_to_result: latencies.lat_result.summary(),
+        accept_to_result_server: latencies.lat_server.summary(),
         late_posts: all.late,
         seats_read_back: readback.as_ref().map_or(0, |r| r.seats.len()),
         violations,
@@ -533,7 +549,7 @@ async fn user_task(shared: Arc<Shared>, api: Api, mut rng: StdRng) -> Local {
             .filter(|a| a.succeeded())
             .map(|a| a.seat)
             .collect();
-        record(&mut local, holds);
+        record(&shared, &mut local, holds);
 
         let keep = (got.len() as f64 * cfg.reserve_ratio).round() as usize;
         got.shuffle(&mut rng);
@@ -544,7 +560,7 @@ async fn user_task(shared: Arc<Shared>, api: Api, mut rng: StdRng) -> Local {
                     .map(|&seat| attempt(&shared, &api, Kind::Reserve, event, seat, user)),
             )
             .await;
-            record(&mut local, reserves);
+            record(&shared, &mut local, reserves);
         }
         if stopped {
             break;
@@ -553,19 +569,25 @@ async fn user_task(shared: Arc<Shared>, api: Api, mut rng: StdRng) -> Local {
     local
 }
 
-fn record(local: &mut Local, attempts: Vec<Attempt>) {
+fn record(shared: &Shared, local: &mut Local, attempts: Vec<Attempt>) {
+    // A task that panicked holding the lock left nothing half-recorded: a histogram update is
+    // one counter.
+    let mut lat = shared
+        .latencies
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     for a in attempts {
         for c in &a.counts {
             local.counts.bump(c);
         }
         if let Some(d) = a.lat_202 {
-            local.lat_202.record(d);
+            lat.lat_202.record(d);
         }
         if let Some(d) = a.lat_result {
-            local.lat_result.record(d);
+            lat.lat_result.record(d);
         }
         if let Some(ms) = a.server_ms {
-            local.lat_server.record_ms(ms);
+            lat.lat_server.record_ms(ms);
         }
         if a.late {
             local.late += 1;
