@@ -27,11 +27,12 @@
 -- A queued job is <kind (1 byte)><user (16 bytes)><seat>|<accepted ms>|<seq>.
 -- Nothing is written unless at least one job is accepted.
 local now = now_ms()
-local event = redis.call('HMGET', KEYS[1], 'total', 'enq', 'lease')
-local total, seq, lease = tonumber(event[1]), tonumber(event[2]) or 0, tonumber(event[3])
-local first_seq = seq
+local event = redis.call('HMGET', KEYS[1], 'total', 'enq', 'deq', 'lease')
+local total, seq, lease = tonumber(event[1]), tonumber(event[2]) or 0, tonumber(event[4])
 local max_depth = tonumber(ARGV[1])
-local depth = redis.call('LLEN', KEYS[3])
+-- The queue holds exactly the jobs numbered deq+1..enq (they are queued and taken in order), so
+-- its depth is known without asking the list.
+local depth = seq - (tonumber(event[3]) or 0)
 
 local out, queued = {0}, {}
 for i = 4, #ARGV, 3 do
@@ -63,10 +64,11 @@ for i = 4, #ARGV, 3 do
 end
 
 if #queued > 0 then
-  redis.call('HINCRBY', KEYS[1], 'enq', seq - first_seq)
   redis.call('RPUSH', KEYS[3], unpack(queued))
-  if not lease or lease <= now then
-    redis.call('HSET', KEYS[1], 'lease', now + tonumber(ARGV[2]))
+  if lease and lease > now then
+    redis.call('HSET', KEYS[1], 'enq', seq)
+  else
+    redis.call('HSET', KEYS[1], 'enq', seq, 'lease', now + tonumber(ARGV[2]))
     if KEYS[4] then
       redis.call('RPUSH', KEYS[4], ARGV[3])
     else

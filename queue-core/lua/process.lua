@@ -21,6 +21,8 @@
 --           delays of this call are scaled by 0.5 to 1 by it (jitter across calls and workers;
 --           jobs that fail together stay together, and in order)
 -- Returns: {applied, remaining, next due ms or -1, record 1, record 2, ...}
+--   where "next due" is when the event next needs a sweep for what this call did (its holds'
+--   deadline, a record's retention, a retry), or -1; earlier needs were reported when made
 --   each record as stored in the results hash under the job's sequence number:
 --   "<seq>|c|<kind>|<seat>|<code>|<created ms>|<completed ms>|<raw seat record>" when completed,
 --   "<seq>|f|<kind>|<seat>|0|<created ms>|<completed ms>|<reason>" when it could not be applied,
@@ -39,19 +41,31 @@ local hold_ms = tonumber(ARGV[2])
 local max_held = tonumber(ARGV[3])
 local keep_ms = tonumber(ARGV[4])
 
-local fields = redis.call('HMGET', ev, 'total', 'deq')
+-- Besides its counters, the event hash keeps two times for this script, so that a call that has
+-- nothing to tidy reads no sorted set (at a steady trickle of jobs each call carries one or two,
+-- and every command a script runs costs about as much as the job itself):
+--   `retry`: when the first job in the retry set is due, -1 when the set is empty. Exact: only
+--            this script writes that set.
+--   `trim`:  when the first finished record's retention ends, -1 when none is kept (or it is not
+--            known). Never later than the truth: records added later end later (sweep.lua may
+--            trim some first; the next look here then finds the true time).
+-- Either one missing (an event older than these fields) means "look".
+local fields = redis.call('HMGET', ev, 'total', 'deq', 'retry', 'trim')
 local total, deq = tonumber(fields[1]) or 0, tonumber(fields[2]) or 0
--- The retry set is nearly always empty: one look says whether anything in it is due.
-local retry_first = first_score(retry)
-if retry_first and retry_first <= now then
+local retry_first = tonumber(fields[3]) or first_score(retry) or -1
+local trim_at = tonumber(fields[4]) or -1
+if retry_first >= 0 and retry_first <= now then
   requeue_due(retry, queue, now, max_jobs)
-  retry_first = first_score(retry)
+  retry_first = first_score(retry) or -1
 end
 
 local function valid_seat(seat)
   local n = tonumber(seat)
   return n ~= nil and n >= 1 and n <= total and n == math.floor(n)
 end
+
+-- Whether this call made a hold (and so must see that the event's tick is armed).
+local held = false
 
 -- Each returns an HTTP-style code and the seat record to report; they check before they write.
 local function hold(seat, user)
@@ -69,6 +83,7 @@ local function hold(seat, user)
   local record = hold_record(user, now + hold_ms, now)
   write_seat(seats, seat, record)
   redis.call('ZADD', deadlines, now + hold_ms, seat)
+  held = true
   live[#live + 1] = seat
   redis.call('HSET', holders, user, table.concat(live, ','))
   log_change(changes, 'h', seat, user, now + hold_ms)
@@ -102,7 +117,8 @@ local finished = {}
 local records, expiries, last_seq = {}, {}, nil
 local retried = false
 -- One LPOP with a count takes the whole batch (Redis 6.2+); nil when the queue is empty.
-for _, job in ipairs(redis.call('LPOP', queue, max_jobs) or {}) do
+local jobs = redis.call('LPOP', queue, max_jobs) or {}
+for _, job in ipairs(jobs) do
   applied = applied + 1
   -- A job is written only by enqueue.lua, but a corrupt one must still end `failed`, not stop
   -- the script halfway, so nothing below assumes its fields are there.
@@ -161,23 +177,33 @@ if applied > 0 then
   end
 end
 
+if retried then retry_first = first_score(retry) or -1 end
+if trim_at <= now then trim_at = trim_results(results, done, now, max_jobs * 2) or -1 end
+
+-- The tick key expires at (or before) the event's earliest hold deadline, to prompt a sweep. A
+-- hold made here ends after every other one (each lasts HOLD_TTL from its start, refreshes
+-- included), so the tick only needs arming when none is: NX leaves an armed one alone. A tick
+-- left early by a hold that ended sooner (reserved, released) fires, finds nothing due, and the
+-- sweep rearms it: a prompt, never correctness (G5).
+local next_due = nil
+if held then
+  next_due = now + hold_ms
+  redis.call('SET', tick, '1', 'PXAT', next_due, 'NX')
+end
+
 -- `drained`, when a worker last drained this queue: job_status reports the head job `active`
--- while one is. The lease is renewed while jobs remain, and given up when none do.
-local remaining = redis.call('LLEN', queue)
-local event_fields = {'drained', now}
+-- while one is. The lease is renewed while jobs remain, and given up (0) when none do. A pop
+-- short of the batch size emptied the queue.
+local remaining = 0
+if #jobs >= max_jobs then remaining = redis.call('LLEN', queue) end
+local event_fields = {'drained', now, 'retry', retry_first, 'trim', trim_at,
+  'lease', remaining == 0 and 0 or now + tonumber(ARGV[5])}
 if applied > 0 then
   event_fields[#event_fields + 1] = 'deq'
   event_fields[#event_fields + 1] = math.max(deq, last_seq)
 end
-if remaining == 0 then
-  redis.call('HDEL', ev, 'lease')
-else
-  event_fields[#event_fields + 1] = 'lease'
-  event_fields[#event_fields + 1] = now + tonumber(ARGV[5])
-end
 redis.call('HSET', ev, unpack(event_fields))
-if retried then retry_first = first_score(retry) end
-local next_due = earliest(rearm_tick(deadlines, tick), trim_results(results, done, now, max_jobs * 2))
-next_due = earliest(next_due, retry_first)
+next_due = earliest(next_due, trim_at >= 0 and trim_at or nil)
+next_due = earliest(next_due, retry_first >= 0 and retry_first or nil)
 out[1], out[2], out[3] = applied, remaining, next_due or -1
 return out
