@@ -108,6 +108,10 @@ struct RunArgs {
     /// Seed for the random choices.
     #[arg(long)]
     seed: Option<u64>,
+    /// Write every POST's timings to this CSV file after the run (one row per POST: when it
+    /// went out, its answer, its job's result, and the job's createdAt/completedAt).
+    #[arg(long, value_name = "PATH")]
+    trace: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -206,6 +210,7 @@ async fn run(cli: Cli) -> Result<bool> {
                 read_back: !a.no_read_back,
                 progress,
                 seed: a.seed,
+                trace: a.trace,
                 ..OnSale::default()
             };
             let report = onsale::run(&cfg).await?;

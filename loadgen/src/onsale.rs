@@ -4,6 +4,9 @@
 //! every user had one go. Then the invariant check ([`crate::check`]) on what everyone was told
 //! and on the state read back through the API.
 
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -69,6 +72,9 @@ pub struct OnSale {
     pub progress: bool,
     /// Seed for the random choices (a random one when `None`).
     pub seed: Option<u64>,
+    /// Write every POST's timings here as CSV (see [`TRACE_HEADER`]), after the run: what a
+    /// percentile hides, such as when in the run the slow requests were and which leg was slow.
+    pub trace: Option<PathBuf>,
 }
 
 impl Default for OnSale {
@@ -93,6 +99,7 @@ impl Default for OnSale {
             read_back: true,
             progress: true,
             seed: None,
+            trace: None,
         }
     }
 }
@@ -212,6 +219,67 @@ struct Local {
     jobs: Vec<Job>,
     uncertain: Vec<Uncertain>,
     late: u64,
+    trace: Vec<TraceRow>,
+}
+
+/// The columns of `--trace`, one row per POST in the order they went out. Times in µs are from
+/// the run's start (the generator's clock); `created_ms`/`completed_ms` are the job's
+/// `createdAt`/`completedAt` and `sent_unix_ms` the generator's wall clock at the POST, so that
+/// the two clocks (the same one on a single machine) can be lined up. A field that does not
+/// apply is empty.
+pub const TRACE_HEADER: &str =
+    "sent_us,kind,event,seat,post_status,answered_us,result,result_us,created_ms,completed_ms,sent_unix_ms";
+
+/// One row of `--trace`.
+struct TraceRow {
+    sent_us: u64,
+    kind: Kind,
+    event: String,
+    seat: u32,
+    /// 0 when no HTTP answer came.
+    post_status: u16,
+    answered_us: u64,
+    /// The job's result code, or how it ended otherwise ("failed", "unfinished", "lost").
+    result: Option<String>,
+    result_us: Option<u64>,
+    times: Option<(i64, i64)>,
+    sent_unix_ms: i64,
+}
+
+impl TraceRow {
+    fn write(&self, out: &mut impl Write) -> std::io::Result<()> {
+        let opt = |v: Option<String>| v.unwrap_or_default();
+        writeln!(
+            out,
+            "{},{},{},{},{},{},{},{},{},{},{}",
+            self.sent_us,
+            match self.kind {
+                Kind::Hold => "hold",
+                Kind::Reserve => "reserve",
+            },
+            self.event,
+            self.seat,
+            self.post_status,
+            self.answered_us,
+            opt(self.result.clone()),
+            opt(self.result_us.map(|v| v.to_string())),
+            opt(self.times.map(|t| t.0.to_string())),
+            opt(self.times.map(|t| t.1.to_string())),
+            self.sent_unix_ms,
+        )
+    }
+}
+
+fn write_trace(path: &PathBuf, mut rows: Vec<TraceRow>) -> Result<()> {
+    rows.sort_by_key(|r| r.sent_us);
+    let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut out = BufWriter::new(file);
+    writeln!(out, "{TRACE_HEADER}")?;
+    for row in &rows {
+        row.write(&mut out)?;
+    }
+    out.flush()
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// The run's latency histograms, one set for every user task.
@@ -242,6 +310,10 @@ struct Shared {
     last_result_us: AtomicU64,
     /// Locked once per group of attempts, never across an await.
     latencies: Mutex<Latencies>,
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// The answer to asking for a POST slot.
@@ -279,7 +351,7 @@ impl Shared {
     }
 
     fn mark(&self, at: &AtomicU64) {
-        let us = self.start.elapsed().as_micros() as u64;
+        let us = micros(self.start.elapsed());
         at.fetch_max(us, Ordering::Relaxed);
     }
 }
@@ -295,6 +367,7 @@ struct Attempt {
     /// A POST with no clear answer (a 503 or no answer at all): the service may have stored it.
     uncertain: Option<Uncertain>,
     late: bool,
+    trace: Option<TraceRow>,
 }
 
 impl Attempt {
@@ -308,6 +381,7 @@ impl Attempt {
             job: None,
             uncertain: None,
             late: false,
+            trace: None,
         }
     }
 
@@ -438,6 +512,7 @@ pub async fn run(cfg: &OnSale) -> Result<OnSaleReport> {
         let local = task.await.context("a user task panicked")?;
         all.counts.merge(&local.counts);
         all.late += local.late;
+        all.trace.extend(local.trace);
         all.jobs.extend(local.jobs);
         all.uncertain.extend(local.uncertain);
     }
@@ -446,6 +521,9 @@ pub async fn run(cfg: &OnSale) -> Result<OnSaleReport> {
     }
     if let Some(bar) = &bar {
         bar.finish_and_clear();
+    }
+    if let Some(path) = &cfg.trace {
+        write_trace(path, std::mem::take(&mut all.trace))?;
     }
 
     let latencies = std::mem::take(
@@ -598,6 +676,9 @@ fn record(shared: &Shared, local: &mut Local, attempts: Vec<Attempt>) {
         if let Some(u) = a.uncertain {
             local.uncertain.push(u);
         }
+        if let Some(t) = a.trace {
+            local.trace.push(t);
+        }
     }
 }
 
@@ -623,11 +704,30 @@ async fn attempt(
     };
     let seat_id = format!("{event}:{seat}");
     let sent = Instant::now();
+    let sent_unix_ms = now_ms();
     let posted = match kind {
         Kind::Hold => api.hold(&seat_id, user).await,
         Kind::Reserve => api.reserve(&seat_id, user).await,
     };
     shared.mark(&shared.last_post_us);
+    if shared.cfg.trace.is_some() {
+        a.trace = Some(TraceRow {
+            sent_us: micros(sent - shared.start),
+            kind,
+            event: event.to_owned(),
+            seat,
+            post_status: match &posted {
+                Ok(Posted::Accepted { .. }) => 202,
+                Ok(Posted::Refused { status, .. }) => *status,
+                Err(_) => 0,
+            },
+            answered_us: micros(shared.start.elapsed()),
+            result: None,
+            result_us: None,
+            times: None,
+            sent_unix_ms,
+        });
+    }
     let job_id = match posted {
         Ok(Posted::Accepted { job }) => {
             a.lat_202 = Some(sent.elapsed());
@@ -669,6 +769,16 @@ async fn attempt(
         shared.mark(&shared.last_result_us);
     }
     a.server_ms = times.map(|(created, completed)| completed - created);
+    if let Some(row) = &mut a.trace {
+        row.result = Some(match &outcome {
+            Outcome::Completed { code, .. } => code.to_string(),
+            Outcome::Failed { .. } => "failed".to_owned(),
+            Outcome::Unfinished => "unfinished".to_owned(),
+            Outcome::Lost => "lost".to_owned(),
+        });
+        row.result_us = a.lat_result.map(|_| micros(shared.start.elapsed()));
+        row.times = times;
+    }
     a.job = Some(Job {
         id: job_id,
         kind,

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use loadgen::onsale::{self, OnSale, OnSaleReport, Waiting};
+use loadgen::onsale::{self, OnSale, OnSaleReport, Waiting, TRACE_HEADER};
 
 use crate::helpers::{spawn_app_with, Options};
 
@@ -22,6 +22,40 @@ fn assert_clean(report: &OnSaleReport) {
         report.text()
     );
     assert_eq!(report.counts.get("hold.post.error"), 0, "{}", report.text());
+}
+
+/// The trace has a row per POST, in the order they went out, and each accepted one's times are
+/// in order and agree with the report.
+fn check_trace(path: &std::path::Path, report: &OnSaleReport) {
+    let text = std::fs::read_to_string(path).expect("the trace was written");
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some(TRACE_HEADER));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len() as u64, report.posts, "a row per POST");
+    let num = |v: &str| v.parse::<i64>().expect("a number");
+    let mut last_sent = 0;
+    let mut accepted = 0;
+    for row in &rows {
+        assert_eq!(row.len(), 11, "{row:?}");
+        let (sent, answered) = (num(row[0]), num(row[5]));
+        assert!(sent >= last_sent && answered >= sent, "{row:?}");
+        last_sent = sent;
+        if row[4] == "202" {
+            accepted += 1;
+            assert!(num(row[7]) >= answered, "the result after the 202: {row:?}");
+            assert!(
+                num(row[9]) >= num(row[8]),
+                "completedAt >= createdAt: {row:?}"
+            );
+            assert!(
+                num(row[10]) > 1_700_000_000_000,
+                "a Unix time in ms: {row:?}"
+            );
+        } else {
+            assert_eq!(row[6], "", "no result without a job: {row:?}");
+        }
+    }
+    assert_eq!(accepted, report.accepted);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -52,9 +86,17 @@ async fn loadgen_smoke_on_sale_keeps_every_invariant() {
         ..OnSale::default()
     };
 
-    // Spread over the seats, waiting with ?wait=.
-    let spread = onsale::run(&base).await.expect("the on-sale runs");
+    // Spread over the seats, waiting with ?wait=, with a trace of every POST.
+    let trace = std::env::temp_dir().join(format!("e2e-trace-{}.csv", std::process::id()));
+    let spread = onsale::run(&OnSale {
+        trace: Some(trace.clone()),
+        ..base.clone()
+    })
+    .await
+    .expect("the on-sale runs");
     assert_clean(&spread);
+    check_trace(&trace, &spread);
+    let _ = std::fs::remove_file(&trace);
     assert!(
         spread.counts.get("hold.job.200") > 0 && spread.counts.get("reserve.job.200") > 0,
         "holds and reserves succeeded: {}",
