@@ -31,8 +31,10 @@ local event = redis.call('HMGET', KEYS[1], 'total', 'enq', 'deq', 'lease')
 local total, seq, lease = tonumber(event[1]), tonumber(event[2]) or 0, tonumber(event[4])
 local max_depth = tonumber(ARGV[1])
 -- The queue holds exactly the jobs numbered deq+1..enq (they are queued and taken in order), so
--- its depth is known without asking the list.
+-- its depth is known without asking the list; a queue that looks full is checked against the
+-- list itself, so that jobs lost some other way (a manual DEL) never keep an event refusing.
 local depth = seq - (tonumber(event[3]) or 0)
+if depth >= max_depth then depth = redis.call('LLEN', KEYS[3]) end
 
 local out, queued = {0}, {}
 for i = 4, #ARGV, 3 do
@@ -66,9 +68,9 @@ end
 if #queued > 0 then
   redis.call('RPUSH', KEYS[3], unpack(queued))
   if lease and lease > now then
-    redis.call('HSET', KEYS[1], 'enq', seq)
+    redis.call('HSET', KEYS[1], 'enq', string.format('%d', seq))
   else
-    redis.call('HSET', KEYS[1], 'enq', seq, 'lease', now + tonumber(ARGV[2]))
+    redis.call('HSET', KEYS[1], 'enq', string.format('%d', seq), 'lease', now + tonumber(ARGV[2]))
     if KEYS[4] then
       redis.call('RPUSH', KEYS[4], ARGV[3])
     else

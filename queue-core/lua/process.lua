@@ -21,8 +21,9 @@
 --           delays of this call are scaled by 0.5 to 1 by it (jitter across calls and workers;
 --           jobs that fail together stay together, and in order)
 -- Returns: {applied, remaining, next due ms or -1, record 1, record 2, ...}
---   where "next due" is when the event next needs a sweep for what this call did (its holds'
---   deadline, a record's retention, a retry), or -1; earlier needs were reported when made
+--   where "next due" is the earliest of: the deadline of the holds made in this call (those of
+--   earlier holds were reported by the calls that made them), the first finished record's end of
+--   retention, and the first retry; -1 when none applies
 --   each record as stored in the results hash under the job's sequence number:
 --   "<seq>|c|<kind>|<seat>|<code>|<created ms>|<completed ms>|<raw seat record>" when completed,
 --   "<seq>|f|<kind>|<seat>|0|<created ms>|<completed ms>|<reason>" when it could not be applied,
@@ -41,22 +42,21 @@ local hold_ms = tonumber(ARGV[2])
 local max_held = tonumber(ARGV[3])
 local keep_ms = tonumber(ARGV[4])
 
--- Besides its counters, the event hash keeps two times for this script, so that a call that has
--- nothing to tidy reads no sorted set (at a steady trickle of jobs each call carries one or two,
--- and every command a script runs costs about as much as the job itself):
---   `retry`: when the first job in the retry set is due, -1 when the set is empty. Exact: only
---            this script writes that set.
---   `trim`:  when the first finished record's retention ends, -1 when none is kept (or it is not
---            known). Never later than the truth: records added later end later (sweep.lua may
---            trim some first; the next look here then finds the true time).
--- Either one missing (an event older than these fields) means "look".
-local fields = redis.call('HMGET', ev, 'total', 'deq', 'retry', 'trim')
+-- Besides its counters, the event hash keeps `trim` for this script: when the first finished
+-- record's retention ends, or -1 (none kept, or not known: look). It is never later than the
+-- truth, since records added later end later (sweep.lua may trim some first; the next look here
+-- then finds the true time), so a call with nothing to trim reads no sorted set for it. At a
+-- steady trickle of jobs each call carries one or two, and every command it runs weighs.
+local fields = redis.call('HMGET', ev, 'total', 'deq', 'enq', 'trim')
 local total, deq = tonumber(fields[1]) or 0, tonumber(fields[2]) or 0
-local retry_first = tonumber(fields[3]) or first_score(retry) or -1
 local trim_at = tonumber(fields[4]) or -1
-if retry_first >= 0 and retry_first <= now then
+-- The retry set is nearly always empty: one look says whether anything in it is due. (Not
+-- cached: a worker running an older version of this script, during a rolling deploy, could add
+-- a retry that a cache would never show.)
+local retry_first = first_score(retry)
+if retry_first and retry_first <= now then
   requeue_due(retry, queue, now, max_jobs)
-  retry_first = first_score(retry) or -1
+  retry_first = first_score(retry)
 end
 
 local function valid_seat(seat)
@@ -177,14 +177,17 @@ if applied > 0 then
   end
 end
 
-if retried then retry_first = first_score(retry) or -1 end
+if retried then retry_first = first_score(retry) end
 if trim_at <= now then trim_at = trim_results(results, done, now, max_jobs * 2) or -1 end
 
--- The tick key expires at (or before) the event's earliest hold deadline, to prompt a sweep. A
--- hold made here ends after every other one (each lasts HOLD_TTL from its start, refreshes
--- included), so the tick only needs arming when none is: NX leaves an armed one alone. A tick
--- left early by a hold that ended sooner (reserved, released) fires, finds nothing due, and the
--- sweep rearms it: a prompt, never correctness (G5).
+-- The tick key's expiry prompts a sweep of the event's lapsed holds. A hold made now ends at
+-- now + HOLD_TTL, and no other hold ends later (each one, or its last refresh, ended at most
+-- HOLD_TTL after it was made, with one HOLD_TTL across processes), so the tick only needs arming
+-- when none is: NX leaves an armed one, which expires no later, alone. A tick left early by a
+-- hold that ended sooner (reserved, released) fires, finds nothing due, and the sweep rearms it.
+-- When no tick is armed while older lapsed holds still wait (their notification was lost), this
+-- one comes later than they do: the sweep schedule has their deadlines, reported when they were
+-- made, and the full pass catches the rest. Prompt cleanup only, never correctness (G5).
 local next_due = nil
 if held then
   next_due = now + hold_ms
@@ -196,14 +199,19 @@ end
 -- short of the batch size emptied the queue.
 local remaining = 0
 if #jobs >= max_jobs then remaining = redis.call('LLEN', queue) end
-local event_fields = {'drained', now, 'retry', retry_first, 'trim', trim_at,
+local event_fields = {'drained', now, 'trim', trim_at,
   'lease', remaining == 0 and 0 or now + tonumber(ARGV[5])}
-if applied > 0 then
+-- `deq`: the last job taken. With the queue empty every accepted job was taken, so it catches up
+-- with `enq` (enqueue.lua counts the depth as enq - deq: should jobs ever leave the list some
+-- other way, the count heals at the next drain).
+local new_deq = math.max(deq, last_seq or 0)
+if remaining == 0 then new_deq = math.max(new_deq, tonumber(fields[3]) or 0) end
+if new_deq ~= deq then
   event_fields[#event_fields + 1] = 'deq'
-  event_fields[#event_fields + 1] = math.max(deq, last_seq)
+  event_fields[#event_fields + 1] = string.format('%d', new_deq)
 end
 redis.call('HSET', ev, unpack(event_fields))
 next_due = earliest(next_due, trim_at >= 0 and trim_at or nil)
-next_due = earliest(next_due, retry_first >= 0 and retry_first or nil)
+next_due = earliest(next_due, retry_first)
 out[1], out[2], out[3] = applied, remaining, next_due or -1
 return out

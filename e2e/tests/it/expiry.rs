@@ -2,7 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use fred::interfaces::{ConfigInterface, KeysInterface, ListInterface, SortedSetsInterface};
+use fred::interfaces::{
+    ConfigInterface, HashesInterface, KeysInterface, ListInterface, SortedSetsInterface,
+};
 use serde_json::json;
 
 use crate::helpers::{
@@ -319,4 +321,50 @@ async fn g7_a_full_queue_refuses_with_503_and_writes_nothing() {
     let redis = app.redis.client().await;
     let depth: u64 = redis.llen(keys_of(&event).queue).await.expect("LLEN");
     assert_eq!(depth, 5);
+}
+
+/// The depth is counted from the event's counters (jobs accepted minus jobs taken); a queue that
+/// lost its jobs some other way (here a manual DEL) must not keep the event refusing, and the
+/// counters catch up once a worker finds the queue empty.
+#[tokio::test]
+async fn g7_a_queue_emptied_behind_the_counters_back_accepts_again() {
+    let mut app = spawn_app_with(Options::default().workers(0).env("QUEUE_MAX_DEPTH", 3)).await;
+    let event = app.create_event(10).await;
+    for n in 1..=3 {
+        let (status, body) = app.hold(&seat_of(&event, n), &new_user()).await;
+        assert_eq!(status, 202, "{body}");
+    }
+    let (status, body) = app.hold(&seat_of(&event, 4), &new_user()).await;
+    assert_eq!(status, 503, "full: {body}");
+
+    let redis = app.redis.client().await;
+    let keys = keys_of(&event);
+    let _: u64 = redis.del(&keys.queue).await.expect("DEL");
+    let (status, body) = app.hold(&seat_of(&event, 5), &new_user()).await;
+    assert_eq!(
+        status, 202,
+        "the list is empty, whatever the counters say: {body}"
+    );
+
+    // Lose that one too; a worker then drains an empty queue, and the counters catch up.
+    let _: u64 = redis.del(&keys.queue).await.expect("DEL");
+    app.start_worker().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let counters: Vec<Option<u64>> = redis
+            .hmget(&keys.event, vec!["enq", "deq"])
+            .await
+            .expect("HMGET");
+        if counters[0] == counters[1] {
+            assert_eq!(counters[0], Some(4), "{counters:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "deq caught up with enq: {counters:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let done = app.hold_and_wait(&seat_of(&event, 6), &new_user()).await;
+    assert_eq!(done["result"]["status"], 200, "{done}");
 }
