@@ -6,7 +6,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -248,7 +248,7 @@ struct TraceRow {
 
 impl TraceRow {
     fn write(&self, out: &mut impl Write) -> std::io::Result<()> {
-        let opt = |v: Option<String>| v.unwrap_or_default();
+        let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
         writeln!(
             out,
             "{},{},{},{},{},{},{},{},{},{},{}",
@@ -261,16 +261,16 @@ impl TraceRow {
             self.seat,
             self.post_status,
             self.answered_us,
-            opt(self.result.clone()),
-            opt(self.result_us.map(|v| v.to_string())),
-            opt(self.times.map(|t| t.0.to_string())),
-            opt(self.times.map(|t| t.1.to_string())),
+            self.result.as_deref().unwrap_or(""),
+            opt(self.result_us.and_then(|v| i64::try_from(v).ok())),
+            opt(self.times.map(|t| t.0)),
+            opt(self.times.map(|t| t.1)),
             self.sent_unix_ms,
         )
     }
 }
 
-fn write_trace(path: &PathBuf, mut rows: Vec<TraceRow>) -> Result<()> {
+fn write_trace(path: &Path, mut rows: Vec<TraceRow>) -> Result<()> {
     rows.sort_by_key(|r| r.sent_us);
     let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut out = BufWriter::new(file);
@@ -282,12 +282,12 @@ fn write_trace(path: &PathBuf, mut rows: Vec<TraceRow>) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
-/// The run's latency histograms, one set for every user task.
+/// The run's latency histograms, one set shared by every user task.
 ///
-/// One set, made before the clock starts, rather than one per task: a histogram of this range
-/// takes ~170 KB, so a set per task of a 256-user run was ~130 MB, first touched (page faults,
-/// zeroing) by every task in its first requests. That stalled the generator for the first
-/// ~100 ms of each run, and the requests it delayed made up most of the measured p99.
+/// Not a set per task: a histogram of this range takes ~170 KB, so the sets of a 256-user run
+/// were ~130 MB, first touched (page faults, zeroing) by every task in its first requests. That
+/// stalled the generator for the first ~100 ms of each run, and the requests it delayed made up
+/// most of the measured p99.
 #[derive(Default)]
 struct Latencies {
     lat_202: Latency,
