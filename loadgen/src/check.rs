@@ -24,6 +24,16 @@ pub enum Kind {
     Reserve,
 }
 
+impl Kind {
+    /// As in the outcome counts ("hold.post.202") and the trace.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Hold => "hold",
+            Kind::Reserve => "reserve",
+        }
+    }
+}
+
 /// How an accepted job ended, as far as the load generator learnt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Outcome {

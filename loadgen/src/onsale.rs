@@ -253,10 +253,7 @@ impl TraceRow {
             out,
             "{},{},{},{},{},{},{},{},{},{},{}",
             self.sent_us,
-            match self.kind {
-                Kind::Hold => "hold",
-                Kind::Reserve => "reserve",
-            },
+            self.kind.name(),
             self.event,
             self.seat,
             self.post_status,
@@ -698,10 +695,7 @@ async fn attempt(
         Slot::Late => a.late = true,
         Slot::Go => {}
     }
-    let name = match kind {
-        Kind::Hold => "hold",
-        Kind::Reserve => "reserve",
-    };
+    let name = kind.name();
     let seat_id = format!("{event}:{seat}");
     let sent = Instant::now();
     let sent_unix_ms = now_ms();
