@@ -56,8 +56,7 @@ impl Application {
         let api = &settings.api;
         // REDIS_POOL_SIZE connections are shared out among the HTTP workers; the background
         // tasks (drain rate, feeds) need few.
-        let mut for_workers = settings.clone();
-        for_workers.redis.pool_size = (settings.redis.pool_size / api.http_workers).max(1);
+        let per_worker = (settings.redis.pool_size / api.http_workers).max(1);
         let mut for_background = settings.clone();
         for_background.redis.pool_size = BACKGROUND_POOL_SIZE;
         let store = Store::connect(&for_background).await?;
@@ -78,17 +77,19 @@ impl Application {
         let limit = api.max_body_bytes;
         let body_timeout = Duration::from_millis(api.client_request_timeout_ms);
         let server = HttpServer::new(move || {
-            let (shared, for_workers) = (shared.clone(), for_workers.clone());
+            let shared = shared.clone();
             let metrics = shared.metrics.clone();
             App::new()
                 // Each worker thread connects its own pool, from that thread, before it serves:
                 // fred's connection tasks then run on the thread of the requests that use them,
                 // and a Redis command costs no hop to another thread and back (that hop was the
-                // API's largest cost under load, in context switches).
+                // API's largest cost under load, in context switches). The pools are siblings:
+                // while one has no connection up (each reconnects on its own backoff after an
+                // outage), its requests go out on another's.
                 .data_factory(move || {
-                    let (shared, for_workers) = (shared.clone(), for_workers.clone());
+                    let shared = shared.clone();
                     async move {
-                        let store = Store::connect(&for_workers).await?;
+                        let store = shared.store.sibling(per_worker).await?;
                         Ok::<_, queue_core::Error>(AppState {
                             store,
                             ..AppState::clone(&shared)

@@ -195,7 +195,7 @@ impl Store {
         let k = EventKeys::new(event);
         let mut reply = run(
             &scripts::READ_CHANGES,
-            self.client()?,
+            &self.client()?,
             [&k.event, &k.changes],
             vec![arg(after), arg(limit)],
         )

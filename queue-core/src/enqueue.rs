@@ -142,8 +142,8 @@ impl Store {
     ) -> Result<(Vec<Enqueued>, bool)> {
         let k = EventKeys::new(event);
         let mut args: Vec<Value> = Vec::with_capacity(3 + 3 * batch.len());
-        args.push(arg(self.inner.queue.max_depth));
-        args.push(arg(self.inner.workers.lease_ms));
+        args.push(arg(self.inner.common.queue.max_depth));
+        args.push(arg(self.inner.common.workers.lease_ms));
         args.push(arg(event));
         for job in batch {
             args.push(arg(job.kind.code()));
@@ -154,12 +154,12 @@ impl Store {
         // round trip; on a cluster the ready list is in another slot, so it is left out and
         // `after_accepting` pushes the token.
         let with_ready = [k.event.as_str(), &k.seats, &k.queue, keys::READY];
-        let script_keys = if self.inner.clustered {
+        let script_keys = if self.inner.common.clustered {
             &with_ready[..3]
         } else {
             &with_ready[..]
         };
-        let mut reply = run(&scripts::ENQUEUE, self.client()?, script_keys, args).await?;
+        let mut reply = run(&scripts::ENQUEUE, &self.client()?, script_keys, args).await?;
         let wake = reply.int()? == 1;
         let mut outcomes = Vec::with_capacity(batch.len());
         for _ in batch {
@@ -195,7 +195,11 @@ impl Store {
             503 => Enqueued::QueueFull {
                 depth: unsigned(reply.int()?)?,
             },
-            code => Enqueued::Refused(refusal(code, &mut reply, self.inner.rules.max_held_seats)?),
+            code => Enqueued::Refused(refusal(
+                code,
+                &mut reply,
+                self.inner.common.rules.max_held_seats,
+            )?),
         })
     }
 

@@ -37,7 +37,7 @@ impl Store {
         let k = EventKeys::new(id);
         let mut reply = run(
             &scripts::CREATE_EVENT,
-            self.client()?,
+            &self.client()?,
             [&k.event, &k.seats],
             vec![arg(name.as_str()), arg(count.get())],
         )
@@ -122,7 +122,7 @@ impl Store {
         let k = EventKeys::new(id);
         let mut reply = run(
             &scripts::READ_EVENT,
-            self.client()?,
+            &self.client()?,
             [&k.event, &k.seats, &k.deadlines, &k.changes],
             vec![arg(u8::from(with_seats))],
         )
@@ -153,7 +153,7 @@ impl Store {
         let k = EventKeys::new(id.event());
         let mut reply = run(
             &scripts::READ_SEAT,
-            self.client()?,
+            &self.client()?,
             [&k.event, &k.seats],
             vec![arg(id.number())],
         )

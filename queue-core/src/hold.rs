@@ -14,10 +14,10 @@ impl Store {
     /// MAX_HOLD_LIFETIME (G6). Returns the seat with its new expiry.
     pub async fn refresh(&self, seat: SeatId, user: UserId) -> Result<Result<Seat, Refusal>> {
         let k = EventKeys::new(seat.event());
-        let rules = self.inner.rules;
+        let rules = self.inner.common.rules;
         let reply = run(
             &scripts::REFRESH,
-            self.client()?,
+            &self.client()?,
             [&k.event, &k.seats, &k.deadlines, &k.tick, &k.changes],
             vec![
                 arg(seat.number()),
@@ -35,7 +35,7 @@ impl Store {
         let k = EventKeys::new(seat.event());
         let reply = run(
             &scripts::RELEASE,
-            self.client()?,
+            &self.client()?,
             [
                 &k.event,
                 &k.seats,
@@ -55,7 +55,7 @@ impl Store {
     fn hold_outcome(&self, seat: SeatId, mut reply: Reply) -> Result<Result<Seat, Refusal>> {
         match reply.int()? {
             200 => Ok(Ok(decode(&reply.bytes()?, 0)?.into_seat(seat))),
-            code => refusal(code, &mut reply, self.inner.rules.max_held_seats).map(Err),
+            code => refusal(code, &mut reply, self.inner.common.rules.max_held_seats).map(Err),
         }
     }
 }

@@ -36,7 +36,7 @@ impl Store {
         let k = EventKeys::new(event);
         let mut reply = run(
             &scripts::SWEEP,
-            self.client()?,
+            &self.client()?,
             [
                 &k.seats,
                 &k.deadlines,
@@ -103,7 +103,7 @@ impl Store {
             // meanwhile; the sweep then schedules the next time it is needed (if ever).
             run(
                 &scripts::FORGET_STALE,
-                self.client()?,
+                &self.client()?,
                 [keys::DUE],
                 vec![arg(event), arg(score)],
             )
@@ -136,9 +136,9 @@ impl Store {
         let k = EventKeys::new(id);
         let mut reply = run(
             &scripts::RECONCILE,
-            self.client()?,
+            &self.client()?,
             [&k.event, &k.queue, &k.retry],
-            vec![arg(self.inner.workers.lease_ms)],
+            vec![arg(self.inner.common.workers.lease_ms)],
         )
         .await?;
         let wake = reply.int()? == 1;
@@ -178,7 +178,7 @@ impl Store {
             } else if depth == 0 && hinted_at < stale_before {
                 run(
                     &scripts::FORGET_STALE,
-                    self.client()?,
+                    &self.client()?,
                     [keys::HINTS],
                     vec![arg(event), arg(hinted_at)],
                 )
@@ -225,7 +225,7 @@ impl Store {
     pub async fn take_housekeeping_turn(&self, worker: &str, ttl_ms: u64) -> Result<bool> {
         let mut reply = run(
             &scripts::TAKE_TURN,
-            self.client()?,
+            &self.client()?,
             [keys::HOUSEKEEPING_LOCK],
             vec![arg(worker), arg(ttl_ms)],
         )

@@ -171,7 +171,7 @@ impl Tally {
             .iter()
             .flat_map(|(field, amount)| [arg(field), arg(amount)])
             .collect();
-        if let Err(e) = run(&scripts::ADD_METRICS, client, [keys::METRICS], args).await {
+        if let Err(e) = run(&scripts::ADD_METRICS, &client, [keys::METRICS], args).await {
             for (field, amount) in counts {
                 self.add(field, amount);
             }

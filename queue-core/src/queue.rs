@@ -65,10 +65,10 @@ impl Store {
     /// lease while jobs remain and giving it up when none do.
     pub async fn process(&self, event: EventId, max_jobs: usize) -> Result<Batch> {
         let k = EventKeys::new(event);
-        let rules = self.inner.rules;
+        let rules = self.inner.common.rules;
         let mut reply = run(
             &scripts::PROCESS,
-            self.client()?,
+            &self.client()?,
             [
                 &k.event,
                 &k.seats,
@@ -85,13 +85,13 @@ impl Store {
                 arg(max_jobs),
                 arg(rules.hold_ttl_secs * 1000),
                 arg(rules.max_held_seats),
-                arg(self.inner.queue.job_result_ttl_secs * 1000),
-                arg(self.inner.workers.lease_ms),
+                arg(self.inner.common.queue.job_result_ttl_secs * 1000),
+                arg(self.inner.common.workers.lease_ms),
                 arg(keys::FINISHED_CHANNEL),
                 arg(event),
-                arg(self.inner.queue.retry_attempts),
-                arg(self.inner.queue.retry_base_ms),
-                arg(self.inner.queue.retry_max_ms),
+                arg(self.inner.common.queue.retry_attempts),
+                arg(self.inner.common.queue.retry_base_ms),
+                arg(self.inner.common.queue.retry_max_ms),
                 arg(jitter()),
             ],
         )
@@ -115,9 +115,9 @@ impl Store {
         let k = EventKeys::new(id.event());
         let mut reply = run(
             &scripts::JOB_STATUS,
-            self.client()?,
+            &self.client()?,
             [&k.event, &k.queue, &k.results],
-            vec![arg(id.seq()), arg(self.inner.workers.lease_ms)],
+            vec![arg(id.seq()), arg(self.inner.common.workers.lease_ms)],
         )
         .await?;
         match reply.int()? {
@@ -233,7 +233,7 @@ impl Store {
                 404 => Err(Refusal::NoSuchSeat),
                 403 => Err(Refusal::HeldByAnother),
                 429 => Err(Refusal::HoldLimit {
-                    limit: self.inner.rules.max_held_seats,
+                    limit: self.inner.common.rules.max_held_seats,
                 }),
                 409 => Err(Refusal::Conflict {
                     current: left.status(),

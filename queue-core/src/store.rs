@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use fred::clients::{Client, Pool, SubscriberClient};
@@ -29,15 +29,9 @@ pub struct Store {
 
 #[derive(Debug)]
 pub(crate) struct Inner {
-    pub(crate) pool: Pool,
-    builder: Builder,
-    pub(crate) db: u8,
-    pub(crate) rules: ReservationSettings,
-    pub(crate) queue: QueueSettings,
-    pub(crate) workers: WorkerSettings,
-    /// Whether REDIS_URL names a cluster: then no script may touch keys of two slots, and the
-    /// `{sys}` keys are written by separate commands.
-    pub(crate) clustered: bool,
+    /// What this pool shares with its siblings.
+    pub(crate) common: Arc<Common>,
+    pool: Pool,
     /// Per client of the pool, whether its connection dropped (see [`Link`]).
     links: Vec<Arc<Link>>,
     /// Round-robin position over the pool.
@@ -46,6 +40,24 @@ pub(crate) struct Inner {
     pub(crate) hinted: Mutex<HashMap<EventId, Instant>>,
     /// Jobs waiting to be sent to Redis in the next batch of their event (see `enqueue.rs`).
     pub(crate) outbox: crate::enqueue::Outbox,
+}
+
+/// The settings and connection recipe of the pools one process holds to one Redis (see
+/// [`Store::sibling`]), and the pools themselves.
+#[derive(Debug)]
+pub(crate) struct Common {
+    builder: Builder,
+    pub(crate) db: u8,
+    pub(crate) rules: ReservationSettings,
+    pub(crate) queue: QueueSettings,
+    pub(crate) workers: WorkerSettings,
+    /// Whether REDIS_URL names a cluster: then no script may touch keys of two slots, and the
+    /// `{sys}` keys are written by separate commands.
+    pub(crate) clustered: bool,
+    /// After an outage each pool reconnects on its own backoff, so one may be back a step (up to
+    /// the 1 s cap) before another; a request whose own pool has no connection up borrows a
+    /// sibling's rather than answer 503 after another request of the process has succeeded.
+    siblings: RwLock<Vec<Weak<Inner>>>,
 }
 
 impl Store {
@@ -57,33 +69,52 @@ impl Store {
         let clustered = builder
             .get_config()
             .is_some_and(|c| c.server.is_clustered());
-        let pool = builder.build_pool(settings.redis.pool_size)?;
+        let common = Common {
+            builder,
+            db,
+            clustered,
+            rules: settings.reservations,
+            queue: settings.queue,
+            workers: settings.workers.clone(),
+            siblings: RwLock::default(),
+        };
+        Self::open(Arc::new(common), settings.redis.pool_size).await
+    }
+
+    /// Another pool of `pool_size` connections to the same Redis with the same settings, for a
+    /// thread that should send its commands on connections of its own (the API's HTTP workers).
+    /// It keeps its own enqueue batches and hints, and while none of its own connections is up it
+    /// sends on a sibling's that has reconnected since.
+    pub async fn sibling(&self, pool_size: usize) -> Result<Self> {
+        Self::open(self.inner.common.clone(), pool_size).await
+    }
+
+    async fn open(common: Arc<Common>, pool_size: usize) -> Result<Self> {
+        let pool = common.builder.build_pool(pool_size.max(1))?;
         let links: Vec<Arc<Link>> = pool.clients().iter().map(|_| Arc::default()).collect();
         for (client, link) in pool.clients().iter().zip(&links) {
             Link::watch(client, link, &links);
         }
         connect_and_wait(&pool).await;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                pool,
-                links,
-                next: AtomicUsize::new(0),
-                builder,
-                db,
-                clustered,
-                rules: settings.reservations,
-                queue: settings.queue,
-                workers: settings.workers.clone(),
-                hinted: Mutex::new(HashMap::new()),
-                outbox: Default::default(),
-            }),
-        })
+        let inner = Arc::new(Inner {
+            common,
+            pool,
+            links,
+            next: AtomicUsize::new(0),
+            hinted: Mutex::new(HashMap::new()),
+            outbox: Default::default(),
+        });
+        if let Ok(mut siblings) = inner.common.siblings.write() {
+            siblings.retain(|sibling| sibling.strong_count() > 0);
+            siblings.push(Arc::downgrade(&inner));
+        }
+        Ok(Self { inner })
     }
 
     /// A client of its own, for a consumer that blocks (BLPOP): a blocked connection delays every
     /// other command sent on it. Its command timeout is left to the blocking call.
     pub async fn dedicated_client(&self) -> Result<Client> {
-        let mut builder = self.inner.builder.clone();
+        let mut builder = self.inner.common.builder.clone();
         builder.with_performance_config(|p| p.default_command_timeout = Duration::ZERO);
         let client = builder.build()?;
         connect_and_wait(&client).await;
@@ -92,38 +123,47 @@ impl Store {
 
     /// A client for pub/sub that re-subscribes by itself after a reconnect.
     pub async fn subscriber(&self) -> Result<SubscriberClient> {
-        let client = self.inner.builder.build_subscriber_client()?;
+        let client = self.inner.common.builder.build_subscriber_client()?;
         connect_and_wait(&client).await;
         Ok(client)
     }
 
     /// The database number of REDIS_URL (keyspace notifications are per database).
     pub fn database(&self) -> u8 {
-        self.inner.db
+        self.inner.common.db
     }
 
     pub fn rules(&self) -> ReservationSettings {
-        self.inner.rules
+        self.inner.common.rules
     }
 
     pub fn queue_settings(&self) -> QueueSettings {
-        self.inner.queue
+        self.inner.common.queue
     }
 
-    /// A client of the pool whose connection is up, or at once the error of Redis being down:
-    /// a command sent on a dropped connection would wait out the command timeout, and the API
-    /// must answer 503 without a hang while the pool reconnects by itself.
-    pub(crate) fn client(&self) -> Result<&Client> {
-        let clients = self.inner.pool.clients();
-        let links = &self.inner.links;
-        let start = self.inner.next.fetch_add(1, Ordering::Relaxed);
-        for i in 0..clients.len() {
-            let n = (start + i) % clients.len();
-            if clients[n].is_connected() && links[n].is_up(&clients[n]) {
-                return Ok(&clients[n]);
-            }
+    /// A client whose connection is up, or at once the error of Redis being down: a command sent
+    /// on a dropped connection would wait out the command timeout, and the API must answer 503
+    /// without a hang while the pools reconnect by themselves. The pool's own clients come first;
+    /// only while none of them is up is a sibling pool's tried.
+    pub(crate) fn client(&self) -> Result<Client> {
+        if let Some(client) = self.inner.connected(None) {
+            return Ok(client.clone());
         }
-        Err(not_connected())
+        // Only a connection made since this pool saw its own drop: another pool may not have
+        // handled the same drop yet, and a command on its dead connection would hang.
+        let dropped = self.inner.dropped_at();
+        let siblings = self
+            .inner
+            .common
+            .siblings
+            .read()
+            .map_err(|_| not_connected())?;
+        siblings
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|sibling| !Arc::ptr_eq(sibling, &self.inner))
+            .find_map(|sibling| sibling.connected(dropped).cloned())
+            .ok_or_else(not_connected)
     }
 
     /// Whether Redis answers a PING now.
@@ -135,6 +175,28 @@ impl Store {
     /// Closes the pool's connections.
     pub async fn quit(&self) {
         let _ = self.inner.pool.quit().await;
+    }
+}
+
+impl Inner {
+    /// One of this pool's clients whose connection is up, round-robin; with `made_after`, only
+    /// one whose connection was made (or found answering) after that.
+    fn connected(&self, made_after: Option<Instant>) -> Option<&Client> {
+        let clients = self.pool.clients();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        (0..clients.len())
+            .map(|i| (start + i) % clients.len())
+            .filter(|&n| made_after.is_none_or(|at| self.links[n].up_after(at)))
+            .find(|&n| clients[n].is_connected() && self.links[n].is_up(&clients[n]))
+            .map(|n| &clients[n])
+    }
+
+    /// When this pool last saw one of its connections drop.
+    fn dropped_at(&self) -> Option<Instant> {
+        self.links
+            .iter()
+            .filter_map(|link| read(&link.down_since))
+            .max()
     }
 }
 
@@ -170,6 +232,8 @@ struct Link {
     down: AtomicBool,
     probing: AtomicBool,
     down_since: Mutex<Option<Instant>>,
+    /// When fred last announced a new connection, or a PING found a link marked down answering.
+    up_since: Mutex<Option<Instant>>,
 }
 
 /// How long a link stays marked down, with fred reporting it connected, before a PING checks it.
@@ -198,9 +262,21 @@ impl Link {
         });
         let on_reconnect = link.clone();
         client.on_reconnect(move |_| {
-            on_reconnect.down.store(false, Ordering::Release);
+            on_reconnect.mark_up();
             async { Ok(()) }
         });
+    }
+
+    fn mark_up(&self) {
+        if let Ok(mut since) = self.up_since.lock() {
+            *since = Some(Instant::now());
+        }
+        self.down.store(false, Ordering::Release);
+    }
+
+    /// Whether this link came up after `at`.
+    fn up_after(&self, at: Instant) -> bool {
+        read(&self.up_since).is_some_and(|up| up > at)
     }
 
     fn mark_down(&self) {
@@ -215,17 +291,13 @@ impl Link {
         if !self.down.load(Ordering::Acquire) {
             return true;
         }
-        let stale = self
-            .down_since
-            .lock()
-            .map(|since| since.is_some_and(|at| at.elapsed() > RECHECK_AFTER))
-            .unwrap_or(false);
+        let stale = read(&self.down_since).is_some_and(|at| at.elapsed() > RECHECK_AFTER);
         if stale && !self.probing.swap(true, Ordering::AcqRel) {
             let (link, client) = (self.clone(), client.clone());
             tokio::spawn(async move {
                 let answer = tokio::time::timeout(PING_WITHIN, client.ping::<()>(None)).await;
                 if matches!(answer, Ok(Ok(()))) {
-                    link.down.store(false, Ordering::Release);
+                    link.mark_up();
                 } else {
                     link.mark_down();
                 }
@@ -234,6 +306,10 @@ impl Link {
         }
         false
     }
+}
+
+fn read(at: &Mutex<Option<Instant>>) -> Option<Instant> {
+    at.lock().ok().and_then(|at| *at)
 }
 
 /// The error of a command not sent because the connection is down.

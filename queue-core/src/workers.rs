@@ -71,7 +71,7 @@ impl Store {
     /// The workers whose last heartbeat is recent, with their counters summed.
     pub async fn pool(&self) -> Result<PoolSnapshot> {
         let beats: HashMap<String, String> = self.client()?.hgetall(keys::WORKERS).await?;
-        let cutoff = wall_clock_ms() - MISSED_BEATS * self.inner.workers.heartbeat_ms as i64;
+        let cutoff = wall_clock_ms() - MISSED_BEATS * self.inner.common.workers.heartbeat_ms as i64;
         Ok(beats
             .values()
             .filter_map(|raw| Heartbeat::parse(raw))

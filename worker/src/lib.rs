@@ -28,6 +28,13 @@ const POP_TIMEOUT: Duration = Duration::from_secs(1);
 const ROUNDS_PER_TURN: usize = 16;
 /// A pause after a Redis error, so a dead Redis is not hammered.
 const ERROR_PAUSE: Duration = Duration::from_millis(200);
+/// How long a task that holds a token keeps trying to apply its event's jobs while Redis is
+/// unavailable to the process's pool: the token came on the task's own connection, so Redis is
+/// back and the pool follows within one reconnect step (capped at 1 s). Giving up sooner would
+/// leave the event to its lease lapsing (2 s) and the next housekeeping pass.
+const UNAVAILABLE_PATIENCE: Duration = Duration::from_millis(1500);
+/// How often it tries meanwhile.
+const UNAVAILABLE_POLL: Duration = Duration::from_millis(25);
 
 /// Counters of one worker process, reported in its heartbeat.
 #[derive(Debug, Default)]
