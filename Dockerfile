@@ -55,7 +55,7 @@ RUN groupadd --system --gid 10001 app \
     && chown app:app /app/logs
 WORKDIR /app
 COPY config/ /app/config/
-# SPEC §4 settings; environment variables override config/default.toml. The API listens on
+# docs/CONTRACT.md §4 settings; environment variables override config/default.toml. The API listens on
 # 127.0.0.1 unless BIND says otherwise, and in a container that address is unreachable from
 # outside, hence BIND=0.0.0.0 here.
 ENV CONFIG_DIR=/app/config \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the whole service in the foreground (SPEC §5): makes sure a Redis answers at REDIS_URL
+# Runs the whole service in the foreground (docs/CONTRACT.md §5): makes sure a Redis answers at REDIS_URL
 # (starting a local redis-server when none does), builds in release mode, starts the API and
 # WORKERS worker processes, and stops them all on Ctrl-C or SIGTERM.
 #
@@ -7,7 +7,7 @@
 #   PORT=8080 WORKERS=2 ./start.sh
 #   REDIS_URL=redis://10.0.0.5:6379/1 ./start.sh
 #
-# Every other setting of SPEC §4 (HOLD_TTL_SECS, LOG_DIR, ...) passes through the environment.
+# Every other setting of docs/CONTRACT.md §4 (HOLD_TTL_SECS, LOG_DIR, ...) passes through the environment.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

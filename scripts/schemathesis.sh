@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Hostile-input drill (issue 5): schemathesis generates requests for every operation of the
+# Hostile-input drill: schemathesis generates requests for every operation of the
 # committed OpenAPI document (docs/openapi.json) against a real API + worker + redis-server, and
 # fails on any 5xx and on any answer the document does not describe (status, content type,
 # headers, body schema).

@@ -1,4 +1,4 @@
-//! The JSON shapes of SPEC §2, and their conversion from queue-core types.
+//! The JSON shapes of docs/CONTRACT.md §2, and their conversion from queue-core types.
 
 use std::time::{Duration, UNIX_EPOCH};
 

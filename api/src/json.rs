@@ -155,7 +155,7 @@ mod mime_type {
     }
 }
 
-/// Property tests (issue 5, hostile input): whatever bytes, JSON or headers a client sends, the
+/// Property tests: whatever bytes, JSON or headers a client sends, the
 /// body extractor answers with a value that passed validation or with one of its documented
 /// errors (400, 413, 422) — never a panic, never another status.
 #[cfg(test)]

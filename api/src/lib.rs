@@ -1,4 +1,4 @@
-//! The HTTP API of the seat-reservation service (SPEC §2): validates requests, answers the
+//! The HTTP API of the seat-reservation service (docs/CONTRACT.md §2): validates requests, answers the
 //! synchronous ones, and turns holds and reserves into jobs for the workers.
 
 use std::borrow::Cow;
@@ -183,7 +183,7 @@ impl Application {
 #[derive(Debug, Clone, Copy)]
 struct RouteLabel(&'static str);
 
-/// Every route of SPEC §2. Each path is one resource, so that a wrong method on a known path
+/// Every route of docs/CONTRACT.md §2. Each path is one resource, so that a wrong method on a known path
 /// gets 405 and an unknown path 404 (the app's default service), both as JSON.
 ///
 /// Routes are tried in order, and a path with a `{parameter}` costs a regular expression match:

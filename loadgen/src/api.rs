@@ -1,4 +1,4 @@
-//! A thin typed client for the endpoints of SPEC §2 that the load generator drives.
+//! A thin typed client for the endpoints of docs/CONTRACT.md §2 that the load generator drives.
 //!
 //! Request bodies are formatted by hand and answers parsed into small structs: at tens of
 //! thousands of requests a second on a shared 2-core machine the generator's own CPU is part of

@@ -1,5 +1,5 @@
 //! The invariant check: what every user was told, and what the API says at the end, must fit
-//! SPEC §3 — G1 (no seat held or reserved by two users at once), G2 (nobody over the hold cap)
+//! docs/CONTRACT.md §3 — G1 (no seat held or reserved by two users at once), G2 (nobody over the hold cap)
 //! and G4 (every accepted job finished).
 //!
 //! A history is the list of jobs the load generator had accepted, each with what its result said.

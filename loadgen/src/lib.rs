@@ -1,4 +1,4 @@
-//! An on-sale load generator for the seat-reservation API (SPEC §2), and the measurements behind
+//! An on-sale load generator for the seat-reservation API (docs/CONTRACT.md §2), and the measurements behind
 //! `bench/run.sh`.
 //!
 //! - [`onsale`]: users hold and reserve seats like at a real on-sale, then [`check`] proves the

@@ -1,4 +1,4 @@
-//! Property tests of the id newtypes and validated values (issue 5, hostile input): parsing never
+//! Property tests of the id newtypes and validated values: parsing never
 //! panics on any string, what parses prints back to the one canonical spelling and parses to the
 //! same value, and the near-misses an attacker or a sloppy client sends are refused.
 

@@ -150,7 +150,7 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    /// The HTTP-style code of SPEC §2.
+    /// The HTTP-style code of docs/CONTRACT.md §2.
     pub fn code(self) -> u16 {
         match self {
             Self::NoSuchSeat => 404,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 /// Environment variables and the setting each one overrides. Listed explicitly (rather than by a
-/// prefix convention) because SPEC §4 fixes these exact names.
+/// prefix convention) because docs/CONTRACT.md §4 fixes these exact names.
 pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("PORT", "api.port"),
     ("BIND", "api.bind"),

@@ -1,4 +1,4 @@
-//! Every endpoint of SPEC §2: its success path and its error paths, with their shapes.
+//! Every endpoint of docs/CONTRACT.md §2: its success path and its error paths, with their shapes.
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! Failure drills (issue 5): Redis stops and comes back with its data.
+//! Failure drills: Redis stops and comes back with its data.
 
 use std::time::{Duration, Instant};
 

@@ -157,7 +157,7 @@ pub fn free_port() -> u16 {
 
 /// How a test wants the service set up.
 pub struct Options {
-    /// Environment-style settings (SPEC §4 names), on top of config/default.toml.
+    /// Environment-style settings (docs/CONTRACT.md §4 names), on top of config/default.toml.
     pub env: Vec<(&'static str, String)>,
     /// Worker instances to run inside the test process.
     pub workers: usize,

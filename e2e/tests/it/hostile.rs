@@ -1,4 +1,4 @@
-//! Hostile clients (issue 5, G8): requests trickled one byte a second and bodies far over the
+//! Hostile clients (G8): requests trickled one byte a second and bodies far over the
 //! limit must not hold up anyone else, and each gets cut off with its own answer.
 //!
 //! Raw TCP clients on their own threads do the hostile part while a well-behaved client keeps

@@ -1,5 +1,5 @@
 //! `/metrics`: the API's own figures and the worker pool's, in the Prometheus text format
-//! (issue 3, item 3).
+//!.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

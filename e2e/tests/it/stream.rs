@@ -1,5 +1,5 @@
 //! `GET /events/{id}/stream`: a snapshot, then every seat change; a client that reconnects with
-//! `Last-Event-ID` gets exactly the changes it missed (issue 3, item 5).
+//! `Last-Event-ID` gets exactly the changes it missed.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
