@@ -15,6 +15,8 @@ pub enum JobKind {
 }
 
 impl JobKind {
+    pub const ALL: [Self; 2] = [Self::Hold, Self::Reserve];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Hold => "HOLD_SEAT",
@@ -80,6 +82,39 @@ impl JobState {
     /// Completed or failed: nothing more will happen to the job.
     pub fn is_finished(&self) -> bool {
         matches!(self, Self::Completed { .. } | Self::Failed { .. })
+    }
+
+    /// The status the API reports for this state (a job waiting for a retry is `waiting`).
+    pub fn status(&self) -> JobStatus {
+        match self {
+            Self::Waiting { .. } | Self::Retrying { .. } => JobStatus::Waiting,
+            Self::Active => JobStatus::Active,
+            Self::Completed { .. } => JobStatus::Completed,
+            Self::Failed { .. } => JobStatus::Failed,
+        }
+    }
+}
+
+/// The four statuses of a job, spelled as the API shows them. This is the one list of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    Waiting,
+    Active,
+    Completed,
+    Failed,
+}
+
+impl JobStatus {
+    pub const ALL: [Self; 4] = [Self::Waiting, Self::Active, Self::Completed, Self::Failed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Waiting => "waiting",
+            Self::Active => "active",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+        }
     }
 }
 

@@ -35,7 +35,7 @@ pub use changes::{CatchUp, ChangeId, ChangeKind, SeatChange, Snapshot};
 pub use error::{Error, Result};
 pub use event::{AvailableSeats, Event};
 pub use ids::{EventId, EventName, InvalidValue, JobId, SeatCount, SeatId, UserId};
-pub use job::{Enqueued, JobKind, JobState, JobView};
+pub use job::{Enqueued, JobKind, JobState, JobStatus, JobView};
 pub use queue::Batch;
 pub use seat::{Millis, Refusal, Seat, SeatState, SeatStatus};
 pub use settings::Settings;
