@@ -138,7 +138,7 @@ impl From<queue_core::Error> for ApiError {
     fn from(e: queue_core::Error) -> Self {
         match e {
             queue_core::Error::Unavailable(_) => Self::Unavailable(e),
-            queue_core::Error::Corrupt(_) => Self::Internal(e),
+            queue_core::Error::Corrupt(_) | queue_core::Error::Poisoned(_) => Self::Internal(e),
         }
     }
 }

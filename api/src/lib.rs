@@ -12,7 +12,7 @@ use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::web::{self, PayloadConfig};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError, Route};
 use anyhow::Context;
-use queue_core::{Settings, Store};
+use queue_core::{Enqueuer, Settings, Store};
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
@@ -64,6 +64,7 @@ impl Application {
             .with_context(|| format!("cannot listen on {}:{}", api.bind, api.port))?;
         let port = listener.local_addr()?.port();
         let state = Arc::new(AppState {
+            enqueuer: Enqueuer::new(store.clone()),
             store,
             drain: Arc::default(),
             waiters: Arc::new(Waiters::new(Duration::from_secs(
@@ -91,6 +92,7 @@ impl Application {
                     async move {
                         let store = shared.store.sibling(per_worker).await?;
                         Ok::<_, queue_core::Error>(AppState {
+                            enqueuer: Enqueuer::new(store.clone()),
                             store,
                             ..AppState::clone(&shared)
                         })

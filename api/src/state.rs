@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use queue_core::workers::PoolSnapshot;
-use queue_core::Store;
+use queue_core::{Enqueuer, Store};
 use tokio_util::sync::CancellationToken;
 
 /// Cheap to clone: every part but the store is shared by the whole process.
@@ -15,6 +15,8 @@ pub struct AppState {
     /// that a request and its Redis commands stay on one thread (see `Application::build`); the
     /// process's background tasks have another.
     pub store: Store,
+    /// Accepts holds and reserves, in batches per event, on the connections of `store`.
+    pub enqueuer: Enqueuer,
     pub drain: Arc<DrainRate>,
     pub waiters: Arc<crate::waiters::Waiters>,
     pub changes: Arc<crate::changes::ChangeHub>,

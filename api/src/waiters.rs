@@ -119,8 +119,7 @@ impl Waiters {
             let Ok(mut inner) = self.inner.lock() else {
                 return;
             };
-            for (seq, record) in records {
-                let job = JobId::new(event, seq);
+            for (job, record) in records {
                 if let Some(senders) = inner.waiting.remove(&job) {
                     woken.push((job, record.clone(), senders));
                 }

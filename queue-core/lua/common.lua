@@ -16,6 +16,10 @@
 local RECORD = 29
 local EMPTY = string.rep('\0', RECORD)
 
+-- The reply codes, HTTP-style. `Code` in reply.rs is the same table on the Rust side (a test
+-- ties the two, and fails on a code spelled as a bare number in any script).
+local CODE = { OK = 200, ACCEPTED = 202, HELD_BY_ANOTHER = 403, NO_SUCH_SEAT = 404, CONFLICT = 409, HOLD_LIMIT = 429, QUEUE_FULL = 503 }
+
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -74,6 +78,23 @@ end
 
 local function reserved_record(user, at)
   return 'R' .. user .. u48(at) .. u48(0)
+end
+
+-- A queued job, as enqueue.lua appends it to the event's queue and process.lua takes it off:
+--   <kind (1 byte: 'H' hold, 'R' reserve)><user (16 raw bytes)><seat>|<accepted ms>|<seq>[|<attempts>]
+-- `attempts` (the attempts made so far) is there only on a job back from the retry set. These two
+-- functions are the Lua side of the layout; `wire::QueuedJob` in Rust is the other.
+local function encode_job(kind, user, seat, accepted, seq, attempts)
+  local job = kind .. user .. seat .. '|' .. accepted .. '|' .. seq
+  if attempts then job = job .. '|' .. attempts end
+  return job
+end
+
+-- The fields of a queued job: kind, user, then seat, accepted and seq as text (nil where a
+-- corrupt job lacks them), and the attempts made (0 when absent).
+local function decode_job(job)
+  local f = split(string.sub(job, 18), '|')
+  return string.sub(job, 1, 1), string.sub(job, 2, 17), f[1], f[2], f[3], tonumber(f[4]) or 0
 end
 
 -- The `holders` hash maps a user (16 raw bytes) to the seats they hold in this event, "n,n,n".
@@ -154,8 +175,11 @@ local function requeue_due(retry_key, queue_key, now, limit)
   local due = redis.call('ZRANGEBYSCORE', retry_key, '-inf', now, 'LIMIT', 0, limit)
   if #due == 0 then return 0 end
   -- Jobs retried together keep their order of acceptance (G3 among themselves): by sequence
-  -- number, the third field after the 17-byte kind and user.
-  local function seq_of(job) return tonumber(split(string.sub(job, 18), '|')[3]) or 0 end
+  -- number.
+  local function seq_of(job)
+    local _, _, _, _, seq = decode_job(job)
+    return tonumber(seq) or 0
+  end
   table.sort(due, function(a, b) return seq_of(a) < seq_of(b) end)
   for i = #due, 1, -1 do redis.call('LPUSH', queue_key, due[i]) end
   redis.call('ZREM', retry_key, unpack(due))

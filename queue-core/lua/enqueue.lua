@@ -19,12 +19,12 @@
 -- Returns: {wake, outcome of job 1, outcome of job 2, ...} where wake=1 means that jobs were
 --          queued, no worker held the event's lease and no KEYS[4] was given, so the caller must
 --          push the ready token; and each outcome is one of
---          {202, seq, position} accepted: `position` jobs are ahead of it
---          {404} no such event or seat
---          {409, status} the seat is not in the state the job needs ('A', 'H' or 'R')
---          {403, 'H'} reserve of a seat another user holds
---          {503, depth} the queue is full
--- A queued job is <kind (1 byte)><user (16 bytes)><seat>|<accepted ms>|<seq>.
+--          {ACCEPTED, seq, position} accepted: `position` jobs are ahead of it
+--          {NO_SUCH_SEAT} no such event or seat
+--          {CONFLICT, status} the seat is not in the state the job needs ('A', 'H' or 'R')
+--          {HELD_BY_ANOTHER, 'H'} reserve of a seat another user holds
+--          {QUEUE_FULL, depth} the queue is full
+--          (the codes of CODE in common.lua; the queued job's layout is `encode_job` there)
 -- Nothing is written unless at least one job is accepted.
 local now = now_ms()
 local event = redis.call('HMGET', KEYS[1], 'total', 'enq', 'deq', 'lease')
@@ -41,25 +41,25 @@ for i = 4, #ARGV, 3 do
   local kind, seat, user = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local outcome
   if not total or not tonumber(seat) or tonumber(seat) > total then
-    outcome = {404}
+    outcome = {CODE.NO_SUCH_SEAT}
   else
     local status, holder = seat_at(seat_record(KEYS[2], seat), now)
     if kind == 'H' then
-      if status ~= 'A' then outcome = {409, status} end
+      if status ~= 'A' then outcome = {CODE.CONFLICT, status} end
     elseif status ~= 'H' then
-      outcome = {409, status}
+      outcome = {CODE.CONFLICT, status}
     elseif holder ~= user then
-      outcome = {403, status}
+      outcome = {CODE.HELD_BY_ANOTHER, status}
     end
   end
   if not outcome then
     local ahead = depth + #queued
     if ahead >= max_depth then
-      outcome = {503, ahead}
+      outcome = {CODE.QUEUE_FULL, ahead}
     else
       seq = seq + 1
-      queued[#queued + 1] = kind .. user .. seat .. '|' .. now .. '|' .. seq
-      outcome = {202, seq, ahead}
+      queued[#queued + 1] = encode_job(kind, user, seat, now, seq)
+      outcome = {CODE.ACCEPTED, seq, ahead}
     end
   end
   out[#out + 1] = outcome

@@ -59,6 +59,13 @@ if retry_first and retry_first <= now then
   retry_first = first_score(retry)
 end
 
+-- A job's record, as the results hash keeps it and ARGV[6] announces it (see the header); the
+-- Lua side of the layout, `wire::decode_record` in Rust the other.
+local function job_record(seq, outcome, kind, seat, code, created, at, tail)
+  return seq .. '|' .. outcome .. '|' .. kind .. '|' .. seat .. '|' .. code .. '|' .. created
+    .. '|' .. at .. '|' .. tail
+end
+
 local function valid_seat(seat)
   local n = tonumber(seat)
   return n ~= nil and n >= 1 and n <= total and n == math.floor(n)
@@ -69,16 +76,16 @@ local held = false
 
 -- Each returns an HTTP-style code and the seat record to report; they check before they write.
 local function hold(seat, user)
-  if not valid_seat(seat) then return 404, '' end
+  if not valid_seat(seat) then return CODE.NO_SUCH_SEAT, '' end
   local raw = seat_record(seats, seat)
   local status, _, _, _, lapsed = seat_at(raw, now)
-  if status ~= 'A' then return 409, raw end
+  if status ~= 'A' then return CODE.CONFLICT, raw end
   local live = {}
   for _, s in ipairs(split(redis.call('HGET', holders, user), ',')) do
     local st, who = seat_at(seat_record(seats, s), now)
     if st == 'H' and who == user then live[#live + 1] = s end
   end
-  if #live >= max_held then return 429, '' end
+  if #live >= max_held then return CODE.HOLD_LIMIT, '' end
   if lapsed then clear_hold(seats, deadlines, holders, changes, seat, raw, 'l') end
   local record = hold_record(user, now + hold_ms, now)
   write_seat(seats, seat, record)
@@ -87,26 +94,26 @@ local function hold(seat, user)
   live[#live + 1] = seat
   redis.call('HSET', holders, user, table.concat(live, ','))
   log_change(changes, 'h', seat, user, now + hold_ms)
-  return 200, record
+  return CODE.OK, record
 end
 
 local function reserve(seat, user)
-  if not valid_seat(seat) then return 404, '' end
+  if not valid_seat(seat) then return CODE.NO_SUCH_SEAT, '' end
   local raw = seat_record(seats, seat)
   local status, holder, _, _, lapsed = seat_at(raw, now)
-  if status == 'R' then return 409, raw end
+  if status == 'R' then return CODE.CONFLICT, raw end
   if status == 'A' then
     if lapsed then clear_hold(seats, deadlines, holders, changes, seat, raw, 'l') end
-    return 409, ''
+    return CODE.CONFLICT, ''
   end
-  if holder ~= user then return 403, raw end
+  if holder ~= user then return CODE.HELD_BY_ANOTHER, raw end
   local record = reserved_record(user, now)
   write_seat(seats, seat, record)
   redis.call('ZREM', deadlines, seat)
   holder_remove(holders, user, seat)
   redis.call('HINCRBY', ev, 'reserved', 1)
   log_change(changes, 'r', seat, user)
-  return 200, record
+  return CODE.OK, record
 end
 
 local out = {0, 0, -1}
@@ -122,11 +129,9 @@ for _, job in ipairs(jobs) do
   applied = applied + 1
   -- A job is written only by enqueue.lua, but a corrupt one must still end `failed`, not stop
   -- the script halfway, so nothing below assumes its fields are there.
-  local kind, user = string.sub(job, 1, 1), string.sub(job, 2, 17)
-  local f = split(string.sub(job, 18), '|')
-  local seat, created = f[1] or '0', tostring(tonumber(f[2]) or 0)
-  local seq = tonumber(f[3]) or (math.max(last_seq or 0, deq) + 1)
-  local attempt = tonumber(f[4]) or 0
+  local kind, user, job_seat, accepted, job_seq, attempt = decode_job(job)
+  local seat, created = job_seat or '0', tostring(tonumber(accepted) or 0)
+  local seq = tonumber(job_seq) or (math.max(last_seq or 0, deq) + 1)
   last_seq = math.max(last_seq or 0, seq)
   local record
   local ok, code, state = pcall(function()
@@ -137,27 +142,24 @@ for _, job in ipairs(jobs) do
   end)
   -- The record's text fields must parse whatever the job held: an odd kind or seat is masked.
   local shown_kind = (kind == 'H' or kind == 'R') and kind or '?'
-  local head = seq .. '|' .. (ok and 'c' or 'f') .. '|' .. shown_kind .. '|'
-    .. tostring(tonumber(seat) or 0) .. '|'
+  local shown_seat = tostring(tonumber(seat) or 0)
   local tries, retrying = attempt + 1, false
   if ok then
-    record = head .. code .. '|' .. created .. '|' .. now .. '|' .. (state or '')
+    record = job_record(seq, 'c', shown_kind, shown_seat, code, created, now, state or '')
   else
     if type(code) == 'table' then code = code.err end
     local reason = tostring(code)
-    if tonumber(f[3]) and tries < max_attempts then
+    if tonumber(job_seq) and tries < max_attempts then
       -- Exponential backoff with jitter; the job keeps its sequence number (its id).
       local delay = math.min(retry_max_ms, retry_base_ms * 2 ^ (tries - 1))
       local at = now + math.floor(delay * (0.5 + 0.5 * jitter))
-      redis.call('ZADD', retry, at,
-        string.sub(job, 1, 17) .. f[1] .. '|' .. f[2] .. '|' .. f[3] .. '|' .. tries)
+      redis.call('ZADD', retry, at, encode_job(kind, user, job_seat, accepted, job_seq, tries))
       retrying = true
       retried = true
-      record = seq .. '|r|' .. shown_kind .. '|' .. tostring(tonumber(seat) or 0) .. '|'
-        .. tries .. '|' .. created .. '|' .. at .. '|' .. reason
+      record = job_record(seq, 'r', shown_kind, shown_seat, tries, created, at, reason)
     else
       if tries > 1 then reason = 'gave up after ' .. tries .. ' attempts: ' .. reason end
-      record = head .. '0|' .. created .. '|' .. now .. '|' .. reason
+      record = job_record(seq, 'f', shown_kind, shown_seat, 0, created, now, reason)
     end
   end
   records[#records + 1] = seq

@@ -12,11 +12,11 @@
 --          {409, status} not On hold (a lapsed hold included): 'A' or 'R'
 local now = now_ms()
 local total = redis.call('HGET', KEYS[1], 'total')
-if not total or tonumber(ARGV[1]) > tonumber(total) then return {404} end
+if not total or tonumber(ARGV[1]) > tonumber(total) then return {CODE.NO_SUCH_SEAT} end
 local raw = seat_record(KEYS[2], ARGV[1])
 local status, holder, _, start = seat_at(raw, now)
-if status ~= 'H' then return {409, status} end
-if holder ~= ARGV[2] then return {403, status} end
+if status ~= 'H' then return {CODE.CONFLICT, status} end
+if holder ~= ARGV[2] then return {CODE.HELD_BY_ANOTHER, status} end
 
 local deadline = math.min(now + tonumber(ARGV[3]), start + tonumber(ARGV[4]))
 local record = hold_record(holder, deadline, start)
@@ -24,4 +24,4 @@ write_seat(KEYS[2], ARGV[1], record)
 redis.call('ZADD', KEYS[3], deadline, ARGV[1])
 rearm_tick(KEYS[3], KEYS[4])
 log_change(KEYS[5], 'f', ARGV[1], holder, deadline)
-return {200, record}
+return {CODE.OK, record}

@@ -10,12 +10,12 @@
 --          {409, status} not On hold (a lapsed hold included): 'A' or 'R'
 local now = now_ms()
 local total = redis.call('HGET', KEYS[1], 'total')
-if not total or tonumber(ARGV[1]) > tonumber(total) then return {404} end
+if not total or tonumber(ARGV[1]) > tonumber(total) then return {CODE.NO_SUCH_SEAT} end
 local raw = seat_record(KEYS[2], ARGV[1])
 local status, holder = seat_at(raw, now)
-if status ~= 'H' then return {409, status} end
-if holder ~= ARGV[2] then return {403, status} end
+if status ~= 'H' then return {CODE.CONFLICT, status} end
+if holder ~= ARGV[2] then return {CODE.HELD_BY_ANOTHER, status} end
 
 clear_hold(KEYS[2], KEYS[3], KEYS[4], KEYS[6], ARGV[1], raw, 'x')
 rearm_tick(KEYS[3], KEYS[5])
-return {200, EMPTY}
+return {CODE.OK, EMPTY}

@@ -10,12 +10,14 @@ use fred::clients::Client;
 use fred::interfaces::StreamsInterface;
 use fred::types::Value;
 
+use crate::clock::Millis;
 use crate::error::{Error, Result};
-use crate::event::{decode, Event};
+use crate::event::Event;
 use crate::ids::{EventId, InvalidValue, SeatId, UserId};
 use crate::keys::EventKeys;
+use crate::reply::seat_state;
 use crate::scripts::{self, arg, run};
-use crate::seat::{Millis, SeatState, SeatStatus, RECORD_LEN};
+use crate::seat::{SeatState, SeatStatus, RECORD_LEN};
 use crate::store::Store;
 
 /// The id of an entry of a changes stream, `<ms>-<seq>` as Redis makes it; the SSE event id.
@@ -174,7 +176,7 @@ impl Store {
         let seats = records
             .chunks(RECORD_LEN)
             .take(event.total_seats as usize)
-            .map(|record| decode(record, now))
+            .map(|record| seat_state(record, now))
             .collect::<Result<Vec<_>>>()?;
         let last = match last {
             Some(last) => last

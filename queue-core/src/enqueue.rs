@@ -10,10 +10,13 @@
 //! Order (G3) is the order of the sequence numbers the script hands out: the order the jobs
 //! joined the outbox, and batch after batch. A batch is sent by a task of its own, never by a
 //! request, so a client that goes away mid-batch cannot strand the others.
+//!
+//! The batches and the hints are [`Enqueuer`]'s: one per connection pool (each HTTP worker of
+//! the API has one), so that a batch goes out on the connections of the thread that formed it.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fred::interfaces::SortedSetsInterface;
@@ -21,12 +24,13 @@ use fred::types::sorted_sets::Ordering;
 use fred::types::Value;
 use tokio::sync::oneshot;
 
+use crate::clock::wall_clock_ms;
 use crate::error::{Error, Result};
 use crate::ids::{EventId, JobId, SeatId, UserId};
 use crate::job::{Enqueued, JobKind};
 use crate::keys::{self, EventKeys};
-use crate::queue::{refusal, unsigned, wall_clock_ms};
-use crate::scripts::{self, arg, arg_bytes, run, Reply};
+use crate::reply::{Code, Reply};
+use crate::scripts::{self, arg, arg_bytes, run};
 use crate::store::Store;
 
 /// The most jobs one script run accepts; the rest wait for the next run.
@@ -45,19 +49,44 @@ struct Pending {
     answer: oneshot::Sender<Result<Enqueued>>,
 }
 
-/// The jobs of each event waiting for the next batch. An event is in the map exactly while a
-/// sender task runs for it.
-#[derive(Debug, Default)]
-pub(crate) struct Outbox {
-    events: Mutex<HashMap<EventId, Vec<Pending>>>,
+/// Accepts jobs onto their events' queues, in batches per event. Cheap to clone; clones share
+/// one outbox.
+#[derive(Debug, Clone)]
+pub struct Enqueuer {
+    inner: Arc<Inner>,
 }
 
-impl Store {
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    /// The jobs of each event waiting for the next batch. An event is in the map exactly while
+    /// a sender task runs for it.
+    outbox: Mutex<HashMap<EventId, Vec<Pending>>>,
+    /// When this enqueuer last recorded an enqueue hint per event (see [`keys::HINTS`]).
+    hinted: Mutex<HashMap<EventId, Instant>>,
+}
+
+impl Enqueuer {
+    /// An enqueuer sending on `store`'s connections.
+    pub fn new(store: Store) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                outbox: Mutex::default(),
+                hinted: Mutex::default(),
+            }),
+        }
+    }
+
+    fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
     /// Pre-checks the seat and appends a job to its event's queue. Returns the job's id and
     /// position, or why it was not accepted (nothing is written then).
     pub async fn enqueue(&self, kind: JobKind, seat: SeatId, user: UserId) -> Result<Enqueued> {
         // Fail at once, as every other operation does, while Redis is known to be down.
-        self.client()?;
+        self.store().client()?;
         let event = seat.event();
         let (answer, answered) = oneshot::channel();
         let job = Pending {
@@ -67,7 +96,7 @@ impl Store {
             answer,
         };
         let start_sender = {
-            let mut events = self.inner.outbox.events.lock().map_err(|_| poisoned())?;
+            let mut events = self.inner.outbox.lock().map_err(|_| POISONED_OUTBOX)?;
             match events.entry(event) {
                 Entry::Occupied(mut waiting) => {
                     waiting.get_mut().push(job);
@@ -84,19 +113,19 @@ impl Store {
         }
         // The sender answers every job it takes; a sender that is gone (the runtime is shutting
         // down) leaves the job's fate unknown, like a connection dropped mid-command.
-        answered.await.map_err(|_| crate::store::not_connected())?
+        answered.await.map_err(|_| Error::not_connected())?
     }
 
     /// Sends the event's waiting jobs, a batch at a time, until none are left.
     async fn send_batches(self, event: EventId) {
         let mut guard = SenderGuard {
-            store: &self,
+            enqueuer: &self,
             event,
             armed: true,
         };
         loop {
             let batch: Vec<Pending> = {
-                let Ok(mut events) = self.inner.outbox.events.lock() else {
+                let Ok(mut events) = self.inner.outbox.lock() else {
                     return;
                 };
                 let Some(waiting) = events.get_mut(&event) else {
@@ -141,9 +170,10 @@ impl Store {
         batch: &[Pending],
     ) -> Result<(Vec<Enqueued>, bool)> {
         let k = EventKeys::new(event);
+        let store = self.store();
         let mut args: Vec<Value> = Vec::with_capacity(3 + 3 * batch.len());
-        args.push(arg(self.inner.common.queue.max_depth));
-        args.push(arg(self.inner.common.workers.lease_ms));
+        args.push(arg(store.queue().max_depth));
+        args.push(arg(store.workers().lease_ms));
         args.push(arg(event));
         for job in batch {
             args.push(arg(job.kind.code()));
@@ -154,13 +184,13 @@ impl Store {
         // round trip; on a cluster the ready list is in another slot, so it is left out and
         // `after_accepting` pushes the token.
         let with_ready = [k.event.as_str(), &k.seats, &k.queue, keys::READY];
-        let script_keys = if self.inner.common.clustered {
+        let script_keys = if store.clustered() {
             &with_ready[..3]
         } else {
             &with_ready[..]
         };
-        let mut reply = run(&scripts::ENQUEUE, &self.client()?, script_keys, args).await?;
-        let wake = reply.int()? == 1;
+        let mut reply = run(&scripts::ENQUEUE, &store.client()?, script_keys, args).await?;
+        let wake = reply.flag()?;
         let mut outcomes = Vec::with_capacity(batch.len());
         for _ in batch {
             let outcome = reply
@@ -176,7 +206,7 @@ impl Store {
     /// no token get pushed (without one, its full pass finds it within a minute).
     async fn after_accepting(&self, event: EventId, wake: bool) {
         if wake {
-            if let Err(e) = self.push_ready(event).await {
+            if let Err(e) = self.store().push_ready(event).await {
                 tracing::warn!(%event, error = %e, "accepted jobs but could not push their ready token");
             }
         }
@@ -187,19 +217,16 @@ impl Store {
 
     /// One job's outcome in an `enqueue.lua` reply.
     fn outcome(&self, event: EventId, mut reply: Reply) -> Result<Enqueued> {
-        Ok(match reply.int()? {
-            202 => Enqueued::Accepted {
-                job: JobId::new(event, unsigned(reply.int()?)?),
-                position: unsigned(reply.int()?)?,
+        Ok(match reply.code()? {
+            Code::Accepted => Enqueued::Accepted {
+                job: JobId::new(event, reply.unsigned()?)
+                    .ok_or_else(|| Error::Corrupt("an enqueue reply numbered a job 0".into()))?,
+                position: reply.unsigned()?,
             },
-            503 => Enqueued::QueueFull {
-                depth: unsigned(reply.int()?)?,
+            Code::QueueFull => Enqueued::QueueFull {
+                depth: reply.unsigned()?,
             },
-            code => Enqueued::Refused(refusal(
-                code,
-                &mut reply,
-                self.inner.common.rules.max_held_seats,
-            )?),
+            code => Enqueued::Refused(reply.refusal(code, self.store().rules().max_held_seats)?),
         })
     }
 
@@ -209,7 +236,7 @@ impl Store {
     async fn hint(&self, event: EventId) -> Result<()> {
         let now = Instant::now();
         {
-            let hinted = self.inner.hinted.lock().map_err(|_| poisoned())?;
+            let hinted = self.inner.hinted.lock().map_err(|_| POISONED_HINTS)?;
             if hinted
                 .get(&event)
                 .is_some_and(|at| now.duration_since(*at) < HINT_EVERY)
@@ -217,7 +244,8 @@ impl Store {
                 return Ok(());
             }
         }
-        self.client()?
+        self.store()
+            .client()?
             .zadd::<(), _, _>(
                 keys::HINTS,
                 None,
@@ -227,7 +255,7 @@ impl Store {
                 (wall_clock_ms() as f64, event.to_string()),
             )
             .await?;
-        let mut hinted = self.inner.hinted.lock().map_err(|_| poisoned())?;
+        let mut hinted = self.inner.hinted.lock().map_err(|_| POISONED_HINTS)?;
         if hinted.len() > 100_000 {
             hinted.retain(|_, at| now.duration_since(*at) < HINT_EVERY);
         }
@@ -240,7 +268,7 @@ impl Store {
 /// was dropped, say, as the runtime shut down), answering the jobs still waiting with an error:
 /// a later request then starts a new sender instead of waiting on one that is gone.
 struct SenderGuard<'a> {
-    store: &'a Store,
+    enqueuer: &'a Enqueuer,
     event: EventId,
     /// Cleared by the sender when it leaves the outbox empty and the event out of the map, after
     /// which the map entry, if any, belongs to a newer sender.
@@ -252,16 +280,15 @@ impl Drop for SenderGuard<'_> {
         if !self.armed {
             return;
         }
-        let left = match self.store.inner.outbox.events.lock() {
+        let left = match self.enqueuer.inner.outbox.lock() {
             Ok(mut events) => events.remove(&self.event).unwrap_or_default(),
             Err(_) => Vec::new(),
         };
         for job in left {
-            let _ = job.answer.send(Err(crate::store::not_connected()));
+            let _ = job.answer.send(Err(Error::not_connected()));
         }
     }
 }
 
-pub(crate) fn poisoned() -> Error {
-    Error::Corrupt("a lock was poisoned by a panic".into())
-}
+const POISONED_OUTBOX: Error = Error::Poisoned("the enqueue outbox");
+const POISONED_HINTS: Error = Error::Poisoned("the enqueue hints");

@@ -1,11 +1,10 @@
 //! The synchronous operations on a hold: refresh and release.
 
 use crate::error::Result;
-use crate::event::decode;
 use crate::ids::{SeatId, UserId};
 use crate::keys::EventKeys;
-use crate::queue::refusal;
-use crate::scripts::{self, arg, arg_bytes, run, Reply};
+use crate::reply::{Code, Reply};
+use crate::scripts::{self, arg, arg_bytes, run};
 use crate::seat::{Refusal, Seat};
 use crate::store::Store;
 
@@ -14,7 +13,7 @@ impl Store {
     /// MAX_HOLD_LIFETIME (G6). Returns the seat with its new expiry.
     pub async fn refresh(&self, seat: SeatId, user: UserId) -> Result<Result<Seat, Refusal>> {
         let k = EventKeys::new(seat.event());
-        let rules = self.inner.common.rules;
+        let rules = self.rules();
         let reply = run(
             &scripts::REFRESH,
             &self.client()?,
@@ -53,9 +52,9 @@ impl Store {
     /// Reads `{200, new seat record}` or a refusal. The record is decoded as of an instant before
     /// any deadline in it, since the script just made it.
     fn hold_outcome(&self, seat: SeatId, mut reply: Reply) -> Result<Result<Seat, Refusal>> {
-        match reply.int()? {
-            200 => Ok(Ok(decode(&reply.bytes()?, 0)?.into_seat(seat))),
-            code => refusal(code, &mut reply, self.inner.common.rules.max_held_seats).map(Err),
+        match reply.code()? {
+            Code::Ok => Ok(Ok(reply.seat_state(0)?.into_seat(seat))),
+            code => reply.refusal(code, self.rules().max_held_seats).map(Err),
         }
     }
 }

@@ -7,28 +7,19 @@ use fred::interfaces::{ConfigInterface, HashesInterface, ListInterface, SortedSe
 use fred::types::scan::Scanner;
 use futures::TryStreamExt;
 
+use crate::clock::{wall_clock_ms, Millis};
 use crate::enqueue::HINT_KEEP;
 use crate::error::Result;
 use crate::ids::EventId;
 use crate::keys::{self, EventKeys};
-use crate::queue::{unsigned, wall_clock_ms};
 use crate::scripts::{self, arg, run};
-use crate::seat::Millis;
 use crate::store::Store;
+use crate::workers::Heartbeat;
 
 /// Most holds and job records one sweep of one event removes; a larger backlog takes more runs.
 const SWEEP_LIMIT: usize = 1000;
 /// Most events one pass sweeps or reconciles.
 const PASS_LIMIT: usize = 500;
-
-/// What a housekeeping pass did, for logs and metrics.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Tidied {
-    /// Holds forgotten because their deadline passed.
-    pub holds_lapsed: u64,
-    /// Events whose queue was woken because its lease had lapsed.
-    pub queues_woken: u64,
-}
 
 impl Store {
     /// Sweeps one event now and reschedules its next sweep. Returns the holds it found lapsed.
@@ -50,7 +41,7 @@ impl Store {
             vec![arg(SWEEP_LIMIT)],
         )
         .await?;
-        let lapsed = unsigned(reply.int()?)?;
+        let lapsed = reply.unsigned()?;
         let next_due = reply.int()?;
         if next_due >= 0 {
             self.schedule_sweep(event, next_due).await?;
@@ -114,20 +105,20 @@ impl Store {
     }
 
     /// Sweeps and reconciles every event ever created: the slow safety net for what a crashed
-    /// process left behind (a sweep schedule, or a hint it never wrote). Returns what it did.
-    pub async fn tidy_all(&self) -> Result<Tidied> {
-        let mut tidied = Tidied::default();
+    /// process left behind (a sweep schedule, or a hint it never wrote). Returns the holds it
+    /// found lapsed (a queue it wakes is logged).
+    pub async fn tidy_all(&self) -> Result<u64> {
+        let mut lapsed = 0;
         let mut pages = std::pin::pin!(self.client()?.zscan(keys::EVENTS, "*", Some(200)));
         while let Some(mut page) = pages.try_next().await? {
             for (member, _) in page.take_results().unwrap_or_default() {
                 if let Some(id) = member.as_str().and_then(|s| s.parse::<EventId>().ok()) {
-                    tidied.holds_lapsed += self.sweep(id).await?;
-                    let (woken, _) = self.wake_if_stalled(id).await?;
-                    tidied.queues_woken += u64::from(woken);
+                    lapsed += self.sweep(id).await?;
+                    self.wake_if_stalled(id).await?;
                 }
             }
         }
-        Ok(tidied)
+        Ok(lapsed)
     }
 
     /// Takes the event's lease and pushes a ready token if its queue has jobs and no worker holds
@@ -138,10 +129,10 @@ impl Store {
             &scripts::RECONCILE,
             &self.client()?,
             [&k.event, &k.queue, &k.retry],
-            vec![arg(self.inner.common.workers.lease_ms)],
+            vec![arg(self.workers().lease_ms)],
         )
         .await?;
-        let wake = reply.int()? == 1;
+        let wake = reply.flag()?;
         let depth = reply.int()?;
         if wake {
             tracing::info!(event = %id, depth, "woke a queue whose lease had lapsed");
@@ -209,7 +200,7 @@ impl Store {
         let beats: HashMap<String, String> = self.client()?.hgetall(keys::WORKERS).await?;
         let cutoff = wall_clock_ms() - older_than_ms;
         for (worker, beat) in beats {
-            if crate::workers::Heartbeat::parse(&beat).is_none_or(|b| b.at < cutoff) {
+            if Heartbeat::parse(&beat).is_none_or(|b| b.at < cutoff) {
                 self.client()?
                     .hdel::<(), _, _>(keys::WORKERS, worker)
                     .await?;
@@ -230,7 +221,7 @@ impl Store {
             vec![arg(worker), arg(ttl_ms)],
         )
         .await?;
-        Ok(reply.int()? == 1)
+        reply.flag()
     }
 
     /// Makes Redis announce expired keys (`notify-keyspace-events` gains `E` and `x`, keeping

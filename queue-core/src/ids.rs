@@ -167,8 +167,9 @@ pub struct JobId {
 }
 
 impl JobId {
-    pub fn new(event: EventId, seq: u64) -> Self {
-        Self { event, seq }
+    /// The id of job `seq` of `event`; `None` for 0, which numbers no job (the first is 1).
+    pub fn new(event: EventId, seq: u64) -> Option<Self> {
+        (seq >= 1).then_some(Self { event, seq })
     }
 
     pub fn event(&self) -> EventId {
@@ -192,10 +193,8 @@ impl FromStr for JobId {
         };
         let (event, seq) = s.rsplit_once(":j").ok_or_else(invalid)?;
         let event = event.parse().map_err(|_| invalid())?;
-        let seq = parse_canonical_u64(seq)
-            .filter(|n| *n > 0)
-            .ok_or_else(invalid)?;
-        Ok(Self { event, seq })
+        let seq = parse_canonical_u64(seq).ok_or_else(invalid)?;
+        Self::new(event, seq).ok_or_else(invalid)
     }
 }
 

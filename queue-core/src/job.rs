@@ -2,8 +2,9 @@
 
 use serde::Serialize;
 
+use crate::clock::Millis;
 use crate::ids::JobId;
-use crate::seat::{Millis, Refusal, Seat};
+use crate::seat::{Refusal, Seat};
 
 /// What a job does, spelled as the API shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

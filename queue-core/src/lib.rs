@@ -3,40 +3,67 @@
 //! built on them.
 //!
 //! Invariants:
-//! - Every state change is one Lua script that checks everything before it writes anything.
+//! - Every change to seat and job state is one Lua script that checks everything before it
+//!   writes anything.
 //! - Every key one script touches carries the same hash tag (the event id), see [`keys`].
 //! - A hold past its deadline is Available to every script and every read, whether or not it
 //!   has been swept: expiry is a property of the data, not of a background task (G5).
 //! - A job is taken off its queue and applied in the same script, so it is never in flight
 //!   outside Redis (G3, G4).
 //!
+//! The modules form layers, each using only the ones below it (a test in the e2e crate checks
+//! that no module imports one above it, and that there are no import circles):
+//! 1. values: [`ids`], [`seat`], [`job`], [`event`], [`keys`], [`error`], [`settings`],
+//!    [`clock`];
+//! 2. the wire: [`scripts`] (calling the Lua scripts), `reply` (the one decoder of their
+//!    replies, with the reply codes) and [`wire`] (the layouts Rust and Lua both read);
+//! 3. the handle: [`store`], connections only;
+//! 4. operations: [`enqueue`] (accepting jobs, in batches), [`process`] (draining queues),
+//!    [`jobs`] (a job's status), [`catalog`] (events and seats), [`hold`] (refresh, release),
+//!    [`changes`] (the seat-change feed), [`housekeeping`], [`workers`] (heartbeats),
+//!    [`metrics`].
+//!
 //! This crate knows nothing of HTTP. It emits tracing events but never installs a subscriber.
 
-pub mod changes;
-mod enqueue;
+// 1. Values.
+pub mod clock;
 pub mod error;
 pub mod event;
-pub mod hold;
-pub mod housekeeping;
 pub mod ids;
 #[cfg(test)]
 mod ids_proptest;
 pub mod job;
 pub mod keys;
-pub mod metrics;
-pub mod queue;
-pub mod scripts;
 pub mod seat;
 pub mod settings;
+
+// 2. The wire.
+mod reply;
+pub mod scripts;
+pub mod wire;
+
+// 3. The handle.
 pub mod store;
+
+// 4. Operations.
+pub mod catalog;
+pub mod changes;
+pub mod enqueue;
+pub mod hold;
+pub mod housekeeping;
+pub mod jobs;
+pub mod metrics;
+pub mod process;
 pub mod workers;
 
 pub use changes::{CatchUp, ChangeId, ChangeKind, SeatChange, Snapshot};
+pub use clock::Millis;
+pub use enqueue::Enqueuer;
 pub use error::{Error, Result};
 pub use event::{AvailableSeats, Event};
 pub use ids::{EventId, EventName, InvalidValue, JobId, SeatCount, SeatId, UserId};
 pub use job::{Enqueued, JobKind, JobState, JobStatus, JobView};
-pub use queue::Batch;
-pub use seat::{Millis, Refusal, Seat, SeatState, SeatStatus};
+pub use process::Batch;
+pub use seat::{Refusal, Seat, SeatState, SeatStatus};
 pub use settings::Settings;
 pub use store::Store;

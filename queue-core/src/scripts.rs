@@ -1,5 +1,5 @@
 //! The Lua scripts of `lua/`, one per state transition, each prefixed with `lua/common.lua`, and
-//! the typed access to their raw replies.
+//! how they are called. Their replies are read with [`crate::reply::Reply`].
 
 use std::sync::LazyLock;
 
@@ -10,6 +10,7 @@ use fred::types::scripts::Script;
 use fred::types::Value;
 
 use crate::error::{Error, Result};
+use crate::reply::Reply;
 
 macro_rules! scripts {
     ($($name:ident => $file:literal),* $(,)?) => {
@@ -58,81 +59,11 @@ pub(crate) async fn run(
     // A command on a connection that is down would wait out its timeout: refuse at once (the
     // pool's clients are checked more closely by `Store::client`).
     if !client.is_connected() {
-        return Err(crate::store::not_connected());
+        return Err(Error::not_connected());
     }
     let keys: Vec<String> = keys.into_iter().map(|k| k.as_ref().to_owned()).collect();
     let value: Value = script.evalsha_with_reload(client, keys, args).await?;
     Ok(Reply::new(value))
-}
-
-/// A script's array reply, read front to back.
-#[derive(Debug)]
-pub(crate) struct Reply {
-    items: std::vec::IntoIter<Value>,
-}
-
-impl Reply {
-    pub(crate) fn new(value: Value) -> Self {
-        let items = match value {
-            Value::Array(items) => items,
-            Value::Null => Vec::new(),
-            other => vec![other],
-        };
-        Self {
-            items: items.into_iter(),
-        }
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.items.len() == 0
-    }
-
-    pub(crate) fn int(&mut self) -> Result<i64> {
-        match self.items.next() {
-            Some(v) => v.as_i64().ok_or_else(|| {
-                Error::Corrupt(format!("expected an integer in a script reply, got {v:?}"))
-            }),
-            None => Err(Error::Corrupt(
-                "a script reply is shorter than expected".into(),
-            )),
-        }
-    }
-
-    /// A string, or `None` for a nil (Lua `false`) or a missing trailing item.
-    pub(crate) fn opt_string(&mut self) -> Result<Option<String>> {
-        match self.items.next() {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => v
-                .into_string()
-                .map(Some)
-                .ok_or_else(|| Error::Corrupt("expected a string in a script reply".into())),
-        }
-    }
-
-    /// The next item as it came, or `None` past the end.
-    pub(crate) fn value(&mut self) -> Option<Value> {
-        self.items.next()
-    }
-
-    /// Raw bytes (a seat record, a queued job); empty for a nil or a missing trailing item.
-    pub(crate) fn bytes(&mut self) -> Result<Bytes> {
-        match self.items.next() {
-            None | Some(Value::Null) => Ok(Bytes::new()),
-            Some(v) => v
-                .into_bytes()
-                .ok_or_else(|| Error::Corrupt("expected bytes in a script reply".into())),
-        }
-    }
-
-    /// A raw item, or `None` past the end.
-    pub(crate) fn next_bytes(&mut self) -> Option<Result<Bytes>> {
-        (self.items.len() > 0).then(|| self.bytes())
-    }
-
-    pub(crate) fn string(&mut self) -> Result<String> {
-        self.opt_string()?
-            .ok_or_else(|| Error::Corrupt("a script reply lacks a string".into()))
-    }
 }
 
 /// A script argument from text.
@@ -143,4 +74,84 @@ pub(crate) fn arg(value: impl ToString) -> Value {
 /// A script argument from raw bytes (a user id).
 pub(crate) fn arg_bytes(bytes: &[u8]) -> Value {
     Value::Bytes(Bytes::copy_from_slice(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SOURCES;
+    use crate::reply::Code;
+    use crate::seat::SeatStatus;
+
+    /// Every status letter the Lua scripts compare against or write must be one of the enum's.
+    #[test]
+    fn lua_status_literals_are_seat_statuses() {
+        let mut seen = 0;
+        for (name, source) in SOURCES {
+            for quote in ["status == '", "status ~= '", "return '", "{403, '"] {
+                for piece in source.split(quote).skip(1) {
+                    let literal: String = piece.chars().take_while(|c| *c != '\'').collect();
+                    let mut chars = literal.chars();
+                    let (Some(code), None) = (chars.next(), chars.next()) else {
+                        continue;
+                    };
+                    assert!(
+                        SeatStatus::from_code(code).is_some(),
+                        "{name}: '{literal}' is not a SeatStatus code"
+                    );
+                    seen += 1;
+                }
+            }
+        }
+        assert!(seen > 10, "the scan found only {seen} status literals");
+    }
+
+    /// Lua's `CODE` table in common.lua has exactly the entries of [`Code`], with the same
+    /// numbers, and no script spells a reply code as a bare number.
+    #[test]
+    fn lua_reply_codes_are_the_rust_ones() {
+        let common = SOURCES
+            .iter()
+            .find(|(name, _)| *name == "common.lua")
+            .map(|(_, source)| *source)
+            .expect("common.lua is a script source");
+        let table = common
+            .split("local CODE = {")
+            .nth(1)
+            .and_then(|rest| rest.split('}').next())
+            .expect("common.lua defines `local CODE = { ... }`");
+        let mut lua: Vec<(String, i64)> = table
+            .split(',')
+            .filter_map(|entry| {
+                let (name, n) = entry.split_once('=')?;
+                Some((name.trim().to_owned(), n.trim().parse().ok()?))
+            })
+            .collect();
+        let mut rust: Vec<(String, i64)> = Code::ALL
+            .into_iter()
+            .map(|code| (code.lua_name().to_owned(), code as i64))
+            .collect();
+        lua.sort();
+        rust.sort();
+        assert_eq!(lua, rust, "Lua's CODE table and Rust's Code enum differ");
+        for (name, source) in SOURCES {
+            let code_lines = source
+                .replace(table, "")
+                .lines()
+                .map(|line| line.split("--").next().unwrap_or_default().to_owned())
+                .collect::<Vec<_>>();
+            for line in &code_lines {
+                for word in line.split(|c: char| !c.is_ascii_alphanumeric()) {
+                    let bare = Code::ALL
+                        .into_iter()
+                        .find(|c| word == (*c as i64).to_string());
+                    assert!(
+                        bare.is_none(),
+                        "{name} spells a reply code as a bare number in `{}`; use CODE.{}",
+                        line.trim(),
+                        bare.map_or("", Code::lua_name)
+                    );
+                }
+            }
+        }
+    }
 }

@@ -1,6 +1,7 @@
-//! The connection to Redis and the handle every operation hangs off.
+//! The connections to Redis: the handle every operation hangs off, with the settings the
+//! operations call the scripts with. It holds no state of the operations themselves (the enqueue
+//! batches are [`crate::Enqueuer`]'s).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
@@ -11,8 +12,7 @@ use fred::interfaces::{ClientLike, EventInterface};
 use fred::types::config::{Config, ReconnectPolicy};
 use fred::types::Builder;
 
-use crate::error::Result;
-use crate::ids::EventId;
+use crate::error::{Error, Result};
 use crate::settings::{
     QueueSettings, RedisSettings, ReservationSettings, Settings, WorkerSettings,
 };
@@ -24,22 +24,18 @@ const CONNECT_WAIT: Duration = Duration::from_secs(5);
 /// A handle on the service's data in Redis. Cheap to clone; every clone shares one connection pool.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pub(crate) inner: Arc<Inner>,
+    inner: Arc<Inner>,
 }
 
 #[derive(Debug)]
-pub(crate) struct Inner {
+struct Inner {
     /// What this pool shares with its siblings.
-    pub(crate) common: Arc<Common>,
+    common: Arc<Common>,
     pool: Pool,
     /// Per client of the pool, whether its connection dropped (see [`Link`]).
     links: Vec<Arc<Link>>,
     /// Round-robin position over the pool.
     next: AtomicUsize,
-    /// When this process last recorded an enqueue hint per event (see `queue.rs`).
-    pub(crate) hinted: Mutex<HashMap<EventId, Instant>>,
-    /// Jobs waiting to be sent to Redis in the next batch of their event (see `enqueue.rs`).
-    pub(crate) outbox: crate::enqueue::Outbox,
 }
 
 /// The settings and connection recipe of the pools one process holds to one Redis (see
@@ -47,13 +43,14 @@ pub(crate) struct Inner {
 #[derive(Debug)]
 pub(crate) struct Common {
     builder: Builder,
-    pub(crate) db: u8,
-    pub(crate) rules: ReservationSettings,
-    pub(crate) queue: QueueSettings,
-    pub(crate) workers: WorkerSettings,
+    db: u8,
+    rules: ReservationSettings,
+    queue: QueueSettings,
+    workers: WorkerSettings,
     /// Whether REDIS_URL names a cluster: then no script may touch keys of two slots, and the
-    /// `{sys}` keys are written by separate commands.
-    pub(crate) clustered: bool,
+    /// `{sys}` keys are written by separate commands. (Cluster URLs are refused by the settings
+    /// for now, so this is false until Redis Cluster is supported.)
+    clustered: bool,
     /// After an outage each pool reconnects on its own backoff, so one may be back a step (up to
     /// the 1 s cap) before another; a request whose own pool has no connection up borrows a
     /// sibling's rather than answer 503 after another request of the process has succeeded.
@@ -83,8 +80,8 @@ impl Store {
 
     /// Another pool of `pool_size` connections to the same Redis with the same settings, for a
     /// thread that should send its commands on connections of its own (the API's HTTP workers).
-    /// It keeps its own enqueue batches and hints, and while none of its own connections is up it
-    /// sends on a sibling's that has reconnected since.
+    /// While none of its own connections is up it sends on a sibling's that has reconnected
+    /// since.
     pub async fn sibling(&self, pool_size: usize) -> Result<Self> {
         Self::open(self.inner.common.clone(), pool_size).await
     }
@@ -101,8 +98,6 @@ impl Store {
             pool,
             links,
             next: AtomicUsize::new(0),
-            hinted: Mutex::new(HashMap::new()),
-            outbox: Default::default(),
         });
         if let Ok(mut siblings) = inner.common.siblings.write() {
             siblings.retain(|sibling| sibling.strong_count() > 0);
@@ -133,12 +128,22 @@ impl Store {
         self.inner.common.db
     }
 
-    pub fn rules(&self) -> ReservationSettings {
-        self.inner.common.rules
+    /// The rules of holding and reserving.
+    pub(crate) fn rules(&self) -> &ReservationSettings {
+        &self.inner.common.rules
     }
 
-    pub fn queue_settings(&self) -> QueueSettings {
-        self.inner.common.queue
+    pub(crate) fn queue(&self) -> &QueueSettings {
+        &self.inner.common.queue
+    }
+
+    pub(crate) fn workers(&self) -> &WorkerSettings {
+        &self.inner.common.workers
+    }
+
+    /// Whether REDIS_URL names a Redis Cluster.
+    pub(crate) fn clustered(&self) -> bool {
+        self.inner.common.clustered
     }
 
     /// A client whose connection is up, or at once the error of Redis being down: a command sent
@@ -157,13 +162,13 @@ impl Store {
             .common
             .siblings
             .read()
-            .map_err(|_| not_connected())?;
+            .map_err(|_| Error::Poisoned("the sibling pools"))?;
         siblings
             .iter()
             .filter_map(Weak::upgrade)
             .filter(|sibling| !Arc::ptr_eq(sibling, &self.inner))
             .find_map(|sibling| sibling.connected(dropped).cloned())
-            .ok_or_else(not_connected)
+            .ok_or_else(Error::not_connected)
     }
 
     /// Whether Redis answers a PING now.
@@ -310,14 +315,6 @@ impl Link {
 
 fn read(at: &Mutex<Option<Instant>>) -> Option<Instant> {
     at.lock().ok().and_then(|at| *at)
-}
-
-/// The error of a command not sent because the connection is down.
-pub(crate) fn not_connected() -> crate::Error {
-    crate::Error::Unavailable(fred::error::Error::new(
-        fred::error::ErrorKind::IO,
-        "not connected to Redis",
-    ))
 }
 
 async fn connect_and_wait<C: ClientLike>(client: &C) {

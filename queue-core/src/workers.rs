@@ -4,9 +4,9 @@ use std::collections::HashMap;
 
 use fred::interfaces::HashesInterface;
 
+use crate::clock::wall_clock_ms;
 use crate::error::Result;
 use crate::keys;
-use crate::queue::wall_clock_ms;
 use crate::store::Store;
 
 /// A heartbeat is older than this many heartbeat intervals: its worker counts as dead.
@@ -71,7 +71,7 @@ impl Store {
     /// The workers whose last heartbeat is recent, with their counters summed.
     pub async fn pool(&self) -> Result<PoolSnapshot> {
         let beats: HashMap<String, String> = self.client()?.hgetall(keys::WORKERS).await?;
-        let cutoff = wall_clock_ms() - MISSED_BEATS * self.inner.common.workers.heartbeat_ms as i64;
+        let cutoff = wall_clock_ms() - MISSED_BEATS * self.workers().heartbeat_ms as i64;
         Ok(beats
             .values()
             .filter_map(|raw| Heartbeat::parse(raw))

@@ -1,18 +1,68 @@
 //! A drain task: takes ready tokens and applies the jobs of their events.
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use fred::clients::Client;
-use queue_core::{Batch, EventId, JobState};
+use queue_core::clock::wall_clock_ms;
+use queue_core::{Batch, EventId, JobState, Millis};
 use tokio_util::sync::CancellationToken;
 
-use crate::{
-    Worker, ERROR_PAUSE, POP_TIMEOUT, ROUNDS_PER_TURN, UNAVAILABLE_PATIENCE, UNAVAILABLE_POLL,
-};
+use crate::shared::{Worker, ERROR_PAUSE};
+
+/// How long a drain task blocks on the ready list before looking at the shutdown signal again.
+const POP_TIMEOUT: Duration = Duration::from_secs(1);
+/// Batches one task applies to one event before it hands the event back to the pool, so that a
+/// busy event does not starve the others and several workers take turns on it.
+const ROUNDS_PER_TURN: usize = 16;
+/// How long a task that holds a token keeps trying to apply its event's jobs while Redis is
+/// unavailable to the process's pool: the token came on the task's own connection, so Redis is
+/// back and the pool follows within one reconnect step (capped at 1 s). Giving up sooner would
+/// leave the event to its lease lapsing (2 s) and the next housekeeping pass.
+const UNAVAILABLE_PATIENCE: Duration = Duration::from_millis(1500);
+/// How often it tries meanwhile.
+const UNAVAILABLE_POLL: Duration = Duration::from_millis(25);
+
+/// The sweep times this process put on the schedule, per event, so that a batch whose next
+/// sweep is no earlier than one already there skips the ZADD (most batches, at an on-sale).
+#[derive(Debug, Default)]
+pub(crate) struct Sweeps {
+    at: Mutex<HashMap<EventId, Millis>>,
+}
+
+/// A time scheduled this little ahead (or less) may be swept, and taken off the schedule, any
+/// moment: it is not relied upon. Also covers a skew between this clock and Redis's.
+const SWEEP_MARGIN_MS: Millis = 1000;
+
+impl Sweeps {
+    /// Whether `at` must go on the schedule. Not when this process scheduled the event for no
+    /// later than `at`, comfortably in the future: that entry is still there (ZADD LT only moves
+    /// it earlier), or a sweep took it and scheduled the event again from its data.
+    fn needed(&self, event: EventId, at: Millis) -> bool {
+        let Ok(scheduled) = self.at.lock() else {
+            return true;
+        };
+        !scheduled
+            .get(&event)
+            .is_some_and(|s| *s <= at && *s > wall_clock_ms() + SWEEP_MARGIN_MS)
+    }
+
+    fn scheduled(&self, event: EventId, at: Millis) {
+        if let Ok(mut scheduled) = self.at.lock() {
+            if scheduled.len() > 10_000 {
+                let now = wall_clock_ms();
+                scheduled.retain(|_, s| *s > now);
+            }
+            scheduled.insert(event, at);
+        }
+    }
+}
 
 pub(crate) async fn run(
     worker: Arc<Worker>,
+    sweeps: Arc<Sweeps>,
     client: Client,
     task: usize,
     shutdown: CancellationToken,
@@ -23,7 +73,7 @@ pub(crate) async fn run(
             next = worker.store.next_ready(&client, POP_TIMEOUT) => next,
         };
         match next {
-            Ok(Some(event)) => drain(&worker, event, &shutdown).await,
+            Ok(Some(event)) => drain(&worker, &sweeps, event, &shutdown).await,
             Ok(None) => {}
             Err(e) => {
                 tracing::warn!(task, error = %e, "cannot take work from Redis");
@@ -63,7 +113,7 @@ async fn process(
 /// Applies the event's jobs for a turn. The token came with the event's lease, which `process`
 /// renews while jobs remain and gives up when none do; a task that stops with jobs left (its
 /// turn is over, or the process is shutting down) passes the token on.
-async fn drain(worker: &Worker, event: EventId, shutdown: &CancellationToken) {
+async fn drain(worker: &Worker, sweeps: &Sweeps, event: EventId, shutdown: &CancellationToken) {
     for _ in 0..ROUNDS_PER_TURN {
         let started = Instant::now();
         let batch = match process(worker, event, shutdown).await {
@@ -75,16 +125,22 @@ async fn drain(worker: &Worker, event: EventId, shutdown: &CancellationToken) {
                 return;
             }
         };
-        worker.note_batch(batch.finished.len(), started);
-        worker.counters.tally.jobs_finished(&batch.finished);
+        let counters = &worker.counters;
+        counters
+            .applied
+            .fetch_add(batch.finished.len() as u64, Ordering::Relaxed);
+        counters
+            .busy_us
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        counters.tally.jobs_finished(&batch.finished);
         for job in &batch.finished {
             if let JobState::Failed { reason, .. } = &job.state {
                 tracing::error!(job = %job.id, reason, "job failed");
             }
         }
-        if let Some(at) = batch.next_due.filter(|at| worker.sweeps.needed(event, *at)) {
+        if let Some(at) = batch.next_due.filter(|at| sweeps.needed(event, *at)) {
             match worker.store.schedule_sweep(event, at).await {
-                Ok(()) => worker.sweeps.scheduled(event, at),
+                Ok(()) => sweeps.scheduled(event, at),
                 Err(e) => tracing::warn!(%event, error = %e, "cannot schedule a sweep"),
             }
         }

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fred::interfaces::{EventInterface, PubsubInterface};
+use queue_core::clock::wall_clock_ms;
 use queue_core::keys;
-use queue_core::queue::wall_clock_ms;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Worker, ERROR_PAUSE};
+use crate::shared::{Worker, ERROR_PAUSE};
 
 /// How often stalled queues are looked for.
 const RECONCILE_EVERY: Duration = Duration::from_secs(1);
@@ -59,7 +59,7 @@ pub(crate) async fn run(worker: Arc<Worker>, shutdown: CancellationToken) {
         if last_full_pass.elapsed() >= FULL_PASS_EVERY {
             last_full_pass = Instant::now();
             match store.tidy_all().await {
-                Ok(tidied) => count_sweep(&worker, tidied.holds_lapsed),
+                Ok(lapsed) => count_sweep(&worker, lapsed),
                 Err(e) => tracing::warn!(error = %e, "full pass failed"),
             }
             if let Err(e) = store.forget_dead_workers(FORGET_WORKER_AFTER_MS).await {

@@ -6,46 +6,22 @@
 //! notification listener. On shutdown it stops taking tokens, finishes the batch in hand, hands
 //! any event it was draining back to the pool, and exits.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::join_all;
-use queue_core::queue::wall_clock_ms;
 use queue_core::settings::WorkerSettings;
-use queue_core::{EventId, Millis, Settings, Store};
+use queue_core::{Settings, Store};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 mod drain;
 mod housekeeping;
+mod shared;
 
-/// How long a drain task blocks on the ready list before looking at the shutdown signal again.
-const POP_TIMEOUT: Duration = Duration::from_secs(1);
-/// Batches one task applies to one event before it hands the event back to the pool, so that a
-/// busy event does not starve the others and several workers take turns on it.
-const ROUNDS_PER_TURN: usize = 16;
-/// A pause after a Redis error, so a dead Redis is not hammered.
-const ERROR_PAUSE: Duration = Duration::from_millis(200);
-/// How long a task that holds a token keeps trying to apply its event's jobs while Redis is
-/// unavailable to the process's pool: the token came on the task's own connection, so Redis is
-/// back and the pool follows within one reconnect step (capped at 1 s). Giving up sooner would
-/// leave the event to its lease lapsing (2 s) and the next housekeeping pass.
-const UNAVAILABLE_PATIENCE: Duration = Duration::from_millis(1500);
-/// How often it tries meanwhile.
-const UNAVAILABLE_POLL: Duration = Duration::from_millis(25);
-
-/// Counters of one worker process, reported in its heartbeat.
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub applied: AtomicU64,
-    pub busy_us: AtomicU64,
-    pub holds_lapsed_by_notification: AtomicU64,
-    pub holds_lapsed_by_sweep: AtomicU64,
-    /// What this process did since it last added to the service-wide figures (every heartbeat).
-    pub tally: queue_core::metrics::Tally,
-}
+pub use shared::Counters;
+use shared::Worker;
 
 /// A worker process, built and ready to run.
 #[derive(Debug)]
@@ -86,14 +62,15 @@ impl Application {
             settings: self.settings,
             name: self.name,
             counters: self.counters,
-            sweeps: Sweeps::default(),
         });
+        let sweeps = Arc::new(drain::Sweeps::default());
         tracing::info!(worker = %worker.name, concurrency = worker.settings.concurrency, "worker started");
         let mut tasks: Vec<JoinHandle<()>> = Vec::new();
         for task in 0..worker.settings.concurrency {
             let client = worker.store.dedicated_client().await?;
             tasks.push(tokio::spawn(drain::run(
                 worker.clone(),
+                sweeps.clone(),
                 client,
                 task,
                 shutdown.clone(),
@@ -121,62 +98,6 @@ impl Application {
         }
         tracing::info!(worker = %worker.name, "worker stopped");
         Ok(())
-    }
-}
-
-/// What the tasks of one worker process share.
-#[derive(Debug)]
-struct Worker {
-    store: Store,
-    settings: WorkerSettings,
-    name: String,
-    counters: Arc<Counters>,
-    sweeps: Sweeps,
-}
-
-/// The sweep times this process put on the schedule, per event, so that a batch whose next
-/// sweep is no earlier than one already there skips the ZADD (most batches, at an on-sale).
-#[derive(Debug, Default)]
-struct Sweeps {
-    at: Mutex<HashMap<EventId, Millis>>,
-}
-
-/// A time scheduled this little ahead (or less) may be swept, and taken off the schedule, any
-/// moment: it is not relied upon. Also covers a skew between this clock and Redis's.
-const SWEEP_MARGIN_MS: Millis = 1000;
-
-impl Sweeps {
-    /// Whether `at` must go on the schedule. Not when this process scheduled the event for no
-    /// later than `at`, comfortably in the future: that entry is still there (ZADD LT only moves
-    /// it earlier), or a sweep took it and scheduled the event again from its data.
-    fn needed(&self, event: EventId, at: Millis) -> bool {
-        let Ok(scheduled) = self.at.lock() else {
-            return true;
-        };
-        !scheduled
-            .get(&event)
-            .is_some_and(|s| *s <= at && *s > wall_clock_ms() + SWEEP_MARGIN_MS)
-    }
-
-    fn scheduled(&self, event: EventId, at: Millis) {
-        if let Ok(mut scheduled) = self.at.lock() {
-            if scheduled.len() > 10_000 {
-                let now = wall_clock_ms();
-                scheduled.retain(|_, s| *s > now);
-            }
-            scheduled.insert(event, at);
-        }
-    }
-}
-
-impl Worker {
-    fn note_batch(&self, applied: usize, started: Instant) {
-        self.counters
-            .applied
-            .fetch_add(applied as u64, Ordering::Relaxed);
-        self.counters
-            .busy_us
-            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
     }
 }
 

@@ -81,7 +81,7 @@ async fn enqueue(
         JobKind::Hold => SeatStatus::Available,
         JobKind::Reserve => SeatStatus::OnHold,
     };
-    match state.store.enqueue(kind, req.id, req.user).await? {
+    match state.enqueuer.enqueue(kind, req.id, req.user).await? {
         Enqueued::Accepted { job, position } => {
             state.metrics.job_accepted(kind);
             let job_id = job.to_string();

@@ -299,7 +299,7 @@ async fn evalsha_calls(app: &TestApp) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn jobs_sent_together_go_in_batches_and_each_gets_its_own_answer() {
-    use queue_core::{Enqueued, JobKind, Refusal, SeatId, SeatStatus, Store, UserId};
+    use queue_core::{Enqueued, Enqueuer, JobKind, Refusal, SeatId, SeatStatus, Store, UserId};
 
     // No worker runs, so the queue only grows: 150 jobs fit in it.
     let app = spawn_app_with(Options::default().workers(0).env("QUEUE_MAX_DEPTH", 150)).await;
@@ -318,10 +318,11 @@ async fn jobs_sent_together_go_in_batches_and_each_gets_its_own_answer() {
             _ => (JobKind::Hold, seat(i % 100 + 1)),
         })
         .collect();
+    let enqueuer = Enqueuer::new(store.clone());
     let scripts_before = evalsha_calls(&app).await;
     let answers = join_all(
         jobs.iter()
-            .map(|(kind, seat)| store.enqueue(*kind, *seat, user())),
+            .map(|(kind, seat)| enqueuer.enqueue(*kind, *seat, user())),
     )
     .await;
     let scripts_run = evalsha_calls(&app).await - scripts_before;

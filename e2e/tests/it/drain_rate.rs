@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use fred::interfaces::ListInterface;
 use futures::stream::{self, StreamExt};
-use queue_core::{Enqueued, EventName, JobKind, SeatCount, SeatId, Store, UserId};
+use queue_core::{Enqueued, Enqueuer, EventName, JobKind, SeatCount, SeatId, Store, UserId};
 
 use crate::helpers::{keys_of, spawn_app_with, Options};
 
@@ -29,6 +29,7 @@ async fn drain_rate() {
     }
 
     // A backlog of one hold per seat, every one of which will succeed.
+    let enqueuer = Enqueuer::new(store.clone());
     let started = Instant::now();
     let jobs = stream::iter(
         events
@@ -36,11 +37,11 @@ async fn drain_rate() {
             .flat_map(|e| (1..=SEATS).map(move |n| (*e, n))),
     )
     .map(|(event, n)| {
-        let store = &store;
+        let enqueuer = &enqueuer;
         async move {
             let user: UserId = uuid::Uuid::new_v4().to_string().parse().expect("a UUID");
             let seat = SeatId::new(event, n).expect("in range");
-            store.enqueue(JobKind::Hold, seat, user).await
+            enqueuer.enqueue(JobKind::Hold, seat, user).await
         }
     })
     .buffer_unordered(256)

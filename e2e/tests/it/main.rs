@@ -11,6 +11,7 @@ mod drain_rate;
 mod drills;
 mod expiry;
 mod hostile;
+mod layers;
 mod loadgen_smoke;
 mod memory;
 mod metrics;

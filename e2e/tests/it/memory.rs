@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use fred::interfaces::{KeysInterface, MemoryInterface};
 use futures::stream::{self, StreamExt};
-use queue_core::{EventName, JobKind, SeatCount, SeatId, Store, UserId};
+use queue_core::{Enqueuer, EventName, JobKind, SeatCount, SeatId, Store, UserId};
 
 use crate::helpers::{keys_of, spawn_app_with, Options, TestApp};
 
@@ -38,7 +38,7 @@ async fn bytes_of_event(app: &TestApp, event: &str) -> u64 {
 
 async fn apply_to_every_seat(
     app: &TestApp,
-    store: &Store,
+    enqueuer: &Enqueuer,
     kind: JobKind,
     event: &str,
     users: &[UserId],
@@ -47,7 +47,7 @@ async fn apply_to_every_seat(
     let jobs: Vec<_> = stream::iter(1..=SEATS)
         .map(|n| {
             let seat = SeatId::new(event_id, n).expect("a seat number in range");
-            async move { store.enqueue(kind, seat, users[n as usize - 1]).await }
+            async move { enqueuer.enqueue(kind, seat, users[n as usize - 1]).await }
         })
         .buffer_unordered(64)
         .collect()
@@ -92,10 +92,11 @@ async fn a_ten_thousand_seat_event_costs_under_100_bytes_per_seat() {
     let users: Vec<UserId> = (0..SEATS)
         .map(|_| uuid::Uuid::new_v4().to_string().parse().expect("a UUID"))
         .collect();
-    apply_to_every_seat(&app, &store, JobKind::Hold, &event, &users).await;
+    let enqueuer = Enqueuer::new(store.clone());
+    apply_to_every_seat(&app, &enqueuer, JobKind::Hold, &event, &users).await;
     let held = app.event(&event).await;
     assert_eq!(held["onHold"], u64::from(SEATS), "{held}");
-    apply_to_every_seat(&app, &store, JobKind::Reserve, &event, &users).await;
+    apply_to_every_seat(&app, &enqueuer, JobKind::Reserve, &event, &users).await;
     let reserved = app.event(&event).await;
     assert_eq!(reserved["reserved"], u64::from(SEATS), "{reserved}");
 

@@ -1,0 +1,152 @@
+//! Events and their seats: creating an event, and reading events, seat lists and seats.
+
+use fred::bytes::Bytes;
+use fred::interfaces::SortedSetsInterface;
+
+use crate::clock::{wall_clock_ms, Millis};
+use crate::error::Result;
+use crate::event::{AvailableSeats, Event};
+use crate::ids::{EventId, EventName, SeatCount, SeatId};
+use crate::keys::{self, EventKeys};
+use crate::reply::seat_state;
+use crate::scripts::{self, arg, run};
+use crate::seat::{Seat, SeatState, RECORD_LEN};
+use crate::store::Store;
+
+impl Store {
+    /// Creates an event whose seats 1..=count all exist, Available, once this returns.
+    pub async fn create_event(&self, name: &EventName, count: SeatCount) -> Result<Event> {
+        // A random id that is taken already (a v4 UUID: it never happens in practice) is
+        // refused by the script without a write; another is drawn.
+        let id = loop {
+            let id = EventId::new_random();
+            let k = EventKeys::new(id);
+            let mut reply = run(
+                &scripts::CREATE_EVENT,
+                &self.client()?,
+                [&k.event, &k.seats],
+                vec![arg(name.as_str()), arg(count.get())],
+            )
+            .await?;
+            if reply.flag()? {
+                break id;
+            }
+        };
+        // Registered after it exists, so a failed creation leaves nothing behind. The registry
+        // feeds the housekeeping full pass (a safety net) and the list of events, so a failure
+        // here is logged, not returned: the event is there.
+        let created = wall_clock_ms() as f64;
+        if let Err(e) = self
+            .client()?
+            .zadd::<(), _, _>(
+                keys::EVENTS,
+                None,
+                None,
+                false,
+                false,
+                (created, id.to_string()),
+            )
+            .await
+        {
+            tracing::warn!(event = %id, error = %e, "created an event but could not register it");
+        }
+        Ok(Event {
+            id,
+            name: name.as_str().to_owned(),
+            total_seats: count.get(),
+            available: count.get(),
+            on_hold: 0,
+            reserved: 0,
+        })
+    }
+
+    /// The `limit` most recently created events, newest first, with their counts now.
+    pub async fn recent_events(&self, limit: usize) -> Result<Vec<Event>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = self
+            .client()?
+            .zrange(keys::EVENTS, -(limit as i64), -1, None, false, None, false)
+            .await?;
+        let reads = ids
+            .iter()
+            .rev()
+            .filter_map(|id| id.parse::<EventId>().ok())
+            .map(|id| self.event(id));
+        let events = futures::future::try_join_all(reads).await?;
+        Ok(events.into_iter().flatten().collect())
+    }
+
+    /// The event with its counts now; `None` when there is no such event.
+    pub async fn event(&self, id: EventId) -> Result<Option<Event>> {
+        Ok(self.read_event(id, false).await?.map(|(event, ..)| event))
+    }
+
+    /// The event and its Available seats now; `None` when there is no such event.
+    pub async fn available_seats(&self, id: EventId) -> Result<Option<AvailableSeats>> {
+        let Some((event, now, records, _)) = self.read_event(id, true).await? else {
+            return Ok(None);
+        };
+        let mut seats = Vec::with_capacity(event.available as usize);
+        for (n, record) in (1..=event.total_seats).zip(records.chunks(RECORD_LEN)) {
+            if seat_state(record, now)? == SeatState::Available {
+                seats.extend(SeatId::new(id, n));
+            }
+        }
+        Ok(Some(AvailableSeats { event, seats }))
+    }
+
+    /// The event, Redis's time, and (when asked) the seats string and the id of the last entry of
+    /// its changes stream.
+    pub(crate) async fn read_event(
+        &self,
+        id: EventId,
+        with_seats: bool,
+    ) -> Result<Option<(Event, Millis, Bytes, Option<String>)>> {
+        let k = EventKeys::new(id);
+        let mut reply = run(
+            &scripts::READ_EVENT,
+            &self.client()?,
+            [&k.event, &k.seats, &k.deadlines, &k.changes],
+            vec![arg(u8::from(with_seats))],
+        )
+        .await?;
+        if reply.is_empty() {
+            return Ok(None);
+        }
+        let name = reply.string()?;
+        let total = reply.count()?;
+        let reserved = reply.count()?;
+        let on_hold = reply.count()?;
+        let now = reply.int()?;
+        let records = reply.bytes()?;
+        let last_change = reply.opt_string()?;
+        let event = Event {
+            id,
+            name,
+            total_seats: total,
+            available: total.saturating_sub(reserved + on_hold),
+            on_hold,
+            reserved,
+        };
+        Ok(Some((event, now, records, last_change)))
+    }
+
+    /// A seat as it is now; `None` when there is no such event or seat.
+    pub async fn seat(&self, id: SeatId) -> Result<Option<Seat>> {
+        let k = EventKeys::new(id.event());
+        let mut reply = run(
+            &scripts::READ_SEAT,
+            &self.client()?,
+            [&k.event, &k.seats],
+            vec![arg(id.number())],
+        )
+        .await?;
+        if reply.is_empty() {
+            return Ok(None);
+        }
+        let now: Millis = reply.int()?;
+        Ok(Some(reply.seat_state(now)?.into_seat(id)))
+    }
+}

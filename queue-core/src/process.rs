@@ -1,0 +1,116 @@
+//! Draining the job queues (accepting jobs is `enqueue.rs`, reading a job's status `jobs.rs`).
+//!
+//! Each event has its own queue list, and jobs are taken off it and applied in one script
+//! (`process.lua`), so a job is never in flight outside Redis. Workers learn which events have
+//! work from ready tokens (see `keys::READY`); a token comes with the event's *lease*, a deadline
+//! in the event hash saying that a worker is on it. Whoever takes an expired lease pushes a token.
+//! If a worker dies, its lease lapses and the housekeeping pass takes it over (`reconcile`), so an
+//! accepted job waits at most a lease length longer, and is never lost (G4).
+
+use std::time::Duration;
+
+use fred::clients::Client;
+use fred::interfaces::ListInterface;
+
+use crate::clock::Millis;
+use crate::error::Result;
+use crate::ids::EventId;
+use crate::job::JobView;
+use crate::keys::{self, EventKeys};
+use crate::scripts::{self, arg, run};
+use crate::store::Store;
+use crate::wire::decode_record;
+
+/// What one `process` call did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// The jobs applied (or failed), in queue order.
+    pub finished: Vec<JobView>,
+    /// Jobs still waiting on the event's queue.
+    pub remaining: u64,
+    /// When the event next needs a sweep, if ever.
+    pub next_due: Option<Millis>,
+}
+
+impl Store {
+    /// Tells the workers that `event` has jobs and that the caller holds its lease.
+    pub async fn push_ready(&self, event: EventId) -> Result<()> {
+        self.client()?
+            .rpush::<(), _, _>(keys::READY, event.to_string())
+            .await?;
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for a ready token, on a client of the caller's own (a blocking pop
+    /// holds up every other command on its connection). `None` when none came.
+    pub async fn next_ready(&self, client: &Client, timeout: Duration) -> Result<Option<EventId>> {
+        match client
+            .blpop::<Option<(String, String)>, _>(keys::READY, timeout.as_secs_f64())
+            .await
+        {
+            Ok(Some((_, event))) => Ok(event.parse().ok()),
+            Ok(None) => Ok(None),
+            // fred reports a blocking pop that timed out as an error of kind Timeout.
+            Err(e) if *e.kind() == fred::error::ErrorKind::Timeout => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Applies up to `max_jobs` jobs from the head of the event's queue, renewing the caller's
+    /// lease while jobs remain and giving it up when none do.
+    pub async fn process(&self, event: EventId, max_jobs: usize) -> Result<Batch> {
+        let k = EventKeys::new(event);
+        let (rules, queue) = (self.rules(), self.queue());
+        let mut reply = run(
+            &scripts::PROCESS,
+            &self.client()?,
+            [
+                &k.event,
+                &k.seats,
+                &k.deadlines,
+                &k.holders,
+                &k.queue,
+                &k.results,
+                &k.done,
+                &k.tick,
+                &k.changes,
+                &k.retry,
+            ],
+            vec![
+                arg(max_jobs),
+                arg(rules.hold_ttl_secs * 1000),
+                arg(rules.max_held_seats),
+                arg(queue.job_result_ttl_secs * 1000),
+                arg(self.workers().lease_ms),
+                arg(keys::FINISHED_CHANNEL),
+                arg(event),
+                arg(queue.retry_attempts),
+                arg(queue.retry_base_ms),
+                arg(queue.retry_max_ms),
+                arg(jitter()),
+            ],
+        )
+        .await?;
+        let applied = reply.unsigned()?;
+        let remaining = reply.unsigned()?;
+        let next_due = Some(reply.int()?).filter(|d| *d >= 0);
+        let limit = self.rules().max_held_seats;
+        let mut finished = Vec::with_capacity(applied as usize);
+        while let Some(record) = reply.next_bytes() {
+            finished.push(decode_record(event, &record?, limit)?);
+        }
+        Ok(Batch {
+            finished,
+            remaining,
+            next_due,
+        })
+    }
+}
+
+/// A random number in [0, 1) for the jitter of retry delays (Lua's generator is seeded the same
+/// on every script run, so the randomness comes from here).
+fn jitter() -> f64 {
+    use std::hash::BuildHasher;
+    let random = std::collections::hash_map::RandomState::new().hash_one(std::time::Instant::now());
+    (random >> 11) as f64 / (1u64 << 53) as f64
+}
