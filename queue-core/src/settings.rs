@@ -3,7 +3,6 @@
 //! validated before anything starts. Each component takes only its own part.
 
 use std::path::Path;
-use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -233,12 +232,6 @@ impl Settings {
                 problem,
             }),
         }
-    }
-}
-
-impl ReservationSettings {
-    pub fn hold_ttl(&self) -> Duration {
-        Duration::from_secs(self.hold_ttl_secs)
     }
 }
 
