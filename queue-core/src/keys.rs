@@ -13,14 +13,16 @@ const PREFIX: &str = "rsv";
 pub struct EventKeys {
     /// Hash `name`, `total`, `reserved` (count), `enq` / `deq` (last accepted / applied job
     /// sequence), `lease` (ms until which a worker is draining the queue), `drained` (ms of the
-    /// last batch). Written by create_event, enqueue and process; read by every script.
+    /// last batch), `trim` (ms at which the first finished job's record is due to go, or -1:
+    /// process.lua's note of when it next has records to trim). Written by create_event, enqueue,
+    /// process and reconcile; read by every script but sweep.
     pub event: String,
     /// String of fixed-width seat records, seat n at offset (n - 1) × RECORD_LEN (layout in
     /// `lua/common.lua`). Allocated whole by create_event; written by process (hold, reserve),
     /// refresh, release, sweep; read by all.
     pub seats: String,
     /// Sorted set seat number → hold deadline (ms) of every hold not yet swept. Written with the
-    /// seats hash; read by sweep and for the on-hold count.
+    /// seats string; read by sweep and for the on-hold count.
     pub deadlines: String,
     /// Hash user id (16 raw bytes) → comma-separated seat numbers they hold (may name lapsed holds,
     /// filtered on read). Enforces MAX_HELD_SEATS. Written by process, release, sweep.
@@ -75,8 +77,10 @@ pub fn event_of_tick(key: &str) -> Option<EventId> {
 }
 
 /// List of event ids with work: a token tells a worker to drain that event's queue. Pushed by
-/// whoever took the event's lease (the API on enqueue, a worker handing work on, the reconciler);
-/// popped by workers. Tokens are hints: a duplicate costs one empty pass, never a double apply.
+/// whoever took the event's lease: enqueue.lua itself when it takes the lease while accepting
+/// jobs (the API pushes it only where the script cannot reach this key, on a cluster), a worker
+/// handing an event on, the reconciler waking a stalled queue; popped by workers. Tokens are
+/// hints: a duplicate costs one empty pass, never a double apply.
 pub const READY: &str = "rsv:{sys}:ready";
 /// Sorted set event id → ms of the latest enqueue hint. Written by the API after it accepts a job;
 /// read by the reconciler, which wakes events whose queue has jobs but no live lease.
