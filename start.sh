@@ -3,6 +3,11 @@
 # (starting a local redis-server when none does), builds in release mode, starts the API and
 # WORKERS worker processes, and stops them all on Ctrl-C or SIGTERM.
 #
+# It sets up what it needs on a Debian/Ubuntu machine: redis-server (only when it has to start a
+# local Redis) and a C compiler for cargo are installed with apt-get when missing, as root or
+# through sudo (scripts/lib.sh `apt_install`, as scripts/test.sh does); otherwise it says what to
+# install. Rust itself comes from rustup.
+#
 #   ./start.sh                                  # Redis on 127.0.0.1:6379, API on port 3000
 #   PORT=8080 WORKERS=2 ./start.sh
 #   REDIS_URL=redis://10.0.0.5:6379/1 ./start.sh
@@ -12,6 +17,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
 
 log() { printf '[start.sh] %s\n' "$*"; }
 die() { printf '[start.sh] error: %s\n' "$*" >&2; exit 1; }
@@ -80,6 +87,7 @@ REDIS_PID=""      # set only when this script started the redis-server
 API_PID=""
 WORKER_PIDS=()
 
+START_REDIS=0     # 1 when no Redis answers and this script must start one
 if redis_ping; then
     log "using the Redis that answers at $REDIS_URL"
 else
@@ -87,8 +95,43 @@ else
         127.0.0.1 | localhost | ::1) ;;
         *) die "no Redis answers at $REDIS_URL ($REDIS_HOST:$REDIS_PORT is not local, so start.sh cannot start one); start it or point REDIS_URL at a running Redis" ;;
     esac
-    command -v redis-server >/dev/null 2>&1 ||
-        die "redis-server not found: install it with \`sudo apt-get install redis-server\` (Debian/Ubuntu) or point REDIS_URL at a running Redis"
+    START_REDIS=1
+fi
+
+# ---------------------------------------------------------------- set-up
+# Checked before anything is installed or started: without Rust nothing else is worth doing.
+find_cargo
+command -v cargo >/dev/null 2>&1 ||
+    die "cargo not found: install Rust from https://rustup.rs (curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh)"
+
+# The Debian packages this run needs and the machine lacks: redis-server only when a local Redis
+# must be started (a Redis that answers at REDIS_URL needs nothing here), and a C compiler, which
+# cargo needs to link.
+missing=()
+if ((START_REDIS)) && ! command -v redis-server >/dev/null 2>&1; then
+    log "redis-server not found; it is needed to start a local Redis (or point REDIS_URL at a running one)"
+    missing+=(redis-server)
+fi
+if ! command -v cc >/dev/null 2>&1; then
+    log "no C compiler (cc) found; cargo needs one to link"
+    missing+=(gcc)
+fi
+if ((${#missing[@]})); then
+    # As root or through sudo; without either it says what to install and stops.
+    apt_install "${missing[@]}" || die "could not install ${missing[*]} with apt-get (see above)"
+    if ((START_REDIS)); then
+        command -v redis-server >/dev/null 2>&1 || die "redis-server is still not on PATH after installing it"
+        # On a machine with systemd the package starts a service of its own on 6379: when that is
+        # REDIS_URL's port, a Redis answers now, and it is used like any other that answers.
+        if redis_ping; then
+            log "a Redis answers at $REDIS_URL now: the redis-server package started its own service; using it, with the package's settings (/etc/redis/redis.conf: no AOF unless turned on there)"
+            START_REDIS=0
+        fi
+    fi
+    command -v cc >/dev/null 2>&1 || die "no C compiler (cc) on PATH after installing gcc"
+fi
+
+if ((START_REDIS)); then
     REDIS_DIR="$ROOT/.redis-data/$REDIS_PORT"  # one per port: each server its own AOF
     mkdir -p "$REDIS_DIR"
     REDIS_LOG="$REDIS_DIR/redis-$REDIS_PORT.log"
@@ -165,11 +208,6 @@ if [[ -n $REDIS_PID ]]; then
 fi
 
 # ---------------------------------------------------------------- build
-if ! command -v cargo >/dev/null 2>&1 && [[ -x $HOME/.cargo/bin/cargo ]]; then
-    PATH="$HOME/.cargo/bin:$PATH"
-fi
-command -v cargo >/dev/null 2>&1 ||
-    die "cargo not found: install Rust from https://rustup.rs (curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh)"
 log "building (cargo build --release --bin api --bin worker)"
 cargo build --release --bin api --bin worker || die "the release build failed (see above)"
 
