@@ -20,6 +20,22 @@ local EMPTY = string.rep('\0', RECORD)
 -- ties the two, and fails on a code spelled as a bare number in any script).
 local CODE = { OK = 200, ACCEPTED = 202, HELD_BY_ANOTHER = 403, NO_SUCH_SEAT = 404, CONFLICT = 409, HOLD_LIMIT = 429, QUEUE_FULL = 503 }
 
+-- Redis does not roll a script back: a command that fails after another one wrote leaves that
+-- write in place. Once a script's checks have passed, its writes can fail only on a key of the
+-- wrong type (nothing but a bug, or a person at redis-cli, makes one). So before its first write
+-- each script looks at the type of every key it is about to write that it has not already read
+-- (a read of the wrong type fails just as early): `wrong_key_type` names the first key of
+-- `expected` ({key, TYPE, key, TYPE, ...}) that exists with another type, or returns nil.
+local function wrong_key_type(expected)
+  for i = 1, #expected, 2 do
+    local found = redis.call('TYPE', expected[i]).ok
+    if found ~= 'none' and found ~= expected[i + 1] then
+      return expected[i] .. ' is a ' .. found .. ', not a ' .. expected[i + 1]
+    end
+  end
+  return nil
+end
+
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

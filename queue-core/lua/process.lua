@@ -50,6 +50,13 @@ local keep_ms = tonumber(ARGV[4])
 local fields = redis.call('HMGET', ev, 'total', 'deq', 'enq', 'trim')
 local total, deq = tonumber(fields[1]) or 0, tonumber(fields[2]) or 0
 local trim_at = tonumber(fields[4]) or -1
+-- Nothing is written before this point. The event hash was just read, and the retry set and the
+-- queue are read before they are written; the results hash and the done set are written after
+-- the jobs: one of those of the wrong type stops the call here, before it takes a job off the
+-- queue, so that no job is lost (the jobs wait, and the worker logs why).
+local wrong = wrong_key_type({results, 'hash', done, 'zset'})
+if wrong then return redis.error_reply('cannot record job results: ' .. wrong) end
+
 -- The retry set is nearly always empty: one look says whether anything in it is due. (Not
 -- cached: a worker running an older version of this script, during a rolling deploy, could add
 -- a retry that a cache would never show.)
@@ -125,6 +132,11 @@ local records, expiries, last_seq = {}, {}, nil
 local retried = false
 -- One LPOP with a count takes the whole batch (Redis 6.2+); nil when the queue is empty.
 local jobs = redis.call('LPOP', queue, max_jobs) or {}
+-- What the jobs write besides the seats string (which each job reads first): one of these of the
+-- wrong type fails every job before its first write, so it is retried, then ends failed, and
+-- leaves its seat and the feed as they were.
+local wrong_for_jobs = #jobs > 0
+  and wrong_key_type({deadlines, 'zset', holders, 'hash', changes, 'stream'}) or nil
 for _, job in ipairs(jobs) do
   applied = applied + 1
   -- A job is written only by enqueue.lua, but a corrupt one must still end `failed`, not stop
@@ -135,6 +147,7 @@ for _, job in ipairs(jobs) do
   last_seq = math.max(last_seq or 0, seq)
   local record
   local ok, code, state = pcall(function()
+    if wrong_for_jobs then error(wrong_for_jobs) end
     if #user ~= 16 then error('corrupt job') end
     if kind == 'H' then return hold(seat, user) end
     if kind == 'R' then return reserve(seat, user) end
