@@ -189,7 +189,7 @@ struct RouteLabel(&'static str);
 /// Routes are tried in order, and a path with a `{parameter}` costs a regular expression match:
 /// the fixed paths come first, the busiest (the holds) at the top.
 fn routes(cfg: &mut web::ServiceConfig) {
-    use routes::{events, health, jobs, page, seats, stream};
+    use routes::{events, health, jobs, metrics, page, seats, stream};
     let resource = |path: &'static str, allow: &'static str, route: Route| {
         web::resource(path)
             .app_data(RouteLabel(path))
