@@ -6,9 +6,9 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::{Server, Service, ServiceResponse};
-use actix_web::http::header::{self, HeaderValue};
-use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
+use actix_web::dev::{Server, Service};
+use actix_web::http::header;
+use actix_web::middleware::ErrorHandlers;
 use actix_web::web::{self, PayloadConfig};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError, Route};
 use anyhow::Context;
@@ -27,7 +27,7 @@ pub mod routes;
 pub mod state;
 pub mod waiters;
 
-use error::ApiError;
+use error::{json_error_body, ApiError};
 use openapi::ApiDoc;
 use state::AppState;
 use waiters::Waiters;
@@ -273,33 +273,6 @@ async fn route_not_found(req: HttpRequest) -> HttpResponse {
         path: req.path().chars().take(200).collect(),
     }
     .error_response()
-}
-
-/// Gives any error answer that is not JSON yet (one produced by actix itself) the JSON shape.
-fn json_error_body<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
-    let is_json = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if is_json {
-        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
-    }
-    let status = res.status();
-    let (req, _) = res.into_parts();
-    let body = serde_json::json!({
-        "error": status.canonical_reason().unwrap_or("Error"),
-        "code": status.canonical_reason().unwrap_or("error").to_ascii_lowercase().replace(' ', "_"),
-    });
-    let mut response = HttpResponse::build(status).json(body);
-    if status == actix_web::http::StatusCode::SERVICE_UNAVAILABLE {
-        response.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from(error::RETRY_AFTER_SECS),
-        );
-    }
-    Ok(ErrorHandlerResponse::Response(
-        ServiceResponse::new(req, response).map_into_right_body(),
-    ))
 }
 
 /// The whole `api` binary: settings from CONFIG_DIR (default `config`) and the environment, logs,

@@ -61,10 +61,11 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         Ok(()) => HttpResponse::Ok()
             .content_type(encoder.format_type())
             .body(body),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot encode the metrics");
-            ApiError::Internal(queue_core::Error::Corrupt(e.to_string())).error_response()
+        Err(e) => ApiError::Encoding {
+            what: "the metrics",
+            reason: e.into(),
         }
+        .error_response(),
     }
 }
 
