@@ -285,3 +285,14 @@ pub async fn run_from_env() -> anyhow::Result<()> {
     let app = Application::build(&settings).await?;
     app.run_until_stopped(bootstrap::shutdown_signal()).await
 }
+
+/// The `api` binary, as shipped and as the e2e tests run it: [`run_from_env`] on a
+/// current_thread runtime. The requests run on actix's HTTP worker threads, each with its own
+/// Redis pool; this runtime only runs the background tasks (finished-job and seat-change feeds,
+/// the drain rate), which need no more than one thread.
+pub fn main() -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(run_from_env())
+}
