@@ -139,7 +139,8 @@ pub enum ApiError {
     QueueFull { depth: u64 },
     #[error("the service cannot reach its data store; try again shortly")]
     Unavailable(#[source] queue_core::Error),
-    /// Redis answered with something the service never writes.
+    /// queue-core failed in a way no retry mends (`Corrupt`: Redis answered with something the
+    /// service never writes).
     #[error("internal error")]
     Internal(#[source] queue_core::Error),
     /// This process could not encode an answer (`what`: the metrics, a stream message): a bug,

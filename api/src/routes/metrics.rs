@@ -77,11 +77,8 @@ fn service_families(figures: &ServiceFigures) -> Vec<MetricFamily> {
     );
     for (kind, outcome, count) in &figures.jobs {
         let kind = kind.map_or("UNKNOWN", JobKind::as_str);
-        let mut metric = metric(&[("type", kind), ("outcome", outcome.as_str())]);
-        let mut counter = proto::Counter::default();
-        counter.set_value(*count as f64);
-        metric.set_counter(counter);
-        jobs.mut_metric().push(metric);
+        let labels = [("type", kind), ("outcome", outcome.as_str())];
+        jobs.mut_metric().push(counter(&labels, *count));
     }
 
     let mut latency = family(
@@ -112,11 +109,9 @@ fn service_families(figures: &ServiceFigures) -> Vec<MetricFamily> {
         MetricType::COUNTER,
     );
     for (path, count) in &figures.holds_lapsed {
-        let mut metric = metric(&[("path", path.as_str())]);
-        let mut counter = proto::Counter::default();
-        counter.set_value(*count as f64);
-        metric.set_counter(counter);
-        lapsed.mut_metric().push(metric);
+        lapsed
+            .mut_metric()
+            .push(counter(&[("path", path.as_str())], *count));
     }
     vec![jobs, latency, lapsed]
 }
@@ -142,6 +137,14 @@ fn metric(labels: &[(&str, &str)]) -> proto::Metric {
             })
             .collect(),
     );
+    metric
+}
+
+fn counter(labels: &[(&str, &str)], count: u64) -> proto::Metric {
+    let mut metric = metric(labels);
+    let mut counter = proto::Counter::default();
+    counter.set_value(count as f64);
+    metric.set_counter(counter);
     metric
 }
 
