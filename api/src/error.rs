@@ -1,13 +1,112 @@
-//! Every error answer of the API: one JSON shape, one exhaustive mapping to status codes.
+//! Every error answer of the API: one JSON shape ([`ErrorBody`]), one list of stable codes
+//! ([`Code`], each with its status), and one exhaustive table from [`ApiError`] to its code and
+//! details ([`ApiError::answer`]). Answers actix makes by itself get the same shape and a code
+//! from the same list ([`json_error_body`]).
 
+use actix_web::dev::ServiceResponse;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
+use actix_web::middleware::ErrorHandlerResponse;
+use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError};
 use queue_core::{Refusal, SeatStatus};
 use serde::Serialize;
 
 /// Seconds a client is told to wait before retrying after a 503.
 pub const RETRY_AFTER_SECS: u32 = 1;
+
+/// Declares [`Code`] from one table: per code, when it is used (its doc), its spelling and the
+/// status it is answered with.
+macro_rules! codes {
+    ($($(#[doc = $doc:literal])+ $code:ident = ($name:literal, $status:ident),)+) => {
+        /// Every stable `code` of an error answer, each with the status it is answered with. This
+        /// is the one list of them: the OpenAPI description of [`ErrorBody::code`] is made from it,
+        /// and a test fails when one of them is never answered.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Code {
+            $($(#[doc = $doc])+ $code,)+
+        }
+
+        impl Code {
+            /// Every code, in the order the OpenAPI document lists them.
+            pub const ALL: &'static [Self] = &[$(Self::$code),+];
+
+            /// The spelling clients see, stable snake_case.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$code => $name,)+
+                }
+            }
+
+            /// The status of the API's own answers with this code.
+            pub fn status(self) -> StatusCode {
+                match self {
+                    $(Self::$code => StatusCode::$status,)+
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    /// The request body is not valid JSON.
+    MalformedJson = ("malformed_json", BAD_REQUEST),
+    /// The request body is not declared as JSON (`Content-Type`).
+    UnsupportedContentType = ("unsupported_content_type", BAD_REQUEST),
+    /// The request body is over the size limit (`limit`, in bytes); also actix's own 413.
+    PayloadTooLarge = ("payload_too_large", PAYLOAD_TOO_LARGE),
+    /// The request body did not arrive in time; also actix's own 408 that passes the app.
+    RequestTimeout = ("request_timeout", REQUEST_TIMEOUT),
+    /// A path segment, header, query parameter or body field is invalid (`field` names it).
+    InvalidField = ("invalid_field", UNPROCESSABLE_ENTITY),
+    /// No event with that id.
+    EventNotFound = ("event_not_found", NOT_FOUND),
+    /// No seat with that id (its event may not exist either).
+    SeatNotFound = ("seat_not_found", NOT_FOUND),
+    /// No job with that id, or its result is past JOB_RESULT_TTL.
+    JobNotFound = ("job_not_found", NOT_FOUND),
+    /// A hold found the seat in another status than Available (`currentStatus`).
+    SeatNotAvailable = ("seat_not_available", CONFLICT),
+    /// A reserve, refresh or release found the seat not On hold (`currentStatus`).
+    SeatNotOnHold = ("seat_not_on_hold", CONFLICT),
+    /// Another user holds the seat.
+    HeldByAnother = ("held_by_another_user", FORBIDDEN),
+    /// The user already holds MAX_HELD_SEATS seats of the event (`limit`).
+    HoldLimitReached = ("hold_limit_reached", TOO_MANY_REQUESTS),
+    /// The event's queue holds QUEUE_MAX_DEPTH jobs; retry after `Retry-After`.
+    QueueFull = ("queue_full", SERVICE_UNAVAILABLE),
+    /// Redis cannot be reached; retry after `Retry-After`. Also actix's own 503.
+    ServiceUnavailable = ("service_unavailable", SERVICE_UNAVAILABLE),
+    /// A fault of the service (the cause is logged, never answered). Also any 5xx of actix's
+    /// own but a 503.
+    InternalError = ("internal_error", INTERNAL_SERVER_ERROR),
+    /// No resource at that path: the API's, or one of actix's own 404s (a Swagger UI file that
+    /// does not exist).
+    RouteNotFound = ("route_not_found", NOT_FOUND),
+    /// The resource does not answer that method (`Allow` lists the ones it does).
+    MethodNotAllowed = ("method_not_allowed", METHOD_NOT_ALLOWED),
+    /// A request actix refused by itself before a handler read it: its 400, and any other 4xx
+    /// of its own that no code above names (the answer keeps actix's status).
+    BadRequest = ("bad_request", BAD_REQUEST),
+}
+
+impl Code {
+    /// The code of an error answer actix made by itself (an extractor's, Swagger UI's), which
+    /// keeps its status. Answers actix's HTTP/1 dispatcher writes before the app sees the
+    /// request (a head too slow, too large or malformed: 408, 431, 400) have an empty body and
+    /// never come here.
+    pub fn of_actix_answer(status: StatusCode) -> Self {
+        match status {
+            StatusCode::NOT_FOUND => Self::RouteNotFound,
+            StatusCode::METHOD_NOT_ALLOWED => Self::MethodNotAllowed,
+            StatusCode::REQUEST_TIMEOUT => Self::RequestTimeout,
+            StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge,
+            StatusCode::SERVICE_UNAVAILABLE => Self::ServiceUnavailable,
+            // 400, and the rest (414, 431, 415...) as the nearest documented code.
+            status if status.is_client_error() => Self::BadRequest,
+            _ => Self::InternalError,
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -40,8 +139,18 @@ pub enum ApiError {
     QueueFull { depth: u64 },
     #[error("the service cannot reach its data store; try again shortly")]
     Unavailable(#[source] queue_core::Error),
+    /// queue-core failed in a way no retry mends (`Corrupt`: Redis answered with something the
+    /// service never writes).
     #[error("internal error")]
     Internal(#[source] queue_core::Error),
+    /// This process could not encode an answer (`what`: the metrics, a stream message): a bug,
+    /// answered like any other internal error.
+    #[error("internal error")]
+    Encoding {
+        what: &'static str,
+        #[source]
+        reason: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("no route for {method} {path}")]
     RouteNotFound { method: String, path: String },
     #[error("{method} is not allowed here")]
@@ -59,11 +168,8 @@ pub enum ApiError {
     "code": "seat_not_available", "currentStatus": "On hold"}))]
 pub struct ErrorBody {
     pub error: String,
-    /// Stable snake_case: malformed_json, unsupported_content_type, payload_too_large,
-    /// request_timeout, invalid_field, event_not_found, seat_not_found, job_not_found, seat_not_available,
-    /// seat_not_on_hold, held_by_another_user, hold_limit_reached, queue_full,
-    /// service_unavailable, internal_error, route_not_found, method_not_allowed.
-    #[schema(value_type = String)]
+    /// One of [`Code::ALL`].
+    #[schema(schema_with = code_schema)]
     pub code: &'static str,
     /// The request field that was invalid (422).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -75,6 +181,23 @@ pub struct ErrorBody {
     /// The limit that was hit (413: bytes; 429: seats).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
+}
+
+/// The schema of [`ErrorBody::code`]: a string, described by the list of every code.
+fn code_schema() -> utoipa::openapi::Object {
+    let codes: Vec<&str> = Code::ALL.iter().map(|code| code.as_str()).collect();
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .description(Some(format!("Stable snake_case: {}.", codes.join(", "))))
+        .build()
+}
+
+/// What an error answer carries besides its sentence and code.
+#[derive(Debug, Default)]
+struct Details<'a> {
+    field: Option<&'a str>,
+    current_status: Option<SeatStatus>,
+    limit: Option<usize>,
 }
 
 impl ApiError {
@@ -90,47 +213,59 @@ impl ApiError {
         }
     }
 
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::MalformedJson(_) => "malformed_json",
-            Self::UnsupportedContentType => "unsupported_content_type",
-            Self::PayloadTooLarge { .. } => "payload_too_large",
-            Self::BodyTimeout { .. } => "request_timeout",
-            Self::InvalidField { .. } => "invalid_field",
-            Self::EventNotFound { .. } => "event_not_found",
-            Self::SeatNotFound { .. } => "seat_not_found",
-            Self::JobNotFound { .. } => "job_not_found",
-            Self::Conflict {
-                wanted: SeatStatus::OnHold,
-                ..
-            } => "seat_not_on_hold",
-            Self::Conflict { .. } => "seat_not_available",
-            Self::HeldByAnother => "held_by_another_user",
-            Self::HoldLimit { .. } => "hold_limit_reached",
-            Self::QueueFull { .. } => "queue_full",
-            Self::Unavailable(_) => "service_unavailable",
-            Self::Internal(_) => "internal_error",
-            Self::RouteNotFound { .. } => "route_not_found",
-            Self::MethodNotAllowed { .. } => "method_not_allowed",
-        }
+    pub fn code(&self) -> Code {
+        self.answer().0
     }
 
-    fn body(&self) -> ErrorBody {
-        let mut body = ErrorBody {
-            error: self.to_string(),
-            code: self.code(),
-            field: None,
-            current_status: None,
-            limit: None,
-        };
+    /// The one table of error answers: each error's code (which brings its status) and the
+    /// details its body carries.
+    fn answer(&self) -> (Code, Details<'_>) {
+        let none = Details::default;
         match self {
-            Self::InvalidField { field, .. } => body.field = Some(field.clone()),
-            Self::Conflict { current, .. } => body.current_status = Some(*current),
-            Self::PayloadTooLarge { limit } => body.limit = Some(*limit),
-            Self::HoldLimit { limit } => body.limit = Some(*limit as usize),
-            _ => {}
+            Self::MalformedJson(_) => (Code::MalformedJson, none()),
+            Self::UnsupportedContentType => (Code::UnsupportedContentType, none()),
+            Self::PayloadTooLarge { limit } => (
+                Code::PayloadTooLarge,
+                Details {
+                    limit: Some(*limit),
+                    ..none()
+                },
+            ),
+            Self::BodyTimeout { .. } => (Code::RequestTimeout, none()),
+            Self::InvalidField { field, .. } => (
+                Code::InvalidField,
+                Details {
+                    field: Some(field),
+                    ..none()
+                },
+            ),
+            Self::EventNotFound { .. } => (Code::EventNotFound, none()),
+            Self::SeatNotFound { .. } => (Code::SeatNotFound, none()),
+            Self::JobNotFound { .. } => (Code::JobNotFound, none()),
+            Self::Conflict { current, wanted } => (
+                match wanted {
+                    SeatStatus::OnHold => Code::SeatNotOnHold,
+                    SeatStatus::Available | SeatStatus::Reserved => Code::SeatNotAvailable,
+                },
+                Details {
+                    current_status: Some(*current),
+                    ..none()
+                },
+            ),
+            Self::HeldByAnother => (Code::HeldByAnother, none()),
+            Self::HoldLimit { limit } => (
+                Code::HoldLimitReached,
+                Details {
+                    limit: Some(*limit as usize),
+                    ..none()
+                },
+            ),
+            Self::QueueFull { .. } => (Code::QueueFull, none()),
+            Self::Unavailable(_) => (Code::ServiceUnavailable, none()),
+            Self::Internal(_) | Self::Encoding { .. } => (Code::InternalError, none()),
+            Self::RouteNotFound { .. } => (Code::RouteNotFound, none()),
+            Self::MethodNotAllowed { .. } => (Code::MethodNotAllowed, none()),
         }
-        body
     }
 }
 
@@ -143,36 +278,28 @@ impl From<queue_core::Error> for ApiError {
     }
 }
 
+/// The head of an error answer: its status, and `Retry-After` on a 503.
+fn error_head(status: StatusCode) -> HttpResponseBuilder {
+    let mut response = HttpResponse::build(status);
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response.insert_header((header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS)));
+    }
+    response
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            Self::MalformedJson(_) | Self::UnsupportedContentType => StatusCode::BAD_REQUEST,
-            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            Self::InvalidField { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::EventNotFound { .. }
-            | Self::SeatNotFound { .. }
-            | Self::JobNotFound { .. }
-            | Self::RouteNotFound { .. } => StatusCode::NOT_FOUND,
-            Self::Conflict { .. } => StatusCode::CONFLICT,
-            Self::HeldByAnother => StatusCode::FORBIDDEN,
-            Self::HoldLimit { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::QueueFull { .. } | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-        }
+        self.code().status()
     }
 
     fn error_response(&self) -> HttpResponse {
-        let status = self.status_code();
+        let (code, details) = self.answer();
+        let status = code.status();
         if status.is_server_error() {
             // The body stays generic; the cause chain goes to the log.
-            tracing::error!(error = ?self, code = self.code(), "request failed");
+            tracing::error!(error = ?self, code = code.as_str(), "request failed");
         }
-        let mut response = HttpResponse::build(status);
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.insert_header((header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS)));
-        }
+        let mut response = error_head(status);
         if let Self::MethodNotAllowed { allow, .. } = self {
             response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
         }
@@ -184,6 +311,178 @@ impl ResponseError for ApiError {
             // serve another request, and keeping it open would let the client hold it.
             response.force_close();
         }
-        response.json(self.body())
+        response.json(ErrorBody {
+            error: self.to_string(),
+            code: code.as_str(),
+            field: details.field.map(str::to_owned),
+            current_status: details.current_status,
+            limit: details.limit,
+        })
+    }
+}
+
+/// Gives any error answer that is not JSON yet (one produced by actix itself) the JSON shape,
+/// with its status, actix's reason for it as the sentence, and the code
+/// [`Code::of_actix_answer`] gives it.
+pub fn json_error_body<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let (req, _) = res.into_parts();
+    let response = error_head(status).json(ErrorBody {
+        error: status.canonical_reason().unwrap_or("Error").to_owned(),
+        code: Code::of_actix_answer(status).as_str(),
+        field: None,
+        current_status: None,
+        limit: None,
+    });
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, response).map_into_right_body(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use actix_web::http::StatusCode;
+    use actix_web::middleware::ErrorHandlers;
+    use actix_web::test::{call_service, init_service, read_body_json, TestRequest};
+    use actix_web::{web, App, HttpResponse, ResponseError};
+    use queue_core::SeatStatus;
+
+    use super::{json_error_body, ApiError, Code};
+
+    /// One error of each variant, and every status actix answers by itself.
+    fn every_answer() -> Vec<(String, Code, StatusCode)> {
+        let errors = [
+            ApiError::MalformedJson("x".into()),
+            ApiError::UnsupportedContentType,
+            ApiError::PayloadTooLarge { limit: 1 },
+            ApiError::BodyTimeout { secs: 1 },
+            ApiError::InvalidField {
+                field: "id".into(),
+                message: "x".into(),
+            },
+            ApiError::EventNotFound { id: "x".into() },
+            ApiError::SeatNotFound { id: "x".into() },
+            ApiError::JobNotFound { id: "x".into() },
+            ApiError::Conflict {
+                current: SeatStatus::OnHold,
+                wanted: SeatStatus::Available,
+            },
+            ApiError::Conflict {
+                current: SeatStatus::Available,
+                wanted: SeatStatus::OnHold,
+            },
+            ApiError::HeldByAnother,
+            ApiError::HoldLimit { limit: 1 },
+            ApiError::QueueFull { depth: 1 },
+            ApiError::Unavailable(queue_core::Error::Unavailable(fred::error::Error::new(
+                fred::error::ErrorKind::IO,
+                "down",
+            ))),
+            ApiError::Encoding {
+                what: "a test",
+                reason: "cannot".into(),
+            },
+            ApiError::RouteNotFound {
+                method: "GET".into(),
+                path: "/x".into(),
+            },
+            ApiError::MethodNotAllowed {
+                method: "PUT".into(),
+                allow: "GET",
+            },
+        ];
+        let actix = [400, 404, 405, 408, 413, 414, 415, 431, 500, 502, 503]
+            .map(|s| StatusCode::from_u16(s).expect("a status"));
+        errors
+            .iter()
+            .map(|e| (format!("{e:?}"), e.code(), e.status_code()))
+            .chain(actix.map(|s| (format!("actix's {s}"), Code::of_actix_answer(s), s)))
+            .collect()
+    }
+
+    #[test]
+    fn every_documented_code_is_answered() {
+        let answered: HashSet<Code> = every_answer().iter().map(|(_, code, _)| *code).collect();
+        let never: Vec<&str> = Code::ALL
+            .iter()
+            .filter(|code| !answered.contains(code))
+            .map(|code| code.as_str())
+            .collect();
+        assert!(
+            never.is_empty(),
+            "codes listed but never answered: {never:?}"
+        );
+    }
+
+    #[test]
+    fn codes_are_spelled_once_and_keep_their_status() {
+        let spellings: HashSet<&str> = Code::ALL.iter().map(|code| code.as_str()).collect();
+        assert_eq!(
+            spellings.len(),
+            Code::ALL.len(),
+            "no two codes share a spelling"
+        );
+        for (what, code, status) in every_answer() {
+            // Only actix's statuses that no code names keep a status of their own.
+            let named = Code::ALL.iter().any(|c| c.status() == status);
+            if named {
+                assert_eq!(code.status(), status, "{what} answers {}", code.as_str());
+            }
+        }
+    }
+
+    #[test]
+    fn the_schema_of_code_lists_every_code() {
+        use utoipa::PartialSchema;
+        let schema = serde_json::to_value(super::ErrorBody::schema()).expect("a schema");
+        let description = schema["properties"]["code"]["description"]
+            .as_str()
+            .expect("code is described");
+        let listed: Vec<&str> = description
+            .trim_start_matches("Stable snake_case: ")
+            .trim_end_matches('.')
+            .split(", ")
+            .collect();
+        let all: Vec<&str> = Code::ALL.iter().map(|code| code.as_str()).collect();
+        assert_eq!(listed, all, "the OpenAPI description of `code`");
+    }
+
+    #[actix_web::test]
+    async fn an_answer_of_actix_gets_the_json_shape_and_a_documented_code() {
+        let app = init_service(
+            App::new()
+                .wrap(ErrorHandlers::new().default_handler(json_error_body))
+                .route("/gone", web::get().to(HttpResponse::NotFound))
+                .route("/busy", web::get().to(HttpResponse::ServiceUnavailable)),
+        )
+        .await;
+        let res = call_service(&app, TestRequest::get().uri("/gone").to_request()).await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+        let body: serde_json::Value = read_body_json(res).await;
+        assert_eq!(
+            body,
+            serde_json::json!({"error": "Not Found", "code": "route_not_found"})
+        );
+        let res = call_service(&app, TestRequest::get().uri("/busy").to_request()).await;
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            res.headers().get("retry-after").map(|v| v.as_bytes()),
+            Some(&b"1"[..]),
+            "a 503 says when to retry"
+        );
+        let body: serde_json::Value = read_body_json(res).await;
+        assert_eq!(
+            body,
+            serde_json::json!({"error": "Service Unavailable", "code": "service_unavailable"})
+        );
     }
 }

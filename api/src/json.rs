@@ -377,7 +377,7 @@ mod tests {
             .block_on(JsonBody::<SeatRequest>::from_request(&req, &mut payload))
             .expect_err("no body, no value");
         assert_eq!(status(&err), 408, "{err:?}");
-        assert_eq!(err.code(), "request_timeout");
+        assert_eq!(err.code().as_str(), "request_timeout");
         assert!(started.elapsed() < std::time::Duration::from_secs(5));
         let response = err.error_response();
         assert!(

@@ -6,9 +6,9 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::{Server, Service, ServiceResponse};
-use actix_web::http::header::{self, HeaderValue};
-use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
+use actix_web::dev::{Server, Service};
+use actix_web::http::header;
+use actix_web::middleware::ErrorHandlers;
 use actix_web::web::{self, PayloadConfig};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError, Route};
 use anyhow::Context;
@@ -27,7 +27,7 @@ pub mod routes;
 pub mod state;
 pub mod waiters;
 
-use error::ApiError;
+use error::{json_error_body, ApiError};
 use openapi::ApiDoc;
 use state::AppState;
 use waiters::Waiters;
@@ -191,7 +191,7 @@ struct RouteLabel(&'static str);
 /// Routes are tried in order, and a path with a `{parameter}` costs a regular expression match:
 /// the fixed paths come first, the busiest (the holds) at the top.
 fn routes(cfg: &mut web::ServiceConfig) {
-    use routes::{events, health, jobs, page, seats, stream};
+    use routes::{events, health, jobs, metrics, page, seats, stream};
     let resource = |path: &'static str, allow: &'static str, route: Route| {
         web::resource(path)
             .app_data(RouteLabel(path))
@@ -277,33 +277,6 @@ async fn route_not_found(req: HttpRequest) -> HttpResponse {
     .error_response()
 }
 
-/// Gives any error answer that is not JSON yet (one produced by actix itself) the JSON shape.
-fn json_error_body<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
-    let is_json = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if is_json {
-        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
-    }
-    let status = res.status();
-    let (req, _) = res.into_parts();
-    let body = serde_json::json!({
-        "error": status.canonical_reason().unwrap_or("Error"),
-        "code": status.canonical_reason().unwrap_or("error").to_ascii_lowercase().replace(' ', "_"),
-    });
-    let mut response = HttpResponse::build(status).json(body);
-    if status == actix_web::http::StatusCode::SERVICE_UNAVAILABLE {
-        response.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from(error::RETRY_AFTER_SECS),
-        );
-    }
-    Ok(ErrorHandlerResponse::Response(
-        ServiceResponse::new(req, response).map_into_right_body(),
-    ))
-}
-
 /// The whole `api` binary: settings from CONFIG_DIR (default `config`) and the environment, logs,
 /// then serve until SIGTERM or SIGINT.
 pub async fn run_from_env() -> anyhow::Result<()> {
@@ -313,4 +286,15 @@ pub async fn run_from_env() -> anyhow::Result<()> {
     let _log = bootstrap::init_tracing("api", settings.log.dir.as_ref(), &settings.log.level)?;
     let app = Application::build(&settings).await?;
     app.run_until_stopped(bootstrap::shutdown_signal()).await
+}
+
+/// The `api` binary, as shipped and as the e2e tests run it: [`run_from_env`] on a
+/// current_thread runtime. The requests run on actix's HTTP worker threads, each with its own
+/// Redis pool; this runtime only runs the background tasks (finished-job and seat-change feeds,
+/// the drain rate), which need no more than one thread.
+pub fn main() -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(run_from_env())
 }

@@ -10,7 +10,7 @@ use crate::dto::{
     SeatStatusSchema, StreamSeat, StreamSnapshot,
 };
 use crate::error::ErrorBody;
-use crate::routes::{events, health, jobs, seats, stream};
+use crate::routes::{events, health, jobs, metrics, seats, stream};
 
 #[derive(Debug, OpenApi)]
 #[openapi(
@@ -28,7 +28,7 @@ use crate::routes::{events, health, jobs, seats, stream};
         events::create, events::list, events::get, stream::stream, events::list_seats,
         seats::get, seats::hold, seats::reserve, seats::refresh, seats::hold_refresh, seats::release,
         jobs::status,
-        health::health, crate::metrics::metrics,
+        health::health, metrics::metrics,
     ),
     components(schemas(
         CreateEvent, SeatRequest, EventBody, SeatBody, SeatList, SeatMessage, QueueResponse,

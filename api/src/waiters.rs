@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
+use futures::FutureExt;
 use queue_core::keys::FINISHED_CHANNEL;
 use queue_core::{JobId, JobView, Store};
 use tokio::sync::broadcast::error::RecvError;
@@ -54,7 +55,7 @@ struct Heard {
 
 /// What [`Waiters::look`] found.
 #[derive(Debug)]
-pub enum Looked {
+enum Looked {
     /// The job finished within the last few seconds: this is it.
     Finished(JobView),
     /// Not heard of: read it from Redis. With a wait, the receiver gets the job if it finishes.
@@ -70,10 +71,52 @@ impl Waiters {
         }
     }
 
+    /// Where a job stands (`GET /seats/job/{id}/status`); `None` when it is unknown or its result
+    /// has expired. Without `wait`, as it stands now; with it, as soon as it finishes, or as it
+    /// stands at the deadline if it has not by then.
+    pub async fn status(
+        &self,
+        store: &Store,
+        job: JobId,
+        wait: Option<Duration>,
+    ) -> queue_core::Result<Option<JobView>> {
+        // A job that finished moments ago is answered from what this process heard; otherwise the
+        // waiter is registered before the read, so that a job finishing in between still wakes us.
+        let woken = match self.look(store, job, wait.is_some()) {
+            Looked::Finished(finished) => return Ok(Some(finished)),
+            Looked::Unknown(woken) => woken,
+        };
+        let (Some(wait), Some(woken)) = (wait, woken) else {
+            return store.job(job).await;
+        };
+        // Fused: once it has answered (an error: no announcement will come), it stays pending
+        // instead of being polled again, and the wait ends at the deadline.
+        let mut woken = woken.fuse();
+        let deadline = tokio::time::Instant::now() + wait;
+        let read = store.job(job);
+        tokio::pin!(read);
+        tokio::select! {
+            // It finished while the read was on its way: that is the answer, at once (a job that
+            // finished exists), rather than after the read.
+            Ok(finished) = &mut woken => Ok(Some(finished)),
+            read = &mut read => match read? {
+                Some(view) if !view.state.is_finished() => {
+                    match tokio::time::timeout_at(deadline, &mut woken).await {
+                        // As it finished, from the workers' announcement.
+                        Ok(Ok(finished)) => Ok(Some(finished)),
+                        // The deadline (or no listener): as it stands now.
+                        _ => store.job(job).await,
+                    }
+                }
+                view => Ok(view),
+            },
+        }
+    }
+
     /// The job, if it finished within the last few seconds; otherwise, when `wait`, registers
     /// interest in its finishing. Register before reading the job's status from Redis, so that a
     /// finish between the read and the wait is not missed.
-    pub fn look(&self, store: &Store, job: JobId, wait: bool) -> Looked {
+    fn look(&self, store: &Store, job: JobId, wait: bool) -> Looked {
         let heard = {
             let Ok(mut inner) = self.inner.lock() else {
                 return Looked::Unknown(None);
@@ -139,16 +182,17 @@ impl Waiters {
         for (job, record, senders) in woken {
             let parsed = message
                 .get(record)
-                .ok_or_else(|| queue_core::Error::Corrupt("a record out of its message".into()))
-                .and_then(|record| store.parse_record(event, record));
+                .map(|record| store.parse_record(event, record));
             match parsed {
-                Ok(finished) => {
+                Some(Ok(finished)) => {
                     for sender in senders {
                         let _ = sender.send(finished.clone());
                     }
                 }
                 // The waiters then answer at their deadline, from Redis.
-                Err(e) => tracing::warn!(%job, error = %e, "an unreadable finished job"),
+                Some(Err(e)) => tracing::warn!(%job, error = %e, "an unreadable finished job"),
+                // The ranges come from the message itself: only a bug puts one outside it.
+                None => tracing::warn!(%job, "a finished job's record lies outside its message"),
             }
         }
     }

@@ -143,3 +143,14 @@ pub async fn run_from_env() -> anyhow::Result<()> {
     let app = Application::build(&settings, name).await?;
     app.run_until_stopped(bootstrap::shutdown_signal()).await
 }
+
+/// The `worker` binary, as shipped and as the e2e tests run it: [`run_from_env`] on a
+/// current_thread runtime. One thread: a worker's tasks spend their time waiting on Redis, and on
+/// one thread a reply wakes its task without a hop to another thread (WORKERS scales the pool by
+/// processes).
+pub fn main() -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(run_from_env())
+}

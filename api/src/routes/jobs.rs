@@ -1,14 +1,13 @@
+use std::time::Duration;
+
 use actix_web::{web, HttpRequest, HttpResponse};
-use futures::FutureExt;
 use queue_core::JobId;
 
 use crate::dto::JobStatusBody;
 use crate::error::{ApiError, ErrorBody};
 use crate::routes::parse_id;
 use crate::state::AppState;
-use crate::waiters::{Looked, MAX_WAIT_SECS};
-
-use std::time::Duration;
+use crate::waiters::MAX_WAIT_SECS;
 
 /// Where a job stands.
 #[utoipa::path(get, path = "/seats/job/{jobId}/status", tag = "jobs",
@@ -29,58 +28,26 @@ pub async fn status(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let id: JobId = parse_id(&path, "jobId")?;
-    let wait = match wait_param(req.query_string())? {
-        None => None,
-        Some(raw) => Some(
-            raw.parse::<u64>()
-                .ok()
-                .filter(|secs| *secs <= MAX_WAIT_SECS)
-                .map(Duration::from_secs)
-                .ok_or_else(|| ApiError::InvalidField {
-                    field: "wait".to_owned(),
-                    message: format!(
-                        "wait must be a whole number of seconds from 0 to {MAX_WAIT_SECS}"
-                    ),
-                })?,
-        ),
-    };
-    // A job that finished moments ago is answered from what this process heard; otherwise the
-    // waiter is registered before the read, so that a job finishing in between still wakes us.
-    let woken = match state.waiters.look(&state.store, id, wait.is_some()) {
-        Looked::Finished(job) => return Ok(HttpResponse::Ok().json(JobStatusBody::from(&job))),
-        Looked::Unknown(woken) => woken,
-    };
-    let job = match (wait, woken) {
-        (Some(wait), Some(woken)) => {
-            // Fused: once it has answered (an error: no announcement will come), it stays
-            // pending instead of being polled again, and the wait ends at the deadline.
-            let mut woken = woken.fuse();
-            let deadline = tokio::time::Instant::now() + wait;
-            let read = state.store.job(id);
-            tokio::pin!(read);
-            tokio::select! {
-                // It finished while the read was on its way: that is the answer, at once (a job
-                // that finished exists), rather than after the read.
-                Ok(finished) = &mut woken => Some(finished),
-                read = &mut read => match read? {
-                    Some(job) if !job.state.is_finished() => {
-                        match tokio::time::timeout_at(deadline, &mut woken).await {
-                            // As it finished, from the workers' announcement.
-                            Ok(Ok(finished)) => Some(finished),
-                            // The deadline (or no listener): as it stands now.
-                            _ => state.store.job(id).await?,
-                        }
-                    }
-                    job => job,
-                },
-            }
-        }
-        _ => state.store.job(id).await?,
-    };
-    match job {
+    let wait = wait(req.query_string())?;
+    match state.waiters.status(&state.store, id, wait).await? {
         Some(job) => Ok(HttpResponse::Ok().json(JobStatusBody::from(&job))),
         None => Err(ApiError::JobNotFound { id: id.to_string() }),
     }
+}
+
+/// The `wait` of a query string: none, or from 0 to [`MAX_WAIT_SECS`] seconds.
+fn wait(query: &str) -> Result<Option<Duration>, ApiError> {
+    let Some(raw) = wait_param(query)? else {
+        return Ok(None);
+    };
+    raw.parse::<u64>()
+        .ok()
+        .filter(|secs| *secs <= MAX_WAIT_SECS)
+        .map(|secs| Some(Duration::from_secs(secs)))
+        .ok_or_else(|| ApiError::InvalidField {
+            field: "wait".to_owned(),
+            message: format!("wait must be a whole number of seconds from 0 to {MAX_WAIT_SECS}"),
+        })
 }
 
 /// The raw `wait` of a query string. Read by hand rather than with `web::Query`, whose errors

@@ -4,6 +4,7 @@
 pub mod events;
 pub mod health;
 pub mod jobs;
+pub mod metrics;
 pub mod page;
 pub mod seats;
 pub mod stream;

@@ -102,8 +102,13 @@ pub async fn stream(
             });
         };
         feed.position = snapshot.last;
-        let first = message("snapshot", snapshot.last, &StreamSnapshot::from(&snapshot))
-            .map_err(|e| ApiError::Internal(queue_core::Error::Corrupt(e.to_string())))?;
+        let first =
+            message("snapshot", snapshot.last, &StreamSnapshot::from(&snapshot)).map_err(|e| {
+                ApiError::Encoding {
+                    what: "the stream's snapshot",
+                    reason: e.into(),
+                }
+            })?;
         // The queue is new and has room.
         let _ = feed.tx.try_send(first);
     }

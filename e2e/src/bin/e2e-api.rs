@@ -1,7 +1,8 @@
 //! The api binary, built inside the e2e package so that its tests can start real API processes
-//! (cargo gives a package's tests the paths of that package's binaries only).
+//! (cargo gives a package's tests the paths of that package's binaries only). It runs
+//! [`api::main`], as the shipped binary does, so the drills kill a process configured as the
+//! shipped one is, down to its runtime.
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    api::run_from_env().await
+fn main() -> anyhow::Result<()> {
+    api::main()
 }

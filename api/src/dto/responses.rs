@@ -1,0 +1,313 @@
+//! The response bodies, and their conversion from queue-core types.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use queue_core::{
+    Event, JobKind, JobState, JobStatus, JobView, Millis, Refusal, Seat, SeatId, SeatStatus,
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::schema::{
+    JobKindSchema, SeatStatusSchema, EXAMPLE_EVENT, EXAMPLE_JOB, EXAMPLE_SEAT, EXAMPLE_USER,
+};
+
+/// An event. `available`, `onHold` and `reserved` are counts as of the request, present on
+/// `GET /events/{id}` and in seat lists.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"id": EXAMPLE_EVENT, "name": "Opening night", "totalSeats": 100,
+    "available": 93, "onHold": 5, "reserved": 2}))]
+pub struct EventBody {
+    pub id: String,
+    pub name: String,
+    pub total_seats: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub available: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_hold: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reserved: Option<u32>,
+}
+
+impl EventBody {
+    /// The event as created (`POST /events/create`): no counts.
+    pub fn created(e: &Event) -> Self {
+        Self {
+            id: e.id.to_string(),
+            name: e.name.clone(),
+            total_seats: e.total_seats,
+            available: None,
+            on_hold: None,
+            reserved: None,
+        }
+    }
+
+    /// The event with its counts (`GET /events/{id}`).
+    pub fn with_counts(e: &Event) -> Self {
+        Self {
+            available: Some(e.available),
+            on_hold: Some(e.on_hold),
+            reserved: Some(e.reserved),
+            ..Self::created(e)
+        }
+    }
+}
+
+/// A seat.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"id": EXAMPLE_SEAT, "eventId": EXAMPLE_EVENT, "UUID": EXAMPLE_USER,
+    "status": "On hold", "expiresAt": "2026-11-21T18:00:00.000Z"}))]
+pub struct SeatBody {
+    pub id: String,
+    #[serde(rename = "eventId")]
+    pub event_id: String,
+    /// The holder's or reserver's id, or "" when Available.
+    #[serde(rename = "UUID")]
+    pub user: String,
+    #[schema(value_type = SeatStatusSchema)]
+    pub status: SeatStatus,
+    /// When the hold lapses (RFC 3339), while On hold.
+    #[serde(rename = "expiresAt", skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}
+
+impl From<&Seat> for SeatBody {
+    fn from(seat: &Seat) -> Self {
+        Self {
+            id: seat.id.to_string(),
+            event_id: seat.id.event().to_string(),
+            user: seat.state.user().map(|u| u.to_string()).unwrap_or_default(),
+            status: seat.state.status(),
+            expires_at: seat.state.expires_at().map(rfc3339),
+        }
+    }
+}
+
+impl SeatBody {
+    /// An Available seat, as listed.
+    pub fn available(id: SeatId) -> Self {
+        Self::from(&Seat {
+            id,
+            state: queue_core::SeatState::Available,
+        })
+    }
+}
+
+/// The seats of an event that are Available now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeatList {
+    pub total: usize,
+    pub event: EventBody,
+    pub seats: Vec<SeatBody>,
+}
+
+/// The answer of a synchronous seat operation (refresh, release).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeatMessage {
+    pub message: String,
+    pub seat: SeatBody,
+}
+
+/// A job accepted onto the queue. Read `statusEndpoint` (also the `Location` header); with
+/// `?wait=N` (N up to 30 seconds) that answer comes as soon as the job finishes.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"message": "HOLD_SEAT request accepted; GET statusEndpoint for its status, with ?wait=N (up to 30 s) to have the answer as soon as it finishes", "jobId": EXAMPLE_JOB,
+    "position": 3, "estimatedWaitTime": 0.004,
+    "statusEndpoint": format!("/seats/job/{EXAMPLE_JOB}/status")}))]
+pub struct QueueResponse {
+    pub message: &'static str,
+    pub job_id: String,
+    /// Jobs of the same event ahead of this one.
+    pub position: u64,
+    /// Seconds until the job is applied, from the workers' measured drain rate.
+    pub estimated_wait_time: f64,
+    pub status_endpoint: String,
+}
+
+/// Where a job stands: `waiting` (with `position`), `active` (a worker is on it), `completed`
+/// (with `result`; a refusal is a completed job with `success: false`) or `failed` (could not be
+/// applied at all; `error` says why).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"jobId": EXAMPLE_JOB, "type": "HOLD_SEAT", "status": "completed",
+    "result": {"success": true, "status": 200, "message": "Seat held", "seat": {"id": EXAMPLE_SEAT,
+    "eventId": EXAMPLE_EVENT, "UUID": EXAMPLE_USER, "status": "On hold",
+    "expiresAt": "2026-11-21T18:00:00.000Z"}}, "createdAt": 1795284696333_i64,
+    "completedAt": 1795284696340_i64}))]
+pub struct JobStatusBody {
+    pub job_id: String,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<JobKindSchema>)]
+    pub kind: Option<JobKind>,
+    /// `waiting`, `active`, `completed` or `failed`.
+    #[schema(value_type = String, pattern = "^(waiting|active|completed|failed)$")]
+    pub status: JobStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<JobResultBody>,
+    /// Why the job failed; or, while it is `waiting` for a retry, why its last attempt could not
+    /// be applied and when the next is due.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When the job was accepted: milliseconds since the Unix epoch, as in the original design.
+    #[schema(value_type = i64)]
+    pub created_at: Millis,
+    /// When the job finished (ms since the epoch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<i64>)]
+    pub completed_at: Option<Millis>,
+}
+
+/// What a completed job did.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobResultBody {
+    pub success: bool,
+    /// An HTTP-style code: 200, or 403 / 404 / 409 / 429 for a refusal.
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seat: Option<SeatBody>,
+    /// The seat's status when the job found it in the wrong one (409).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<SeatStatusSchema>)]
+    pub current_status: Option<SeatStatus>,
+    /// MAX_HELD_SEATS, when the user already held that many (429).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+impl From<&JobView> for JobStatusBody {
+    fn from(job: &JobView) -> Self {
+        let mut body = Self {
+            job_id: job.id.to_string(),
+            kind: job.kind,
+            status: job.state.status(),
+            position: None,
+            result: None,
+            error: None,
+            created_at: job.created_at,
+            completed_at: None,
+        };
+        match &job.state {
+            JobState::Waiting { position } => body.position = Some(*position),
+            JobState::Active => body.position = Some(0),
+            JobState::Completed {
+                completed_at,
+                result,
+                seat,
+            } => {
+                body.completed_at = Some(*completed_at);
+                body.result = Some(job_result(job.kind, *result, seat.as_ref()));
+            }
+            JobState::Retrying {
+                attempts,
+                retry_at,
+                reason,
+            } => {
+                // Still to be applied: waiting, next in line once its retry is due.
+                body.position = Some(0);
+                body.error = Some(format!(
+                    "attempt {attempts} could not be applied ({reason}); retrying at {}",
+                    rfc3339(*retry_at)
+                ));
+            }
+            JobState::Failed {
+                completed_at,
+                reason,
+            } => {
+                body.completed_at = Some(*completed_at);
+                body.error = Some(format!("the job could not be applied: {reason}"));
+            }
+        }
+        body
+    }
+}
+
+fn job_result(
+    kind: Option<JobKind>,
+    result: Result<(), Refusal>,
+    seat: Option<&Seat>,
+) -> JobResultBody {
+    let mut body = JobResultBody {
+        success: result.is_ok(),
+        status: result.err().map_or(200, Refusal::code),
+        message: None,
+        error: None,
+        seat: seat.map(SeatBody::from),
+        current_status: None,
+        limit: None,
+    };
+    match result {
+        Ok(()) => {
+            body.message = Some(match kind {
+                Some(JobKind::Reserve) => "Seat reserved".to_owned(),
+                _ => "Seat held".to_owned(),
+            });
+        }
+        Err(Refusal::NoSuchSeat) => body.error = Some("The seat does not exist".to_owned()),
+        Err(Refusal::HeldByAnother) => {
+            body.error = Some("The seat is held by another user".to_owned())
+        }
+        Err(Refusal::HoldLimit { limit }) => {
+            body.limit = Some(limit);
+            body.error = Some(format!(
+                "You already hold {limit} seats of this event, the most allowed"
+            ));
+        }
+        Err(Refusal::Conflict { current }) => {
+            body.current_status = Some(current);
+            body.error = Some(match kind {
+                Some(JobKind::Reserve) => format!("The seat is {current}, not On hold by you"),
+                _ => format!("The seat is {current}, not Available"),
+            });
+        }
+    }
+    body
+}
+
+/// RFC 3339 with milliseconds, in UTC.
+pub fn rfc3339(ms: Millis) -> String {
+    let at = UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or_default());
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+/// The events, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventList {
+    pub events: Vec<EventBody>,
+}
+
+#[cfg(test)]
+mod tests {
+    use queue_core::JobStatus;
+    use utoipa::PartialSchema;
+
+    use super::JobStatusBody;
+
+    /// The schema of `status` spells the statuses out; it must name exactly queue-core's.
+    #[test]
+    fn the_schema_of_a_job_status_names_every_status() {
+        let schema = serde_json::to_value(JobStatusBody::schema()).expect("a schema serialises");
+        let status = &schema["properties"]["status"];
+        let names: Vec<&str> = JobStatus::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(
+            status["pattern"],
+            format!("^({})$", names.join("|")),
+            "the pattern of `status`"
+        );
+        let description = status["description"].as_str().unwrap_or_default();
+        for name in names {
+            assert!(
+                description.contains(&format!("`{name}`")),
+                "the description of `status` names {name}: {description}"
+            );
+        }
+    }
+}
