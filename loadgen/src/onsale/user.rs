@@ -183,8 +183,7 @@ async fn attempt(
             event: event.to_owned(),
             seat,
             post_status: match &posted {
-                Ok(Posted::Accepted { .. }) => 202,
-                Ok(Posted::Refused { status, .. }) => *status,
+                Ok(posted) => posted.status(),
                 Err(_) => 0,
             },
             answered_us: micros(shared.start.elapsed()),
@@ -195,11 +194,11 @@ async fn attempt(
         });
     }
     let job_id = match posted {
-        Ok(Posted::Accepted { job }) => {
+        Ok(Posted::Success { body, .. }) => {
             a.lat_202 = Some(sent.elapsed());
             a.counts.push(format!("{name}.post.202"));
             shared.accepted.fetch_add(1, Ordering::Relaxed);
-            job
+            body.job_id
         }
         Ok(Posted::Refused { status, .. }) => {
             a.counts.push(format!("{name}.post.{status}"));
