@@ -106,10 +106,10 @@ pub async fn backlog(
                     let user = uuid::Uuid::new_v4().to_string();
                     let sent = Instant::now();
                     match api.hold(&format!("{}:{seat}", ids[e]), &user).await {
-                        Ok(Posted::Accepted { job }) => {
+                        Ok(Posted::Success { body, .. }) => {
                             lat.record(sent.elapsed());
                             counts.bump("202");
-                            let seq = job_seq(&job)?;
+                            let seq = job_seq(&body.job_id)?;
                             let s = &mut seqs[e];
                             *s = (s.0.min(seq), s.1.max(seq), s.2 + 1);
                         }
@@ -355,7 +355,7 @@ pub async fn cycle(
                     let id = format!("{event}:{seat}");
                     let t0 = Instant::now();
                     let job = match api.hold(&id, &user).await? {
-                        Posted::Accepted { job } => job,
+                        Posted::Success { body, .. } => body.job_id,
                         Posted::Refused { status, .. } => {
                             other.bump(&format!("hold.post.{status}"));
                             continue;
@@ -377,7 +377,7 @@ pub async fn cycle(
                         continue;
                     }
                     let t2 = Instant::now();
-                    let released = api.release(&id, &user).await?;
+                    let released = api.release(&id, &user).await?.status();
                     lrel.record(t2.elapsed());
                     if released != 200 {
                         other.bump(&format!("release.{released}"));

@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use fred::interfaces::HashesInterface;
+use loadgen::api::SeatStatus;
 
 use crate::helpers::{
     job_seq, keys_of, new_user, rfc3339_ms, seat_of, spawn_app, spawn_app_with, Options,
@@ -25,7 +26,8 @@ async fn create_and_read_an_event() {
     assert_eq!(body["name"], "Opening night");
     assert_eq!(body["totalSeats"], 12);
     let id = body["id"].as_str().expect("an id");
-    let event = app.event(id).await;
+    let (status, event) = app.get(&format!("/events/{id}")).await;
+    assert_eq!(status, 200, "event {id}: {event}");
     assert_eq!(
         event,
         json!({"id": id, "name": "Opening night", "totalSeats": 12, "available": 12, "onHold": 0, "reserved": 0})
@@ -113,7 +115,9 @@ async fn hold_poll_refresh_reserve_walkthrough() {
     );
     assert!(accepted["message"].is_string());
 
-    let done = app.wait_job(&job, Duration::from_secs(5)).await;
+    app.wait_job(&job, Duration::from_secs(5)).await;
+    let (status, done) = app.job_json(&job).await;
+    assert_eq!(status, 200, "{done}");
     assert_eq!(done["type"], "HOLD_SEAT");
     assert_eq!(done["status"], "completed");
     assert_eq!(done["result"]["success"], true);
@@ -128,13 +132,13 @@ async fn hold_poll_refresh_reserve_walkthrough() {
     );
 
     let held = app.seat(&seat).await;
-    assert_eq!(held["status"], "On hold");
-    assert_eq!(held["eventId"], event);
+    assert_eq!(held.status, SeatStatus::OnHold);
+    assert_eq!(held.event_id, event);
     assert!(
         !app.available(&event).await.contains(&seat),
         "a held seat is not listed"
     );
-    assert_eq!(app.event(&event).await["onHold"], 1);
+    assert_eq!(app.event(&event).await.on_hold, 1);
 
     // Both refresh paths answer 200 with the seat and its new expiry.
     for path in ["/seats/refresh", "/seats/hold/refresh"] {
@@ -149,23 +153,25 @@ async fn hold_poll_refresh_reserve_walkthrough() {
     }
 
     // Reserve: pre-checks, then a job.
-    let (status, body) = app.reserve(&seat, &new_user()).await;
+    let refused = app.reserve(&seat, &new_user()).await;
     assert_eq!(
-        (status, body["code"].as_str()),
+        (refused.status(), refused.code()),
         (403, Some("held_by_another_user")),
-        "{body}"
+        "{refused}"
     );
-    let (status, body) = app.reserve(&seat_of(&event, 4), &user).await;
-    assert_eq!(status, 409, "an Available seat cannot be reserved: {body}");
-    assert_eq!(body["currentStatus"], "Available");
-    let (status, body) = app.reserve(&seat, &user).await;
-    assert_eq!(status, 202, "{body}");
-    let reserved = app
-        .wait_job(
-            body["jobId"].as_str().expect("a job id"),
-            Duration::from_secs(5),
-        )
-        .await;
+    let refused = app.reserve(&seat_of(&event, 4), &user).await;
+    assert_eq!(
+        refused.status(),
+        409,
+        "an Available seat cannot be reserved: {refused}"
+    );
+    assert_eq!(refused.current_status(), Some(SeatStatus::Available));
+    let posted = app.reserve(&seat, &user).await;
+    assert_eq!(posted.status(), 202, "{posted}");
+    let job = posted.job_id().expect("a job id");
+    app.wait_job(job, Duration::from_secs(5)).await;
+    let (status, reserved) = app.job_json(job).await;
+    assert_eq!(status, 200, "{reserved}");
     assert_eq!(reserved["type"], "RESERVE_SEAT");
     assert_eq!(reserved["result"]["success"], true);
     assert_eq!(reserved["result"]["seat"]["status"], "Reserved");
@@ -175,11 +181,11 @@ async fn hold_poll_refresh_reserve_walkthrough() {
     );
 
     // A Reserved seat can be neither held, refreshed, released nor reserved again.
-    let (status, body) = app.hold(&seat, &new_user()).await;
+    let refused = app.hold(&seat, &new_user()).await;
     assert_eq!(
-        (status, body["currentStatus"].as_str()),
-        (409, Some("Reserved")),
-        "{body}"
+        (refused.status(), refused.current_status()),
+        (409, Some(SeatStatus::Reserved)),
+        "{refused}"
     );
     for path in ["/seats/refresh", "/seats/release", "/seats/reserve"] {
         let (status, body) = app.post(path, json!({"id": seat, "UUID": user})).await;
@@ -188,12 +194,8 @@ async fn hold_poll_refresh_reserve_walkthrough() {
     }
     let counts = app.event(&event).await;
     assert_eq!(
-        (
-            counts["available"].as_u64(),
-            counts["onHold"].as_u64(),
-            counts["reserved"].as_u64()
-        ),
-        (Some(9), Some(0), Some(1))
+        (counts.available, counts.on_hold, counts.reserved),
+        (9, 0, 1)
     );
 }
 
@@ -203,10 +205,7 @@ async fn release_gives_a_hold_back() {
     let event = app.create_event(10).await;
     let seat = seat_of(&event, 1);
     let user = new_user();
-    assert_eq!(
-        app.hold_and_wait(&seat, &user).await["result"]["success"],
-        true
-    );
+    assert!(app.hold_and_wait(&seat, &user).await.succeeded());
 
     let (status, body) = app
         .post("/seats/release", json!({"id": seat, "UUID": new_user()}))
@@ -219,7 +218,7 @@ async fn release_gives_a_hold_back() {
     assert_eq!(body["seat"]["status"], "Available");
     assert_eq!(body["seat"]["UUID"], "");
 
-    assert_eq!(app.seat(&seat).await["status"], "Available");
+    assert_eq!(app.seat(&seat).await.status, SeatStatus::Available);
     let (status, body) = app
         .post("/seats/release", json!({"id": seat, "UUID": user}))
         .await;
@@ -240,10 +239,7 @@ async fn release_gives_a_hold_back() {
         .await;
     assert_eq!(status, 404, "{body}");
     // The released seat can be held again, by anyone.
-    assert_eq!(
-        app.hold_and_wait(&seat, &new_user()).await["result"]["success"],
-        true
-    );
+    assert!(app.hold_and_wait(&seat, &new_user()).await.succeeded());
 }
 
 #[tokio::test]
@@ -253,19 +249,19 @@ async fn hold_pre_checks_refuse_at_once() {
     let seat = seat_of(&event, 2);
     app.hold_and_wait(&seat, &new_user()).await;
 
-    let (status, body) = app.hold(&seat, &new_user()).await;
-    assert_eq!(status, 409, "{body}");
-    assert_eq!(body["code"], "seat_not_available");
-    assert_eq!(body["currentStatus"], "On hold");
-    let (status, body) = app.hold(&seat_of(&event, 11), &new_user()).await;
+    let refused = app.hold(&seat, &new_user()).await;
+    assert_eq!(refused.status(), 409, "{refused}");
+    assert_eq!(refused.code(), Some("seat_not_available"));
+    assert_eq!(refused.current_status(), Some(SeatStatus::OnHold));
+    let refused = app.hold(&seat_of(&event, 11), &new_user()).await;
     assert_eq!(
-        (status, body["code"].as_str()),
+        (refused.status(), refused.code()),
         (404, Some("seat_not_found")),
-        "{body}"
+        "{refused}"
     );
     let unknown_event = uuid::Uuid::new_v4();
-    let (status, _) = app.hold(&format!("{unknown_event}:1"), &new_user()).await;
-    assert_eq!(status, 404, "a seat of an unknown event");
+    let refused = app.hold(&format!("{unknown_event}:1"), &new_user()).await;
+    assert_eq!(refused.status(), 404, "a seat of an unknown event");
 }
 
 #[tokio::test]
@@ -275,17 +271,21 @@ async fn waiting_jobs_report_their_position() {
     let event = app.create_event(10).await;
     let mut jobs = Vec::new();
     for n in 1..=3 {
-        let (status, body) = app.hold(&seat_of(&event, n), &new_user()).await;
-        assert_eq!(status, 202, "{body}");
-        assert_eq!(body["position"], n - 1, "{body}");
-        jobs.push(body["jobId"].as_str().expect("a job id").to_owned());
+        let posted = app.hold(&seat_of(&event, n), &new_user()).await;
+        assert_eq!(posted.status(), 202, "{posted}");
+        assert_eq!(
+            posted.body().map(|q| q.position),
+            Some(u64::from(n - 1)),
+            "{posted}"
+        );
+        jobs.push(posted.job_id().expect("a job id").to_owned());
     }
     assert!(
         jobs.windows(2).all(|w| job_seq(&w[0]) < job_seq(&w[1])),
         "ids follow acceptance"
     );
 
-    let (status, body) = app.job_status(&jobs[2]).await;
+    let (status, body) = app.job_json(&jobs[2]).await;
     assert_eq!(status, 200);
     assert_eq!(body["status"], "waiting");
     assert_eq!(body["position"], 2);
@@ -420,9 +420,9 @@ async fn the_openapi_document_and_swagger_ui_are_served() {
 async fn waiting_on_a_job_answers_as_soon_as_it_finishes() {
     let mut app = spawn_app_with(Options::default().workers(0)).await;
     let event = app.create_event(10).await;
-    let (status, body) = app.hold(&seat_of(&event, 1), &new_user()).await;
-    assert_eq!(status, 202);
-    let job = body["jobId"].as_str().expect("a job id").to_owned();
+    let posted = app.hold(&seat_of(&event, 1), &new_user()).await;
+    assert_eq!(posted.status(), 202);
+    let job = posted.job_id().expect("a job id").to_owned();
 
     // With no worker the job stays waiting: the answer comes at the deadline, as it stands.
     let started = std::time::Instant::now();
@@ -495,9 +495,9 @@ async fn a_job_that_just_finished_is_answered_from_what_the_api_heard() {
     // JOB_RESULT_TTL_SECS=2: the API keeps a finished record for at most half of that.
     let app = spawn_app_with(Options::default().env("JOB_RESULT_TTL_SECS", 2)).await;
     let event = app.create_event(10).await;
-    let (status, body) = app.hold(&seat_of(&event, 1), &new_user()).await;
-    assert_eq!(status, 202, "{body}");
-    let job = body["jobId"].as_str().expect("a job id").to_owned();
+    let posted = app.hold(&seat_of(&event, 1), &new_user()).await;
+    assert_eq!(posted.status(), 202, "{posted}");
+    let job = posted.job_id().expect("a job id").to_owned();
     let (status, finished) = app.get(&format!("/seats/job/{job}/status?wait=5")).await;
     assert_eq!(
         (status, finished["status"].as_str()),
@@ -513,7 +513,7 @@ async fn a_job_that_just_finished_is_answered_from_what_the_api_heard() {
         .await
         .expect("HDEL");
     assert_eq!(removed, 1, "the record was in Redis");
-    let (status, again) = app.job_status(&job).await;
+    let (status, again) = app.job_json(&job).await;
     assert_eq!(status, 200, "{again}");
     assert_eq!(again, finished, "the same answer, without Redis");
     let (status, waited) = app.get(&format!("/seats/job/{job}/status?wait=5")).await;
@@ -521,7 +521,7 @@ async fn a_job_that_just_finished_is_answered_from_what_the_api_heard() {
 
     // Not for longer than half the retention: then Redis is asked, and has nothing.
     tokio::time::sleep(Duration::from_millis(1100).saturating_sub(heard.elapsed())).await;
-    let (status, gone) = app.job_status(&job).await;
+    let (status, gone) = app.job_json(&job).await;
     assert_eq!(
         (status, gone["code"].as_str()),
         (404, Some("job_not_found")),

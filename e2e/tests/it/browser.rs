@@ -15,10 +15,11 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, ensure, Context};
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
+use loadgen::api::SeatStatus;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    free_port, new_user, now_ms, rfc3339_ms, seat_of, spawn_app, spawn_app_with, Options, TestApp,
+    free_port, new_user, now_ms, seat_of, spawn_app, spawn_app_with, Options, TestApp,
 };
 
 /// The most one test may spend in the browser.
@@ -244,27 +245,22 @@ impl Operation {
 #[tokio::test]
 async fn seat_map_holds_a_seat_and_follows_the_stream() {
     let app = spawn_app_with(Options::default().env("HOLD_TTL_SECS", 300)).await;
-    let (status, created) = app
-        .post(
-            "/events/create",
-            json!({"name": "Opening night", "totalSeats": 120}),
-        )
-        .await;
-    assert_eq!(status, 201, "{created}");
-    let event = created["id"].as_str().expect("an event id").to_owned();
+    let event = app
+        .api()
+        .create_event("Opening night", 120)
+        .await
+        .expect("an event id");
     // Others were here first: two holds and two reservations.
     let other = new_user();
     for n in [8, 9, 20, 21] {
         let job = app.hold_and_wait(&seat_of(&event, n), &other).await;
-        assert_eq!(job["result"]["success"], true, "{job}");
+        assert!(job.succeeded(), "{job}");
     }
     for n in [20, 21] {
-        let (status, body) = app.reserve(&seat_of(&event, n), &other).await;
-        assert_eq!(status, 202, "{body}");
-        let job = app
-            .wait_job(body["jobId"].as_str().expect("a job id"), STEP)
-            .await;
-        assert_eq!(job["result"]["success"], true, "{job}");
+        let posted = app.reserve(&seat_of(&event, n), &other).await;
+        assert_eq!(posted.status(), 202, "{posted}");
+        let job = app.wait_job(posted.job_id().expect("a job id"), STEP).await;
+        assert!(job.succeeded(), "{job}");
     }
 
     let browser = Browser::start((1400, 1000)).await;
@@ -320,7 +316,7 @@ async fn seat_map_scenario(
     b.wait_text("#message", "held").await?;
     let seat = app.seat(&seat_of(event, 5)).await;
     ensure!(
-        seat["status"] == "On hold" && seat["UUID"] == me.as_str(),
+        seat.status == SeatStatus::OnHold && seat.user == me,
         "the service holds seat 5 for the page's user: {seat}"
     );
 
@@ -335,7 +331,10 @@ async fn seat_map_scenario(
         "the reserved seat changes colour again"
     );
     let seat = app.seat(&seat_of(event, 5)).await;
-    ensure!(seat["status"] == "Reserved", "seat 5 is reserved: {seat}");
+    ensure!(
+        seat.status == SeatStatus::Reserved,
+        "seat 5 is reserved: {seat}"
+    );
 
     // Hold seat 7 and release it; hold seat 6 and keep it.
     for (n, keep) in [(7, false), (6, true)] {
@@ -351,15 +350,10 @@ async fn seat_map_scenario(
 
     // Someone else acts elsewhere: the page follows the stream.
     let job = app.hold_and_wait(&seat_of(event, 30), other).await;
-    ensure!(job["result"]["success"] == true, "{job}");
+    ensure!(job.succeeded(), "{job}");
     b.wait_seat(30, "held").await?;
-    let (status, body) = app
-        .post(
-            "/seats/release",
-            json!({"id": seat_of(event, 8), "UUID": other}),
-        )
-        .await;
-    ensure!(status == 200, "{body}");
+    let released = app.release(&seat_of(event, 8), other).await;
+    ensure!(released.status() == 200, "{released}");
     b.wait_seat(8, "available").await?;
 
     b.click("#grid .seat[data-n=\"6\"]").await?;
@@ -392,12 +386,11 @@ async fn lapse_scenario(b: &Browser, app: &mut TestApp, event: &str) -> anyhow::
     )
     .await?;
     let job = app.hold_and_wait(&seat_of(event, 2), &new_user()).await;
-    ensure!(job["result"]["success"] == true, "{job}");
-    let deadline = rfc3339_ms(
-        job["result"]["seat"]["expiresAt"]
-            .as_str()
-            .context("the hold's expiresAt")?,
-    );
+    ensure!(job.succeeded(), "{job}");
+    let deadline = job
+        .seat()
+        .and_then(|s| s.expires_at)
+        .context("the hold's expiresAt")?;
     b.wait_seat(2, "held").await?;
     // With no worker left, nothing sweeps the hold and no `lapsed` message comes: the page has
     // to see the deadline pass by itself.

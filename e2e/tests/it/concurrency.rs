@@ -5,40 +5,28 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use futures::future::join_all;
-use serde_json::{json, Value};
+use loadgen::api::{JobKind as Post, JobView, Posted, SeatStatus};
 
 use crate::helpers::{job_seq, keys_of, new_user, seat_of, spawn_app_with, Options, TestApp};
 
-/// Sends one request per user at once, spread over the API instances; returns (user, status, body).
-async fn race(
-    app: &TestApp,
-    path: &str,
-    seat: &str,
-    users: &[String],
-) -> Vec<(String, u16, Value)> {
-    let requests = users.iter().enumerate().map(|(i, user)| {
-        let base = &app.addresses[i % app.addresses.len()];
-        async move {
-            let (status, body) = app
-                .post_to(base, path, json!({"id": seat, "UUID": user}))
-                .await;
-            (user.clone(), status, body)
-        }
-    });
+/// Sends one request per user at once, spread over the API instances; returns (user, answer).
+async fn race(app: &TestApp, post: Post, seat: &str, users: &[String]) -> Vec<(String, Posted)> {
+    let requests = users
+        .iter()
+        .enumerate()
+        .map(|(i, user)| async move { (user.clone(), app.post_job_at(i, post, seat, user).await) });
     join_all(requests).await
 }
 
-/// Waits for every accepted job; returns (user, job id, final status body).
-async fn finish(app: &TestApp, answers: &[(String, u16, Value)]) -> Vec<(String, String, Value)> {
-    let waits =
-        answers
-            .iter()
-            .filter(|(_, status, _)| *status == 202)
-            .map(|(user, _, body)| async move {
-                let job = body["jobId"].as_str().expect("a job id").to_owned();
-                let done = app.wait_job(&job, Duration::from_secs(30)).await;
-                (user.clone(), job, done)
-            });
+/// Waits for every accepted job; returns (user, job id, final status).
+async fn finish(app: &TestApp, answers: &[(String, Posted)]) -> Vec<(String, String, JobView)> {
+    let waits = answers
+        .iter()
+        .filter_map(|(user, posted)| Some((user, posted.job_id()?)))
+        .map(|(user, job)| async move {
+            let done = app.wait_job(job, Duration::from_secs(30)).await;
+            (user.clone(), job.to_owned(), done)
+        });
     join_all(waits).await
 }
 
@@ -52,18 +40,19 @@ async fn g1_one_seat_is_held_once_and_reserved_once() {
     let seat = seat_of(&event, 5);
     let users: Vec<String> = (0..500).map(|_| new_user()).collect();
 
-    let holds = race(&app, "/seats/hold", &seat, &users).await;
+    let holds = race(&app, Post::Hold, &seat, &users).await;
     let finished = finish(&app, &holds).await;
 
-    for (_, status, body) in &holds {
+    for (_, posted) in &holds {
+        let status = posted.status();
         assert!(
-            *status == 202 || (*status == 409 && body["currentStatus"] == "On hold"),
-            "a hold is accepted or refused because the seat is held: {status} {body}"
+            status == 202 || (status == 409 && posted.current_status() == Some(SeatStatus::OnHold)),
+            "a hold is accepted or refused because the seat is held: {status} {posted}"
         );
     }
     let winners: Vec<&String> = finished
         .iter()
-        .filter(|(_, _, done)| done["result"]["success"] == true)
+        .filter(|(_, _, done)| done.succeeded())
         .map(|(user, _, _)| user)
         .collect();
     assert_eq!(
@@ -71,46 +60,43 @@ async fn g1_one_seat_is_held_once_and_reserved_once() {
         1,
         "exactly one of 500 concurrent holds succeeds"
     );
-    for (_, _, done) in finished
-        .iter()
-        .filter(|(_, _, d)| d["result"]["success"] != true)
-    {
+    for (_, _, done) in finished.iter().filter(|(_, _, d)| !d.succeeded()) {
         assert_eq!(
-            done["result"]["status"], 409,
+            done.code(),
+            Some(409),
             "the others find the seat held: {done}"
         );
     }
     let holder = winners[0].clone();
     let seat_now = app.seat(&seat).await;
     assert_eq!(
-        (seat_now["status"].as_str(), seat_now["UUID"].as_str()),
-        (Some("On hold"), Some(holder.as_str()))
+        (seat_now.status, seat_now.user.as_str()),
+        (SeatStatus::OnHold, holder.as_str())
     );
 
     // Many users, the holder among them several times, reserve at once.
     let mut reservers: Vec<String> = (0..200).map(|_| new_user()).collect();
     reservers.extend(std::iter::repeat_n(holder.clone(), 5));
-    let reserves = race(&app, "/seats/reserve", &seat, &reservers).await;
+    let reserves = race(&app, Post::Reserve, &seat, &reservers).await;
     let finished = finish(&app, &reserves).await;
 
-    for (user, status, body) in &reserves {
+    for (user, posted) in &reserves {
         if *user != holder {
             // Refused at once: held by another user, or already reserved by the holder.
+            let status = posted.status();
             assert!(
-                *status == 403 || (*status == 409 && body["currentStatus"] == "Reserved"),
-                "a non-holder's reserve is refused at once: {status} {body}"
+                status == 403
+                    || (status == 409 && posted.current_status() == Some(SeatStatus::Reserved)),
+                "a non-holder's reserve is refused at once: {status} {posted}"
             );
         }
     }
-    let successes: Vec<_> = finished
-        .iter()
-        .filter(|(_, _, d)| d["result"]["success"] == true)
-        .collect();
+    let successes: Vec<_> = finished.iter().filter(|(_, _, d)| d.succeeded()).collect();
     assert_eq!(successes.len(), 1, "the seat is reserved exactly once");
     assert_eq!(successes[0].0, holder, "by its holder");
     let event_now = app.event(&event).await;
-    assert_eq!(event_now["reserved"], 1, "{event_now}");
-    assert_eq!(app.seat(&seat).await["status"], "Reserved");
+    assert_eq!(event_now.reserved, 1, "{event_now}");
+    assert_eq!(app.seat(&seat).await.status, SeatStatus::Reserved);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -127,52 +113,39 @@ async fn g2_one_user_never_exceeds_the_hold_cap() {
         async move { (seat.clone(), app.hold(&seat, &user).await) }
     }))
     .await;
-    let answers: Vec<(String, u16, Value)> = holds
+    let answers: Vec<(String, Posted)> = holds
         .into_iter()
-        .map(|(_, (status, body))| (user.clone(), status, body))
+        .map(|(_, posted)| (user.clone(), posted))
         .collect();
     assert!(
-        answers.iter().all(|(_, status, _)| *status == 202),
+        answers.iter().all(|(_, posted)| posted.status() == 202),
         "every hold is on a free seat"
     );
     let finished = finish(&app, &answers).await;
 
-    let held = finished
-        .iter()
-        .filter(|(_, _, d)| d["result"]["success"] == true)
-        .count();
+    let held = finished.iter().filter(|(_, _, d)| d.succeeded()).count();
     assert_eq!(held, cap, "exactly MAX_HELD_SEATS holds succeed");
-    for (_, _, done) in finished
-        .iter()
-        .filter(|(_, _, d)| d["result"]["success"] != true)
-    {
+    for (_, _, done) in finished.iter().filter(|(_, _, d)| !d.succeeded()) {
+        assert_eq!(done.code(), Some(429), "the rest hit the cap: {done}");
         assert_eq!(
-            done["result"]["status"], 429,
-            "the rest hit the cap: {done}"
+            done.result.as_ref().and_then(|r| r.limit),
+            Some(cap as u32),
+            "{done}"
         );
-        assert_eq!(done["result"]["limit"], cap as u64, "{done}");
     }
-    assert_eq!(app.event(&event).await["onHold"], cap as u64);
+    assert_eq!(app.event(&event).await.on_hold, cap as u32);
 
     // Releasing one makes room for exactly one more.
     let first = finished
         .iter()
-        .find(|(_, _, d)| d["result"]["success"] == true)
-        .map(|(_, _, d)| {
-            d["result"]["seat"]["id"]
-                .as_str()
-                .expect("a seat id")
-                .to_owned()
-        })
+        .find(|(_, _, d)| d.succeeded())
+        .map(|(_, _, d)| d.seat().expect("a seat id").id.clone())
         .expect("a held seat");
-    let (status, _) = app
-        .post("/seats/release", json!({"id": first, "UUID": user}))
-        .await;
-    assert_eq!(status, 200);
+    assert_eq!(app.release(&first, &user).await.status(), 200);
     let again = app.hold_and_wait(&seat_of(&event, 60), &user).await;
-    assert_eq!(again["result"]["success"], true, "{again}");
+    assert!(again.succeeded(), "{again}");
     let over = app.hold_and_wait(&seat_of(&event, 59), &user).await;
-    assert_eq!(over["result"]["status"], 429, "{over}");
+    assert_eq!(over.code(), Some(429), "{over}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -184,25 +157,22 @@ async fn g3_the_earliest_accepted_hold_wins_with_several_workers() {
     let seat = seat_of(&event, 1);
     let users: Vec<String> = (0..200).map(|_| new_user()).collect();
 
-    let holds = race(&app, "/seats/hold", &seat, &users).await;
+    let holds = race(&app, Post::Hold, &seat, &users).await;
     assert!(
-        holds.iter().all(|(_, status, _)| *status == 202),
+        holds.iter().all(|(_, posted)| posted.status() == 202),
         "all 200 are accepted while no worker runs"
     );
     let first = holds
         .iter()
-        .min_by_key(|(_, _, body)| job_seq(body["jobId"].as_str().expect("a job id")))
-        .map(|(user, _, _)| user.clone())
+        .min_by_key(|(_, posted)| job_seq(posted.job_id().expect("a job id")))
+        .map(|(user, _)| user.clone())
         .expect("accepted jobs");
     let _workers: Vec<_> = (1..=3)
         .map(|i| app.spawn_worker_process(&format!("g3-{i}")))
         .collect();
     let finished = finish(&app, &holds).await;
 
-    let winners: Vec<_> = finished
-        .iter()
-        .filter(|(_, _, d)| d["result"]["success"] == true)
-        .collect();
+    let winners: Vec<_> = finished.iter().filter(|(_, _, d)| d.succeeded()).collect();
     assert_eq!(winners.len(), 1);
     assert_eq!(
         winners[0].0, first,
@@ -211,12 +181,7 @@ async fn g3_the_earliest_accepted_hold_wins_with_several_workers() {
     // Applied in acceptance order: completion times never go backwards along the sequence.
     let mut by_seq: Vec<(u64, i64)> = finished
         .iter()
-        .map(|(_, job, d)| {
-            (
-                job_seq(job),
-                d["completedAt"].as_i64().expect("completedAt"),
-            )
-        })
+        .map(|(_, job, d)| (job_seq(job), d.completed_at.expect("completedAt")))
         .collect();
     by_seq.sort();
     assert!(
@@ -238,23 +203,21 @@ async fn g3_with_workers_running_each_seat_goes_to_its_earliest_accepted_hold() 
         .flat_map(|n| (0..15).map(move |_| (n, new_user())))
         .collect();
     let answers = join_all(requests.iter().enumerate().map(|(i, (n, user))| {
-        let base = &app.addresses[i % 2];
         let seat = seat_of(&event, *n);
         let app = &app;
         async move {
-            let (status, body) = app
-                .post_to(base, "/seats/hold", json!({"id": seat, "UUID": user}))
-                .await;
-            (seat, user.clone(), status, body)
+            let posted = app.post_job_at(i % 2, Post::Hold, &seat, user).await;
+            (seat, user.clone(), posted)
         }
     }))
     .await;
 
     let mut accepted: HashMap<String, Vec<(u64, String)>> = HashMap::new();
-    for (seat, user, status, body) in &answers {
-        assert!(*status == 202 || *status == 409, "{status} {body}");
-        if *status == 202 {
-            let job = body["jobId"].as_str().expect("a job id").to_owned();
+    for (seat, user, posted) in &answers {
+        let status = posted.status();
+        assert!(status == 202 || status == 409, "{status} {posted}");
+        if status == 202 {
+            let job = posted.job_id().expect("a job id").to_owned();
             app.wait_job(&job, Duration::from_secs(30)).await;
             accepted
                 .entry(seat.clone())
@@ -269,10 +232,7 @@ async fn g3_with_workers_running_each_seat_goes_to_its_earliest_accepted_hold() 
     );
     for (seat, mut jobs) in accepted {
         jobs.sort();
-        let holder = app.seat(&seat).await["UUID"]
-            .as_str()
-            .expect("a holder")
-            .to_owned();
+        let holder = app.seat(&seat).await.user;
         assert_eq!(
             holder, jobs[0].1,
             "{seat} went to its earliest accepted hold"

@@ -3,6 +3,8 @@
 use std::time::{Duration, Instant};
 
 use fred::interfaces::{ClientLike, ConfigInterface};
+use loadgen::api::{JobStatus, SeatStatus};
+use queue_core::ChangeKind;
 use serde_json::Value;
 
 use crate::helpers::{new_user, seat_of, spawn_app_with, Options, TestApp};
@@ -101,13 +103,9 @@ async fn redis_outage_loses_nothing(how: Outage) {
         let mut accepted = Vec::new();
         for n in 1..=30 {
             let user = new_user();
-            let (status, body) = app.hold(&seat_of(&event, n), &user).await;
-            assert_eq!(status, 202, "{body}");
-            accepted.push((
-                n,
-                user,
-                body["jobId"].as_str().expect("a job id").to_owned(),
-            ));
+            let posted = app.hold(&seat_of(&event, n), &user).await;
+            assert_eq!(posted.status(), 202, "{posted}");
+            accepted.push((n, user, posted.job_id().expect("a job id").to_owned()));
         }
 
         take_redis_down(&mut app, how).await;
@@ -125,10 +123,10 @@ async fn redis_outage_loses_nothing(how: Outage) {
         let worker = app.spawn_worker_process("drill-worker");
         for (n, user, job) in &accepted {
             let done = app.wait_job(job, Duration::from_secs(20)).await;
-            assert_eq!(done["status"], "completed", "job {job}: {done}");
-            assert_eq!(done["result"]["status"], 200, "job {job}: {done}");
+            assert_eq!(done.status, JobStatus::Completed, "job {job}: {done}");
+            assert_eq!(done.code(), Some(200), "job {job}: {done}");
             let seat = app.seat(&seat_of(&event, *n)).await;
-            assert_eq!(seat["UUID"], user.as_str(), "seat {n}");
+            assert_eq!(seat.user, user.as_str(), "seat {n}");
         }
 
         // A second outage while the worker runs: it reconnects by itself and goes on.
@@ -146,12 +144,12 @@ async fn redis_outage_loses_nothing(how: Outage) {
             assert_eq!(status, 200, "after the API answered again: {body}");
         }
         let user = new_user();
-        let (status, body) = app.hold(&seat_of(&event, 50), &user).await;
-        assert_eq!(status, 202, "{body}");
-        let job = body["jobId"].as_str().expect("a job id").to_owned();
+        let posted = app.hold(&seat_of(&event, 50), &user).await;
+        assert_eq!(posted.status(), 202, "{posted}");
+        let job = posted.job_id().expect("a job id").to_owned();
         let done = app.wait_job(&job, Duration::from_secs(10)).await;
         let worker_back = back.elapsed();
-        assert_eq!(done["result"]["status"], 200, "{done}");
+        assert_eq!(done.code(), Some(200), "{done}");
         println!("{how:?}: a new job was applied {worker_back:?} after Redis was back");
         // Within the lease (2 s): a worker whose token came before its pool was back waits for
         // the pool, rather than leave the event to its lease lapsing and the next housekeeping.
@@ -161,7 +159,7 @@ async fn redis_outage_loses_nothing(how: Outage) {
         );
 
         let counts = app.event(&event).await;
-        assert_eq!(counts["onHold"], 31, "{counts}");
+        assert_eq!(counts.on_hold, 31, "{counts}");
         worker
     };
     let (report, mut worker) = tokio::join!(loadgen::onsale::run(&cfg), drill);
@@ -231,10 +229,11 @@ async fn a_redis_error_during_enqueue_is_a_503_and_stores_nothing() {
         .await
         .expect("CONFIG SET");
     assert_eq!(app.redis.digest().await, before, "nothing was written");
-    let (status, body) = app.hold(&seat_of(&event, 1), &new_user()).await;
+    let posted = app.hold(&seat_of(&event, 1), &new_user()).await;
     assert_eq!(
-        status, 202,
-        "accepted again once Redis takes writes: {body}"
+        posted.status(),
+        202,
+        "accepted again once Redis takes writes: {posted}"
     );
 }
 
@@ -366,7 +365,11 @@ async fn tidy_lags(app: &TestApp, event: &str) -> Vec<i64> {
     crate::helpers::change_entries(app, event, "0-0")
         .await
         .into_iter()
-        .filter(|(_, fields)| fields.get("k").map(String::as_str) == Some("l"))
+        .filter(|(_, fields)| {
+            fields
+                .get("k")
+                .is_some_and(|k| k.as_bytes() == [ChangeKind::Lapsed.code()])
+        })
         .map(|(id, fields)| {
             let deadline: i64 = fields["x"].parse().expect("a deadline");
             let at: i64 = id
@@ -386,12 +389,8 @@ async fn holds_lapse_on_time(app: &TestApp, event: &str, count: u32, every: Dura
     for n in 1..=count {
         let user = new_user();
         let done = app.hold_and_wait(&seat_of(event, n), &user).await;
-        assert_eq!(done["result"]["status"], 200, "{done}");
-        let expires = crate::helpers::rfc3339_ms(
-            done["result"]["seat"]["expiresAt"]
-                .as_str()
-                .expect("expiresAt"),
-        );
+        assert_eq!(done.code(), Some(200), "{done}");
+        let expires = crate::helpers::expires_at(&done);
         held.push((n, expires));
         tokio::time::sleep(every).await;
     }
@@ -402,7 +401,8 @@ async fn holds_lapse_on_time(app: &TestApp, event: &str, count: u32, every: Dura
         }
         let seat = app.seat(&seat_of(event, n)).await;
         assert_eq!(
-            seat["status"], "Available",
+            seat.status,
+            SeatStatus::Available,
             "seat {n} from its expiresAt on: {seat}"
         );
     }
@@ -517,18 +517,10 @@ async fn a_60_second_burst_above_capacity_gets_quick_503s_bounded_reads_and_flat
         .timeout(Duration::from_secs(30))
         .build()
         .expect("a client");
+    let client = loadgen::api::Api::with_client(http.clone(), &url);
     let create = |name: &'static str| {
-        let (http, url) = (http.clone(), url.clone());
-        async move {
-            let response = http
-                .post(format!("{url}/events/create"))
-                .json(&serde_json::json!({"name": name, "totalSeats": 10000}))
-                .send()
-                .await
-                .expect("create");
-            let body: Value = response.json().await.expect("JSON");
-            body["id"].as_str().expect("an id").to_owned()
-        }
+        let client = &client;
+        async move { client.create_event(name, 10000).await.expect("create") }
     };
     // The flood and our probes on one event; the users whose history is checked on another
     // (the check assumes nobody else touches their event).

@@ -5,22 +5,18 @@ use std::time::{Duration, Instant};
 use fred::interfaces::{
     ConfigInterface, HashesInterface, KeysInterface, ListInterface, SortedSetsInterface,
 };
+use loadgen::api::{JobStatus, SeatStatus};
 use serde_json::json;
 
 use crate::helpers::{
-    keys_of, new_user, now_ms, rfc3339_ms, seat_of, spawn_app_with, Options, TestApp,
+    expires_at, keys_of, new_user, now_ms, seat_of, spawn_app_with, Options, TestApp,
 };
 
 /// Holds a seat, then polls the seat list until it is Available again. Returns how long after
 /// its `expiresAt` the seat was first listed, in ms.
 async fn lapse_lag(app: &TestApp, event: &str, n: u32) -> i64 {
     let seat = seat_of(event, n);
-    let done = app.hold_and_wait(&seat, &new_user()).await;
-    let expires = rfc3339_ms(
-        done["result"]["seat"]["expiresAt"]
-            .as_str()
-            .expect("expiresAt"),
-    );
+    let expires = expires_at(&app.hold_and_wait(&seat, &new_user()).await);
     assert!(
         !app.available(event).await.contains(&seat),
         "listed as held before its expiry"
@@ -84,7 +80,7 @@ async fn g5_lapsed_holds_are_listed_available_within_a_second() {
         (1, 0),
         "tidied on the keyspace notification"
     );
-    assert_eq!(app.event(&event).await["onHold"], 0);
+    assert_eq!(app.event(&event).await.on_hold, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,26 +115,24 @@ async fn g5_the_old_holder_cannot_reserve_or_refresh_a_lapsed_hold() {
     let event = app.create_event(10).await;
     let seat = seat_of(&event, 3);
     let user = new_user();
-    let done = app.hold_and_wait(&seat, &user).await;
-    let expires = rfc3339_ms(
-        done["result"]["seat"]["expiresAt"]
-            .as_str()
-            .expect("expiresAt"),
-    );
+    let expires = expires_at(&app.hold_and_wait(&seat, &user).await);
 
     // A reserve accepted while the hold is live, but applied after it lapsed, ends 409.
     app.stop_workers().await;
-    let (status, body) = app.reserve(&seat, &user).await;
-    assert_eq!(status, 202, "the hold is still live: {body}");
-    let job = body["jobId"].as_str().expect("a job id").to_owned();
+    let posted = app.reserve(&seat, &user).await;
+    assert_eq!(posted.status(), 202, "the hold is still live: {posted}");
+    let job = posted.job_id().expect("a job id").to_owned();
     let wait = expires + 100 - now_ms();
     tokio::time::sleep(Duration::from_millis(wait.max(0) as u64)).await;
     app.start_worker().await;
     let late = app.wait_job(&job, Duration::from_secs(5)).await;
-    assert_eq!(late["status"], "completed");
-    assert_eq!(late["result"]["success"], false);
-    assert_eq!(late["result"]["status"], 409, "{late}");
-    assert_eq!(late["result"]["currentStatus"], "Available");
+    assert_eq!(late.status, JobStatus::Completed);
+    assert_eq!(late.result.as_ref().map(|r| r.success), Some(false));
+    assert_eq!(late.code(), Some(409), "{late}");
+    assert_eq!(
+        late.result.as_ref().and_then(|r| r.current_status),
+        Some(SeatStatus::Available)
+    );
 
     // And synchronously: reserve, refresh and release all refuse a lapsed hold.
     for path in [
@@ -152,10 +146,7 @@ async fn g5_the_old_holder_cannot_reserve_or_refresh_a_lapsed_hold() {
         assert_eq!(body["currentStatus"], "Available", "{path}");
     }
     // Someone else can hold it now.
-    assert_eq!(
-        app.hold_and_wait(&seat, &new_user()).await["result"]["success"],
-        true
-    );
+    assert!(app.hold_and_wait(&seat, &new_user()).await.succeeded());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,25 +156,19 @@ async fn g5_a_reserved_seat_never_lapses() {
     let seat = seat_of(&event, 4);
     let user = new_user();
     app.hold_and_wait(&seat, &user).await;
-    let (status, body) = app.reserve(&seat, &user).await;
-    assert_eq!(status, 202, "{body}");
-    app.wait_job(
-        body["jobId"].as_str().expect("a job id"),
-        Duration::from_secs(5),
-    )
-    .await;
+    let posted = app.reserve(&seat, &user).await;
+    assert_eq!(posted.status(), 202, "{posted}");
+    app.wait_job(posted.job_id().expect("a job id"), Duration::from_secs(5))
+        .await;
 
     tokio::time::sleep(Duration::from_millis(2500)).await;
 
     let now = app.seat(&seat).await;
-    assert_eq!(now["status"], "Reserved", "{now}");
-    assert_eq!(now["UUID"], user);
+    assert_eq!(now.status, SeatStatus::Reserved, "{now}");
+    assert_eq!(now.user, user);
     assert!(!app.available(&event).await.contains(&seat));
     let counts = app.event(&event).await;
-    assert_eq!(
-        (counts["reserved"].as_u64(), counts["onHold"].as_u64()),
-        (Some(1), Some(0))
-    );
+    assert_eq!((counts.reserved, counts.on_hold), (1, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,21 +182,14 @@ async fn g6_refresh_extends_up_to_the_lifetime_cap() {
     let event = app.create_event(10).await;
     let seat = seat_of(&event, 5);
     let user = new_user();
-    let done = app.hold_and_wait(&seat, &user).await;
-    let first = rfc3339_ms(
-        done["result"]["seat"]["expiresAt"]
-            .as_str()
-            .expect("expiresAt"),
-    );
+    let first = expires_at(&app.hold_and_wait(&seat, &user).await);
     let cap = first - 2000 + 4000; // the hold's start + MAX_HOLD_LIFETIME
 
-    let (status, body) = app
-        .post("/seats/refresh", json!({"id": seat, "UUID": new_user()}))
-        .await;
+    let refused = app.refresh(&seat, &new_user()).await;
     assert_eq!(
-        (status, body["code"].as_str()),
+        (refused.status(), refused.code()),
         (403, Some("held_by_another_user")),
-        "{body}"
+        "{refused}"
     );
 
     let mut previous = first;
@@ -222,11 +200,12 @@ async fn g6_refresh_extends_up_to_the_lifetime_cap() {
         if before > cap - 200 {
             break; // too close to the cap: the hold may lapse before the request lands
         }
-        let (status, body) = app
-            .post("/seats/refresh", json!({"id": seat, "UUID": user}))
-            .await;
-        assert_eq!(status, 200, "{body}");
-        let expiry = rfc3339_ms(body["seat"]["expiresAt"].as_str().expect("expiresAt"));
+        let refreshed = app.refresh(&seat, &user).await;
+        assert_eq!(refreshed.status(), 200, "{refreshed}");
+        let expiry = refreshed
+            .body()
+            .and_then(|m| m.seat.expires_at)
+            .expect("expiresAt");
         assert!(
             expiry <= cap,
             "never past start + MAX_HOLD_LIFETIME ({expiry} > {cap})"
@@ -250,28 +229,26 @@ async fn g6_refresh_extends_up_to_the_lifetime_cap() {
     assert_eq!(previous, cap, "the last refreshes stop exactly at the cap");
 
     tokio::time::sleep(Duration::from_millis((cap - now_ms() + 100).max(0) as u64)).await;
-    let (status, body) = app
-        .post("/seats/refresh", json!({"id": seat, "UUID": user}))
-        .await;
-    assert_eq!(status, 409, "past the cap the hold is over: {body}");
+    let over = app.refresh(&seat, &user).await;
+    assert_eq!(over.status(), 409, "past the cap the hold is over: {over}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn g7_finished_job_statuses_expire() {
     let app = spawn_app_with(Options::default().env("JOB_RESULT_TTL_SECS", 1)).await;
     let event = app.create_event(10).await;
-    let (status, body) = app.hold(&seat_of(&event, 1), &new_user()).await;
-    assert_eq!(status, 202);
-    let job = body["jobId"].as_str().expect("a job id").to_owned();
+    let posted = app.hold(&seat_of(&event, 1), &new_user()).await;
+    assert_eq!(posted.status(), 202);
+    let job = posted.job_id().expect("a job id").to_owned();
     let done = app.wait_job(&job, Duration::from_secs(5)).await;
-    let completed = done["completedAt"].as_i64().expect("completedAt");
+    let completed = done.completed_at.expect("completedAt");
 
     let redis = app.redis.client().await;
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let (status, _) = app.job_status(&job).await;
+        let gone = app.job_status(&job).await.is_none();
         let records: bool = redis.exists(keys_of(&event).results).await.expect("EXISTS");
-        if status == 404 && !records {
+        if gone && !records {
             break;
         }
         assert!(
@@ -291,8 +268,8 @@ async fn g7_a_full_queue_refuses_with_503_and_writes_nothing() {
     let app = spawn_app_with(Options::default().workers(0).env("QUEUE_MAX_DEPTH", 5)).await;
     let event = app.create_event(10).await;
     for n in 1..=5 {
-        let (status, body) = app.hold(&seat_of(&event, n), &new_user()).await;
-        assert_eq!(status, 202, "{body}");
+        let posted = app.hold(&seat_of(&event, n), &new_user()).await;
+        assert_eq!(posted.status(), 202, "{posted}");
     }
     let before = app.redis.digest().await;
 
@@ -331,19 +308,20 @@ async fn g7_a_queue_emptied_behind_the_counters_back_accepts_again() {
     let mut app = spawn_app_with(Options::default().workers(0).env("QUEUE_MAX_DEPTH", 3)).await;
     let event = app.create_event(10).await;
     for n in 1..=3 {
-        let (status, body) = app.hold(&seat_of(&event, n), &new_user()).await;
-        assert_eq!(status, 202, "{body}");
+        let posted = app.hold(&seat_of(&event, n), &new_user()).await;
+        assert_eq!(posted.status(), 202, "{posted}");
     }
-    let (status, body) = app.hold(&seat_of(&event, 4), &new_user()).await;
-    assert_eq!(status, 503, "full: {body}");
+    let full = app.hold(&seat_of(&event, 4), &new_user()).await;
+    assert_eq!(full.status(), 503, "full: {full}");
 
     let redis = app.redis.client().await;
     let keys = keys_of(&event);
     let _: u64 = redis.del(&keys.queue).await.expect("DEL");
-    let (status, body) = app.hold(&seat_of(&event, 5), &new_user()).await;
+    let posted = app.hold(&seat_of(&event, 5), &new_user()).await;
     assert_eq!(
-        status, 202,
-        "the list is empty, whatever the counters say: {body}"
+        posted.status(),
+        202,
+        "the list is empty, whatever the counters say: {posted}"
     );
 
     // Lose that one too; a worker then drains an empty queue, and the counters catch up.
@@ -366,5 +344,5 @@ async fn g7_a_queue_emptied_behind_the_counters_back_accepts_again() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let done = app.hold_and_wait(&seat_of(&event, 6), &new_user()).await;
-    assert_eq!(done["result"]["status"], 200, "{done}");
+    assert_eq!(done.code(), Some(200), "{done}");
 }

@@ -13,8 +13,9 @@ use fred::clients::Client;
 use fred::interfaces::ClientLike;
 use fred::types::config::Config;
 use fred::types::Builder;
+use loadgen::api::{Answer, Api, EventCounts, JobKind, JobView, Posted, SeatMessage, SeatView};
 use queue_core::Settings;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -213,9 +214,11 @@ pub struct TestApp {
     pub redis: TestRedis,
     pub settings: Settings,
     env: HashMap<String, String>,
-    /// Base URLs of the API instances; `address` is the first.
-    pub addresses: Vec<String>,
+    /// The base URL of the first API instance.
     pub address: String,
+    /// The typed client of each API instance, on `http`.
+    pub apis: Vec<Api>,
+    /// For requests whose exact wire shape a test checks (`post`, `get`).
     pub http: reqwest::Client,
     shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -263,20 +266,24 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
             app.run_until_stopped(stop).await.expect("the API runs");
         }));
     }
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        // Below the API's keep-alive (5 s): a connection idle that long may be closing on the
+        // server's side just as it is reused, and the request then fails (IncompleteMessage).
+        .pool_idle_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("an HTTP client");
     let mut app = TestApp {
         redis,
         address: addresses[0].clone(),
-        addresses,
+        apis: addresses
+            .iter()
+            .map(|base| Api::with_client(http.clone(), base))
+            .collect(),
         settings,
         env,
-        http: reqwest::Client::builder()
-            .pool_max_idle_per_host(64)
-            // Below the API's keep-alive (5 s): a connection idle that long may be closing on the
-            // server's side just as it is reused, and the request then fails (IncompleteMessage).
-            .pool_idle_timeout(Duration::from_secs(3))
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("an HTTP client"),
+        http,
         shutdown,
         tasks,
         workers: Vec::new(),
@@ -366,13 +373,9 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        self.post_to(&self.address, path, body).await
-    }
-
-    pub async fn post_to(&self, base: &str, path: &str, body: Value) -> (u16, Value) {
         let response = self
             .http
-            .post(format!("{base}{path}"))
+            .post(self.url(path))
             .json(&body)
             .send()
             .await
@@ -390,84 +393,123 @@ impl TestApp {
         read(response).await
     }
 
+    /// The typed client of the first API instance.
+    pub fn api(&self) -> &Api {
+        &self.apis[0]
+    }
+
     /// Creates an event and returns its id.
     pub async fn create_event(&self, seats: u32) -> String {
-        let (status, body) = self
-            .post(
-                "/events/create",
-                json!({"name": "Test event", "totalSeats": seats}),
-            )
-            .await;
-        assert_eq!(status, 201, "event creation: {body}");
-        body["id"].as_str().expect("an event id").to_owned()
-    }
-
-    /// POST /seats/hold; returns the status and body.
-    pub async fn hold(&self, seat: &str, user: &str) -> (u16, Value) {
-        self.post("/seats/hold", json!({"id": seat, "UUID": user}))
+        self.api()
+            .create_event("Test event", seats)
             .await
+            .unwrap_or_else(|e| panic!("event creation: {e:#}"))
     }
 
-    pub async fn reserve(&self, seat: &str, user: &str) -> (u16, Value) {
-        self.post("/seats/reserve", json!({"id": seat, "UUID": user}))
-            .await
+    /// POST /seats/hold or /seats/reserve on API instance `i` (round robin over `apis`).
+    pub async fn post_job_at(&self, i: usize, kind: JobKind, seat: &str, user: &str) -> Posted {
+        answered(
+            self.apis[i % self.apis.len()]
+                .post_job(kind, seat, user)
+                .await,
+        )
     }
 
-    pub async fn job_status(&self, job: &str) -> (u16, Value) {
+    /// POST /seats/hold.
+    pub async fn hold(&self, seat: &str, user: &str) -> Posted {
+        self.post_job_at(0, JobKind::Hold, seat, user).await
+    }
+
+    pub async fn reserve(&self, seat: &str, user: &str) -> Posted {
+        self.post_job_at(0, JobKind::Reserve, seat, user).await
+    }
+
+    pub async fn refresh(&self, seat: &str, user: &str) -> Answer<SeatMessage> {
+        answered(self.api().refresh(seat, user).await)
+    }
+
+    pub async fn release(&self, seat: &str, user: &str) -> Answer<SeatMessage> {
+        answered(self.api().release(seat, user).await)
+    }
+
+    /// GET /seats/job/{id}/status as the wire has it, for tests of its exact shape.
+    pub async fn job_json(&self, job: &str) -> (u16, Value) {
         self.get(&format!("/seats/job/{job}/status")).await
     }
 
+    /// The job as it stands; `None` when the API does not know it (404).
+    pub async fn job_status(&self, job: &str) -> Option<JobView> {
+        self.api()
+            .job_status(job, None)
+            .await
+            .unwrap_or_else(|e| panic!("job {job}: {e:#}"))
+    }
+
     /// Polls a job until it is completed or failed; panics after `within`.
-    pub async fn wait_job(&self, job: &str, within: Duration) -> Value {
+    pub async fn wait_job(&self, job: &str, within: Duration) -> JobView {
         let deadline = Instant::now() + within;
         loop {
-            let (status, body) = self.job_status(job).await;
-            assert_eq!(status, 200, "job {job} must stay readable: {body}");
-            if body["status"] == "completed" || body["status"] == "failed" {
-                return body;
+            let view = self
+                .job_status(job)
+                .await
+                .unwrap_or_else(|| panic!("job {job} must stay readable: it answered 404"));
+            if view.status.is_finished() {
+                return view;
             }
             assert!(
                 Instant::now() < deadline,
-                "job {job} did not finish within {within:?}: {body}"
+                "job {job} did not finish within {within:?}: {view}"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
     /// Holds a seat through the queue and waits for the result.
-    pub async fn hold_and_wait(&self, seat: &str, user: &str) -> Value {
-        let (status, body) = self.hold(seat, user).await;
-        assert_eq!(status, 202, "hold of {seat}: {body}");
-        self.wait_job(
-            body["jobId"].as_str().expect("a job id"),
-            Duration::from_secs(10),
-        )
-        .await
+    pub async fn hold_and_wait(&self, seat: &str, user: &str) -> JobView {
+        let posted = self.hold(seat, user).await;
+        assert_eq!(posted.status(), 202, "hold of {seat}: {posted}");
+        self.wait_job(posted.job_id().expect("a job id"), Duration::from_secs(10))
+            .await
     }
 
-    pub async fn seat(&self, seat: &str) -> Value {
-        let (status, body) = self.get(&format!("/seats/get/{seat}")).await;
-        assert_eq!(status, 200, "seat {seat}: {body}");
-        body
+    pub async fn seat(&self, seat: &str) -> SeatView {
+        self.api()
+            .seat(seat)
+            .await
+            .unwrap_or_else(|e| panic!("seat {seat}: {e:#}"))
     }
 
-    pub async fn event(&self, event: &str) -> Value {
-        let (status, body) = self.get(&format!("/events/{event}")).await;
-        assert_eq!(status, 200, "event {event}: {body}");
-        body
+    pub async fn event(&self, event: &str) -> EventCounts {
+        self.api()
+            .event(event)
+            .await
+            .unwrap_or_else(|e| panic!("event {event}: {e:#}"))
     }
 
     /// The ids of the seats listed Available.
     pub async fn available(&self, event: &str) -> Vec<String> {
-        let (status, body) = self.get(&format!("/seats/list/{event}")).await;
-        assert_eq!(status, 200, "seat list of {event}: {body}");
-        body["seats"]
-            .as_array()
-            .expect("a seat array")
-            .iter()
-            .map(|s| s["id"].as_str().expect("a seat id").to_owned())
+        self.api()
+            .seat_list(event)
+            .await
+            .unwrap_or_else(|e| panic!("seat list of {event}: {e:#}"))
+            .seats
+            .into_iter()
+            .map(|s| s.id)
             .collect()
     }
+}
+
+/// The answer the API gave; panics when it gave none, or refused without a JSON error body.
+fn answered<T>(answer: anyhow::Result<Answer<T>>) -> Answer<T> {
+    let answer = answer.unwrap_or_else(|e| panic!("the API answers: {e:#}"));
+    if let Answer::Refused {
+        status,
+        error: None,
+    } = &answer
+    {
+        panic!("status {status}: the body is not a JSON error");
+    }
+    answer
 }
 
 impl Drop for TestApp {
@@ -562,18 +604,17 @@ pub fn seat_of(event: &str, n: u32) -> String {
 
 /// The acceptance order of a job: the sequence number in its id (`<event>:j<seq>`).
 pub fn job_seq(job: &str) -> u64 {
-    job.rsplit_once(":j")
-        .and_then(|(_, n)| n.parse().ok())
-        .expect("a job id ends with :j<seq>")
+    loadgen::api::job_seq(job).expect("a job id ends with :j<seq>")
+}
+
+/// `expiresAt` of the seat a successful hold left, in ms since the epoch.
+pub fn expires_at(done: &JobView) -> i64 {
+    done.seat().and_then(|s| s.expires_at).expect("expiresAt")
 }
 
 /// Milliseconds since the epoch of an RFC 3339 time as the API writes it.
 pub fn rfc3339_ms(s: &str) -> i64 {
-    humantime::parse_rfc3339(s)
-        .expect("an RFC 3339 time")
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("after the epoch")
-        .as_millis() as i64
+    loadgen::api::rfc3339_ms(s).expect("an RFC 3339 time after the epoch")
 }
 
 /// The Redis keys of an event, for tests that look at the data directly.
@@ -582,11 +623,7 @@ pub fn keys_of(event: &str) -> queue_core::keys::EventKeys {
 }
 
 /// This machine's clock in ms since the epoch (the test Redis runs on the same machine).
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+pub use loadgen::api::now_ms;
 
 /// The entries of an event's changes stream after entry id `after` (`0-0` for all), straight from
 /// Redis: each entry's id and its fields (values as text, lossily for the raw user id).

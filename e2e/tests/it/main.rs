@@ -16,4 +16,5 @@ mod loadgen_smoke;
 mod memory;
 mod metrics;
 mod processes;
+mod spellings;
 mod stream;

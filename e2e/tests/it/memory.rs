@@ -95,10 +95,10 @@ async fn a_ten_thousand_seat_event_costs_under_100_bytes_per_seat() {
     let enqueuer = Enqueuer::new(store.clone());
     apply_to_every_seat(&app, &enqueuer, JobKind::Hold, &event, &users).await;
     let held = app.event(&event).await;
-    assert_eq!(held["onHold"], u64::from(SEATS), "{held}");
+    assert_eq!(held.on_hold, SEATS, "{held}");
     apply_to_every_seat(&app, &enqueuer, JobKind::Reserve, &event, &users).await;
     let reserved = app.event(&event).await;
-    assert_eq!(reserved["reserved"], u64::from(SEATS), "{reserved}");
+    assert_eq!(reserved.reserved, SEATS, "{reserved}");
 
     // Let the job records expire (JOB_RESULT_TTL_SECS=1) so that only seat state is measured.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);

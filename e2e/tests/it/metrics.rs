@@ -76,19 +76,19 @@ async fn metrics_show_requests_jobs_latency_lapses_and_the_worker_processes_figu
     // one of seat 2.
     let mut jobs = Vec::new();
     for (seat, user) in [(1, &a), (1, &b), (2, &a)] {
-        let (status, body) = app.hold(&seat_of(&event, seat), user).await;
-        assert_eq!(status, 202, "{body}");
-        jobs.push(body["jobId"].as_str().expect("a job id").to_owned());
+        let posted = app.hold(&seat_of(&event, seat), user).await;
+        assert_eq!(posted.status(), 202, "{posted}");
+        jobs.push(posted.job_id().expect("a job id").to_owned());
     }
     let mut worker = app.spawn_worker_process("metrics-worker");
     for job in &jobs {
         app.wait_job(job, Duration::from_secs(10)).await;
     }
-    let (status, body) = app.reserve(&seat_of(&event, 2), &a).await;
-    assert_eq!(status, 202, "{body}");
-    let reserve = body["jobId"].as_str().expect("a job id").to_owned();
+    let posted = app.reserve(&seat_of(&event, 2), &a).await;
+    assert_eq!(posted.status(), 202, "{posted}");
+    let reserve = posted.job_id().expect("a job id").to_owned();
     let done = app.wait_job(&reserve, Duration::from_secs(10)).await;
-    assert_eq!(done["result"]["status"], 200);
+    assert_eq!(done.code(), Some(200));
     let (status, _) = app.get("/no/such/route").await;
     assert_eq!(status, 404);
 

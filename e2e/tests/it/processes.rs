@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use fred::interfaces::{HashesInterface, SortedSetsInterface};
 use futures::future::join_all;
+use loadgen::api::{JobKind, JobStatus, JobView, SeatStatus};
 use serde_json::Value;
 
 use crate::helpers::{free_port, keys_of, new_user, seat_of, spawn_app_with, Options};
@@ -34,24 +35,25 @@ async fn g4_a_worker_killed_mid_stream_loses_and_doubles_nothing() {
             while started.elapsed() < stream_for {
                 let event = &events[random_below(3) as usize];
                 let seat = seat_of(event, 1 + random_below(300));
-                let (status, body) = app.hold(&seat, &user).await;
-                if status != 202 {
+                let posted = app.hold(&seat, &user).await;
+                if posted.status() != 202 {
                     assert_eq!(
-                        status, 409,
-                        "a hold is accepted or finds the seat taken: {body}"
+                        posted.status(),
+                        409,
+                        "a hold is accepted or finds the seat taken: {posted}"
                     );
                     continue;
                 }
-                let job = body["jobId"].as_str().expect("a job id").to_owned();
+                let job = posted.job_id().expect("a job id").to_owned();
                 accepted.lock().expect("not poisoned").push(job.clone());
                 let done = app.wait_job(&job, Duration::from_secs(30)).await;
-                if done["result"]["success"] == true && random_below(2) == 0 {
-                    let (status, body) = app.reserve(&seat, &user).await;
-                    if status == 202 {
+                if done.succeeded() && random_below(2) == 0 {
+                    let posted = app.reserve(&seat, &user).await;
+                    if posted.status() == 202 {
                         accepted
                             .lock()
                             .expect("not poisoned")
-                            .push(body["jobId"].as_str().expect("a job id").to_owned());
+                            .push(posted.job_id().expect("a job id").to_owned());
                     }
                 }
             }
@@ -72,7 +74,7 @@ async fn g4_a_worker_killed_mid_stream_loses_and_doubles_nothing() {
         "a steady stream ({} jobs)",
         accepted.len()
     );
-    let finals: Vec<Value> = join_all(
+    let finals: Vec<JobView> = join_all(
         accepted
             .iter()
             .map(|job| app.wait_job(job, Duration::from_secs(30))),
@@ -82,19 +84,13 @@ async fn g4_a_worker_killed_mid_stream_loses_and_doubles_nothing() {
     let mut reserved: HashMap<String, Vec<String>> = HashMap::new();
     for done in &finals {
         assert!(
-            done["status"] == "completed",
+            done.status == JobStatus::Completed,
             "no infrastructure failure expected: {done}"
         );
-        if done["result"]["success"] == true {
-            let seat = done["result"]["seat"]["id"]
-                .as_str()
-                .expect("a seat")
-                .to_owned();
-            let user = done["result"]["seat"]["UUID"]
-                .as_str()
-                .expect("a user")
-                .to_owned();
-            let map = if done["type"] == "HOLD_SEAT" {
+        if done.succeeded() {
+            let seat = done.seat().expect("a seat");
+            let (seat, user) = (seat.id.clone(), seat.user.clone());
+            let map = if done.kind == Some(JobKind::Hold) {
                 &mut held_by
             } else {
                 &mut reserved
@@ -117,7 +113,7 @@ async fn g4_a_worker_killed_mid_stream_loses_and_doubles_nothing() {
             .filter(|s| s.starts_with(event.as_str()))
             .count();
         assert_eq!(
-            counts["reserved"], successes as u64,
+            counts.reserved as usize, successes,
             "each reserve applied once: {counts}"
         );
         let (enq, deq): (Option<u64>, Option<u64>) = redis
@@ -133,8 +129,8 @@ async fn g4_a_worker_killed_mid_stream_loses_and_doubles_nothing() {
         assert_eq!(users.len(), 1, "{seat} reserved once");
         let now = app.seat(seat).await;
         assert_eq!(
-            (now["status"].as_str(), now["UUID"].as_str()),
-            (Some("Reserved"), Some(users[0].as_str()))
+            (now.status, now.user.as_str()),
+            (SeatStatus::Reserved, users[0].as_str())
         );
     }
 }
@@ -144,17 +140,17 @@ async fn sigterm_stops_a_worker_cleanly_and_its_work_goes_on() {
     let app = spawn_app_with(Options::default().workers(0)).await;
     let mut first = app.spawn_worker_process("term-1");
     let event = app.create_event(100).await;
-    assert_eq!(
-        app.hold_and_wait(&seat_of(&event, 1), &new_user()).await["result"]["success"],
-        true
-    );
+    assert!(app
+        .hold_and_wait(&seat_of(&event, 1), &new_user())
+        .await
+        .succeeded());
 
     // Jobs keep coming while the worker is told to stop.
     let mut jobs = Vec::new();
     for n in 2..=60 {
-        let (status, body) = app.hold(&seat_of(&event, n), &new_user()).await;
-        assert_eq!(status, 202, "{body}");
-        jobs.push(body["jobId"].as_str().expect("a job id").to_owned());
+        let posted = app.hold(&seat_of(&event, n), &new_user()).await;
+        assert_eq!(posted.status(), 202, "{posted}");
+        jobs.push(posted.job_id().expect("a job id").to_owned());
     }
     let status = first.terminate(Duration::from_secs(10));
     assert!(
@@ -166,7 +162,7 @@ async fn sigterm_stops_a_worker_cleanly_and_its_work_goes_on() {
     let _second = app.spawn_worker_process("term-2");
     for job in &jobs {
         let done = app.wait_job(job, Duration::from_secs(15)).await;
-        assert_eq!(done["result"]["success"], true, "{done}");
+        assert!(done.succeeded(), "{done}");
     }
 }
 
@@ -285,10 +281,14 @@ async fn a_job_that_cannot_be_applied_is_retried_with_backoff_then_fails_without
     let _: u64 = fred::interfaces::ListInterface::rpush(&redis, &keys.queue, corrupt)
         .await
         .expect("RPUSH");
-    let (status, body) = app.hold(&seat_of(&event, 1), &new_user()).await;
-    assert_eq!(status, 202, "{body}");
-    assert_eq!(body["position"], 1, "the corrupt job is ahead of it");
-    let good = body["jobId"].as_str().expect("a job id").to_owned();
+    let posted = app.hold(&seat_of(&event, 1), &new_user()).await;
+    assert_eq!(posted.status(), 202, "{posted}");
+    assert_eq!(
+        posted.body().map(|q| q.position),
+        Some(1),
+        "the corrupt job is ahead of it"
+    );
+    let good = posted.job_id().expect("a job id").to_owned();
 
     app.start_worker().await;
     let started = Instant::now();
@@ -297,13 +297,15 @@ async fn a_job_that_cannot_be_applied_is_retried_with_backoff_then_fails_without
     let bad_id = format!("{event}:j{seq}");
     let mut attempts_seen = Vec::new();
     let bad = loop {
-        let (status, body) = app.job_status(&bad_id).await;
-        assert_eq!(status, 200, "{body}");
-        if body["status"] == "failed" {
+        let body = app
+            .job_status(&bad_id)
+            .await
+            .unwrap_or_else(|| panic!("job {bad_id}: 404, not 200"));
+        if body.status == JobStatus::Failed {
             break body;
         }
-        if let Some(error) = body["error"].as_str() {
-            assert_eq!(body["status"], "waiting", "between attempts: {body}");
+        if let Some(error) = &body.error {
+            assert_eq!(body.status, JobStatus::Waiting, "between attempts: {body}");
             assert!(error.contains("unknown job kind"), "{body}");
             let attempt = error
                 .split_whitespace()
@@ -323,16 +325,13 @@ async fn a_job_that_cannot_be_applied_is_retried_with_backoff_then_fails_without
     let gave_up_after = started.elapsed();
 
     let done = app.wait_job(&good, Duration::from_secs(5)).await;
-    assert_eq!(
-        done["result"]["success"], true,
-        "the job behind it is applied: {done}"
-    );
+    assert!(done.succeeded(), "the job behind it is applied: {done}");
     assert!(
-        done["completedAt"].as_i64() < bad["completedAt"].as_i64(),
+        done.completed_at < bad.completed_at,
         "the job behind it did not wait for the retries: {done} {bad}"
     );
     assert!(
-        bad["error"].as_str().is_some_and(
+        bad.error.as_deref().is_some_and(
             |e| e.contains("gave up after 4 attempts") && e.contains("unknown job kind")
         ),
         "it says why and how often it tried: {bad}"
@@ -365,9 +364,9 @@ async fn jobs_that_fail_together_are_retried_in_their_order_of_acceptance() {
     let mut jobs = Vec::new();
     for _ in 0..4 {
         let user = new_user();
-        let (status, body) = app.hold(&seat_of(&event, 1), &user).await;
-        assert_eq!(status, 202, "{body}");
-        jobs.push((user, body["jobId"].as_str().expect("a job id").to_owned()));
+        let posted = app.hold(&seat_of(&event, 1), &user).await;
+        assert_eq!(posted.status(), 202, "{posted}");
+        jobs.push((user, posted.job_id().expect("a job id").to_owned()));
     }
     let _: () = fred::interfaces::KeysInterface::set(
         &redis,
@@ -397,10 +396,10 @@ async fn jobs_that_fail_together_are_retried_in_their_order_of_acceptance() {
     let mut codes = Vec::new();
     for (_, job) in &jobs {
         let done = app.wait_job(job, Duration::from_secs(10)).await;
-        assert_eq!(done["status"], "completed", "{done}");
-        codes.push(done["result"]["status"].as_u64().expect("a code"));
+        assert_eq!(done.status, JobStatus::Completed, "{done}");
+        codes.push(done.code().expect("a code"));
     }
     assert_eq!(codes, [200, 409, 409, 409], "the earliest accepted wins");
     let seat = app.seat(&seat_of(&event, 1)).await;
-    assert_eq!(seat["UUID"], jobs[0].0.as_str());
+    assert_eq!(seat.user, jobs[0].0.as_str());
 }
