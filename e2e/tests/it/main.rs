@@ -4,6 +4,7 @@
 mod helpers;
 
 mod api_contract;
+mod atomicity;
 mod bad_input;
 mod browser;
 mod concurrency;

@@ -1,0 +1,243 @@
+//! A job's writes are all or nothing. Redis does not roll a script back, so a write that fails
+//! after another one leaves the first in place. Failures are injected at each write point by
+//! giving the key written there the wrong type (the one way a write can fail once a script's
+//! checks pass): the job is retried, then ends `failed`, its seat is unchanged and the feed agrees
+//! with the seat; a broken key that the whole drain call writes stops the call before it takes a
+//! job, so the jobs wait and are applied once it is repaired; a refresh or release that meets one
+//! answers an error and changes nothing.
+
+use std::time::{Duration, Instant};
+
+use fred::clients::Client;
+use fred::interfaces::{HashesInterface, KeysInterface, ListInterface};
+use fred::types::Value;
+use loadgen::api::{JobStatus, SeatStatus};
+
+use crate::helpers::{keys_of, new_user, seat_of, spawn_app_with, Options, TestApp};
+
+/// Bytes of one seat record (`queue_core::seat::RECORD_LEN`).
+const RECORD: usize = queue_core::seat::RECORD_LEN;
+
+/// Gives `key` the wrong type (a string), keeping what it held under `<key>:saved`.
+async fn break_key(redis: &Client, key: &str) {
+    let exists: u64 = redis.exists(key).await.expect("EXISTS");
+    if exists == 1 {
+        let _: () = redis
+            .rename(key, format!("{key}:saved"))
+            .await
+            .expect("RENAME");
+    }
+    let _: () = redis
+        .set(key, "the wrong type", None, None, false)
+        .await
+        .expect("SET");
+}
+
+/// Gives `key` back what [`break_key`] saved.
+async fn repair_key(redis: &Client, key: &str) {
+    let _: () = redis.del(key).await.expect("DEL");
+    let saved: u64 = redis.exists(format!("{key}:saved")).await.expect("EXISTS");
+    if saved == 1 {
+        let _: () = redis
+            .rename(format!("{key}:saved"), key)
+            .await
+            .expect("RENAME");
+    }
+}
+
+/// What a failed job must have left as it was: every key of the event's seat state, byte for
+/// byte (DUMP), and the event's reserved count.
+async fn seat_state(redis: &Client, event: &str) -> Vec<(String, Value)> {
+    let keys = keys_of(event);
+    let mut state = Vec::new();
+    for key in [&keys.seats, &keys.deadlines, &keys.holders, &keys.changes] {
+        let dump: Value = redis.dump(key).await.expect("DUMP");
+        state.push((key.clone(), dump));
+    }
+    let reserved: Value = redis.hget(&keys.event, "reserved").await.expect("HGET");
+    state.push(("reserved".to_owned(), reserved));
+    state
+}
+
+async fn seat_record(redis: &Client, event: &str, n: usize) -> Vec<u8> {
+    let from = (n - 1) * RECORD;
+    redis
+        .getrange(keys_of(event).seats, from, from + RECORD - 1)
+        .await
+        .expect("GETRANGE")
+}
+
+/// An app whose jobs get two attempts, 20 ms apart, with no worker running yet.
+async fn app_with_quick_retries() -> TestApp {
+    spawn_app_with(
+        Options::default()
+            .workers(0)
+            .env("JOB_RETRY_ATTEMPTS", 2)
+            .env("JOB_RETRY_BASE_MS", 20),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_meets_a_key_of_the_wrong_type_fails_before_its_first_write() {
+    let mut app = app_with_quick_retries().await;
+    let redis = app.redis.client().await;
+    // Each key a hold or a reserve writes besides the seat record (which each job reads first,
+    // and so fails on before any write): the hold-deadline set, the holders hash, the feed.
+    let points: [(&str, fn(&queue_core::keys::EventKeys) -> &String); 3] = [
+        ("deadlines", |k| &k.deadlines),
+        ("holders", |k| &k.holders),
+        ("changes", |k| &k.changes),
+    ];
+    for (name, key_of) in points {
+        for reserve in [false, true] {
+            let case = format!(
+                "{} with {name} broken",
+                if reserve { "reserve" } else { "hold" }
+            );
+            let event = app.create_event(10).await;
+            let keys = keys_of(&event);
+            let seat = seat_of(&event, 1);
+            let user = new_user();
+            // Arrange: for a reserve, the user holds the seat (so every write of a reserve is
+            // ahead); then the job waits on the queue while the key is broken.
+            if reserve {
+                app.start_worker().await;
+                let held = app.hold_and_wait(&seat, &user).await;
+                assert_eq!(held.code(), Some(200), "{case}: the hold first: {held}");
+                app.stop_workers().await;
+            }
+            let posted = if reserve {
+                app.reserve(&seat, &user).await
+            } else {
+                app.hold(&seat, &user).await
+            };
+            assert_eq!(posted.status(), 202, "{case}: {posted}");
+            let job = posted.job_id().expect("a job id").to_owned();
+            let before = seat_state(&redis, &event).await;
+            let record_before = seat_record(&redis, &event, 1).await;
+            break_key(&redis, key_of(&keys)).await;
+
+            // Act.
+            app.start_worker().await;
+            let done = app.wait_job(&job, Duration::from_secs(10)).await;
+            app.stop_workers().await;
+
+            // Assert: failed, saying why, and nothing of the job's writes is left.
+            assert_eq!(
+                done.status,
+                JobStatus::Failed,
+                "{case}: the job cannot be applied: {done}"
+            );
+            let why = done.error.clone().unwrap_or_default();
+            assert!(
+                why.contains(key_of(&keys).as_str()) && why.contains("gave up after 2 attempts"),
+                "{case}: the reason names the broken key and the attempts: {done}"
+            );
+            assert_eq!(
+                seat_record(&redis, &event, 1).await,
+                record_before,
+                "{case}: the seat record is as it was"
+            );
+            repair_key(&redis, key_of(&keys)).await;
+            assert_eq!(
+                seat_state(&redis, &event).await,
+                before,
+                "{case}: the seat, its deadline, its holder's list, the feed and the reserved \
+                 count are as they were"
+            );
+            let seen = app.seat(&seat).await;
+            let expected = if reserve {
+                SeatStatus::OnHold
+            } else {
+                SeatStatus::Available
+            };
+            assert_eq!(seen.status, expected, "{case}: the seat reads as before");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_call_whose_own_keys_are_broken_takes_no_job_and_loses_none() {
+    let mut app = app_with_quick_retries().await;
+    let redis = app.redis.client().await;
+    // The keys a drain call writes after its jobs: the results hash and the retention set.
+    let points: [(&str, fn(&queue_core::keys::EventKeys) -> &String); 2] =
+        [("results", |k| &k.results), ("done", |k| &k.done)];
+    for (name, key_of) in points {
+        let event = app.create_event(10).await;
+        let keys = keys_of(&event);
+        let mut jobs = Vec::new();
+        for n in 1..=2 {
+            let posted = app.hold(&seat_of(&event, n), &new_user()).await;
+            assert_eq!(posted.status(), 202, "{name}: {posted}");
+            jobs.push(posted.job_id().expect("a job id").to_owned());
+        }
+        let before = seat_state(&redis, &event).await;
+        break_key(&redis, key_of(&keys)).await;
+
+        // The worker tries (and its drain calls fail) for a while: the jobs stay queued.
+        app.start_worker().await;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let queued: u64 = redis.llen(&keys.queue).await.expect("LLEN");
+        assert_eq!(queued, 2, "{name} broken: no job was taken off the queue");
+        assert_eq!(
+            seat_state(&redis, &event).await,
+            before,
+            "{name} broken: no seat was touched"
+        );
+
+        // Repaired, the jobs are applied, each once.
+        repair_key(&redis, key_of(&keys)).await;
+        let started = Instant::now();
+        for job in &jobs {
+            let done = app.wait_job(job, Duration::from_secs(10)).await;
+            assert_eq!(done.code(), Some(200), "{name} repaired: {done}");
+        }
+        println!("{name}: applied {:?} after the repair", started.elapsed());
+        app.stop_workers().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_or_release_that_meets_a_key_of_the_wrong_type_changes_nothing() {
+    let app = spawn_app_with(Options::default()).await;
+    let redis = app.redis.client().await;
+    let cases: [(&str, bool, fn(&queue_core::keys::EventKeys) -> &String); 5] = [
+        ("refresh, deadlines broken", false, |k| &k.deadlines),
+        ("refresh, changes broken", false, |k| &k.changes),
+        ("release, deadlines broken", true, |k| &k.deadlines),
+        ("release, holders broken", true, |k| &k.holders),
+        ("release, changes broken", true, |k| &k.changes),
+    ];
+    for (case, release, key_of) in cases {
+        let event = app.create_event(10).await;
+        let keys = keys_of(&event);
+        let seat = seat_of(&event, 1);
+        let user = new_user();
+        let held = app.hold_and_wait(&seat, &user).await;
+        assert_eq!(held.code(), Some(200), "{case}: {held}");
+        let before = seat_state(&redis, &event).await;
+        let record_before = seat_record(&redis, &event, 1).await;
+        break_key(&redis, key_of(&keys)).await;
+
+        let status = if release {
+            app.release(&seat, &user).await.status()
+        } else {
+            app.refresh(&seat, &user).await.status()
+        };
+
+        assert!(status >= 500, "{case}: an error, not a success ({status})");
+        assert_eq!(
+            seat_record(&redis, &event, 1).await,
+            record_before,
+            "{case}: the seat record is as it was"
+        );
+        repair_key(&redis, key_of(&keys)).await;
+        assert_eq!(
+            seat_state(&redis, &event).await,
+            before,
+            "{case}: nothing of the seat's state changed"
+        );
+    }
+}
