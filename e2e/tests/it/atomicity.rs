@@ -15,6 +15,9 @@ use loadgen::api::{JobStatus, SeatStatus};
 
 use crate::helpers::{keys_of, new_user, seat_of, spawn_app_with, Options, TestApp};
 
+/// Picks one of an event's keys: the write point a case breaks.
+type KeyOf = fn(&queue_core::keys::EventKeys) -> &String;
+
 /// Bytes of one seat record (`queue_core::seat::RECORD_LEN`).
 const RECORD: usize = queue_core::seat::RECORD_LEN;
 
@@ -84,7 +87,7 @@ async fn a_job_that_meets_a_key_of_the_wrong_type_fails_before_its_first_write()
     let redis = app.redis.client().await;
     // Each key a hold or a reserve writes besides the seat record (which each job reads first,
     // and so fails on before any write): the hold-deadline set, the holders hash, the feed.
-    let points: [(&str, fn(&queue_core::keys::EventKeys) -> &String); 3] = [
+    let points: [(&str, KeyOf); 3] = [
         ("deadlines", |k| &k.deadlines),
         ("holders", |k| &k.holders),
         ("changes", |k| &k.changes),
@@ -162,8 +165,7 @@ async fn a_drain_call_whose_own_keys_are_broken_takes_no_job_and_loses_none() {
     let mut app = app_with_quick_retries().await;
     let redis = app.redis.client().await;
     // The keys a drain call writes after its jobs: the results hash and the retention set.
-    let points: [(&str, fn(&queue_core::keys::EventKeys) -> &String); 2] =
-        [("results", |k| &k.results), ("done", |k| &k.done)];
+    let points: [(&str, KeyOf); 2] = [("results", |k| &k.results), ("done", |k| &k.done)];
     for (name, key_of) in points {
         let event = app.create_event(10).await;
         let keys = keys_of(&event);
@@ -203,7 +205,7 @@ async fn a_drain_call_whose_own_keys_are_broken_takes_no_job_and_loses_none() {
 async fn a_refresh_or_release_that_meets_a_key_of_the_wrong_type_changes_nothing() {
     let app = spawn_app_with(Options::default()).await;
     let redis = app.redis.client().await;
-    let cases: [(&str, bool, fn(&queue_core::keys::EventKeys) -> &String); 5] = [
+    let cases: [(&str, bool, KeyOf); 5] = [
         ("refresh, deadlines broken", false, |k| &k.deadlines),
         ("refresh, changes broken", false, |k| &k.changes),
         ("release, deadlines broken", true, |k| &k.deadlines),
