@@ -70,6 +70,29 @@ async fn seat_record(redis: &Client, event: &str, n: usize) -> Vec<u8> {
         .expect("GETRANGE")
 }
 
+/// Asserts that seat 1's record is what it was while `broken` is still broken, then repairs it
+/// and asserts that the seat state as a whole is what it was.
+async fn left_as_it_was(
+    redis: &Client,
+    event: &str,
+    broken: &str,
+    (record, state): (&[u8], &[(String, Value)]),
+    case: &str,
+) {
+    assert_eq!(
+        seat_record(redis, event, 1).await,
+        record,
+        "{case}: the seat record is as it was"
+    );
+    repair_key(redis, broken).await;
+    assert_eq!(
+        seat_state(redis, event).await,
+        state,
+        "{case}: the seat, its deadline, its holder's list, the feed and the reserved count are \
+         as they were"
+    );
+}
+
 /// An app whose jobs get two attempts, 20 ms apart, with no worker running yet.
 async fn app_with_quick_retries() -> TestApp {
     spawn_app_with(
@@ -137,18 +160,14 @@ async fn a_job_that_meets_a_key_of_the_wrong_type_fails_before_its_first_write()
                 why.contains(key_of(&keys).as_str()) && why.contains("gave up after 2 attempts"),
                 "{case}: the reason names the broken key and the attempts: {done}"
             );
-            assert_eq!(
-                seat_record(&redis, &event, 1).await,
-                record_before,
-                "{case}: the seat record is as it was"
-            );
-            repair_key(&redis, key_of(&keys)).await;
-            assert_eq!(
-                seat_state(&redis, &event).await,
-                before,
-                "{case}: the seat, its deadline, its holder's list, the feed and the reserved \
-                 count are as they were"
-            );
+            left_as_it_was(
+                &redis,
+                &event,
+                key_of(&keys),
+                (&record_before, &before),
+                &case,
+            )
+            .await;
             let seen = app.seat(&seat).await;
             let expected = if reserve {
                 SeatStatus::OnHold
@@ -230,16 +249,13 @@ async fn a_refresh_or_release_that_meets_a_key_of_the_wrong_type_changes_nothing
         };
 
         assert!(status >= 500, "{case}: an error, not a success ({status})");
-        assert_eq!(
-            seat_record(&redis, &event, 1).await,
-            record_before,
-            "{case}: the seat record is as it was"
-        );
-        repair_key(&redis, key_of(&keys)).await;
-        assert_eq!(
-            seat_state(&redis, &event).await,
-            before,
-            "{case}: nothing of the seat's state changed"
-        );
+        left_as_it_was(
+            &redis,
+            &event,
+            key_of(&keys),
+            (&record_before, &before),
+            case,
+        )
+        .await;
     }
 }
