@@ -17,5 +17,6 @@ mod loadgen_smoke;
 mod memory;
 mod metrics;
 mod processes;
+mod seat_record;
 mod spellings;
 mod stream;
