@@ -15,6 +15,7 @@ mod layers;
 mod loadgen_smoke;
 mod memory;
 mod metrics;
+mod model;
 mod processes;
 mod spellings;
 mod stream;
