@@ -10,29 +10,19 @@
 //! `GET /seats/list`, `GET /events`) must agree with the history, allowing `margin_ms` of clock
 //! difference around hold deadlines. This assumes the load generator is the only client of its
 //! events, which it is when it created them.
+//!
+//! [`replay`] goes further: it replays each event's accepted jobs in the order of their sequence
+//! numbers against the reference model ([`crate::model`]), so that every job's answer, and the
+//! state read back at the end, must be the one the rules give (the right hold wins a race, the
+//! cap refuses the right hold, a seat is reserved once, a hold lapses at its deadline).
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use crate::api::SeatStatus;
-
-/// What a job does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub enum Kind {
-    Hold,
-    Reserve,
-}
-
-impl Kind {
-    /// As in the outcome counts ("hold.post.202") and the trace.
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Hold => "hold",
-            Kind::Reserve => "reserve",
-        }
-    }
-}
+use crate::api::{job_seq, SeatStatus};
+pub use crate::model::Kind;
+use crate::model::{Applied, EventModel, EventRead, Rules, SeatRead};
 
 /// How an accepted job ended, as far as the load generator learnt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -100,7 +90,10 @@ pub struct SeatReading {
 #[derive(Debug, Clone)]
 pub struct EventReading {
     pub event: String,
-    /// `reserved` of `GET /events/{id}`.
+    /// `totalSeats` of `GET /events/{id}`.
+    pub total: u32,
+    /// `onHold` and `reserved` of `GET /events/{id}`.
+    pub on_hold: u32,
     pub reserved: u32,
     /// The seat numbers `GET /seats/list/{id}` lists Available.
     pub listed: Vec<u32>,
@@ -123,7 +116,8 @@ pub struct Readback {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Violation {
     /// A stable name: `unfinished-job`, `lost-job`, `double-booking`, `over-cap`,
-    /// `reserve-without-hold`, `readback`.
+    /// `reserve-without-hold`, `readback`; from the replay, `model-job` (a job answered other
+    /// than the model) and `model-state` (the state read back differs from the model's).
     pub rule: &'static str,
     pub detail: String,
 }
@@ -440,6 +434,202 @@ fn check_readback(
     }
 }
 
+/// What the replay against the model needs to know of the run and of the service.
+#[derive(Debug, Clone)]
+pub struct ModelRun<'a> {
+    /// The events of the run.
+    pub events: &'a [String],
+    /// Seats in each, unless the read-back says otherwise.
+    pub seats: u32,
+    /// MAX_HELD_SEATS.
+    pub cap: u32,
+    /// HOLD_TTL in ms; `None` for what the first successful hold lasted. The load generator
+    /// never refreshes, so every hold lasts exactly HOLD_TTL, and the model then checks that they
+    /// all last the same.
+    pub hold_ms: Option<i64>,
+}
+
+/// What the replay found, and how much of the run it could replay.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Replayed {
+    /// Jobs whose answer was compared with the model's.
+    pub jobs: usize,
+    /// Events whose state read back at the end was compared with the model's (but for the
+    /// seats in doubt, see [`replay`]).
+    pub states: usize,
+    /// Why the replay of an event stopped short, or left its state uncompared.
+    pub cut: Vec<String>,
+    pub violations: Vec<Violation>,
+}
+
+/// Replays each created event's accepted jobs, in the order of their sequence numbers, against
+/// the model, then compares the state read back (when given) with the model's.
+///
+/// The replay is exact as far as the load generator knows everything that took effect: its
+/// users never refresh or release, so the jobs (and lapses, which the model keeps by itself) are
+/// all that changes a seat, and an event whose first job is j1 started with every seat
+/// Available (an event given to the run may have had jobs before it). What it may not know, it
+/// does not guess:
+/// - a sequence number it never saw is a job accepted before the run, or one whose 202 was lost
+///   (a 503 or a dropped connection after the job was stored): the replay of that event stops
+///   before it;
+/// - a job unfinished or no longer known may or may not have been applied: likewise;
+/// - a POST without a clear answer may have queued a job after the last one seen, so the final
+///   state of its seat is not compared, nor the event's counts (such a job changes its own seat
+///   alone).
+///
+/// A job that failed was never applied (a script checks before it writes), so it changes
+/// nothing. A job retried after an error inside Redis (G3's one exception) is applied after
+/// jobs accepted behind it, which the replay reports as out of order; an on-sale against a
+/// healthy service never provokes one.
+pub fn replay(
+    jobs: &[Job],
+    uncertain: &[Uncertain],
+    run: &ModelRun,
+    readback: Option<&Readback>,
+    margin_ms: i64,
+) -> Replayed {
+    let mut out = Replayed::default();
+    // Without a successful hold the length of one matters nowhere.
+    let hold_ms = run
+        .hold_ms
+        .or_else(|| {
+            jobs.iter().find_map(|job| match (job.kind, &job.outcome) {
+                (
+                    Kind::Hold,
+                    Outcome::Completed {
+                        code: 200,
+                        completed_at,
+                        expires_at: Some(until),
+                    },
+                ) => Some(until - completed_at),
+                _ => None,
+            })
+        })
+        .unwrap_or(0);
+    for event in run.events {
+        let counts = readback.and_then(|rb| rb.events.iter().find(|e| e.event == *event));
+        let rules = Rules {
+            seats: counts.map_or(run.seats, |c| c.total),
+            cap: run.cap,
+            hold_ms,
+        };
+        let mut mine = Vec::new();
+        for job in jobs.iter().filter(|j| j.event == *event) {
+            match job_seq(&job.id) {
+                Ok(seq) => mine.push((seq, job)),
+                Err(e) => out.violations.push(Violation {
+                    rule: "model-job",
+                    detail: format!("{e:#}"),
+                }),
+            }
+        }
+        mine.sort_by_key(|(seq, _)| *seq);
+        let mut model = EventModel::new(rules);
+        if let Err(cut) = replay_event(&mut model, &mine, &mut out) {
+            out.cut.push(format!("event {event}: {cut}"));
+            continue;
+        }
+        let mut unsure: Vec<u32> = uncertain
+            .iter()
+            .filter(|u| u.event == *event)
+            .map(|u| u.seat)
+            .collect();
+        unsure.sort_unstable();
+        unsure.dedup();
+        if !unsure.is_empty() {
+            out.cut.push(format!(
+                "event {event}: POSTs of {} seats got no clear answer and may have queued a job after the last one seen: those seats and the counts are not compared",
+                unsure.len()
+            ));
+        }
+        let (Some(rb), Some(counts)) = (readback, counts) else {
+            continue;
+        };
+        let read = EventRead {
+            from: rb.at_ms - margin_ms,
+            to: rb.done_ms.max(rb.at_ms) + margin_ms,
+            seats: rb
+                .seats
+                .iter()
+                .filter(|s| s.event == *event)
+                .map(|s| SeatRead {
+                    seat: s.seat,
+                    status: s.status,
+                    user: &s.user,
+                })
+                .collect(),
+            on_hold: counts.on_hold,
+            reserved: counts.reserved,
+            listed: &counts.listed,
+            unsure: &unsure,
+        };
+        out.states += 1;
+        out.violations
+            .extend(model.check_read(&read).into_iter().map(|detail| Violation {
+                rule: "model-state",
+                detail: format!("event {event}: {detail}"),
+            }));
+    }
+    out
+}
+
+/// Replays one event's jobs (sorted by sequence number); `Err` says why it stopped short.
+fn replay_event(
+    model: &mut EventModel,
+    jobs: &[(u64, &Job)],
+    out: &mut Replayed,
+) -> Result<(), String> {
+    let mut next = 1;
+    for &(seq, job) in jobs {
+        if seq < next {
+            out.violations.push(Violation {
+                rule: "model-job",
+                detail: format!("job {} was accepted twice", job.id),
+            });
+            continue;
+        }
+        if seq > next {
+            return Err(format!(
+                "job j{next} is unknown to the load generator (accepted before the run, or its 202 was lost), so the replay stops before it"
+            ));
+        }
+        next += 1;
+        match &job.outcome {
+            Outcome::Completed {
+                code,
+                completed_at,
+                expires_at,
+            } => {
+                out.jobs += 1;
+                let applied = Applied {
+                    job: &job.id,
+                    kind: job.kind,
+                    seat: job.seat,
+                    user: &job.user,
+                    code: *code,
+                    at: *completed_at,
+                    expires_at: *expires_at,
+                };
+                if let Err(detail) = model.replay(&applied) {
+                    out.violations.push(Violation {
+                        rule: "model-job",
+                        detail,
+                    });
+                }
+            }
+            Outcome::Failed { .. } => {}
+            Outcome::Unfinished | Outcome::Lost => {
+                return Err(format!(
+                    "job {} may or may not have been applied, so the replay stops before it",
+                    job.id
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -600,25 +790,44 @@ mod tests {
         }
     }
 
+    /// A read-back at 1500 of seats 1 to 3 of event E, its (on hold, reserved) counts and the
+    /// seats it lists Available.
+    fn read_back_at_1500(
+        seats: [(SeatStatus, &str); 3],
+        (on_hold, reserved): (u32, u32),
+        listed: Vec<u32>,
+    ) -> Readback {
+        Readback {
+            at_ms: 1500,
+            done_ms: 1500,
+            uncertain: Vec::new(),
+            seats: (1..)
+                .zip(seats)
+                .map(|(n, (status, user))| reading(n, status, user))
+                .collect(),
+            events: vec![EventReading {
+                event: E.to_owned(),
+                total: 10,
+                on_hold,
+                reserved,
+                listed,
+            }],
+        }
+    }
+
     #[test]
     fn the_read_back_must_agree_with_what_users_were_told() {
         let jobs = good_history();
         // At 1500: seat 1 is Bob's (until 2000), seat 2 Alice's reservation, seat 3 Carol's.
-        let good = Readback {
-            at_ms: 1500,
-            done_ms: 1500,
-            uncertain: Vec::new(),
-            seats: vec![
-                reading(1, SeatStatus::OnHold, "bob"),
-                reading(2, SeatStatus::Reserved, "alice"),
-                reading(3, SeatStatus::OnHold, "carol"),
+        let good = read_back_at_1500(
+            [
+                (SeatStatus::OnHold, "bob"),
+                (SeatStatus::Reserved, "alice"),
+                (SeatStatus::OnHold, "carol"),
             ],
-            events: vec![EventReading {
-                event: E.to_owned(),
-                reserved: 1,
-                listed: vec![4, 5],
-            }],
-        };
+            (2, 1),
+            vec![4, 5],
+        );
         assert_eq!(check(&jobs, 6, Some(&good), 100), vec![]);
 
         let mut bad = good.clone();
@@ -651,6 +860,177 @@ mod tests {
         assert_eq!(
             rules(&check(&jobs, 6, Some(&unknown), 100)),
             vec!["readback"]
+        );
+    }
+
+    /// A job of event E with a real id, applied at `at`: a hold that succeeds lasts 1000 ms.
+    fn applied(seq: u64, kind: Kind, seat: u32, user: &str, code: u16, at: i64) -> Job {
+        let id = format!("{E}:j{seq}");
+        match (kind, code) {
+            (Kind::Hold, 200) => hold(&id, seat, user, at, at + 1000),
+            (Kind::Reserve, 200) => reserve(&id, seat, user, at),
+            _ => Job {
+                outcome: Outcome::Completed {
+                    code,
+                    completed_at: at,
+                    expires_at: None,
+                },
+                ..refused(&id, kind, seat, user, code)
+            },
+        }
+    }
+
+    /// Alice races for seats 3, 1, 2 with a cap of 2 and leaves seat 2 to Bob, reserves seat 3
+    /// twice, and loses seat 1 (which she can no longer reserve) to Carol when her hold lapses.
+    fn sequenced_history() -> Vec<Job> {
+        vec![
+            applied(1, Kind::Hold, 3, "alice", 200, 100),
+            applied(2, Kind::Hold, 1, "alice", 200, 100),
+            applied(3, Kind::Hold, 2, "alice", 429, 100),
+            applied(4, Kind::Hold, 2, "bob", 200, 100),
+            applied(5, Kind::Reserve, 3, "alice", 200, 200),
+            applied(6, Kind::Reserve, 3, "alice", 409, 200),
+            applied(7, Kind::Reserve, 1, "alice", 409, 1100),
+            applied(8, Kind::Hold, 1, "carol", 200, 1100),
+        ]
+    }
+
+    /// The replay of event E (10 seats, a cap of 2), with 100 ms of clock margin.
+    fn replay_of(
+        jobs: &[Job],
+        uncertain: &[Uncertain],
+        hold_ms: Option<i64>,
+        readback: Option<&Readback>,
+    ) -> Replayed {
+        let events = [E.to_owned()];
+        let run = ModelRun {
+            events: &events,
+            seats: 10,
+            cap: 2,
+            hold_ms,
+        };
+        replay(jobs, uncertain, &run, readback, 100)
+    }
+
+    fn replay_rules(jobs: &[Job], hold_ms: Option<i64>) -> (Replayed, Vec<&'static str>) {
+        let out = replay_of(jobs, &[], hold_ms, None);
+        let rules = rules(&out.violations);
+        (out, rules)
+    }
+
+    #[test]
+    fn a_history_the_rules_give_replays_clean() {
+        for hold_ms in [Some(1000), None] {
+            let (out, rules) = replay_rules(&sequenced_history(), hold_ms);
+            assert_eq!(rules, Vec::<&str>::new(), "{out:#?}");
+            assert_eq!((out.jobs, out.cut.len()), (8, 0), "{out:#?}");
+        }
+    }
+
+    #[test]
+    fn answers_the_rules_do_not_give_are_caught() {
+        // Applied by seat rather than by acceptance: seats 1 and 2 go to Alice, seat 3 meets the
+        // cap and Bob finds seat 2 held.
+        let mut jobs = sequenced_history();
+        jobs[0] = applied(1, Kind::Hold, 3, "alice", 429, 100);
+        jobs[2] = applied(3, Kind::Hold, 2, "alice", 200, 100);
+        jobs[3] = applied(4, Kind::Hold, 2, "bob", 409, 100);
+        let (out, rules) = replay_rules(&jobs, Some(1000));
+        assert!(rules.iter().all(|r| *r == "model-job"), "{out:#?}");
+        assert!(out.violations[0].detail.contains("job ev:j1"), "{out:#?}");
+
+        // A reservation made twice.
+        let mut jobs = sequenced_history();
+        jobs[5] = applied(6, Kind::Reserve, 3, "alice", 200, 200);
+        let (out, rules) = replay_rules(&jobs, Some(1000));
+        assert_eq!(rules, vec!["model-job"], "{out:#?}");
+        assert!(out.violations[0].detail.contains("job ev:j6"), "{out:#?}");
+
+        // A hold that lasts 700 ms longer than the others, and so keeps Carol out.
+        let mut jobs = sequenced_history();
+        jobs[1] = Job {
+            outcome: Outcome::Completed {
+                code: 200,
+                completed_at: 100,
+                expires_at: Some(1800),
+            },
+            ..applied(2, Kind::Hold, 1, "alice", 200, 100)
+        };
+        jobs[7] = applied(8, Kind::Hold, 1, "carol", 409, 1100);
+        let (out, rules) = replay_rules(&jobs, None);
+        assert_eq!(rules, vec!["model-job", "model-job"], "{out:#?}");
+    }
+
+    #[test]
+    fn the_replay_stops_where_the_load_generator_may_not_know_what_took_effect() {
+        // Job 4's 202 was lost: the replay stops before it.
+        let mut jobs = sequenced_history();
+        jobs.remove(3);
+        let (out, rules) = replay_rules(&jobs, Some(1000));
+        assert_eq!(rules, Vec::<&str>::new(), "{out:#?}");
+        assert_eq!(out.jobs, 3);
+        assert!(out.cut[0].contains("job j4 is unknown"), "{out:#?}");
+
+        // An event given to the run with jobs before it: nothing is replayed.
+        let (out, _) = replay_rules(&sequenced_history()[2..], Some(1000));
+        assert_eq!(out.jobs, 0);
+        assert!(out.cut[0].contains("job j1 is unknown"), "{out:#?}");
+
+        // Job 5 never finished.
+        let mut jobs = sequenced_history();
+        jobs[4].outcome = Outcome::Unfinished;
+        let (out, _) = replay_rules(&jobs, Some(1000));
+        assert_eq!(out.jobs, 4);
+        assert!(out.cut[0].contains("job ev:j5 may or may not"), "{out:#?}");
+
+        // A failed job changed nothing; the rest replays.
+        let mut jobs = sequenced_history();
+        jobs.push(Job {
+            outcome: Outcome::Failed {
+                reason: "corrupt".to_owned(),
+            },
+            ..applied(9, Kind::Hold, 4, "alice", 0, 0)
+        });
+        jobs.push(applied(10, Kind::Hold, 4, "dave", 200, 1200));
+        let (out, rules) = replay_rules(&jobs, Some(1000));
+        assert_eq!((rules, out.jobs), (Vec::<&str>::new(), 9), "{out:#?}");
+    }
+
+    #[test]
+    fn the_state_read_back_must_be_the_models() {
+        // At 1500: seat 1 is Carol's until 2100, Bob's hold of seat 2 lapsed at 1100, seat 3 is
+        // Alice's reservation.
+        let good = read_back_at_1500(
+            [
+                (SeatStatus::OnHold, "carol"),
+                (SeatStatus::Available, ""),
+                (SeatStatus::Reserved, "alice"),
+            ],
+            (1, 1),
+            vec![2, 4, 5, 6, 7, 8, 9, 10],
+        );
+        let jobs = sequenced_history();
+        let out = replay_of(&jobs, &[], Some(1000), Some(&good));
+        assert_eq!((out.states, out.violations.len()), (1, 0), "{out:#?}");
+
+        let mut bad = good.clone();
+        bad.seats[1] = reading(2, SeatStatus::OnHold, "bob");
+        bad.events[0].listed.retain(|&n| n != 2);
+        let out = replay_of(&jobs, &[], Some(1000), Some(&bad));
+        assert_eq!(rules(&out.violations), vec!["model-state"; 2], "{out:#?}");
+
+        // A POST without a clear answer may have queued a job after the last one seen, which
+        // may have changed its own seat: that one is not compared, the others are.
+        let uncertain = [Uncertain::new(Kind::Hold, E, 2, "erin")];
+        let out = replay_of(&jobs, &uncertain, Some(1000), Some(&bad));
+        assert_eq!((out.states, out.violations.len()), (1, 0), "{out:#?}");
+        assert_eq!(out.cut.len(), 1, "{out:#?}");
+        bad.seats[0] = reading(1, SeatStatus::Available, "");
+        let out = replay_of(&jobs, &uncertain, Some(1000), Some(&bad));
+        assert_eq!(rules(&out.violations), vec!["model-state"], "{out:#?}");
+        assert!(
+            out.violations[0].detail.contains("seat 1 reads"),
+            "{out:#?}"
         );
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! - [`onsale`]: users hold and reserve seats like at a real on-sale, then [`check`] proves the
 //!   guarantees held (no double booking, the hold cap, every accepted job finished) from what
-//!   each user was told and from the state read back through the API.
+//!   each user was told and from the state read back through the API, and replays every
+//!   accepted job against the reference [`model`] of seat state, which the e2e tests use too.
 //! - [`bench`]: the 202 rate, the drain rate of the worker pool, the cost of a hold, and event
 //!   creation and listing times.
 //!
@@ -13,5 +14,6 @@
 pub mod api;
 pub mod bench;
 pub mod check;
+pub mod model;
 pub mod onsale;
 pub mod stats;

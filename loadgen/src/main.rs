@@ -102,6 +102,9 @@ struct RunArgs {
     /// MAX_HELD_SEATS of the service.
     #[arg(long, default_value_t = 6)]
     cap: u32,
+    /// HOLD_TTL of the service (e.g. 60s); without it the check takes it from the first hold.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "TTL")]
+    hold_ttl: Option<Duration>,
     /// Skip reading the seats back through the API at the end.
     #[arg(long)]
     no_read_back: bool,
@@ -207,6 +210,7 @@ async fn run(cli: Cli) -> Result<bool> {
                 requests: a.requests,
                 waiting: a.poll.map_or(Waiting::Wait, Waiting::Poll),
                 cap: a.cap,
+                hold_ttl: a.hold_ttl,
                 read_back: !a.no_read_back,
                 progress,
                 seed: a.seed,

@@ -1,7 +1,8 @@
 //! A few seconds of on-sale (the `loadgen` crate, in process) against a test instance: the whole
 //! path — holds, waits, reserves, lapses, the hold cap — under concurrency on every CI run, with
 //! the load generator's invariant check (no seat held or reserved by two users, nobody over the
-//! cap, every accepted job finished, the state read back agrees) as the assertion.
+//! cap, every accepted job finished, the state read back agrees, every job's answer and the final
+//! state are the reference model's) as the assertion.
 
 use std::time::Duration;
 
@@ -22,6 +23,13 @@ fn assert_clean(report: &OnSaleReport) {
         report.text()
     );
     assert_eq!(report.counts.get("hold.post.error"), 0, "{}", report.text());
+    // Every POST got a clear answer, so the model replayed every job and compared every event.
+    assert_eq!(
+        (report.model.jobs, report.model.states),
+        (report.accepted as usize, report.event_ids.len()),
+        "the model replayed the whole run: {}",
+        report.text()
+    );
 }
 
 /// The trace has a row per POST, in the order they went out, and each accepted one's times are
@@ -79,6 +87,7 @@ async fn loadgen_smoke_on_sale_keeps_every_invariant() {
         connections: 16,
         duration: Some(Duration::from_millis(2500)),
         cap: CAP,
+        hold_ttl: Some(Duration::from_secs(2)),
         finish_timeout: Duration::from_secs(20),
         clock_margin: Duration::from_millis(300),
         progress: false,

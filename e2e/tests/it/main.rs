@@ -16,6 +16,7 @@ mod layers;
 mod loadgen_smoke;
 mod memory;
 mod metrics;
+mod model;
 mod processes;
 mod seat_record;
 mod spellings;

@@ -44,6 +44,8 @@ pub struct OnSale {
     pub waiting: Waiting,
     /// MAX_HELD_SEATS of the service under test.
     pub cap: u32,
+    /// HOLD_TTL of the service under test; `None`: the check takes it from the first hold.
+    pub hold_ttl: Option<Duration>,
     /// How long to wait for an accepted job's result before calling it unfinished.
     pub finish_timeout: Duration,
     /// Clock difference forgiven around hold deadlines in the read-back.
@@ -76,6 +78,7 @@ impl Default for OnSale {
             requests: None,
             waiting: Waiting::Wait,
             cap: 6,
+            hold_ttl: None,
             finish_timeout: Duration::from_secs(60),
             clock_margin: Duration::from_millis(1000),
             read_back: true,

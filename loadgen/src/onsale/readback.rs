@@ -36,6 +36,8 @@ pub async fn read_back(api: &Api, events: &[String], jobs: &[Job]) -> Result<Rea
         let listed = api.available(event).await?;
         readings.push(EventReading {
             event: event.clone(),
+            total: counts.total_seats,
+            on_hold: counts.on_hold,
             reserved: counts.reserved,
             listed,
         });

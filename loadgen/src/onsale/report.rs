@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::config::{OnSale, Waiting};
-use crate::check::Violation;
+use crate::check::{Replayed, Violation};
 use crate::stats::{Counts, LatencySummary};
 
 /// What the on-sale measured and found.
@@ -31,6 +31,9 @@ pub struct OnSaleReport {
     /// POSTs that went out later than the target rate wanted (the generator fell behind).
     pub late_posts: u64,
     pub seats_read_back: usize,
+    /// How much of the run the replay against the model covered (its violations are among
+    /// `violations`).
+    pub model: Replayed,
     pub violations: Vec<Violation>,
 }
 
@@ -92,6 +95,16 @@ impl OnSaleReport {
                 "  {} POSTs went out late: the generator could not keep the target rate\n",
                 self.late_posts
             ));
+        }
+        out.push_str(&format!(
+            "  model: {} of {} accepted jobs replayed, the final state of {} of {} events compared\n",
+            self.model.jobs,
+            self.accepted,
+            self.model.states,
+            self.event_ids.len()
+        ));
+        for cut in self.model.cut.iter().take(5) {
+            out.push_str(&format!("    {cut}\n"));
         }
         if self.violations.is_empty() {
             out.push_str(&format!(

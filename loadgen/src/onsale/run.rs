@@ -178,12 +178,21 @@ pub async fn run(cfg: &OnSale) -> Result<OnSaleReport> {
     } else {
         None
     };
-    let violations = check::check(
+    let margin_ms = cfg.clock_margin.as_millis() as i64;
+    let mut violations = check::check(&all.jobs, cfg.cap, readback.as_ref(), margin_ms);
+    let mut model = check::replay(
         &all.jobs,
-        cfg.cap,
+        &all.uncertain,
+        &check::ModelRun {
+            events: &events,
+            seats: cfg.seats,
+            cap: cfg.cap,
+            hold_ms: cfg.hold_ttl.map(|ttl| ttl.as_millis() as i64),
+        },
         readback.as_ref(),
-        cfg.clock_margin.as_millis() as i64,
+        margin_ms,
     );
+    violations.append(&mut model.violations);
     Ok(OnSaleReport {
         settings: cfg.clone(),
         event_ids: events,
@@ -200,6 +209,7 @@ pub async fn run(cfg: &OnSale) -> Result<OnSaleReport> {
         accept_to_result_server: latencies.lat_server.summary(),
         late_posts: all.late,
         seats_read_back: readback.as_ref().map_or(0, |r| r.seats.len()),
+        model,
         violations,
     })
 }
