@@ -77,7 +77,7 @@ async fn apply_to_every_seat(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_ten_thousand_seat_event_costs_under_100_bytes_per_seat() {
+async fn a_ten_thousand_seat_event_costs_33_bytes_a_seat_fresh_and_75_full() {
     let app = spawn_app_with(
         Options::default()
             .env("MAX_HELD_SEATS", 10)
