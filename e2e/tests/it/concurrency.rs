@@ -100,6 +100,111 @@ async fn g1_one_seat_is_held_once_and_reserved_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn g1_jobs_queued_while_no_worker_runs_all_reach_it_and_each_seat_is_reserved_once() {
+    // With workers running, most of a race stops at the API's pre-check, so the worker's own
+    // checks see one or two of its jobs. Here the jobs are accepted while no worker runs: the
+    // pre-check passes them all, and the worker alone decides.
+    let mut app = spawn_app_with(Options::default().apis(2).workers(0)).await;
+    let event = app.create_event(10).await;
+    let seats: Vec<String> = (1..=10).map(|n| seat_of(&event, n)).collect();
+
+    // 20 users race for each of the 10 seats.
+    let holds = join_all(seats.iter().map(|seat| {
+        let users: Vec<String> = (0..20).map(|_| new_user()).collect();
+        let app = &app;
+        async move { race(app, Post::Hold, seat, &users).await }
+    }))
+    .await;
+    for (_, posted) in holds.iter().flatten() {
+        assert_eq!(
+            posted.status(),
+            202,
+            "accepted while no worker runs: {posted}"
+        );
+    }
+    app.start_worker().await;
+    let mut holders = HashMap::new();
+    for (seat, holds) in seats.iter().zip(&holds) {
+        let finished = finish(&app, holds).await;
+        assert_eq!(
+            finished.len(),
+            20,
+            "all 20 holds of {seat} reached the worker"
+        );
+        let winners: Vec<&String> = finished
+            .iter()
+            .filter(|(_, _, done)| done.succeeded())
+            .map(|(user, _, _)| user)
+            .collect();
+        assert_eq!(winners.len(), 1, "{seat} is held by one user: {winners:?}");
+        for (_, _, done) in finished.iter().filter(|(_, _, d)| !d.succeeded()) {
+            assert_eq!(
+                done.code(),
+                Some(409),
+                "the others find {seat} held: {done}"
+            );
+        }
+        let now = app.seat(seat).await;
+        assert_eq!(
+            (now.status, now.user.as_str()),
+            (SeatStatus::OnHold, winners[0].as_str()),
+            "{seat}"
+        );
+        holders.insert(seat.clone(), winners[0].clone());
+    }
+
+    // Each holder reserves its seat five times, and 20 other users try too, while no worker
+    // runs: the holder's five are all accepted, the others refused at once.
+    app.stop_workers().await;
+    let reserves = join_all(seats.iter().map(|seat| {
+        let mut users: Vec<String> = (0..20).map(|_| new_user()).collect();
+        users.extend(std::iter::repeat_n(holders[seat].clone(), 5));
+        let app = &app;
+        async move { race(app, Post::Reserve, seat, &users).await }
+    }))
+    .await;
+    for (seat, answers) in seats.iter().zip(&reserves) {
+        for (user, posted) in answers {
+            let expected = if *user == holders[seat] { 202 } else { 403 };
+            assert_eq!(posted.status(), expected, "a reserve of {seat}: {posted}");
+        }
+    }
+    app.start_worker().await;
+    for (seat, answers) in seats.iter().zip(&reserves) {
+        let finished = finish(&app, answers).await;
+        assert_eq!(
+            finished.len(),
+            5,
+            "the holder's five reserves of {seat} reached the worker"
+        );
+        let codes: Vec<Option<u16>> = finished.iter().map(|(_, _, done)| done.code()).collect();
+        assert_eq!(
+            codes.iter().filter(|c| **c == Some(200)).count(),
+            1,
+            "{seat} is reserved once, and the holder's other reserves find it reserved: {codes:?}"
+        );
+        for (_, _, done) in finished.iter().filter(|(_, _, d)| !d.succeeded()) {
+            assert_eq!(
+                (
+                    done.code(),
+                    done.result.as_ref().and_then(|r| r.current_status)
+                ),
+                (Some(409), Some(SeatStatus::Reserved)),
+                "{done}"
+            );
+        }
+        let now = app.seat(seat).await;
+        assert_eq!(
+            (now.status, now.user.as_str()),
+            (SeatStatus::Reserved, holders[seat].as_str()),
+            "{seat}"
+        );
+    }
+    let counts = app.event(&event).await;
+    assert_eq!(counts.reserved, 10, "each seat reserved once: {counts}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn g2_one_user_never_exceeds_the_hold_cap() {
     let app = spawn_app_with(Options::default().workers(2)).await;
     let event = app.create_event(60).await;
