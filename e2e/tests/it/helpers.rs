@@ -562,7 +562,6 @@ impl ChildProcess {
         self.stop_with("TERM", within)
     }
 
-    /// Sends a signal (`TERM`, `INT`) and waits for the exit, at most `within`.
     /// Sends a signal (`STOP`, `CONT`, ...) and returns at once.
     pub fn signal(&self, signal: &str) {
         let sent = Command::new("kill")
@@ -572,6 +571,7 @@ impl ChildProcess {
         assert!(sent.success(), "SIG{signal} was delivered");
     }
 
+    /// Sends a signal (`TERM`, `INT`) and waits for the exit, at most `within`.
     pub fn stop_with(&mut self, signal: &str, within: Duration) -> ExitStatus {
         self.signal(signal);
         let deadline = Instant::now() + within;
@@ -822,4 +822,18 @@ pub fn assert_each_seat_went_to_its_first_hold(
             }
         }
     }
+}
+/// Jobs each worker reported applied in its last heartbeat, by worker name.
+pub async fn applied_by_worker(redis: &Client) -> HashMap<String, u64> {
+    let beats: HashMap<String, String> =
+        fred::interfaces::HashesInterface::hgetall(redis, queue_core::keys::WORKERS)
+            .await
+            .expect("HGETALL");
+    beats
+        .into_iter()
+        .filter_map(|(name, raw)| {
+            let beat = queue_core::workers::Heartbeat::parse(&raw)?;
+            Some((name, beat.applied))
+        })
+        .collect()
 }
