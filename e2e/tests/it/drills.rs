@@ -7,7 +7,12 @@ use loadgen::api::{JobStatus, SeatStatus};
 use queue_core::ChangeKind;
 use serde_json::Value;
 
-use crate::helpers::{new_user, seat_of, spawn_app_with, Options, TestApp};
+use futures::future::join_all;
+
+use crate::helpers::{
+    assert_each_seat_went_to_its_first_hold, job_records, new_user, queue_holds, queue_state,
+    seat_of, spawn_app_with, taken_over_within, wait_drained, Options, TestApp,
+};
 
 /// How Redis goes away.
 #[derive(Debug, Clone, Copy)]
@@ -296,6 +301,12 @@ async fn assert_queues_drained(app: &TestApp, events: &[String]) {
     }
 }
 
+/// Events the SIGKILL drill keeps a backlog on: more than a worker process drains at once
+/// (WORKER_CONCURRENCY), so that whichever worker is killed is draining some of them.
+const BACKLOG_EVENTS: usize = 6;
+/// Batches of jobs each backlog event is given every round.
+const BACKLOG_BATCHES: usize = 5;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_worker_sigkilled_every_second_for_20_seconds_loses_nothing() {
     let app = spawn_app_with(Options::default().workers(0).env("HOLD_TTL_SECS", 3)).await;
@@ -303,13 +314,83 @@ async fn a_worker_sigkilled_every_second_for_20_seconds_loses_nothing() {
         .map(|i| app.spawn_worker_process(&format!("drill-{i}")))
         .collect();
     let cfg = drill_load(&app.address, Duration::from_secs(20));
+    // The on-sale's users wait for each result, so its queues stay short, and the workers drain
+    // faster than jobs can be queued. So every round the workers pause (SIGSTOP) while each
+    // backlog event is given several batches of holds (one per seat, each to be held), as an
+    // on-sale's opening second brings more than they absorb at once; then they go on, and the
+    // victim dies draining them: holding leases with more than a batch left.
+    let batch = app.settings.workers.batch_size;
+    let burst = BACKLOG_BATCHES * batch;
+    let rounds = 20usize;
+    let backlog_events: Vec<String> =
+        join_all((0..BACKLOG_EVENTS).map(|_| app.create_event((rounds * burst) as u32))).await;
+    let store = queue_core::Store::connect(&app.settings)
+        .await
+        .expect("a store");
+    let enqueuer = queue_core::Enqueuer::new(store);
+    let redis = app.redis.client().await;
+    let mut queued: Vec<(String, String, String)> = Vec::new();
+    // (round, event) where the victim held the lease with more than a batch left: right after
+    // the kill the lease is live, and the queue it was draining stops for a while.
+    let mut stalled = Vec::new();
     let killer = async {
-        for round in 0..20usize {
-            tokio::time::sleep(Duration::from_secs(1)).await;
+        let mut every_second = tokio::time::interval(Duration::from_secs(1));
+        every_second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        every_second.tick().await;
+        for round in 0..rounds {
+            every_second.tick().await;
+            let holds: Vec<(String, String)> = (1..=burst)
+                .flat_map(|i| {
+                    let seat = (round * burst + i) as u32;
+                    backlog_events
+                        .iter()
+                        .map(move |e| (seat_of(e, seat), new_user()))
+                })
+                .collect();
+            for worker in &workers {
+                worker.signal("STOP");
+            }
+            let jobs = queue_holds(&enqueuer, &holds).await;
+            let paused = join_all(backlog_events.iter().map(|e| queue_state(&redis, e))).await;
+            for worker in &workers {
+                worker.signal("CONT");
+            }
+            // The kill comes once a batch of some backlog is applied.
+            let started = Instant::now();
+            'draining: loop {
+                for (event, paused) in backlog_events.iter().zip(&paused) {
+                    if queue_state(&redis, event).await.deq >= paused.deq + batch as u64 {
+                        break 'draining;
+                    }
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(5),
+                    "round {round}: no backlog is drained within 5 s of the pause: {paused:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
             // A different victim each round, whichever it is.
             let victim = (round * 7 + 3) % workers.len();
             workers[victim].kill_9();
             workers[victim] = app.spawn_worker_process(&format!("drill-r{round}"));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let at_kill = join_all(backlog_events.iter().map(|e| queue_state(&redis, e))).await;
+            let now = crate::helpers::now_ms();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            for ((event, paused), before) in backlog_events.iter().zip(&paused).zip(at_kill) {
+                let after = queue_state(&redis, event).await;
+                // Drained this round until the kill, then not at all, with a batch left.
+                let stopped = before.deq > paused.deq && after.deq == before.deq;
+                if stopped && before.left() > batch as u64 && before.lease > now {
+                    stalled.push((round, before));
+                }
+            }
+            queued.extend(
+                holds
+                    .into_iter()
+                    .zip(jobs)
+                    .map(|((seat, user), job)| (seat, user, job)),
+            );
         }
     };
     // In one task: the load generator's future is not Send.
@@ -317,6 +398,29 @@ async fn a_worker_sigkilled_every_second_for_20_seconds_loses_nothing() {
     let report = report.expect("the on-sale runs");
     assert_nothing_lost(&report);
     assert_queues_drained(&app, &report.event_ids).await;
+
+    let rounds_hit: std::collections::BTreeSet<usize> = stalled.iter().map(|(r, _)| *r).collect();
+    println!(
+        "backlogs left with a dead worker's lease: {} in {} of {rounds} rounds: {stalled:?}",
+        stalled.len(),
+        rounds_hit.len()
+    );
+    assert!(
+        rounds_hit.len() >= rounds / 5,
+        "the victim held a backlog's lease with more than a batch left in at least a fifth of the \
+         rounds: {stalled:?}"
+    );
+    for event in &backlog_events {
+        wait_drained(&redis, event, taken_over_within(&app.settings.workers)).await;
+        let records = job_records(&app, &redis, event).await;
+        let holds: Vec<_> = queued
+            .iter()
+            .filter(|(seat, _, _)| seat.starts_with(event.as_str()))
+            .cloned()
+            .collect();
+        assert_eq!(records.len(), holds.len(), "one record per accepted job");
+        assert_each_seat_went_to_its_first_hold(&holds, &records);
+    }
     for mut worker in workers {
         worker.terminate(Duration::from_secs(10));
     }

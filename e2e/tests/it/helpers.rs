@@ -707,6 +707,22 @@ pub async fn queue_state(redis: &Client, event: &str) -> QueueState {
     }
 }
 
+/// How often the worker holding the housekeeping turn reconciles stalled queues
+/// (`RECONCILE_EVERY` in worker/src/housekeeping.rs, "every second" in docs/ARCHITECTURE.md, the
+/// queue); no setting names it.
+pub const RECONCILE_EVERY: Duration = Duration::from_secs(1);
+
+/// How soon the jobs left on an event whose worker was killed holding its lease are all applied:
+/// the lease lapses within `lease_ms` of the kill, then the next reconcile, on a housekeeping
+/// tick at least RECONCILE_EVERY after the one before, hands the event to a live worker. Plus
+/// 1.5 s for it to apply them: draining 10,000 jobs took 0.2-0.4 s, and this 2-core machine is
+/// shared, running debug builds and other engineers' tests meanwhile.
+pub fn taken_over_within(workers: &queue_core::settings::WorkerSettings) -> Duration {
+    Duration::from_millis(workers.lease_ms + workers.housekeeping_ms)
+        + RECONCILE_EVERY
+        + Duration::from_millis(1500)
+}
+
 /// Polls until every job accepted on `event` was taken off its queue; panics after `within`.
 pub async fn wait_drained(redis: &Client, event: &str, within: Duration) {
     let deadline = Instant::now() + within;
@@ -823,6 +839,7 @@ pub fn assert_each_seat_went_to_its_first_hold(
         }
     }
 }
+
 /// Jobs each worker reported applied in its last heartbeat, by worker name.
 pub async fn applied_by_worker(redis: &Client) -> HashMap<String, u64> {
     let beats: HashMap<String, String> =

@@ -11,13 +11,9 @@ use serde_json::Value;
 
 use crate::helpers::{
     assert_each_seat_went_to_its_first_hold, change_entries, free_port, job_records, keys_of,
-    new_user, now_ms, queue_holds, queue_state, seat_of, spawn_app_with, wait_drained, Options,
+    new_user, now_ms, queue_holds, queue_state, seat_of, spawn_app_with, taken_over_within,
+    wait_drained, Options,
 };
-
-/// How often the worker holding the housekeeping turn reconciles stalled queues
-/// (`RECONCILE_EVERY` in worker/src/housekeeping.rs, "every second" in docs/ARCHITECTURE.md, the
-/// queue); no setting names it.
-const RECONCILE_EVERY: Duration = Duration::from_secs(1);
 
 /// A pseudo-random number from a fresh UUID (the tests need no seedable generator).
 fn random_below(n: u32) -> u32 {
@@ -191,15 +187,10 @@ async fn g4_a_worker_killed_holding_a_lease_with_jobs_left_loses_and_doubles_not
         workers.lease_ms
     );
 
-    // Nothing wakes the event but its lease lapsing (within lease_ms of the kill): then the next
-    // reconcile, on a housekeeping tick at least RECONCILE_EVERY after the last, hands it to the
-    // new worker. Measured: taken over 2.7-3.0 s after the kill, drained 0.2-0.4 s later. The
-    // margin of 1.5 s covers that drain four times over: this 2-core machine is shared, and runs
-    // debug builds and other engineers' tests meanwhile.
+    // Nothing wakes the event but its lease lapsing, then the next reconcile. Measured: taken
+    // over 2.7-3.0 s after the kill, drained 0.2-0.4 s later (see `taken_over_within`).
     let _second = app.spawn_worker_process("mid-drain-2");
-    let within = Duration::from_millis(workers.lease_ms + workers.housekeeping_ms)
-        + RECONCILE_EVERY
-        + Duration::from_millis(1500);
+    let within = taken_over_within(&workers);
     while queue_state(&redis, &event).await.deq == at_kill.deq {
         assert!(
             killed.elapsed() < within,
