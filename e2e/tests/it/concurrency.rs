@@ -35,6 +35,15 @@ async fn finish(app: &TestApp, answers: &[(String, Posted)]) -> Vec<(String, Str
     stream::iter(waits).buffered(64).collect().await
 }
 
+/// The users whose jobs succeeded.
+fn winners(finished: &[(String, String, JobView)]) -> Vec<&String> {
+    finished
+        .iter()
+        .filter(|(_, _, done)| done.succeeded())
+        .map(|(user, _, _)| user)
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn g1_one_seat_is_held_once_and_reserved_once() {
     let app = spawn_app_with(Options::default().apis(2).workers(0)).await;
@@ -55,11 +64,7 @@ async fn g1_one_seat_is_held_once_and_reserved_once() {
             "a hold is accepted or refused because the seat is held: {status} {posted}"
         );
     }
-    let winners: Vec<&String> = finished
-        .iter()
-        .filter(|(_, _, done)| done.succeeded())
-        .map(|(user, _, _)| user)
-        .collect();
+    let winners = winners(&finished);
     assert_eq!(
         winners.len(),
         1,
@@ -136,11 +141,7 @@ async fn g1_jobs_queued_while_no_worker_runs_all_reach_it_and_each_seat_is_reser
             20,
             "all 20 holds of {seat} reached the worker"
         );
-        let winners: Vec<&String> = finished
-            .iter()
-            .filter(|(_, _, done)| done.succeeded())
-            .map(|(user, _, _)| user)
-            .collect();
+        let winners = winners(&finished);
         assert_eq!(winners.len(), 1, "{seat} is held by one user: {winners:?}");
         for (_, _, done) in finished.iter().filter(|(_, _, d)| !d.succeeded()) {
             assert_eq!(

@@ -12,6 +12,7 @@ use futures::future::join_all;
 use crate::helpers::{
     assert_each_seat_went_to_its_first_hold, job_records, new_user, queue_holds, queue_state,
     seat_of, spawn_app_with, taken_over_within, wait_drained, Options, TestApp,
+    BACKLOG_APPLIED_WITHIN,
 };
 
 /// How Redis goes away.
@@ -354,10 +355,7 @@ async fn assert_queues_drained(app: &TestApp, events: &[String]) {
     }
 }
 
-/// Events the SIGKILL drill keeps a backlog on: more than a worker process drains at once
-/// (WORKER_CONCURRENCY), so that whichever worker is killed is draining some of them.
-const BACKLOG_EVENTS: usize = 6;
-/// Batches of jobs each backlog event is given every round.
+/// Batches of jobs each backlog event of the SIGKILL drill is given every round.
 const BACKLOG_BATCHES: usize = 5;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -371,12 +369,14 @@ async fn a_worker_sigkilled_every_second_for_20_seconds_loses_nothing() {
     // faster than jobs can be queued. So every round the workers pause (SIGSTOP) while each
     // backlog event is given several batches of holds (one per seat, each to be held), as an
     // on-sale's opening second brings more than they absorb at once; then they go on, and the
-    // victim dies draining them: holding leases with more than a batch left.
+    // victim dies draining them: holding leases with more than a batch left. One backlog event
+    // per drain task of the three processes, so that each task has one to drain.
     let batch = app.settings.workers.batch_size;
     let burst = BACKLOG_BATCHES * batch;
     let rounds = 20usize;
+    let backlogs = workers.len() * app.settings.workers.concurrency;
     let backlog_events: Vec<String> =
-        join_all((0..BACKLOG_EVENTS).map(|_| app.create_event((rounds * burst) as u32))).await;
+        join_all((0..backlogs).map(|_| app.create_event((rounds * burst) as u32))).await;
     let store = queue_core::Store::connect(&app.settings)
         .await
         .expect("a store");
@@ -408,17 +408,22 @@ async fn a_worker_sigkilled_every_second_for_20_seconds_loses_nothing() {
             for worker in &workers {
                 worker.signal("CONT");
             }
-            // The kill comes once a batch of some backlog is applied.
+            // The kill comes once half the backlogs have had a batch applied.
             let started = Instant::now();
-            'draining: loop {
-                for (event, paused) in backlog_events.iter().zip(&paused) {
-                    if queue_state(&redis, event).await.deq >= paused.deq + batch as u64 {
-                        break 'draining;
-                    }
+            loop {
+                let now = join_all(backlog_events.iter().map(|e| queue_state(&redis, e))).await;
+                let draining = now
+                    .iter()
+                    .zip(&paused)
+                    .filter(|(n, p)| n.deq > p.deq)
+                    .count();
+                if 2 * draining >= backlogs {
+                    break;
                 }
                 assert!(
                     started.elapsed() < Duration::from_secs(5),
-                    "round {round}: no backlog is drained within 5 s of the pause: {paused:?}"
+                    "round {round}: only {draining} of {backlogs} backlogs moved within 5 s of \
+                     the pause: {now:?}"
                 );
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
@@ -458,13 +463,16 @@ async fn a_worker_sigkilled_every_second_for_20_seconds_loses_nothing() {
         stalled.len(),
         rounds_hit.len()
     );
+    // Measured: 16 of 20 rounds (12 with four batches a backlog); a quarter leaves room for a
+    // slower machine, where the kill lands later in the drain.
     assert!(
-        rounds_hit.len() >= rounds / 5,
-        "the victim held a backlog's lease with more than a batch left in at least a fifth of the \
-         rounds: {stalled:?}"
+        rounds_hit.len() >= rounds / 4,
+        "the victim held a backlog's lease with more than a batch left in at least a quarter of \
+         the rounds: {stalled:?}"
     );
     for event in &backlog_events {
-        wait_drained(&redis, event, taken_over_within(&app.settings.workers)).await;
+        let within = taken_over_within(&app.settings.workers) + BACKLOG_APPLIED_WITHIN;
+        wait_drained(&redis, event, within).await;
         let records = job_records(&app, &redis, event).await;
         let holds: Vec<_> = queued
             .iter()

@@ -712,16 +712,18 @@ pub async fn queue_state(redis: &Client, event: &str) -> QueueState {
 /// queue); no setting names it.
 pub const RECONCILE_EVERY: Duration = Duration::from_secs(1);
 
-/// How soon the jobs left on an event whose worker was killed holding its lease are all applied:
-/// the lease lapses within `lease_ms` of the kill, then the next reconcile, on a housekeeping
-/// tick at least RECONCILE_EVERY after the one before, hands the event to a live worker. Plus
-/// 1.5 s for it to apply them: draining 10,000 jobs took 0.2-0.4 s, and this 2-core machine is
-/// shared, running debug builds and other engineers' tests meanwhile.
+/// How soon an event whose worker was killed holding its lease is taken over by another: the
+/// lease lapses within `lease_ms` of the kill, then the next reconcile, on a housekeeping tick at
+/// least RECONCILE_EVERY after the one before, hands the event to a live worker. Plus 750 ms for
+/// this 2-core machine, shared with other engineers' builds and tests (measured: 2.7-3.0 s after
+/// the kill, against 3.25 s for those three).
 pub fn taken_over_within(workers: &queue_core::settings::WorkerSettings) -> Duration {
-    Duration::from_millis(workers.lease_ms + workers.housekeeping_ms)
-        + RECONCILE_EVERY
-        + Duration::from_millis(1500)
+    Duration::from_millis(workers.lease_ms + workers.housekeeping_ms + 750) + RECONCILE_EVERY
 }
+
+/// How long a worker may take to apply the 10,000 jobs or so of a backlog it took over: 0.2-0.4 s
+/// measured alone, 0.9 s beside other tests; three times the latter.
+pub const BACKLOG_APPLIED_WITHIN: Duration = Duration::from_secs(3);
 
 /// Polls until every job accepted on `event` was taken off its queue; panics after `within`.
 pub async fn wait_drained(redis: &Client, event: &str, within: Duration) {
