@@ -2,12 +2,16 @@
 //! instances and several worker processes.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::join_all;
+use futures::stream::{self, StreamExt};
 use loadgen::api::{JobKind as Post, JobView, Posted, SeatStatus};
 
-use crate::helpers::{job_seq, keys_of, new_user, seat_of, spawn_app_with, Options, TestApp};
+use crate::helpers::{
+    applied_by_worker, job_seq, keys_of, new_user, queue_state, seat_of, spawn_app_with,
+    wait_drained, Options, TestApp,
+};
 
 /// Sends one request per user at once, spread over the API instances; returns (user, answer).
 async fn race(app: &TestApp, post: Post, seat: &str, users: &[String]) -> Vec<(String, Posted)> {
@@ -27,7 +31,17 @@ async fn finish(app: &TestApp, answers: &[(String, Posted)]) -> Vec<(String, Str
             let done = app.wait_job(job, Duration::from_secs(30)).await;
             (user.clone(), job.to_owned(), done)
         });
-    join_all(waits).await
+    // At most 64 polling at once: a race of hundreds would otherwise poll as many connections.
+    stream::iter(waits).buffered(64).collect().await
+}
+
+/// The users whose jobs succeeded.
+fn winners(finished: &[(String, String, JobView)]) -> Vec<&String> {
+    finished
+        .iter()
+        .filter(|(_, _, done)| done.succeeded())
+        .map(|(user, _, _)| user)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -50,11 +64,7 @@ async fn g1_one_seat_is_held_once_and_reserved_once() {
             "a hold is accepted or refused because the seat is held: {status} {posted}"
         );
     }
-    let winners: Vec<&String> = finished
-        .iter()
-        .filter(|(_, _, done)| done.succeeded())
-        .map(|(user, _, _)| user)
-        .collect();
+    let winners = winners(&finished);
     assert_eq!(
         winners.len(),
         1,
@@ -97,6 +107,107 @@ async fn g1_one_seat_is_held_once_and_reserved_once() {
     let event_now = app.event(&event).await;
     assert_eq!(event_now.reserved, 1, "{event_now}");
     assert_eq!(app.seat(&seat).await.status, SeatStatus::Reserved);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn g1_jobs_queued_while_no_worker_runs_all_reach_it_and_each_seat_is_reserved_once() {
+    // With workers running, most of a race stops at the API's pre-check, so the worker's own
+    // checks see one or two of its jobs. Here the jobs are accepted while no worker runs: the
+    // pre-check passes them all, and the worker alone decides.
+    let mut app = spawn_app_with(Options::default().apis(2).workers(0)).await;
+    let event = app.create_event(10).await;
+    let seats: Vec<String> = (1..=10).map(|n| seat_of(&event, n)).collect();
+
+    // 20 users race for each of the 10 seats.
+    let holds = join_all(seats.iter().map(|seat| {
+        let users: Vec<String> = (0..20).map(|_| new_user()).collect();
+        let app = &app;
+        async move { race(app, Post::Hold, seat, &users).await }
+    }))
+    .await;
+    for (_, posted) in holds.iter().flatten() {
+        assert_eq!(
+            posted.status(),
+            202,
+            "accepted while no worker runs: {posted}"
+        );
+    }
+    app.start_worker().await;
+    let mut holders = HashMap::new();
+    for (seat, holds) in seats.iter().zip(&holds) {
+        let finished = finish(&app, holds).await;
+        assert_eq!(
+            finished.len(),
+            20,
+            "all 20 holds of {seat} reached the worker"
+        );
+        let winners = winners(&finished);
+        assert_eq!(winners.len(), 1, "{seat} is held by one user: {winners:?}");
+        for (_, _, done) in finished.iter().filter(|(_, _, d)| !d.succeeded()) {
+            assert_eq!(
+                done.code(),
+                Some(409),
+                "the others find {seat} held: {done}"
+            );
+        }
+        let now = app.seat(seat).await;
+        assert_eq!(
+            (now.status, now.user.as_str()),
+            (SeatStatus::OnHold, winners[0].as_str()),
+            "{seat}"
+        );
+        holders.insert(seat.clone(), winners[0].clone());
+    }
+
+    // Each holder reserves its seat five times, and 20 other users try too, while no worker
+    // runs: the holder's five are all accepted, the others refused at once.
+    app.stop_workers().await;
+    let reserves = join_all(seats.iter().map(|seat| {
+        let mut users: Vec<String> = (0..20).map(|_| new_user()).collect();
+        users.extend(std::iter::repeat_n(holders[seat].clone(), 5));
+        let app = &app;
+        async move { race(app, Post::Reserve, seat, &users).await }
+    }))
+    .await;
+    for (seat, answers) in seats.iter().zip(&reserves) {
+        for (user, posted) in answers {
+            let expected = if *user == holders[seat] { 202 } else { 403 };
+            assert_eq!(posted.status(), expected, "a reserve of {seat}: {posted}");
+        }
+    }
+    app.start_worker().await;
+    for (seat, answers) in seats.iter().zip(&reserves) {
+        let finished = finish(&app, answers).await;
+        assert_eq!(
+            finished.len(),
+            5,
+            "the holder's five reserves of {seat} reached the worker"
+        );
+        let codes: Vec<Option<u16>> = finished.iter().map(|(_, _, done)| done.code()).collect();
+        assert_eq!(
+            codes.iter().filter(|c| **c == Some(200)).count(),
+            1,
+            "{seat} is reserved once, and the holder's other reserves find it reserved: {codes:?}"
+        );
+        for (_, _, done) in finished.iter().filter(|(_, _, d)| !d.succeeded()) {
+            assert_eq!(
+                (
+                    done.code(),
+                    done.result.as_ref().and_then(|r| r.current_status)
+                ),
+                (Some(409), Some(SeatStatus::Reserved)),
+                "{done}"
+            );
+        }
+        let now = app.seat(seat).await;
+        assert_eq!(
+            (now.status, now.user.as_str()),
+            (SeatStatus::Reserved, holders[seat].as_str()),
+            "{seat}"
+        );
+    }
+    let counts = app.event(&event).await;
+    assert_eq!(counts.reserved, 10, "each seat reserved once: {counts}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -148,29 +259,117 @@ async fn g2_one_user_never_exceeds_the_hold_cap() {
     assert_eq!(over.code(), Some(429), "{over}");
 }
 
+/// Batches one drain task applies to an event before it hands the event on to the pool
+/// (`ROUNDS_PER_TURN` in worker/src/drain.rs); no setting names it.
+const BATCHES_PER_TURN: usize = 16;
+
+/// One user's holds of three seats, each sent once the one before it was accepted, highest seat
+/// first: acceptance order and seat order disagree. Returns (seat, job id) in acceptance order.
+async fn three_holds_downwards(app: &TestApp, event: &str, lowest: u32) -> Vec<(String, String)> {
+    let user = new_user();
+    let mut jobs = Vec::new();
+    for n in (lowest..lowest + 3).rev() {
+        let seat = seat_of(event, n);
+        let posted = app.hold(&seat, &user).await;
+        assert_eq!(posted.status(), 202, "{seat} is free: {posted}");
+        jobs.push((seat, posted.job_id().expect("a job id").to_owned()));
+    }
+    jobs
+}
+
+/// G3 across seats, through the hold cap (MAX_HELD_SEATS = 2): of one user's three holds, the two
+/// accepted first win and the third gets 429, whatever their seats. `jobs` are one user's three
+/// (seat, job id), in any order; `finished` has every job's final state.
+fn assert_the_first_two_accepted_win(
+    jobs: &[(String, String)],
+    finished: &HashMap<String, JobView>,
+) {
+    let mut jobs = jobs.to_vec();
+    jobs.sort_by_key(|(_, job)| job_seq(job));
+    let codes: Vec<(&str, Option<u16>)> = jobs
+        .iter()
+        .map(|(seat, job)| (seat.as_str(), finished[job].code()))
+        .collect();
+    let expected: Vec<(&str, Option<u16>)> = jobs
+        .iter()
+        .zip([200, 200, 429])
+        .map(|((seat, _), code)| (seat.as_str(), Some(code)))
+        .collect();
+    assert_eq!(
+        codes, expected,
+        "one user's holds in acceptance order: the first two are held, the third hits the cap"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn g3_the_earliest_accepted_hold_wins_with_several_workers() {
-    // Jobs pile up while no worker runs, then three worker processes start on them together:
-    // every one of the 200 holds is accepted, so the winner is decided by the workers alone.
-    let app = spawn_app_with(Options::default().apis(2).workers(0)).await;
-    let event = app.create_event(10).await;
+    // Jobs pile up while three worker processes are paused, more than one worker's turn of them,
+    // then all three go on them together: every job was accepted, so the order is the workers'
+    // alone. One drain task per process, so that an event handed on at the end of a turn goes to
+    // another process.
+    let app = spawn_app_with(
+        Options::default()
+            .apis(2)
+            .workers(0)
+            .env("MAX_HELD_SEATS", 2)
+            .env("WORKER_CONCURRENCY", 1),
+    )
+    .await;
+    let turn = BATCHES_PER_TURN * app.settings.workers.batch_size;
+    // 200 users race for seat 1; and users hold three seats each, two turns' worth of jobs.
+    let downwards = 2 * turn / 3;
+    let event = app.create_event(1 + 3 * downwards as u32).await;
     let seat = seat_of(&event, 1);
     let users: Vec<String> = (0..200).map(|_| new_user()).collect();
+    let redis = app.redis.client().await;
+    let workers: Vec<_> = (1..=3)
+        .map(|i| app.spawn_worker_process(&format!("g3-{i}")))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while applied_by_worker(&redis).await.len() < 3 {
+        assert!(Instant::now() < deadline, "the three workers did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for worker in &workers {
+        worker.signal("STOP");
+    }
 
     let holds = race(&app, Post::Hold, &seat, &users).await;
     assert!(
         holds.iter().all(|(_, posted)| posted.status() == 202),
-        "all 200 are accepted while no worker runs"
+        "all 200 are accepted while the workers are paused"
     );
     let first = holds
         .iter()
         .min_by_key(|(_, posted)| job_seq(posted.job_id().expect("a job id")))
         .map(|(user, _)| user.clone())
         .expect("accepted jobs");
-    let _workers: Vec<_> = (1..=3)
-        .map(|i| app.spawn_worker_process(&format!("g3-{i}")))
-        .collect();
+    // A few users at a time, so that one user's three jobs sit close in the queue (in one batch).
+    let triples: Vec<Vec<(String, String)>> = stream::iter(0..downwards as u32)
+        .map(|i| three_holds_downwards(&app, &event, 2 + 3 * i))
+        .buffer_unordered(4)
+        .collect()
+        .await;
+    let backlog = queue_state(&redis, &event).await;
+    assert!(
+        backlog.left() as usize > turn,
+        "more than one worker's turn ({turn} jobs) waits: {backlog:?}"
+    );
+    for worker in &workers {
+        worker.signal("CONT");
+    }
+    wait_drained(&redis, &event, Duration::from_secs(30)).await;
     let finished = finish(&app, &holds).await;
+    let mut all: HashMap<String, JobView> = finished
+        .iter()
+        .map(|(_, job, done)| (job.clone(), done.clone()))
+        .collect();
+    for (_, job) in triples.iter().flatten() {
+        all.insert(
+            job.clone(),
+            app.wait_job(job, Duration::from_secs(10)).await,
+        );
+    }
 
     let winners: Vec<_> = finished.iter().filter(|(_, _, d)| d.succeeded()).collect();
     assert_eq!(winners.len(), 1);
@@ -178,39 +377,81 @@ async fn g3_the_earliest_accepted_hold_wins_with_several_workers() {
         winners[0].0, first,
         "the user whose job was accepted first holds the seat"
     );
+    for jobs in &triples {
+        assert_the_first_two_accepted_win(jobs, &all);
+    }
     // Applied in acceptance order: completion times never go backwards along the sequence.
-    let mut by_seq: Vec<(u64, i64)> = finished
+    let mut by_seq: Vec<(u64, i64)> = all
         .iter()
-        .map(|(_, job, d)| (job_seq(job), d.completed_at.expect("completedAt")))
+        .map(|(job, d)| (job_seq(job), d.completed_at.expect("completedAt")))
         .collect();
     by_seq.sort();
     assert!(
         by_seq.windows(2).all(|w| w[0].1 <= w[1].1),
         "jobs were applied in acceptance order"
     );
+    // Really several workers: the heartbeats (every heartbeat_ms) count every job applied, and
+    // more than one process applied some.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let applied = loop {
+        let applied = applied_by_worker(&redis).await;
+        if applied.values().sum::<u64>() == backlog.enq {
+            break applied;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the heartbeats count the {} jobs applied: {applied:?}",
+            backlog.enq
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!("jobs applied by each worker: {applied:?}");
+    assert!(
+        applied.values().filter(|n| **n > 0).count() >= 2,
+        "the workers took turns on the backlog: {applied:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn g3_with_workers_running_each_seat_goes_to_its_earliest_accepted_hold() {
-    let app = spawn_app_with(Options::default().apis(2).workers(0)).await;
+    let app = spawn_app_with(
+        Options::default()
+            .apis(2)
+            .workers(0)
+            .env("MAX_HELD_SEATS", 2),
+    )
+    .await;
     let _workers: Vec<_> = (1..=3)
         .map(|i| app.spawn_worker_process(&format!("g3b-{i}")))
         .collect();
-    let event = app.create_event(20).await;
+    let event = app.create_event(170).await;
 
-    // 20 seats, 15 users each, all at once while the workers drain.
+    // 20 seats, 15 users each, all at once while the workers drain; meanwhile 50 users each send
+    // holds of three of the other 150 seats at once (their order of acceptance is the queue's).
     let requests: Vec<(u32, String)> = (1..=20)
         .flat_map(|n| (0..15).map(move |_| (n, new_user())))
         .collect();
-    let answers = join_all(requests.iter().enumerate().map(|(i, (n, user))| {
+    let race = join_all(requests.iter().enumerate().map(|(i, (n, user))| {
         let seat = seat_of(&event, *n);
         let app = &app;
         async move {
             let posted = app.post_job_at(i % 2, Post::Hold, &seat, user).await;
             (seat, user.clone(), posted)
         }
-    }))
-    .await;
+    }));
+    let triples = join_all((0..50u32).map(|i| {
+        let (app, event, user) = (&app, &event, new_user());
+        join_all((0..3).map(move |k| {
+            let seat = seat_of(event, 21 + 3 * i + k);
+            let user = user.clone();
+            async move {
+                let posted = app.post_job_at(k as usize, Post::Hold, &seat, &user).await;
+                assert_eq!(posted.status(), 202, "{seat} is free: {posted}");
+                (seat, posted.job_id().expect("a job id").to_owned())
+            }
+        }))
+    }));
+    let (answers, triples) = futures::join!(race, triples);
 
     let mut accepted: HashMap<String, Vec<(u64, String)>> = HashMap::new();
     for (seat, user, posted) in &answers {
@@ -237,6 +478,16 @@ async fn g3_with_workers_running_each_seat_goes_to_its_earliest_accepted_hold() 
             holder, jobs[0].1,
             "{seat} went to its earliest accepted hold"
         );
+    }
+    let mut finished = HashMap::new();
+    for (_, job) in triples.iter().flatten() {
+        finished.insert(
+            job.clone(),
+            app.wait_job(job, Duration::from_secs(30)).await,
+        );
+    }
+    for jobs in &triples {
+        assert_the_first_two_accepted_win(jobs, &finished);
     }
 }
 

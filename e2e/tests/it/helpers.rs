@@ -562,7 +562,6 @@ impl ChildProcess {
         self.stop_with("TERM", within)
     }
 
-    /// Sends a signal (`TERM`, `INT`) and waits for the exit, at most `within`.
     /// Sends a signal (`STOP`, `CONT`, ...) and returns at once.
     pub fn signal(&self, signal: &str) {
         let sent = Command::new("kill")
@@ -572,6 +571,7 @@ impl ChildProcess {
         assert!(sent.success(), "SIG{signal} was delivered");
     }
 
+    /// Sends a signal (`TERM`, `INT`) and waits for the exit, at most `within`.
     pub fn stop_with(&mut self, signal: &str, within: Duration) -> ExitStatus {
         self.signal(signal);
         let deadline = Instant::now() + within;
@@ -662,6 +662,197 @@ pub async fn change_entries(
                 .filter_map(|pair| Some((pair.first()?.clone(), pair.get(1)?.clone())))
                 .collect();
             (id, fields)
+        })
+        .collect()
+}
+
+/// Where an event's queue stands, read straight from Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueState {
+    /// The sequence numbers of the last job accepted (`enq`) and the last taken off the queue
+    /// (`deq`).
+    pub enq: u64,
+    pub deq: u64,
+    /// Until when (ms) a worker holds the event's lease; 0 when none does.
+    pub lease: i64,
+    /// Jobs in the list.
+    pub queued: u64,
+}
+
+impl QueueState {
+    /// Jobs accepted and not yet taken off the queue.
+    pub fn left(&self) -> u64 {
+        self.enq.saturating_sub(self.deq)
+    }
+
+    /// Every accepted job was taken off the queue.
+    pub fn drained(&self) -> bool {
+        self.queued == 0 && self.deq == self.enq
+    }
+}
+
+pub async fn queue_state(redis: &Client, event: &str) -> QueueState {
+    use fred::interfaces::{HashesInterface, ListInterface};
+    let keys = keys_of(event);
+    let (enq, deq, lease): (Option<u64>, Option<u64>, Option<i64>) = redis
+        .hmget(&keys.event, vec!["enq", "deq", "lease"])
+        .await
+        .expect("HMGET");
+    let queued: u64 = redis.llen(&keys.queue).await.expect("LLEN");
+    QueueState {
+        enq: enq.unwrap_or(0),
+        deq: deq.unwrap_or(0),
+        lease: lease.unwrap_or(0),
+        queued,
+    }
+}
+
+/// How often the worker holding the housekeeping turn reconciles stalled queues
+/// (`RECONCILE_EVERY` in worker/src/housekeeping.rs, "every second" in docs/ARCHITECTURE.md, the
+/// queue); no setting names it.
+pub const RECONCILE_EVERY: Duration = Duration::from_secs(1);
+
+/// How soon an event whose worker was killed holding its lease is taken over by another: the
+/// lease lapses within `lease_ms` of the kill, then the next reconcile, on a housekeeping tick at
+/// least RECONCILE_EVERY after the one before, hands the event to a live worker. Plus 750 ms for
+/// this 2-core machine, shared with other engineers' builds and tests (measured: 2.7-3.0 s after
+/// the kill, against 3.25 s for those three).
+pub fn taken_over_within(workers: &queue_core::settings::WorkerSettings) -> Duration {
+    Duration::from_millis(workers.lease_ms + workers.housekeeping_ms + 750) + RECONCILE_EVERY
+}
+
+/// How long a worker may take to apply the 10,000 jobs or so of a backlog it took over: 0.2-0.4 s
+/// measured alone, 0.9 s beside other tests; three times the latter.
+pub const BACKLOG_APPLIED_WITHIN: Duration = Duration::from_secs(3);
+
+/// Polls until every job accepted on `event` was taken off its queue; panics after `within`.
+pub async fn wait_drained(redis: &Client, event: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let state = queue_state(redis, event).await;
+        if state.drained() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the queue of {event} was not drained within {within:?}: {state:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Queues holds (seat id, user id) the way `POST /seats/hold` does, through
+/// `Enqueuer::enqueue`, the one call its handler makes, 256 at a time: a backlog of thousands of
+/// jobs in a moment, where HTTP would take seconds. Each must be accepted; returns the job ids in
+/// the order of `holds`.
+pub async fn queue_holds(
+    enqueuer: &queue_core::Enqueuer,
+    holds: &[(String, String)],
+) -> Vec<String> {
+    use futures::stream::{self, StreamExt};
+    use queue_core::{Enqueued, JobKind as Kind};
+    stream::iter(holds)
+        .map(|(seat, user)| async move {
+            let answer = enqueuer
+                .enqueue(
+                    Kind::Hold,
+                    seat.parse().expect("a seat id"),
+                    user.parse().expect("a user id"),
+                )
+                .await;
+            match answer {
+                Ok(Enqueued::Accepted { job, .. }) => job.to_string(),
+                other => panic!("the hold of {seat} is accepted: {other:?}"),
+            }
+        })
+        .buffered(256)
+        .collect()
+        .await
+}
+
+/// Every job of `event` with a record in its results hash (finished, or waiting for a retry), by
+/// sequence number, decoded as the API decodes them: read straight from Redis, for checks over
+/// thousands of jobs.
+pub async fn job_records(
+    app: &TestApp,
+    redis: &Client,
+    event: &str,
+) -> HashMap<u64, queue_core::JobView> {
+    let records: HashMap<u64, fred::bytes::Bytes> =
+        fred::interfaces::HashesInterface::hgetall(redis, keys_of(event).results)
+            .await
+            .expect("HGETALL");
+    let id = event.parse().expect("an event id");
+    let limit = app.settings.reservations.max_held_seats;
+    records
+        .into_iter()
+        .map(|(seq, record)| {
+            let view = queue_core::wire::decode_record(id, &record, limit)
+                .unwrap_or_else(|e| panic!("job {seq}: {e}"));
+            (seq, view)
+        })
+        .collect()
+}
+
+/// G4 over holds queued as (seat id, user id, job id): each one ended `completed`, and its effect
+/// was applied once. On every seat the earliest accepted hold won (200, the seat held by its
+/// user) and each later one found the seat held (409). A job lost, failed, or applied twice (a
+/// second application finds the seat its first one took, and its record says 409) fails this.
+pub fn assert_each_seat_went_to_its_first_hold(
+    holds: &[(String, String, String)],
+    records: &HashMap<u64, queue_core::JobView>,
+) {
+    use queue_core::{JobState, Refusal, SeatStatus as Status};
+    let mut by_seat: HashMap<&str, Vec<(u64, &str)>> = HashMap::new();
+    for (seat, user, job) in holds {
+        by_seat
+            .entry(seat)
+            .or_default()
+            .push((job_seq(job), user.as_str()));
+    }
+    for (seat, mut jobs) in by_seat {
+        jobs.sort_unstable();
+        for (i, (seq, user)) in jobs.iter().enumerate() {
+            let record = records
+                .get(seq)
+                .unwrap_or_else(|| panic!("job {seq} on {seat} has a record: it was applied"));
+            let JobState::Completed {
+                result, seat: left, ..
+            } = &record.state
+            else {
+                panic!("job {seq} on {seat} completed: {record:?}");
+            };
+            let holder = left.and_then(|s| s.state.user()).map(|u| u.to_string());
+            if i == 0 {
+                assert_eq!(
+                    (result, holder.as_deref()),
+                    (&Ok(()), Some(*user)),
+                    "job {seq}, the first hold of {seat}, won it: {record:?}"
+                );
+            } else {
+                assert_eq!(
+                    result,
+                    &Err(Refusal::Conflict {
+                        current: Status::OnHold
+                    }),
+                    "job {seq}, a later hold of {seat}, found it held: {record:?}"
+                );
+            }
+        }
+    }
+}
+
+/// Jobs each worker reported applied in its last heartbeat, by worker name.
+pub async fn applied_by_worker(redis: &Client) -> HashMap<String, u64> {
+    let beats: HashMap<String, String> =
+        fred::interfaces::HashesInterface::hgetall(redis, queue_core::keys::WORKERS)
+            .await
+            .expect("HGETALL");
+    beats
+        .into_iter()
+        .filter_map(|(name, raw)| {
+            let beat = queue_core::workers::Heartbeat::parse(&raw)?;
+            Some((name, beat.applied))
         })
         .collect()
 }

@@ -9,7 +9,11 @@ use futures::future::join_all;
 use loadgen::api::{JobKind, JobStatus, JobView, SeatStatus};
 use serde_json::Value;
 
-use crate::helpers::{free_port, keys_of, new_user, seat_of, spawn_app_with, Options};
+use crate::helpers::{
+    assert_each_seat_went_to_its_first_hold, change_entries, free_port, job_records, keys_of,
+    new_user, now_ms, queue_holds, queue_state, seat_of, spawn_app_with, taken_over_within,
+    wait_drained, Options, BACKLOG_APPLIED_WITHIN,
+};
 
 /// A pseudo-random number from a fresh UUID (the tests need no seedable generator).
 fn random_below(n: u32) -> u32 {
@@ -133,6 +137,101 @@ async fn g4_a_worker_killed_mid_stream_loses_and_doubles_nothing() {
             (SeatStatus::Reserved, users[0].as_str())
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn g4_a_worker_killed_holding_a_lease_with_jobs_left_loses_and_doubles_nothing() {
+    let app = spawn_app_with(Options::default().workers(0)).await;
+    let workers = app.settings.workers.clone();
+    let batch = workers.batch_size as u64;
+    // A backlog of 10,000 jobs (157 batches of 64), queued while no worker runs: two users race
+    // for each of 5,000 seats.
+    let seats = 5000;
+    let event = app.create_event(seats).await;
+    let store = queue_core::Store::connect(&app.settings)
+        .await
+        .expect("a store");
+    let holds: Vec<(String, String)> = (1..=seats)
+        .flat_map(|n| {
+            [
+                (seat_of(&event, n), new_user()),
+                (seat_of(&event, n), new_user()),
+            ]
+        })
+        .collect();
+    let jobs = queue_holds(&queue_core::Enqueuer::new(store), &holds).await;
+    let redis = app.redis.client().await;
+
+    // One worker process starts on it, and is killed as soon as it has applied a batch.
+    let mut first = app.spawn_worker_process("mid-drain-1");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while queue_state(&redis, &event).await.deq < batch {
+        assert!(Instant::now() < deadline, "the worker never started");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    first.kill_9();
+    let killed = Instant::now();
+    // A script it had sent runs whole or not at all; give Redis a moment to finish one.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let at_kill = queue_state(&redis, &event).await;
+    let now = now_ms();
+    println!("killed with {at_kill:?}, now {now}");
+    assert!(
+        at_kill.deq >= batch && at_kill.left() > batch,
+        "killed mid-drain, after a batch ({batch} jobs) and with more than one left: {at_kill:?}"
+    );
+    assert!(
+        at_kill.lease > now && at_kill.lease <= now + workers.lease_ms as i64,
+        "it held the event's lease, for at most lease_ms ({} ms) from its last batch: \
+         {at_kill:?}, now {now}",
+        workers.lease_ms
+    );
+
+    // Nothing wakes the event but its lease lapsing, then the next reconcile.
+    let _second = app.spawn_worker_process("mid-drain-2");
+    let within = taken_over_within(&workers);
+    while queue_state(&redis, &event).await.deq == at_kill.deq {
+        assert!(
+            killed.elapsed() < within,
+            "no worker took the event over within {within:?} of the kill"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let taken_over = killed.elapsed();
+    wait_drained(&redis, &event, BACKLOG_APPLIED_WITHIN).await;
+    println!(
+        "taken over {taken_over:?} after the kill (bound {within:?}), drained {:?} later",
+        killed.elapsed() - taken_over
+    );
+
+    // Every job ended once: each seat went to its earliest accepted hold.
+    let records = job_records(&app, &redis, &event).await;
+    assert_eq!(records.len(), jobs.len(), "one record per accepted job");
+    let holds: Vec<(String, String, String)> = holds
+        .into_iter()
+        .zip(jobs)
+        .map(|((seat, user), job)| (seat, user, job))
+        .collect();
+    assert_each_seat_went_to_its_first_hold(&holds, &records);
+    let counts = app.event(&event).await;
+    assert_eq!(
+        (counts.on_hold, counts.available),
+        (seats, 0),
+        "every seat is held: {counts}"
+    );
+    let held = change_entries(&app, &event, "0-0")
+        .await
+        .into_iter()
+        .filter(|(_, fields)| {
+            fields
+                .get("k")
+                .is_some_and(|k| k.as_bytes() == [queue_core::ChangeKind::Held.code()])
+        })
+        .count();
+    assert_eq!(
+        held, seats as usize,
+        "one hold applied per seat, none twice"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
