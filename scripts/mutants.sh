@@ -28,9 +28,9 @@ source scripts/lib.sh
 # What each mutant changes is in `mutation` below.
 #  name               file                          tests
 MUTANTS=(
-  "batch-order        queue-core/lua/process.lua    model:: concurrency::g3 processes::jobs_that_fail_together"
-  "reserve-twice      queue-core/lua/process.lua    model:: concurrency::g1"
-  "lease-in-seconds   queue-core/lua/process.lua    processes::g4"
+  "batch-order        queue-core/lua/process.lua    model:: concurrency::g3"
+  "reserve-twice      queue-core/lua/process.lua    model:: concurrency::g1_jobs_queued_while_no_worker_runs"
+  "lease-in-seconds   queue-core/lua/process.lua    processes::g4_a_worker_killed_holding_a_lease"
   "late-lapse         queue-core/lua/common.lua     expiry::g5 seat_record::"
   "cap-off-by-one     queue-core/lua/process.lua    model:: concurrency::g2"
   "decode-at-deadline queue-core/src/seat.rs        expiry::g5 seat_record::"
