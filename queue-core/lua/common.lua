@@ -22,10 +22,15 @@ local CODE = { OK = 200, ACCEPTED = 202, HELD_BY_ANOTHER = 403, NO_SUCH_SEAT = 4
 
 -- Redis does not roll a script back: a command that fails after another one wrote leaves that
 -- write in place. Once a script's checks have passed, its writes can fail only on a key of the
--- wrong type (nothing but a bug, or a person at redis-cli, makes one). So before its first write
+-- wrong type, or on a counter that is not a number (nothing but a bug, or a person at redis-cli,
+-- makes either; a script increments a counter before its other writes). So before its first write
 -- each script looks at the type of every key it is about to write that it has not already read
 -- (a read of the wrong type fails just as early): `wrong_key_type` names the first key of
 -- `expected` ({key, TYPE, key, TYPE, ...}) that exists with another type, or returns nil.
+-- The code that starts the error a script answers when it meets such a key: the caller reads
+-- it as data the service never writes (`Error::Corrupt`), not as Redis being unavailable.
+local CORRUPT = 'CORRUPT '
+
 local function wrong_key_type(expected)
   for i = 1, #expected, 2 do
     local found = redis.call('TYPE', expected[i]).ok

@@ -69,7 +69,7 @@ if #queued > 0 then
   -- The queue is the first key written, and the event hash was read; the ready list, written
   -- last, is looked at first (see `wrong_key_type`).
   local wrong = KEYS[4] and wrong_key_type({KEYS[4], 'list'})
-  if wrong then return redis.error_reply('cannot accept jobs: ' .. wrong) end
+  if wrong then return redis.error_reply(CORRUPT .. 'cannot accept jobs: ' .. wrong) end
   redis.call('RPUSH', KEYS[3], unpack(queued))
   if lease and lease > now then
     redis.call('HSET', KEYS[1], 'enq', string.format('%d', seq))

@@ -50,12 +50,13 @@ local keep_ms = tonumber(ARGV[4])
 local fields = redis.call('HMGET', ev, 'total', 'deq', 'enq', 'trim')
 local total, deq = tonumber(fields[1]) or 0, tonumber(fields[2]) or 0
 local trim_at = tonumber(fields[4]) or -1
--- Nothing is written before this point. The event hash was just read, and the retry set and the
--- queue are read before they are written; the results hash and the done set are written after
--- the jobs: one of those of the wrong type stops the call here, before it takes a job off the
--- queue, so that no job is lost (the jobs wait, and the worker logs why).
+-- Nothing is written before this point. The event hash was just read and the retry set is read
+-- before it is written; the queue's first command (LPUSH of a due retry, or LPOP) fails, on a
+-- queue of the wrong type, before anything else is written. The results hash and the done set
+-- are written after the jobs: one of those of the wrong type stops the call here, before it
+-- takes a job off the queue, so that no job is lost (the jobs wait, and the worker logs why).
 local wrong = wrong_key_type({results, 'hash', done, 'zset'})
-if wrong then return redis.error_reply('cannot record job results: ' .. wrong) end
+if wrong then return redis.error_reply(CORRUPT .. 'cannot record job results: ' .. wrong) end
 
 -- The retry set is nearly always empty: one look says whether anything in it is due. (Not
 -- cached: a worker running an older version of this script, during a rolling deploy, could add
@@ -114,11 +115,13 @@ local function reserve(seat, user)
     return CODE.CONFLICT, ''
   end
   if holder ~= user then return CODE.HELD_BY_ANOTHER, raw end
+  -- The count first: HINCRBY fails on a `reserved` that is not an integer, which no type
+  -- check can see, so it goes before every other write.
+  redis.call('HINCRBY', ev, 'reserved', 1)
   local record = reserved_record(user, now)
   write_seat(seats, seat, record)
   redis.call('ZREM', deadlines, seat)
   holder_remove(holders, user, seat)
-  redis.call('HINCRBY', ev, 'reserved', 1)
   log_change(changes, 'r', seat, user)
   return CODE.OK, record
 end

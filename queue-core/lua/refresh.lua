@@ -19,7 +19,7 @@ if status ~= 'H' then return {CODE.CONFLICT, status} end
 if holder ~= ARGV[2] then return {CODE.HELD_BY_ANOTHER, status} end
 
 local wrong = wrong_key_type({KEYS[3], 'zset', KEYS[5], 'stream'})
-if wrong then return redis.error_reply('cannot refresh: ' .. wrong) end
+if wrong then return redis.error_reply(CORRUPT .. 'cannot refresh: ' .. wrong) end
 
 local deadline = math.min(now + tonumber(ARGV[3]), start + tonumber(ARGV[4]))
 local record = hold_record(holder, deadline, start)

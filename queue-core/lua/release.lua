@@ -17,7 +17,7 @@ if status ~= 'H' then return {CODE.CONFLICT, status} end
 if holder ~= ARGV[2] then return {CODE.HELD_BY_ANOTHER, status} end
 
 local wrong = wrong_key_type({KEYS[3], 'zset', KEYS[4], 'hash', KEYS[6], 'stream'})
-if wrong then return redis.error_reply('cannot release: ' .. wrong) end
+if wrong then return redis.error_reply(CORRUPT .. 'cannot release: ' .. wrong) end
 
 clear_hold(KEYS[2], KEYS[3], KEYS[4], KEYS[6], ARGV[1], raw, 'x')
 rearm_tick(KEYS[3], KEYS[5])

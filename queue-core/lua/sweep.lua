@@ -11,7 +11,7 @@
 -- back onto the queue).
 -- Returns: {holds lapsed, next due ms or -1, 1 when a retry is due else 0}
 local wrong = wrong_key_type({KEYS[3], 'hash', KEYS[4], 'hash', KEYS[5], 'zset', KEYS[7], 'stream'})
-if wrong then return redis.error_reply('cannot sweep: ' .. wrong) end
+if wrong then return redis.error_reply(CORRUPT .. 'cannot sweep: ' .. wrong) end
 local now = now_ms()
 local limit = tonumber(ARGV[1])
 local lapsed = 0

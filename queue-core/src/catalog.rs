@@ -4,7 +4,7 @@ use fred::bytes::Bytes;
 use fred::interfaces::SortedSetsInterface;
 
 use crate::clock::{wall_clock_ms, Millis};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::event::{AvailableSeats, Event};
 use crate::ids::{EventId, EventName, SeatCount, SeatId};
 use crate::keys::{self, EventKeys};
@@ -17,8 +17,10 @@ impl Store {
     /// Creates an event whose seats 1..=count all exist, Available, once this returns.
     pub async fn create_event(&self, name: &EventName, count: SeatCount) -> Result<Event> {
         // A random id that is taken already (a v4 UUID: it never happens in practice) is
-        // refused by the script without a write; another is drawn.
+        // refused by the script without a write; another is drawn, a couple of times at most.
+        let mut attempts = 0;
         let id = loop {
+            attempts += 1;
             let id = EventId::new_random();
             let k = EventKeys::new(id);
             let mut reply = run(
@@ -30,6 +32,11 @@ impl Store {
             .await?;
             if reply.flag()? {
                 break id;
+            }
+            if attempts == 3 {
+                return Err(Error::Corrupt(format!(
+                    "three new event ids in a row exist already (the last {id})"
+                )));
             }
         };
         // Registered after it exists, so a failed creation leaves nothing behind. The registry

@@ -62,8 +62,24 @@ pub(crate) async fn run(
         return Err(Error::not_connected());
     }
     let keys: Vec<String> = keys.into_iter().map(|k| k.as_ref().to_owned()).collect();
-    let value: Value = script.evalsha_with_reload(client, keys, args).await?;
+    let value: Value = script
+        .evalsha_with_reload(client, keys, args)
+        .await
+        .map_err(script_error)?;
     Ok(Reply::new(value))
+}
+
+/// How a script's refusal to touch data of the wrong type starts (`CORRUPT` in
+/// `lua/common.lua`).
+const CORRUPT: &str = "CORRUPT ";
+
+/// A script that met data the service never writes answers an error starting with [`CORRUPT`]:
+/// that is corruption, which no retry mends, not Redis being unavailable.
+fn script_error(error: fred::error::Error) -> Error {
+    match error.details().find(CORRUPT) {
+        Some(at) => Error::Corrupt(error.details()[at + CORRUPT.len()..].to_owned()),
+        None => error.into(),
+    }
 }
 
 /// A script argument from text.
@@ -87,7 +103,7 @@ mod tests {
     fn lua_status_literals_are_seat_statuses() {
         let mut seen = 0;
         for (name, source) in SOURCES {
-            for quote in ["status == '", "status ~= '", "return '", "{403, '"] {
+            for quote in ["status == '", "status ~= '", "return '"] {
                 for piece in source.split(quote).skip(1) {
                     let literal: String = piece.chars().take_while(|c| *c != '\'').collect();
                     let mut chars = literal.chars();
@@ -103,6 +119,21 @@ mod tests {
             }
         }
         assert!(seen > 10, "the scan found only {seen} status literals");
+    }
+
+    /// The prefix of a script's corruption error is the one Rust looks for.
+    #[test]
+    fn lua_corruption_errors_start_as_rust_expects() {
+        let common = SOURCES
+            .iter()
+            .find(|(name, _)| *name == "common.lua")
+            .map(|(_, source)| *source)
+            .expect("common.lua is a script source");
+        assert!(
+            common.contains(&format!("local CORRUPT = '{}'", super::CORRUPT)),
+            "common.lua's CORRUPT is `{}`",
+            super::CORRUPT
+        );
     }
 
     /// Lua's `CODE` table in common.lua has exactly the entries of [`Code`], with the same

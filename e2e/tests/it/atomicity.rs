@@ -3,8 +3,9 @@
 //! giving the key written there the wrong type (the one way a write can fail once a script's
 //! checks pass): the job is retried, then ends `failed`, its seat is unchanged and the feed agrees
 //! with the seat; a broken key that the whole drain call writes stops the call before it takes a
-//! job, so the jobs wait and are applied once it is repaired; a refresh or release that meets one
-//! answers an error and changes nothing.
+//! job, so the jobs wait and are applied once it is repaired; a refresh, release, enqueue or sweep
+//! that meets one answers an error and changes nothing. A counter that is not a number (the other
+//! way a write can fail) is incremented before any other write.
 
 use std::time::{Duration, Instant};
 
@@ -248,7 +249,10 @@ async fn a_refresh_or_release_that_meets_a_key_of_the_wrong_type_changes_nothing
             app.refresh(&seat, &user).await.status()
         };
 
-        assert!(status >= 500, "{case}: an error, not a success ({status})");
+        assert_eq!(
+            status, 500,
+            "{case}: data the service never writes is an internal error, not a 503 to retry"
+        );
         left_as_it_was(
             &redis,
             &event,
@@ -257,5 +261,103 @@ async fn a_refresh_or_release_that_meets_a_key_of_the_wrong_type_changes_nothing
             case,
         )
         .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reserve_whose_count_is_not_a_number_reserves_nothing() {
+    let mut app = app_with_quick_retries().await;
+    let redis = app.redis.client().await;
+    let event = app.create_event(10).await;
+    let keys = keys_of(&event);
+    let (seat, user) = (seat_of(&event, 1), new_user());
+    app.start_worker().await;
+    let held = app.hold_and_wait(&seat, &user).await;
+    assert_eq!(held.code(), Some(200), "{held}");
+    app.stop_workers().await;
+    let posted = app.reserve(&seat, &user).await;
+    assert_eq!(posted.status(), 202, "{posted}");
+    let job = posted.job_id().expect("a job id").to_owned();
+    let _: () = redis
+        .hset(&keys.event, ("reserved", "not a number"))
+        .await
+        .expect("HSET");
+    let before = seat_state(&redis, &event).await;
+
+    app.start_worker().await;
+    let done = app.wait_job(&job, Duration::from_secs(10)).await;
+
+    assert_eq!(
+        done.status,
+        JobStatus::Failed,
+        "the reserve cannot count: {done}"
+    );
+    assert_eq!(
+        seat_state(&redis, &event).await,
+        before,
+        "the seat is still On hold, its deadline and holder kept, the feed without a reserve"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enqueue_whose_ready_list_is_broken_accepts_nothing() {
+    // No worker: the ready list is the service's own, and a worker blocked on it would fail too.
+    let app = app_with_quick_retries().await;
+    let redis = app.redis.client().await;
+    let event = app.create_event(10).await;
+    let keys = keys_of(&event);
+    break_key(&redis, queue_core::keys::READY).await;
+
+    let posted = app.hold(&seat_of(&event, 1), &new_user()).await;
+
+    assert_eq!(posted.status(), 500, "an internal error: {posted}");
+    let queued: u64 = redis.llen(&keys.queue).await.expect("LLEN");
+    assert_eq!(queued, 0, "no job was queued");
+    let enq: Option<String> = redis.hget(&keys.event, "enq").await.expect("HGET");
+    assert_eq!(
+        enq.as_deref(),
+        Some("0"),
+        "no sequence number was handed out"
+    );
+    repair_key(&redis, queue_core::keys::READY).await;
+    let posted = app.hold(&seat_of(&event, 1), &new_user()).await;
+    assert_eq!(posted.status(), 202, "repaired, it accepts: {posted}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_that_meets_a_key_of_the_wrong_type_clears_no_hold() {
+    let app = spawn_app_with(Options::default().env("HOLD_TTL_SECS", 1)).await;
+    let redis = app.redis.client().await;
+    let store = queue_core::Store::connect(&app.settings)
+        .await
+        .expect("a store");
+    let cases: [(&str, KeyOf); 2] = [("holders", |k| &k.holders), ("changes", |k| &k.changes)];
+    for (name, key_of) in cases {
+        let event = app.create_event(10).await;
+        let keys = keys_of(&event);
+        let held = app.hold_and_wait(&seat_of(&event, 1), &new_user()).await;
+        assert_eq!(held.code(), Some(200), "{name}: {held}");
+        // The hold lapses; the workers' own sweeps would meet the broken key just the same.
+        break_key(&redis, key_of(&keys)).await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let record_before = seat_record(&redis, &event, 1).await;
+        assert_eq!(
+            record_before.first(),
+            Some(&b'H'),
+            "{name}: the lapsed hold is still in the record, for the sweep to clear"
+        );
+
+        let swept = store.sweep(event.parse().expect("an event id")).await;
+
+        assert!(
+            matches!(swept, Err(queue_core::Error::Corrupt(_))),
+            "{name} broken: the sweep refuses ({swept:?})"
+        );
+        assert_eq!(
+            seat_record(&redis, &event, 1).await,
+            record_before,
+            "{name} broken: the lapsed hold's record is left for a later sweep"
+        );
+        repair_key(&redis, key_of(&keys)).await;
     }
 }
