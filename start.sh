@@ -121,10 +121,19 @@ if ((${#missing[@]})); then
     apt_install "${missing[@]}" || die "could not install ${missing[*]} with apt-get (see above)"
     if ((START_REDIS)); then
         command -v redis-server >/dev/null 2>&1 || die "redis-server is still not on PATH after installing it"
-        # On a machine with systemd the package starts a service of its own on 6379: when that is
-        # REDIS_URL's port, a Redis answers now, and it is used like any other that answers.
+        # On a machine with systemd the package starts a service of its own on 6379, with the
+        # package's settings (no AOF). When that is REDIS_URL's port, the service just installed is
+        # stopped and disabled, so that the Redis started below has the settings this service
+        # needs (AOF, keyspace notifications); should that fail, the package's Redis is used.
+        if redis_ping && command -v systemctl >/dev/null 2>&1; then
+            log "the redis-server package started its own service on port $REDIS_PORT; stopping and disabling it, to start one with AOF and keyspace notifications"
+            sudo=()
+            ((EUID == 0)) || sudo=(sudo)
+            "${sudo[@]}" systemctl disable --now redis-server >/dev/null 2>&1 || true
+            sleep 1
+        fi
         if redis_ping; then
-            log "a Redis answers at $REDIS_URL now: the redis-server package started its own service; using it, with the package's settings (/etc/redis/redis.conf: no AOF unless turned on there)"
+            log "a Redis still answers at $REDIS_URL (the package's service): using it, with its own settings (/etc/redis/redis.conf: no AOF unless turned on there)"
             START_REDIS=0
         fi
     fi
