@@ -15,7 +15,7 @@ pub struct EventKeys {
     /// sequence), `lease` (ms until which a worker is draining the queue), `drained` (ms of the
     /// last batch), `trim` (ms at which the first finished job's record is due to go, or -1:
     /// process.lua's note of when it next has records to trim). Written by create_event, enqueue,
-    /// process and reconcile; read by every script but sweep.
+    /// process and reconcile; read by every script of an event but sweep.
     pub event: String,
     /// String of fixed-width seat records, seat n at offset (n - 1) × RECORD_LEN (layout in
     /// `lua/common.lua`). Allocated whole by create_event; written by process (hold, reserve),
@@ -27,9 +27,9 @@ pub struct EventKeys {
     /// Hash user id (16 raw bytes) → comma-separated seat numbers they hold (may name lapsed holds,
     /// filtered on read). Enforces MAX_HELD_SEATS. Written by process, release, sweep.
     pub holders: String,
-    /// List of accepted jobs not yet applied, oldest first:
-    /// `<kind><user: 16 bytes><seat>|<accepted ms>|<seq>`.
-    /// Pushed by enqueue, popped only by process.
+    /// List of accepted jobs not yet applied, oldest first, each as [`crate::wire::QueuedJob`]
+    /// lays it out. Pushed by enqueue; popped only by process, which also puts a job whose retry
+    /// is due back at the head.
     pub queue: String,
     /// Hash job sequence → record of a finished job. Written by process, trimmed by process and
     /// sweep after JOB_RESULT_TTL; read by job_status.

@@ -48,7 +48,8 @@ impl QueuedJob {
         })
     }
 
-    /// The same layout from Rust, for the tests that tie it to `decode_job` in Lua.
+    /// The same layout from Rust, for the tests that tie it to `encode_job` and `decode_job` in
+    /// Lua (`e2e/tests/it/wire.rs`).
     pub fn encode(&self) -> Vec<u8> {
         let mut raw = self.kind.code().as_bytes().to_vec();
         raw.extend_from_slice(&self.user.to_bytes());

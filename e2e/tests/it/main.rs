@@ -21,3 +21,4 @@ mod processes;
 mod seat_record;
 mod spellings;
 mod stream;
+mod wire;
