@@ -36,6 +36,8 @@ MUTANTS=(
   "decode-at-deadline queue-core/src/seat.rs        expiry::g5 seat_record::"
   "read-lapse-late    queue-core/src/seat.rs        expiry::g5 seat_record::"
   "hold-a-second-long queue-core/src/process.rs     expiry::g6"
+  "write-then-fail    queue-core/lua/process.lua    atomicity::a_job_that_meets"
+  "count-last         queue-core/lua/process.lua    atomicity::a_reserve_whose_count"
 )
 
 # Sets `from` (text that must occur exactly once in the mutant's file) and `to` (what replaces it).
@@ -72,6 +74,17 @@ end)" ;;
     hold-a-second-long) # holds made by jobs last HOLD_TTL plus a second
       from="arg(rules.hold_ttl_secs * 1000),"
       to="arg((rules.hold_ttl_secs + 1) * 1000)," ;;
+    write-then-fail) # a job meets a key of the wrong type only at the write, after others
+      from="    if wrong_for_jobs then error(wrong_for_jobs) end
+"
+      to="" ;;
+    count-last) # a reserve increments the reserved count after its other writes
+      from="  redis.call('HINCRBY', ev, 'reserved', 1)
+  local record = reserved_record(user, now)
+  write_seat(seats, seat, record)"
+      to="  local record = reserved_record(user, now)
+  write_seat(seats, seat, record)
+  redis.call('HINCRBY', ev, 'reserved', 1)" ;;
     *)
       echo "mutants.sh: mutant $1 has no mutation" >&2
       exit 2 ;;
