@@ -48,6 +48,9 @@ scripts! {
     TAKE_TURN => "take_turn.lua",
 }
 
+/// The shared prelude every script starts with, for tests that run its functions on their own.
+pub const COMMON: &str = include_str!("../lua/common.lua");
+
 /// Runs a script by its SHA, loading it first when Redis does not know it (after a restart or a
 /// SCRIPT FLUSH).
 pub(crate) async fn run(
@@ -124,11 +127,7 @@ mod tests {
     /// The prefix of a script's corruption error is the one Rust looks for.
     #[test]
     fn lua_corruption_errors_start_as_rust_expects() {
-        let common = SOURCES
-            .iter()
-            .find(|(name, _)| *name == "common.lua")
-            .map(|(_, source)| *source)
-            .expect("common.lua is a script source");
+        let common = super::COMMON;
         assert!(
             common.contains(&format!("local CORRUPT = '{}'", super::CORRUPT)),
             "common.lua's CORRUPT is `{}`",
@@ -140,11 +139,7 @@ mod tests {
     /// numbers, and no script spells a reply code as a bare number.
     #[test]
     fn lua_reply_codes_are_the_rust_ones() {
-        let common = SOURCES
-            .iter()
-            .find(|(name, _)| *name == "common.lua")
-            .map(|(_, source)| *source)
-            .expect("common.lua is a script source");
+        let common = super::COMMON;
         let table = common
             .split("local CODE = {")
             .nth(1)

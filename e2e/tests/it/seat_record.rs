@@ -51,11 +51,7 @@ fn decoded(raw: &[u8], now: Millis) -> Option<Seen> {
 
 /// What `seat_at` makes of each (record, now): the seat, and whether it calls it a lapsed hold.
 async fn seat_at(redis: &TestRedis, cases: &[(Vec<u8>, Millis)]) -> Vec<(Seen, bool)> {
-    let common = queue_core::scripts::SOURCES
-        .iter()
-        .find(|(name, _)| *name == "common.lua")
-        .map(|(_, source)| *source)
-        .expect("common.lua is a script source");
+    let common = queue_core::scripts::COMMON;
     let args: Vec<Value> = cases
         .iter()
         .flat_map(|(raw, now)| [Value::Bytes(raw.clone().into()), now.to_string().into()])

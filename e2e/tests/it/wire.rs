@@ -28,11 +28,7 @@ return out
 ";
 
 async fn probe(redis: &TestRedis, args: Vec<Value>) -> Vec<Value> {
-    let common = queue_core::scripts::SOURCES
-        .iter()
-        .find(|(name, _)| *name == "common.lua")
-        .map(|(_, source)| *source)
-        .expect("common.lua is a script source");
+    let common = queue_core::scripts::COMMON;
     let reply: Value = redis
         .client()
         .await
