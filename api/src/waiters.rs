@@ -148,7 +148,7 @@ impl Waiters {
 
     /// One message of finished jobs: wakes their waiters and keeps their records.
     fn finished(&self, store: &Store, message: &[u8]) {
-        let (event, records) = match Store::finished_records(message) {
+        let (event, records) = match queue_core::wire::finished_records(message) {
             Ok(parsed) => parsed,
             Err(e) => {
                 tracing::warn!(error = %e, "an unreadable finished-jobs message; its waiters answer at their deadline");

@@ -6,7 +6,7 @@ use crate::job::{JobState, JobView};
 use crate::keys::EventKeys;
 use crate::scripts::{self, arg, run};
 use crate::store::Store;
-use crate::wire::{self, FinishedRecord, QueuedJob};
+use crate::wire::{self, QueuedJob};
 
 impl Store {
     /// Where a job stands; `None` when the id is unknown or its record is past retention.
@@ -39,12 +39,6 @@ impl Store {
             }
             _ => self.parse_record(id.event(), &reply.bytes()?).map(Some),
         }
-    }
-
-    /// The records of one message on [`crate::keys::FINISHED_CHANNEL`] (see
-    /// [`wire::finished_records`]).
-    pub fn finished_records(message: &[u8]) -> Result<(EventId, Vec<FinishedRecord>)> {
-        wire::finished_records(message)
     }
 
     /// Parses a finished job's record (see [`wire::decode_record`]).

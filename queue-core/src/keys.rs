@@ -105,7 +105,7 @@ pub const HOUSEKEEPING_LOCK: &str = "rsv:{sys}:housekeeping";
 pub const METRICS: &str = "rsv:{sys}:metrics";
 
 /// Pub/sub channel on which `process.lua` announces the jobs it finished, with their records
-/// (see [`crate::Store::finished_records`]). API processes subscribe to answer `?wait=` requests,
+/// (see [`crate::wire::finished_records`]). API processes subscribe to answer `?wait=` requests,
 /// and keep the records a few seconds to answer status reads without Redis.
 pub const FINISHED_CHANNEL: &str = "rsv:{sys}:finished";
 
