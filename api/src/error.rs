@@ -68,6 +68,14 @@ codes! {
     SeatNotAvailable = ("seat_not_available", CONFLICT),
     /// A reserve, refresh or release found the seat not On hold (`currentStatus`).
     SeatNotOnHold = ("seat_not_on_hold", CONFLICT),
+    /// The request needs credentials it did not carry, or carried ones that do not verify
+    /// (`WWW-Authenticate` says which, RFC 6750).
+    Unauthenticated = ("unauthenticated", UNAUTHORIZED),
+    /// The body's `UUID` is not the user of the bearer token (jwt mode).
+    UserMismatch = ("user_mismatch", FORBIDDEN),
+    /// An admin operation asked by someone who is not an admin (or none mode has no
+    /// ADMIN_TOKEN).
+    AdminOnly = ("admin_only", FORBIDDEN),
     /// Another user holds the seat.
     HeldByAnother = ("held_by_another_user", FORBIDDEN),
     /// The user already holds MAX_HELD_SEATS seats of the event (`limit`).
@@ -133,6 +141,20 @@ pub enum ApiError {
     },
     #[error("the seat is held by another user")]
     HeldByAnother,
+    #[error("{}", match .0 {
+        crate::identity::AuthProblem::Missing => "this needs `Authorization: Bearer <token>`",
+        crate::identity::AuthProblem::Invalid(why) => why.as_str(),
+    })]
+    Unauthenticated(crate::identity::AuthProblem),
+    #[error(
+        "the body's UUID is not the user of the bearer token; leave UUID out, or send your own"
+    )]
+    UserMismatch,
+    #[error("{why}")]
+    AdminOnly { why: &'static str },
+    /// The app was assembled without a part a handler needs: a bug.
+    #[error("internal error")]
+    Misconfigured(&'static str),
     #[error("you already hold {limit} seats of this event, the most allowed")]
     HoldLimit { limit: u32 },
     #[error("the queue for this event is full ({depth} jobs waiting); try again shortly")]
@@ -253,6 +275,9 @@ impl ApiError {
                 },
             ),
             Self::HeldByAnother => (Code::HeldByAnother, none()),
+            Self::Unauthenticated(_) => (Code::Unauthenticated, none()),
+            Self::UserMismatch => (Code::UserMismatch, none()),
+            Self::AdminOnly { .. } => (Code::AdminOnly, none()),
             Self::HoldLimit { limit } => (
                 Code::HoldLimitReached,
                 Details {
@@ -262,7 +287,9 @@ impl ApiError {
             ),
             Self::QueueFull { .. } => (Code::QueueFull, none()),
             Self::Unavailable(_) => (Code::ServiceUnavailable, none()),
-            Self::Internal(_) | Self::Encoding { .. } => (Code::InternalError, none()),
+            Self::Internal(_) | Self::Encoding { .. } | Self::Misconfigured(_) => {
+                (Code::InternalError, none())
+            }
             Self::RouteNotFound { .. } => (Code::RouteNotFound, none()),
             Self::MethodNotAllowed { .. } => (Code::MethodNotAllowed, none()),
         }
@@ -300,8 +327,16 @@ impl ResponseError for ApiError {
             tracing::error!(error = ?self, code = code.as_str(), "request failed");
         }
         let mut response = error_head(status);
-        if let Self::MethodNotAllowed { allow, .. } = self {
-            response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
+        match self {
+            Self::MethodNotAllowed { allow, .. } => {
+                response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
+            }
+            Self::Unauthenticated(problem) => {
+                if let Ok(challenge) = HeaderValue::from_str(&problem.challenge()) {
+                    response.insert_header((header::WWW_AUTHENTICATE, challenge));
+                }
+            }
+            _ => {}
         }
         if matches!(
             status,
@@ -381,6 +416,9 @@ mod tests {
                 wanted: SeatStatus::OnHold,
             },
             ApiError::HeldByAnother,
+            ApiError::Unauthenticated(crate::identity::AuthProblem::Missing),
+            ApiError::UserMismatch,
+            ApiError::AdminOnly { why: "a test" },
             ApiError::HoldLimit { limit: 1 },
             ApiError::QueueFull { depth: 1 },
             ApiError::Unavailable(queue_core::Error::Unavailable(fred::error::Error::new(

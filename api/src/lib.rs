@@ -20,6 +20,7 @@ use utoipa_swagger_ui::SwaggerUi;
 pub mod changes;
 pub mod dto;
 pub mod error;
+pub mod identity;
 pub mod json;
 pub mod metrics;
 pub mod openapi;
@@ -59,6 +60,7 @@ impl Application {
         let per_worker = (settings.redis.pool_size / api.http_workers).max(1);
         let mut for_background = settings.clone();
         for_background.redis.pool_size = BACKGROUND_POOL_SIZE;
+        let identity = Arc::new(identity::Identity::from_settings(&settings.auth)?);
         let store = Store::connect(&for_background).await?;
         let listener = TcpListener::bind((api.bind.as_str(), api.port))
             .with_context(|| format!("cannot listen on {}:{}", api.bind, api.port))?;
@@ -72,6 +74,7 @@ impl Application {
             ))),
             changes: Arc::default(),
             metrics: Arc::new(metrics::Metrics::new().context("cannot set up the metrics")?),
+            identity: identity.clone(),
             stopping: CancellationToken::new(),
         });
         let shared = state.clone();
@@ -80,6 +83,7 @@ impl Application {
         let server = HttpServer::new(move || {
             let shared = shared.clone();
             let metrics = shared.metrics.clone();
+            let identity = web::Data::from(shared.identity.clone());
             App::new()
                 // Each worker thread connects its own pool, from that thread, before it serves:
                 // fred's connection tasks then run on the thread of the requests that use them,
@@ -98,6 +102,7 @@ impl Application {
                         })
                     }
                 })
+                .app_data(identity)
                 .app_data(PayloadConfig::new(limit))
                 .app_data(json::BodyLimit(limit))
                 // A body has as long to arrive as the head (actix's timeout covers the head only).
@@ -292,9 +297,60 @@ pub async fn run_from_env() -> anyhow::Result<()> {
 /// current_thread runtime. The requests run on actix's HTTP worker threads, each with its own
 /// Redis pool; this runtime only runs the background tasks (finished-job and seat-change feeds,
 /// the drain rate), which need no more than one thread.
+///
+/// `api token --sub ID [--admin] [--ttl 1h] [--private-key FILE]` prints a JWT the configured
+/// service accepts instead (see [`token_command`]).
 pub fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("token") {
+        return token_command(&args[1..]);
+    }
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
         .block_on(run_from_env())
+}
+
+/// `api token`: mints a JWT for testing with the configured AUTH_JWT_SECRET (HS256), or with
+/// `--private-key FILE` (RS256 or ES256), carrying the configured `iss` and `aud`.
+pub fn token_command(args: &[String]) -> anyhow::Result<()> {
+    const USAGE: &str = "usage: api token --sub ID [--admin] [--ttl 1h] [--private-key FILE]";
+    let mut request = identity::MintRequest {
+        sub: String::new(),
+        admin: false,
+        ttl: Duration::from_secs(3600),
+        private_key: None,
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let mut value = || {
+            args.next()
+                .cloned()
+                .with_context(|| format!("{arg} needs a value; {USAGE}"))
+        };
+        match arg.as_str() {
+            "--sub" => request.sub = value()?,
+            "--admin" => request.admin = true,
+            "--ttl" => {
+                let ttl = value()?;
+                request.ttl = humantime::parse_duration(&ttl).with_context(|| {
+                    format!("--ttl `{ttl}` is not a duration such as 1h or 90s")
+                })?;
+            }
+            "--private-key" => request.private_key = Some(value()?.into()),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            other => anyhow::bail!("unknown argument `{other}`; {USAGE}"),
+        }
+    }
+    if request.sub.is_empty() {
+        anyhow::bail!("--sub is required; {USAGE}");
+    }
+    let dir =
+        std::path::PathBuf::from(std::env::var("CONFIG_DIR").unwrap_or_else(|_| "config".into()));
+    let settings = Settings::load(&dir)?;
+    println!("{}", identity::mint(&settings.auth, &request)?);
+    Ok(())
 }

@@ -35,6 +35,7 @@ use crate::routes::{events, health, jobs, metrics, seats, stream};
         JobStatusBody, JobResultBody, SeatStatusSchema, JobKindSchema, ErrorBody, health::Health,
         EventList, StreamSnapshot, StreamSeat, SeatChangeBody, ChangeKindSchema,
     )),
+    modifiers(&BearerScheme),
     tags(
         (name = "events", description = "Create and read events"),
         (name = "seats", description = "Read, hold, reserve, refresh and release seats"),
@@ -43,6 +44,32 @@ use crate::routes::{events, health, jobs, metrics, seats, stream};
     )
 )]
 pub struct ApiDoc;
+
+/// The `bearer` security scheme: a JWT in jwt mode (docs/CONTRACT.md §2), or ADMIN_TOKEN for an
+/// admin operation in none mode. Swagger UI's "Authorize" fills it in.
+#[derive(Debug)]
+struct BearerScheme;
+
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "jwt mode (AUTH_MODE=jwt): a JWT whose `sub` is the user; an admin's \
+                         carries `role: \"admin\"`. none mode: only admin operations take one, \
+                         ADMIN_TOKEN.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
 
 /// The document as committed under `docs/`.
 pub fn document() -> String {

@@ -21,6 +21,8 @@ pub struct AppState {
     pub waiters: Arc<crate::waiters::Waiters>,
     pub changes: Arc<crate::changes::ChangeHub>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Who is asking: the user a request acts for or is shown to, and who is an admin.
+    pub identity: Arc<crate::identity::Identity>,
     /// Cancelled when the API starts stopping, so that open streams end and let it stop.
     pub stopping: CancellationToken,
 }

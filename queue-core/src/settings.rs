@@ -28,6 +28,12 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("JOB_RETRY_BASE_MS", "queue.retry_base_ms"),
     ("LOG_DIR", "log.dir"),
     ("LOG_LEVEL", "log.level"),
+    ("AUTH_MODE", "auth.mode"),
+    ("AUTH_JWT_SECRET", "auth.jwt_secret"),
+    ("AUTH_JWT_PUBLIC_KEY_FILE", "auth.jwt_public_key_file"),
+    ("AUTH_JWT_ISSUER", "auth.jwt_issuer"),
+    ("AUTH_JWT_AUDIENCE", "auth.jwt_audience"),
+    ("ADMIN_TOKEN", "auth.admin_token"),
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -38,6 +44,7 @@ pub struct Settings {
     pub reservations: ReservationSettings,
     pub queue: QueueSettings,
     pub log: LogSettings,
+    pub auth: AuthSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -93,6 +100,53 @@ pub struct LogSettings {
     pub level: String,
 }
 
+/// Who is asking (docs/CONTRACT.md §2): how a request names its user, and who is an admin.
+/// The API reads it; `Debug` never shows a secret.
+#[derive(Clone, Deserialize)]
+pub struct AuthSettings {
+    pub mode: AuthMode,
+    /// HS256 secret (jwt mode): at least [`MIN_JWT_SECRET_BYTES`] bytes.
+    pub jwt_secret: String,
+    /// A PEM public key, RSA (RS256) or EC P-256 (ES256) (jwt mode).
+    pub jwt_public_key_file: String,
+    /// The `iss` a token must carry, when not empty.
+    pub jwt_issuer: String,
+    /// The `aud` a token must carry, when not empty.
+    pub jwt_audience: String,
+    /// Clock skew allowed on `exp` and `nbf`.
+    pub jwt_leeway_secs: u64,
+    /// The bearer secret of admin operations in none mode; empty: admin operations are refused.
+    pub admin_token: String,
+}
+
+/// The shortest HS256 secret accepted: 256 bits, the size of the MAC (RFC 7518 §3.2).
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+/// `AUTH_MODE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// The body's `UUID` is the user (the original design).
+    None,
+    /// The user is the `sub` of a bearer JWT.
+    Jwt,
+}
+
+impl std::fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = |s: &str| if s.is_empty() { "" } else { "<redacted>" };
+        f.debug_struct("AuthSettings")
+            .field("mode", &self.mode)
+            .field("jwt_secret", &secret(&self.jwt_secret))
+            .field("jwt_public_key_file", &self.jwt_public_key_file)
+            .field("jwt_issuer", &self.jwt_issuer)
+            .field("jwt_audience", &self.jwt_audience)
+            .field("jwt_leeway_secs", &self.jwt_leeway_secs)
+            .field("admin_token", &secret(&self.admin_token))
+            .finish()
+    }
+}
+
 /// A setting that is missing, malformed or out of range; the message names it.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -140,7 +194,9 @@ impl Settings {
     fn validate(&self) -> Result<(), SettingsError> {
         let r = &self.reservations;
         let w = &self.workers;
-        let checks: [(&'static str, bool, String); 15] = [
+        let a = &self.auth;
+        let jwt = a.mode == AuthMode::Jwt;
+        let checks: [(&'static str, bool, String); 18] = [
             (
                 "api.bind",
                 self.api.bind.parse::<std::net::IpAddr>().is_ok(),
@@ -218,6 +274,25 @@ impl Settings {
                     "must be at least retry_base_ms ({})",
                     self.queue.retry_base_ms
                 ),
+            ),
+            (
+                "auth.jwt_secret",
+                !jwt || a.jwt_secret.is_empty() != a.jwt_public_key_file.is_empty(),
+                "AUTH_MODE=jwt needs exactly one of AUTH_JWT_SECRET (HS256) and \
+                 AUTH_JWT_PUBLIC_KEY_FILE (RS256 or ES256)"
+                    .into(),
+            ),
+            (
+                "auth.jwt_secret",
+                a.jwt_secret.is_empty() || a.jwt_secret.len() >= MIN_JWT_SECRET_BYTES,
+                format!("must be at least {MIN_JWT_SECRET_BYTES} bytes (a random 256-bit secret)"),
+            ),
+            (
+                "auth.admin_token",
+                a.admin_token.is_empty() || a.admin_token.len() >= 16,
+                "must be at least 16 characters (a random secret), or empty to refuse admin \
+                 operations"
+                    .into(),
             ),
         ];
         match checks.into_iter().find(|(_, ok, _)| !ok) {

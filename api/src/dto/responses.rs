@@ -3,7 +3,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use queue_core::{
-    Event, JobKind, JobState, JobStatus, JobView, Millis, Refusal, Seat, SeatId, SeatStatus,
+    Event, JobKind, JobState, JobStatus, JobView, Millis, Refusal, Seat, SeatId, SeatStatus, UserId,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -62,7 +62,8 @@ pub struct SeatBody {
     pub id: String,
     #[serde(rename = "eventId")]
     pub event_id: String,
-    /// The holder's or reserver's id, or "" when Available.
+    /// The holder's or reserver's id when the asker is that user (`X-User-Id` in none mode, the
+    /// bearer token in jwt mode); `""` for everyone else, and when Available.
     #[serde(rename = "UUID")]
     pub user: String,
     #[schema(value_type = SeatStatusSchema)]
@@ -72,25 +73,37 @@ pub struct SeatBody {
     pub expires_at: Option<String>,
 }
 
-impl From<&Seat> for SeatBody {
-    fn from(seat: &Seat) -> Self {
+impl SeatBody {
+    /// The seat as `viewer` may see it: the holder's or reserver's id only when that is the
+    /// viewer (docs/CONTRACT.md §2, G9), `""` for everyone else.
+    pub fn shown_to(seat: &Seat, viewer: Option<UserId>) -> Self {
         Self {
             id: seat.id.to_string(),
             event_id: seat.id.event().to_string(),
-            user: seat.state.user().map(|u| u.to_string()).unwrap_or_default(),
+            user: shown_user(seat.state.user(), viewer),
             status: seat.state.status(),
             expires_at: seat.state.expires_at().map(rfc3339),
         }
     }
-}
 
-impl SeatBody {
     /// An Available seat, as listed.
     pub fn available(id: SeatId) -> Self {
-        Self::from(&Seat {
-            id,
-            state: queue_core::SeatState::Available,
-        })
+        Self::shown_to(
+            &Seat {
+                id,
+                state: queue_core::SeatState::Available,
+            },
+            None,
+        )
+    }
+}
+
+/// A seat's `UUID` as `viewer` sees it: the user's id when the viewer is that user, else `""`.
+/// The one place that decides whether an answer shows a user's id.
+pub fn shown_user(user: Option<UserId>, viewer: Option<UserId>) -> String {
+    match (user, viewer) {
+        (Some(user), Some(viewer)) if user == viewer => user.to_string(),
+        _ => String::new(),
     }
 }
 
@@ -235,12 +248,23 @@ fn job_result(
     result: Result<(), Refusal>,
     seat: Option<&Seat>,
 ) -> JobResultBody {
+    // Whoever knows a job's id submitted it. A job that succeeded left the seat held or
+    // reserved by its own user, whose id it shows; a refused one shows the seat as anyone sees
+    // it, since its holder is someone else (docs/CONTRACT.md §2, G9).
+    let shown = |seat: &Seat| {
+        let owner = if result.is_ok() {
+            seat.state.user()
+        } else {
+            None
+        };
+        SeatBody::shown_to(seat, owner)
+    };
     let mut body = JobResultBody {
         success: result.is_ok(),
         status: result.err().map_or(200, Refusal::code),
         message: None,
         error: None,
-        seat: seat.map(SeatBody::from),
+        seat: seat.map(shown),
         current_status: None,
         limit: None,
     };

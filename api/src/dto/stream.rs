@@ -1,10 +1,10 @@
 //! The messages of `GET /events/{id}/stream` (Server-Sent Events), and their OpenAPI schema.
 
-use queue_core::{SeatId, SeatStatus};
+use queue_core::{SeatId, SeatStatus, UserId};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::responses::{rfc3339, EventBody};
+use super::responses::{rfc3339, shown_user, EventBody};
 use super::schema::{ChangeKindSchema, SeatStatusSchema, EXAMPLE_SEAT, EXAMPLE_USER};
 
 /// A seat as the stream's snapshot shows it.
@@ -16,7 +16,7 @@ pub struct StreamSeat {
     pub number: u32,
     #[schema(value_type = SeatStatusSchema)]
     pub status: SeatStatus,
-    /// The holder's or reserver's id, or "" when Available.
+    /// The holder's or reserver's id when the stream's asker is that user, else `""`.
     #[serde(rename = "UUID")]
     pub user: String,
     /// When the hold lapses (RFC 3339), while On hold.
@@ -32,8 +32,9 @@ pub struct StreamSnapshot {
     pub seats: Vec<StreamSeat>,
 }
 
-impl From<&queue_core::Snapshot> for StreamSnapshot {
-    fn from(snapshot: &queue_core::Snapshot) -> Self {
+impl StreamSnapshot {
+    /// The snapshot as `viewer` may see it (see [`shown_user`]).
+    pub fn shown_to(snapshot: &queue_core::Snapshot, viewer: Option<UserId>) -> Self {
         let event = snapshot.event.id;
         let seats = (1..)
             .zip(&snapshot.seats)
@@ -43,7 +44,7 @@ impl From<&queue_core::Snapshot> for StreamSnapshot {
                     .unwrap_or_default(),
                 number,
                 status: state.status(),
-                user: state.user().map(|u| u.to_string()).unwrap_or_default(),
+                user: shown_user(state.user(), viewer),
                 expires_at: state.expires_at().map(rfc3339),
             })
             .collect();
@@ -68,8 +69,8 @@ pub struct SeatChangeBody {
     /// The seat's status after the change.
     #[schema(value_type = SeatStatusSchema)]
     pub status: SeatStatus,
-    /// The user concerned: the new holder or reserver; for `released` and `lapsed`, the former
-    /// holder.
+    /// The user concerned (the new holder or reserver; for `released` and `lapsed`, the former
+    /// holder) when the stream's asker is that user, else `""`.
     #[serde(rename = "UUID")]
     pub user: String,
     /// When the hold lapses, after `held` and `refreshed`.
@@ -79,14 +80,15 @@ pub struct SeatChangeBody {
     pub at: String,
 }
 
-impl From<&queue_core::SeatChange> for SeatChangeBody {
-    fn from(change: &queue_core::SeatChange) -> Self {
+impl SeatChangeBody {
+    /// The change as `viewer` may see it (see [`shown_user`]).
+    pub fn shown_to(change: &queue_core::SeatChange, viewer: Option<UserId>) -> Self {
         Self {
             seat: change.seat.to_string(),
             number: change.seat.number(),
             change: change.kind.as_str(),
             status: change.kind.status(),
-            user: change.user.to_string(),
+            user: shown_user(Some(change.user), viewer),
             expires_at: change.expires_at().map(rfc3339),
             at: rfc3339(change.at()),
         }

@@ -3,16 +3,21 @@ use queue_core::EventId;
 
 use crate::dto::{CreateEvent, EventBody, EventList, SeatBody, SeatList};
 use crate::error::{ApiError, ErrorBody};
+use crate::identity::EventCreator;
 use crate::json::JsonBody;
 use crate::routes::parse_id;
 use crate::state::AppState;
 
 /// Create an event; every seat exists, Available, when the 201 is sent.
 #[utoipa::path(post, path = "/events/create", tag = "events", request_body = CreateEvent,
+    security((), ("bearer" = [])),
     responses(
         (status = 201, description = "Created", body = EventBody,
             headers(("Location" = String, description = "The event's URL"))),
         (status = 400, description = "Malformed JSON or not `application/json`", body = ErrorBody),
+        (status = 401, description = "jwt mode (admin only): no bearer token, or one that does not verify (`WWW-Authenticate` says why)", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge"))),
+        (status = 403, description = "jwt mode: the token is not an admin's", body = ErrorBody),
         (status = 422, description = "An invalid field, named in `field`", body = ErrorBody),
         (status = 413, description = "The body is over the size limit", body = ErrorBody),
         (status = 408, description = "The body did not arrive within the time limit (the connection is closed)", body = ErrorBody),
@@ -20,6 +25,7 @@ use crate::state::AppState;
     ))]
 pub async fn create(
     state: web::Data<AppState>,
+    _creator: EventCreator,
     body: JsonBody<CreateEvent>,
 ) -> Result<HttpResponse, ApiError> {
     let JsonBody(req) = body;

@@ -1,8 +1,9 @@
-use actix_web::{web, HttpResponse};
-use queue_core::{Enqueued, JobKind, Refusal, Seat, SeatId, SeatStatus};
+use actix_web::{web, HttpRequest, HttpResponse};
+use queue_core::{Enqueued, JobKind, Refusal, Seat, SeatId, SeatStatus, UserId};
 
 use crate::dto::{QueueResponse, SeatBody, SeatMessage, SeatRequest};
 use crate::error::{ApiError, ErrorBody};
+use crate::identity::Caller;
 use crate::json::JsonBody;
 use crate::routes::parse_id;
 use crate::state::AppState;
@@ -10,78 +11,99 @@ use crate::waiters::MAX_WAIT_SECS;
 
 /// One seat as it is now.
 #[utoipa::path(get, path = "/seats/get/{id}", tag = "seats", operation_id = "get_seat",
-    params(("id" = String, Path, description = "`<event id>:<seat number>`, the number from 1 to 10,000", example = "3f0c2f2f-5c11-4b43-9a71-0b6f6a8e54a4:7",
+    security((), ("bearer" = [])),
+    params(("X-User-Id" = Option<String>, Header, format = Uuid, nullable = false,
+            description = "none mode: the asker's user id, to see it on the asker's own seat (everyone else sees `\"UUID\": \"\"`)"),
+        ("id" = String, Path, description = "`<event id>:<seat number>`, the number from 1 to 10,000", example = "3f0c2f2f-5c11-4b43-9a71-0b6f6a8e54a4:7",
         pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}:([1-9][0-9]{0,3}|10000)$")),
     responses(
-        (status = 200, description = "The seat", body = SeatBody),
+        (status = 200, description = "The seat; `UUID` is the holder's only when the asker is the holder", body = SeatBody),
+        (status = 401, description = "jwt mode: no bearer token, or one that does not verify (`WWW-Authenticate` says why)", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge"))),
         (status = 404, description = "No such event or seat", body = ErrorBody),
-        (status = 422, description = "A malformed id", body = ErrorBody),
+        (status = 422, description = "A malformed id or `X-User-Id`", body = ErrorBody),
         (status = 503, description = "Redis is unavailable; retry after `Retry-After` seconds", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ))]
 pub async fn get(
     state: web::Data<AppState>,
     path: web::Path<String>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let id: SeatId = parse_id(&path, "id")?;
+    let viewer = state.identity.viewer(req.headers())?;
     match state.store.seat(id).await? {
-        Some(seat) => Ok(HttpResponse::Ok().json(SeatBody::from(&seat))),
+        Some(seat) => Ok(HttpResponse::Ok().json(SeatBody::shown_to(&seat, viewer))),
         None => Err(ApiError::SeatNotFound { id: id.to_string() }),
     }
 }
 
 /// Hold a seat: pre-checked now, applied by a worker in acceptance order.
 #[utoipa::path(post, path = "/seats/hold", tag = "seats", request_body = SeatRequest,
+    security((), ("bearer" = [])),
     responses(
         (status = 202, description = "Accepted: poll `statusEndpoint`", body = QueueResponse,
             headers(("Location" = String, description = "Equal to `statusEndpoint`"))),
         (status = 400, description = "Malformed JSON or not `application/json`", body = ErrorBody),
+        (status = 401, description = "jwt mode: no bearer token, or one that does not verify (`WWW-Authenticate` says why)", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge"))),
         (status = 404, description = "No such event or seat", body = ErrorBody),
         (status = 413, description = "The body is over the size limit", body = ErrorBody),
         (status = 408, description = "The body did not arrive within the time limit (the connection is closed)", body = ErrorBody),
         (status = 422, description = "An invalid field, named in `field`", body = ErrorBody),
+        (status = 403, description = "jwt mode: the body's `UUID` is not the token's user (`user_mismatch`)", body = ErrorBody),
         (status = 409, description = "The seat is not Available now (`currentStatus`)", body = ErrorBody),
         (status = 503, description = "The queue is full or Redis is unavailable; retry after `Retry-After` seconds", body = ErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ))]
 pub async fn hold(
     state: web::Data<AppState>,
+    caller: Caller,
     body: JsonBody<SeatRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    enqueue(&state, JobKind::Hold, body.0).await
+    let JsonBody(req) = body;
+    let user = state.identity.actor(&caller, req.user)?;
+    enqueue(&state, JobKind::Hold, req.id, user).await
 }
 
 /// Reserve a seat the user holds: pre-checked now, applied by a worker in acceptance order.
 #[utoipa::path(post, path = "/seats/reserve", tag = "seats", request_body = SeatRequest,
+    security((), ("bearer" = [])),
     responses(
         (status = 202, description = "Accepted: poll `statusEndpoint`", body = QueueResponse,
             headers(("Location" = String, description = "Equal to `statusEndpoint`"))),
         (status = 400, description = "Malformed JSON or not `application/json`", body = ErrorBody),
+        (status = 401, description = "jwt mode: no bearer token, or one that does not verify (`WWW-Authenticate` says why)", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge"))),
         (status = 404, description = "No such event or seat", body = ErrorBody),
         (status = 413, description = "The body is over the size limit", body = ErrorBody),
         (status = 408, description = "The body did not arrive within the time limit (the connection is closed)", body = ErrorBody),
         (status = 422, description = "An invalid field, named in `field`", body = ErrorBody),
-        (status = 403, description = "Another user holds the seat", body = ErrorBody),
+        (status = 403, description = "Another user holds the seat; or, in jwt mode, the body's `UUID` is not the token's user (`user_mismatch`)", body = ErrorBody),
         (status = 409, description = "The seat is not On hold (`currentStatus`)", body = ErrorBody),
         (status = 503, description = "The queue is full or Redis is unavailable; retry after `Retry-After` seconds", body = ErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ))]
 pub async fn reserve(
     state: web::Data<AppState>,
+    caller: Caller,
     body: JsonBody<SeatRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    enqueue(&state, JobKind::Reserve, body.0).await
+    let JsonBody(req) = body;
+    let user = state.identity.actor(&caller, req.user)?;
+    enqueue(&state, JobKind::Reserve, req.id, user).await
 }
 
 async fn enqueue(
     state: &AppState,
     kind: JobKind,
-    req: SeatRequest,
+    seat: SeatId,
+    user: UserId,
 ) -> Result<HttpResponse, ApiError> {
     let wanted = match kind {
         JobKind::Hold => SeatStatus::Available,
         JobKind::Reserve => SeatStatus::OnHold,
     };
-    match state.enqueuer.enqueue(kind, req.id, req.user).await? {
+    match state.enqueuer.enqueue(kind, seat, user).await? {
         Enqueued::Accepted { job, position } => {
             state.metrics.job_accepted(kind);
             let job_id = job.to_string();
@@ -98,7 +120,7 @@ async fn enqueue(
                 .json(body))
         }
         Enqueued::Refused(refusal) => {
-            Err(ApiError::from_refusal(refusal, &req.id.to_string(), wanted))
+            Err(ApiError::from_refusal(refusal, &seat.to_string(), wanted))
         }
         Enqueued::QueueFull { depth } => Err(ApiError::QueueFull { depth }),
     }
@@ -124,9 +146,12 @@ fn accepted_message(kind: JobKind) -> &'static str {
 
 /// Extend the user's live hold to now + HOLD_TTL, capped at MAX_HOLD_LIFETIME from its start.
 #[utoipa::path(post, path = "/seats/refresh", tag = "seats", request_body = SeatRequest,
+    security((), ("bearer" = [])),
     responses((status = 200, description = "Refreshed: the seat with its new `expiresAt`", body = SeatMessage),
         (status = 400, description = "Malformed JSON or not `application/json`", body = ErrorBody),
-        (status = 403, description = "Another user holds the seat", body = ErrorBody),
+        (status = 401, description = "jwt mode: no bearer token, or one that does not verify (`WWW-Authenticate` says why)", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge"))),
+        (status = 403, description = "Another user holds the seat; or, in jwt mode, the body's `UUID` is not the token's user (`user_mismatch`)", body = ErrorBody),
         (status = 404, description = "No such event or seat", body = ErrorBody),
         (status = 409, description = "The seat is not On hold (a lapsed hold is not)", body = ErrorBody),
         (status = 413, description = "The body is over the size limit", body = ErrorBody),
@@ -136,18 +161,23 @@ fn accepted_message(kind: JobKind) -> &'static str {
     ))]
 pub async fn refresh(
     state: web::Data<AppState>,
+    caller: Caller,
     body: JsonBody<SeatRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let JsonBody(req) = body;
-    let outcome = state.store.refresh(req.id, req.user).await?;
-    hold_answer(outcome, req.id, "Hold refreshed")
+    let user = state.identity.actor(&caller, req.user)?;
+    let outcome = state.store.refresh(req.id, user).await?;
+    hold_answer(outcome, req.id, user, "Hold refreshed")
 }
 
 /// Give a live hold back: the seat is Available at once.
 #[utoipa::path(post, path = "/seats/release", tag = "seats", request_body = SeatRequest,
+    security((), ("bearer" = [])),
     responses((status = 200, description = "Released", body = SeatMessage),
         (status = 400, description = "Malformed JSON or not `application/json`", body = ErrorBody),
-        (status = 403, description = "Another user holds the seat", body = ErrorBody),
+        (status = 401, description = "jwt mode: no bearer token, or one that does not verify (`WWW-Authenticate` says why)", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge"))),
+        (status = 403, description = "Another user holds the seat; or, in jwt mode, the body's `UUID` is not the token's user (`user_mismatch`)", body = ErrorBody),
         (status = 404, description = "No such event or seat", body = ErrorBody),
         (status = 409, description = "The seat is not On hold (a lapsed hold is not)", body = ErrorBody),
         (status = 413, description = "The body is over the size limit", body = ErrorBody),
@@ -157,23 +187,26 @@ pub async fn refresh(
     ))]
 pub async fn release(
     state: web::Data<AppState>,
+    caller: Caller,
     body: JsonBody<SeatRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let JsonBody(req) = body;
-    let outcome = state.store.release(req.id, req.user).await?;
-    hold_answer(outcome, req.id, "Hold released")
+    let user = state.identity.actor(&caller, req.user)?;
+    let outcome = state.store.release(req.id, user).await?;
+    hold_answer(outcome, req.id, user, "Hold released")
 }
 
 /// The answer of a synchronous operation on a live hold: 200 with the seat, or the refusal.
 fn hold_answer(
     outcome: Result<Seat, Refusal>,
     seat: SeatId,
+    user: UserId,
     message: &str,
 ) -> Result<HttpResponse, ApiError> {
     match outcome {
         Ok(seat) => Ok(HttpResponse::Ok().json(SeatMessage {
             message: message.to_owned(),
-            seat: SeatBody::from(&seat),
+            seat: SeatBody::shown_to(&seat, Some(user)),
         })),
         Err(refusal) => Err(ApiError::from_refusal(
             refusal,
@@ -185,9 +218,12 @@ fn hold_answer(
 
 /// Same as `POST /seats/refresh` (the original design's second path).
 #[utoipa::path(post, path = "/seats/hold/refresh", tag = "seats", request_body = SeatRequest,
+    security((), ("bearer" = [])),
     responses((status = 200, description = "Refreshed: the seat with its new `expiresAt`", body = SeatMessage),
         (status = 400, description = "Malformed JSON or not `application/json`", body = ErrorBody),
-        (status = 403, description = "Another user holds the seat", body = ErrorBody),
+        (status = 401, description = "jwt mode: no bearer token, or one that does not verify (`WWW-Authenticate` says why)", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge"))),
+        (status = 403, description = "Another user holds the seat; or, in jwt mode, the body's `UUID` is not the token's user (`user_mismatch`)", body = ErrorBody),
         (status = 404, description = "No such event or seat", body = ErrorBody),
         (status = 409, description = "The seat is not On hold (a lapsed hold is not)", body = ErrorBody),
         (status = 413, description = "The body is over the size limit", body = ErrorBody),
@@ -197,7 +233,8 @@ fn hold_answer(
     ))]
 pub async fn hold_refresh(
     state: web::Data<AppState>,
+    caller: Caller,
     body: JsonBody<SeatRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    refresh(state, body).await
+    refresh(state, caller, body).await
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
-use queue_core::{CatchUp, ChangeId, EventId, SeatChange, Store};
+use queue_core::{CatchUp, ChangeId, EventId, SeatChange, Store, UserId};
 use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
@@ -36,7 +36,10 @@ const CLIENT_QUEUE: usize = 64;
 /// The stream never ends, so Swagger UI's "Try it out" keeps waiting: follow it with
 /// `curl -N <url>`, an `EventSource`, or the seat map at `/`.
 #[utoipa::path(get, path = "/events/{id}/stream", tag = "events",
+    security((), ("bearer" = [])),
     params(
+        ("X-User-Id" = Option<String>, Header, format = Uuid, nullable = false,
+            description = "none mode: the asker's user id, to see it on the asker's own seats (everyone else sees `\"UUID\": \"\"`)"),
         ("id" = String, Path, description = "The event's id (a UUID)", example = "3f0c2f2f-5c11-4b43-9a71-0b6f6a8e54a4",
             pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"),
         ("Last-Event-ID" = Option<String>, Header, nullable = false, pattern = "^[0-9]{1,19}-[0-9]{1,19}$",
@@ -44,8 +47,10 @@ const CLIENT_QUEUE: usize = 64;
     ),
     responses(
         (status = 200, description = "The stream: `event: snapshot` (data: StreamSnapshot), then `event: seat` messages (data: SeatChangeBody)", content_type = "text/event-stream", body = crate::dto::StreamMessage),
+        (status = 401, description = "jwt mode: no bearer token, or one that does not verify (`WWW-Authenticate` says why)", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge"))),
         (status = 404, description = "No such event", body = ErrorBody),
-        (status = 422, description = "A malformed id or `Last-Event-ID`", body = ErrorBody),
+        (status = 422, description = "A malformed id, `Last-Event-ID` or `X-User-Id`", body = ErrorBody),
         (status = 503, description = "Redis is unavailable; retry after `Retry-After` seconds", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ))]
 pub async fn stream(
@@ -54,6 +59,7 @@ pub async fn stream(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let event: EventId = parse_id(&path, "id")?;
+    let viewer = state.identity.viewer(req.headers())?;
     let resume = match req.headers().get("Last-Event-ID") {
         None => None,
         Some(value) => Some(
@@ -73,6 +79,7 @@ pub async fn stream(
         event,
         tx,
         position: ChangeId::ZERO,
+        viewer,
     };
     // The first read happens before the 200, so that an unknown event or a Redis outage is a
     // JSON error, not a broken stream.
@@ -102,13 +109,15 @@ pub async fn stream(
             });
         };
         feed.position = snapshot.last;
-        let first =
-            message("snapshot", snapshot.last, &StreamSnapshot::from(&snapshot)).map_err(|e| {
-                ApiError::Encoding {
-                    what: "the stream's snapshot",
-                    reason: e.into(),
-                }
-            })?;
+        let first = message(
+            "snapshot",
+            snapshot.last,
+            &StreamSnapshot::shown_to(&snapshot, viewer),
+        )
+        .map_err(|e| ApiError::Encoding {
+            what: "the stream's snapshot",
+            reason: e.into(),
+        })?;
         // The queue is new and has room.
         let _ = feed.tx.try_send(first);
     }
@@ -171,6 +180,8 @@ struct Feed {
     tx: mpsc::Sender<Bytes>,
     /// The last change sent (or covered by the snapshot sent).
     position: ChangeId,
+    /// Who asked: the only user whose id the feed shows (docs/CONTRACT.md §2, G9).
+    viewer: Option<UserId>,
 }
 
 impl Feed {
@@ -233,7 +244,7 @@ impl Feed {
         self.send(message(
             "snapshot",
             snapshot.last,
-            &StreamSnapshot::from(snapshot),
+            &StreamSnapshot::shown_to(snapshot, self.viewer),
         )?)
         .await
     }
@@ -243,7 +254,11 @@ impl Feed {
         let mut chunk = Vec::new();
         let after = self.position;
         for change in changes.iter().filter(|c| c.id > after) {
-            chunk.extend_from_slice(&message("seat", change.id, &SeatChangeBody::from(change))?);
+            chunk.extend_from_slice(&message(
+                "seat",
+                change.id,
+                &SeatChangeBody::shown_to(change, self.viewer),
+            )?);
             self.position = change.id;
         }
         if chunk.is_empty() {
