@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use loadgen::api::Auth;
 use loadgen::bench::{self, BacklogReport};
 use loadgen::onsale::{self, OnSale, Waiting};
 use serde::Serialize;
@@ -38,6 +39,16 @@ struct Cli {
     /// Threads of the generator's runtime (it shares the machine with what it measures).
     #[arg(long, global = true, default_value_t = 2)]
     threads: usize,
+    /// The service's HS256 secret, for a service in jwt mode (AUTH_MODE=jwt): each simulated
+    /// user then sends a bearer token of its own, and events are created with an admin token.
+    #[arg(long, global = true, env = "AUTH_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// The `iss` the service requires (jwt mode).
+    #[arg(long, global = true, env = "AUTH_JWT_ISSUER")]
+    jwt_issuer: Option<String>,
+    /// The `aud` the service requires (jwt mode).
+    #[arg(long, global = true, env = "AUTH_JWT_AUDIENCE")]
+    jwt_audience: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -193,10 +204,20 @@ fn main() -> ExitCode {
 /// Runs the command; `Ok(false)` when an invariant failed.
 async fn run(cli: Cli) -> Result<bool> {
     let progress = !cli.quiet;
+    let nonempty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+    let auth = match nonempty(&cli.jwt_secret) {
+        None => Auth::None,
+        Some(secret) => Auth::jwt(
+            &secret,
+            nonempty(&cli.jwt_issuer),
+            nonempty(&cli.jwt_audience),
+        )?,
+    };
     match cli.command {
         Command::Run(a) => {
             let cfg = OnSale {
                 url: cli.url.clone(),
+                auth,
                 events: a.events,
                 seats: a.seats,
                 existing_events: a.event_ids,

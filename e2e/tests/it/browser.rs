@@ -314,7 +314,7 @@ async fn seat_map_scenario(
         "the held seat changes colour ({available_colour} before, {held_colour} after)"
     );
     b.wait_text("#message", "held").await?;
-    let seat = app.seat(&seat_of(event, 5)).await;
+    let seat = app.seat_as(&seat_of(event, 5), &me).await;
     ensure!(
         seat.status == SeatStatus::OnHold && seat.user == me,
         "the service holds seat 5 for the page's user: {seat}"

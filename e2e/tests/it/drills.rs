@@ -153,7 +153,7 @@ async fn redis_outage_loses_nothing(how: Outage) {
             let done = app.wait_job(job, Duration::from_secs(20)).await;
             assert_eq!(done.status, JobStatus::Completed, "job {job}: {done}");
             assert_eq!(done.code(), Some(200), "job {job}: {done}");
-            let seat = app.seat(&seat_of(&event, *n)).await;
+            let seat = app.seat_as(&seat_of(&event, *n), user).await;
             assert_eq!(seat.user, user.as_str(), "seat {n}");
         }
 

@@ -279,7 +279,7 @@ async fn g5_a_reserved_seat_never_lapses() {
 
     tokio::time::sleep(Duration::from_millis(2500)).await;
 
-    let now = app.seat(&seat).await;
+    let now = app.seat_as(&seat, &user).await;
     assert_eq!(now.status, SeatStatus::Reserved, "{now}");
     assert_eq!(now.user, user);
     assert!(!app.available(&event).await.contains(&seat));

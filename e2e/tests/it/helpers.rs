@@ -274,12 +274,13 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         .timeout(Duration::from_secs(30))
         .build()
         .expect("an HTTP client");
+    let auth = client_auth(&settings);
     let mut app = TestApp {
         redis,
         address: addresses[0].clone(),
         apis: addresses
             .iter()
-            .map(|base| Api::with_client(http.clone(), base))
+            .map(|base| Api::with_client(http.clone(), base).with_auth(auth.clone()))
             .collect(),
         settings,
         env,
@@ -294,6 +295,22 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         app.start_worker().await;
     }
     app
+}
+
+/// How the typed clients identify users to this service: with tokens signed by its secret when
+/// it runs in jwt mode with one.
+pub fn client_auth(settings: &Settings) -> loadgen::api::Auth {
+    let auth = &settings.auth;
+    if auth.mode != queue_core::settings::AuthMode::Jwt || auth.jwt_secret.is_empty() {
+        return loadgen::api::Auth::None;
+    }
+    let set = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    loadgen::api::Auth::jwt(
+        &auth.jwt_secret,
+        set(&auth.jwt_issuer),
+        set(&auth.jwt_audience),
+    )
+    .expect("a client for the test's JWT secret")
 }
 
 fn config_dir() -> PathBuf {
@@ -472,11 +489,37 @@ impl TestApp {
             .await
     }
 
+    /// The seat as anyone sees it: its status, and nobody's id.
     pub async fn seat(&self, seat: &str) -> SeatView {
         self.api()
             .seat(seat)
             .await
             .unwrap_or_else(|e| panic!("seat {seat}: {e:#}"))
+    }
+
+    /// The seat with its holder found among `candidates`: no answer shows a user's id to anyone
+    /// else, so a seat that is not Available is read as each candidate until one sees its own
+    /// id on it. `user` stays `""` when none does.
+    pub async fn seat_held_by_one_of(&self, seat: &str, candidates: &[String]) -> SeatView {
+        let mut view = self.seat(seat).await;
+        if view.status != loadgen::api::SeatStatus::Available {
+            for user in candidates {
+                let seen = self.seat_as(seat, user).await;
+                if seen.user == *user {
+                    view.user = seen.user;
+                    break;
+                }
+            }
+        }
+        view
+    }
+
+    /// The seat as `user` sees it: the user's id on it when the user holds or reserved it.
+    pub async fn seat_as(&self, seat: &str, user: &str) -> SeatView {
+        self.api()
+            .seat_as(seat, user)
+            .await
+            .unwrap_or_else(|e| panic!("seat {seat} as {user}: {e:#}"))
     }
 
     pub async fn event(&self, event: &str) -> EventCounts {

@@ -47,6 +47,8 @@ struct Replay {
     model: EventModel,
     queued: Vec<Queued>,
     problems: Vec<String>,
+    /// Every user that sent a POST: the seats' only possible holders.
+    users: Vec<String>,
 }
 
 impl Replay {
@@ -62,6 +64,7 @@ impl Replay {
             model: EventModel::new(rules),
             queued: Vec::new(),
             problems: Vec::new(),
+            users: Vec::new(),
         }
     }
 
@@ -77,6 +80,11 @@ impl Replay {
         ))
         .await;
         let to = now_ms();
+        for &(_, _, user) in posts {
+            if !self.users.iter().any(|u| u == user) {
+                self.users.push(user.to_owned());
+            }
+        }
         for (&(kind, seat, user), posted) in posts.iter().zip(answers) {
             let allowed = self.model.precheck(kind.into(), seat, user, from, to);
             if !allowed.contains(&posted.status()) {
@@ -165,10 +173,11 @@ impl Replay {
         let seats = 1..=self.model.rules().seats;
         let from = now_ms();
         let event = &self.event;
+        let users = &self.users;
         let views = join_all(
             seats
                 .clone()
-                .map(|n| async move { app.seat(&seat_of(event, n)).await }),
+                .map(|n| async move { app.seat_held_by_one_of(&seat_of(event, n), users).await }),
         )
         .await;
         let counts = app.event(&self.event).await;

@@ -499,6 +499,6 @@ async fn jobs_that_fail_together_are_retried_in_their_order_of_acceptance() {
         codes.push(done.code().expect("a code"));
     }
     assert_eq!(codes, [200, 409, 409, 409], "the earliest accepted wins");
-    let seat = app.seat(&seat_of(&event, 1)).await;
+    let seat = app.seat_as(&seat_of(&event, 1), &jobs[0].0).await;
     assert_eq!(seat.user, jobs[0].0.as_str());
 }

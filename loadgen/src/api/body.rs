@@ -217,7 +217,8 @@ pub struct SeatView {
     #[serde(rename = "eventId")]
     pub event_id: String,
     pub status: SeatStatus,
-    /// The holder or reserver, `""` when Available.
+    /// The holder or reserver when the asker is that user (see [`super::Api::seat_as`]),
+    /// else `""`.
     #[serde(rename = "UUID")]
     pub user: String,
     /// `expiresAt` in ms, while On hold.

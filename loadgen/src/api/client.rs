@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use reqwest::header::CONTENT_TYPE;
 use serde::de::DeserializeOwned;
 
+use super::auth::Auth;
 use super::body::{
     Answer, Created, ErrorBody, EventCounts, JobAnswer, JobView, Posted, SeatList, SeatMessage,
     SeatView,
@@ -19,6 +20,7 @@ use super::values::seat_number;
 pub struct Api {
     http: reqwest::Client,
     base: String,
+    auth: Auth,
 }
 
 impl Api {
@@ -42,7 +44,18 @@ impl Api {
         Self {
             http,
             base: base.trim_end_matches('/').to_owned(),
+            auth: Auth::None,
         }
+    }
+
+    /// The same client, identifying its users as `auth` says (a jwt-mode service needs tokens).
+    pub fn with_auth(mut self, auth: Auth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    pub fn auth(&self) -> &Auth {
+        &self.auth
     }
 
     /// Opens `n` connections (or makes sure they are open) by `n` GETs of `path` at once; they
@@ -62,7 +75,11 @@ impl Api {
             r#"{{"name":{},"totalSeats":{seats}}}"#,
             serde_json::to_string(name)?
         );
-        match self.post::<Created>("/events/create", body, 201).await {
+        let admin = self.auth.admin_header()?;
+        match self
+            .post::<Created>("/events/create", body, admin, 201)
+            .await
+        {
             Ok(Answer::Success { body, .. }) => Ok(body.id),
             Ok(refused) => bail!(
                 "POST /events/create answered {}: {refused}",
@@ -84,18 +101,22 @@ impl Api {
 
     /// `POST /seats/hold` or `POST /seats/reserve`, as `kind` says.
     pub async fn post_job(&self, kind: JobKind, seat: &str, user: &str) -> Result<Posted> {
-        self.post(kind.path(), seat_body(seat, user), 202).await
+        let auth = self.auth.headers_for(user)?;
+        self.post(kind.path(), seat_body(seat, user), auth, 202)
+            .await
     }
 
     /// `POST /seats/refresh`.
     pub async fn refresh(&self, seat: &str, user: &str) -> Result<Answer<SeatMessage>> {
-        self.post("/seats/refresh", seat_body(seat, user), 200)
+        let auth = self.auth.headers_for(user)?;
+        self.post("/seats/refresh", seat_body(seat, user), auth, 200)
             .await
     }
 
     /// `POST /seats/release`.
     pub async fn release(&self, seat: &str, user: &str) -> Result<Answer<SeatMessage>> {
-        self.post("/seats/release", seat_body(seat, user), 200)
+        let auth = self.auth.headers_for(user)?;
+        self.post("/seats/release", seat_body(seat, user), auth, 200)
             .await
     }
 
@@ -104,15 +125,17 @@ impl Api {
         &self,
         path: &str,
         body: String,
+        auth: Option<(&'static str, String)>,
         success: u16,
     ) -> Result<Answer<T>> {
-        let response = self
+        let mut request = self
             .http
             .post(format!("{}{path}", self.base))
-            .header(CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await?;
+            .header(CONTENT_TYPE, "application/json");
+        if let Some((name, value)) = auth {
+            request = request.header(name, value);
+        }
+        let response = request.body(body).send().await?;
         let status = response.status().as_u16();
         let bytes = response.bytes().await?;
         if status == success {
@@ -155,9 +178,31 @@ impl Api {
         }
     }
 
-    /// `GET /seats/get/{id}`.
+    /// `GET /seats/get/{id}`, anonymously: nobody's id is shown.
     pub async fn seat(&self, seat: &str) -> Result<SeatView> {
         let bytes = self.get_ok(&format!("/seats/get/{seat}")).await?;
+        serde_json::from_slice(&bytes).context("a seat body")
+    }
+
+    /// `GET /seats/get/{id}` as `user` asks it (`X-User-Id`, or the user's token): the seat
+    /// shows the user's id when the user holds or reserved it, `""` otherwise.
+    pub async fn seat_as(&self, seat: &str, user: &str) -> Result<SeatView> {
+        let (name, value) = self.auth.viewer_header(user)?;
+        let path = format!("/seats/get/{seat}");
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header(name, value)
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await?;
+        if status != 200 {
+            bail!(
+                "GET {path} answered {status}: {}",
+                String::from_utf8_lossy(&bytes)
+            );
+        }
         serde_json::from_slice(&bytes).context("a seat body")
     }
 

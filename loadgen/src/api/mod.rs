@@ -9,11 +9,13 @@
 //! [`values`] (numbers in ids, times), then [`body`] (one typed decoder per answer), then
 //! [`client`] (the requests).
 
+mod auth;
 mod body;
 mod client;
 mod spelling;
 mod values;
 
+pub use auth::{Auth, Minter};
 pub use body::{
     Answer, Completed, ErrorBody, EventCounts, JobAnswer, JobResult, JobView, Posted, Queued,
     SeatList, SeatMessage, SeatView,

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::api::Auth;
+
 /// How to wait for a job's result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Waiting {
@@ -59,6 +61,8 @@ pub struct OnSale {
     /// the run: what a percentile hides, such as when in the run the slow requests were and which
     /// leg was slow.
     pub trace: Option<PathBuf>,
+    /// How the simulated users identify themselves (bearer tokens for a jwt-mode service).
+    pub auth: Auth,
 }
 
 impl Default for OnSale {
@@ -85,6 +89,7 @@ impl Default for OnSale {
             progress: true,
             seed: None,
             trace: None,
+            auth: Auth::None,
         }
     }
 }

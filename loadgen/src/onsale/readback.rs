@@ -1,28 +1,61 @@
 //! The read-back: the state of every seat the run touched, through the API, for the check.
 
+use std::collections::BTreeMap;
+
 use anyhow::{Context, Result};
 use futures::stream::{self, StreamExt};
 
-use crate::api::{now_ms, Api};
-use crate::check::{EventReading, Job, Readback, SeatReading};
+use crate::api::{now_ms, Api, SeatStatus};
+use crate::check::{EventReading, Job, Readback, SeatReading, Uncertain};
 
 /// Reads back every seat the run touched, and each event's counts and listing.
-pub async fn read_back(api: &Api, events: &[String], jobs: &[Job]) -> Result<Readback> {
-    let mut touched: Vec<(&str, u32)> = jobs.iter().map(|j| (j.event.as_str(), j.seat)).collect();
-    touched.sort_unstable();
-    touched.dedup();
+///
+/// No answer shows a user's id to anyone but that user, so a seat read anonymously says only
+/// its status. A seat that is not Available is read again as each user who sent a job for it
+/// (the only ones who can hold it) until one of them sees its own id: that is the holder. When
+/// none does, the reading's user stays `""`, which the check reports.
+pub async fn read_back(
+    api: &Api,
+    events: &[String],
+    jobs: &[Job],
+    uncertain: &[Uncertain],
+) -> Result<Readback> {
+    let mut touched: BTreeMap<(&str, u32), Vec<&str>> = BTreeMap::new();
+    let sent = jobs
+        .iter()
+        .map(|j| (j.event.as_str(), j.seat, j.user.as_str()))
+        .chain(
+            uncertain
+                .iter()
+                .map(|u| (u.event.as_str(), u.seat, u.user.as_str())),
+        );
+    for (event, seat, user) in sent {
+        let users = touched.entry((event, seat)).or_default();
+        if !users.contains(&user) {
+            users.push(user);
+        }
+    }
     let at_ms = now_ms();
     let seats = stream::iter(touched)
-        .map(|(event, seat)| async move {
-            let view = api
-                .seat(&format!("{event}:{seat}"))
-                .await
-                .with_context(|| format!("reading back seat {event}:{seat}"))?;
+        .map(|((event, seat), users)| async move {
+            let id = format!("{event}:{seat}");
+            let context = || format!("reading back seat {id}");
+            let view = api.seat(&id).await.with_context(context)?;
+            let mut user = String::new();
+            if view.status != SeatStatus::Available {
+                for candidate in users {
+                    let seen = api.seat_as(&id, candidate).await.with_context(context)?;
+                    if seen.user == candidate {
+                        user = seen.user;
+                        break;
+                    }
+                }
+            }
             Ok::<_, anyhow::Error>(SeatReading {
                 event: event.to_owned(),
                 seat,
                 status: view.status,
-                user: view.user,
+                user,
             })
         })
         .buffer_unordered(32)

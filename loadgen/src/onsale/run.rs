@@ -29,7 +29,7 @@ pub async fn run(cfg: &OnSale) -> Result<OnSaleReport> {
         (0.0..=1.0).contains(&cfg.reserve_ratio),
         "the reserve ratio is from 0 to 1"
     );
-    let api = Api::new(&cfg.url, 32)?;
+    let api = Api::new(&cfg.url, 32)?.with_auth(cfg.auth.clone());
     let events = if cfg.existing_events.is_empty() {
         let created = stream::iter(0..cfg.events)
             .map(|i| {
@@ -62,7 +62,8 @@ pub async fn run(cfg: &OnSale) -> Result<OnSaleReport> {
         .map(|_| {
             let warm_path = &warm_path;
             async move {
-                let client = Api::new(&cfg.url, cfg.holds_per_user as usize)?;
+                let client =
+                    Api::new(&cfg.url, cfg.holds_per_user as usize)?.with_auth(cfg.auth.clone());
                 client
                     .open_connections(warm_path, cfg.holds_per_user as usize)
                     .await?;
@@ -172,7 +173,7 @@ pub async fn run(cfg: &OnSale) -> Result<OnSaleReport> {
     let posts = all.counts.sum_prefix("hold.post.") + all.counts.sum_prefix("reserve.post.");
 
     let readback = if cfg.read_back {
-        let mut readback = read_back(&api, &events, &all.jobs).await?;
+        let mut readback = read_back(&api, &events, &all.jobs, &all.uncertain).await?;
         readback.uncertain = all.uncertain.clone();
         Some(readback)
     } else {
