@@ -116,6 +116,32 @@ impl Code {
     }
 }
 
+/// The realm of `WWW-Authenticate` challenges.
+const REALM: &str = "seat-reservation";
+
+/// Why a request is not authenticated: the `error` and `error_description` of its
+/// `WWW-Authenticate` challenge (RFC 6750 §3), and the sentence of its JSON body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthProblem {
+    /// No credentials at all: the challenge carries no error code (RFC 6750 §3.1).
+    Missing,
+    /// A token that does not verify; the text says why, for a person.
+    Invalid(String),
+}
+
+impl AuthProblem {
+    /// The `WWW-Authenticate` value of a 401.
+    pub fn challenge(&self) -> String {
+        match self {
+            Self::Missing => format!("Bearer realm=\"{REALM}\""),
+            Self::Invalid(why) => format!(
+                "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{}\"",
+                why.replace(['"', '\\'], "'")
+            ),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("the request body is not valid JSON: {0}")]
@@ -142,10 +168,10 @@ pub enum ApiError {
     #[error("the seat is held by another user")]
     HeldByAnother,
     #[error("{}", match .0 {
-        crate::identity::AuthProblem::Missing => "this needs `Authorization: Bearer <token>`",
-        crate::identity::AuthProblem::Invalid(why) => why.as_str(),
+        AuthProblem::Missing => "this needs `Authorization: Bearer <token>`",
+        AuthProblem::Invalid(why) => why.as_str(),
     })]
-    Unauthenticated(crate::identity::AuthProblem),
+    Unauthenticated(AuthProblem),
     #[error(
         "the body's UUID is not the user of the bearer token; leave UUID out, or send your own"
     )]
@@ -416,7 +442,7 @@ mod tests {
                 wanted: SeatStatus::OnHold,
             },
             ApiError::HeldByAnother,
-            ApiError::Unauthenticated(crate::identity::AuthProblem::Missing),
+            ApiError::Unauthenticated(AuthProblem::Missing),
             ApiError::UserMismatch,
             ApiError::AdminOnly { why: "a test" },
             ApiError::HoldLimit { limit: 1 },

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, AuthProblem};
 
 /// The namespace of the v5 UUIDs that stand for a `sub` that is not a UUID:
 /// `uuid5(NAMESPACE_URL, "urn:seat-reservation:jwt-sub")`, fixed so that one subject is one
@@ -32,9 +32,6 @@ pub const SUBJECT_NAMESPACE: Uuid = uuid::uuid!("4b59fcd8-ec99-5c43-b911-38f40ee
 
 /// The header a read names its asker with in none mode.
 pub const USER_HEADER: &str = "X-User-Id";
-
-/// The realm of `WWW-Authenticate` challenges.
-const REALM: &str = "seat-reservation";
 
 /// How requests are matched to users; built once from the settings.
 pub struct Identity {
@@ -96,29 +93,6 @@ impl Claims {
 struct Bearer {
     user: UserId,
     admin: bool,
-}
-
-/// Why a request is not authenticated: the `error` and `error_description` of its
-/// `WWW-Authenticate` challenge (RFC 6750 §3), and the sentence of its JSON body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AuthProblem {
-    /// No credentials at all: the challenge carries no error code (RFC 6750 §3.1).
-    Missing,
-    /// A token that does not verify; the text says why, for a person.
-    Invalid(String),
-}
-
-impl AuthProblem {
-    /// The `WWW-Authenticate` value of a 401.
-    pub fn challenge(&self) -> String {
-        match self {
-            Self::Missing => format!("Bearer realm=\"{REALM}\""),
-            Self::Invalid(why) => format!(
-                "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{}\"",
-                why.replace(['"', '\\'], "'")
-            ),
-        }
-    }
 }
 
 impl Identity {

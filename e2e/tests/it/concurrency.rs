@@ -78,7 +78,7 @@ async fn g1_one_seat_is_held_once_and_reserved_once() {
         );
     }
     let holder = winners[0].clone();
-    let seat_now = app.seat(&seat).await;
+    let seat_now = app.seat_as(&seat, &holder).await;
     assert_eq!(
         (seat_now.status, seat_now.user.as_str()),
         (SeatStatus::OnHold, holder.as_str())
@@ -150,7 +150,7 @@ async fn g1_jobs_queued_while_no_worker_runs_all_reach_it_and_each_seat_is_reser
                 "the others find {seat} held: {done}"
             );
         }
-        let now = app.seat(seat).await;
+        let now = app.seat_as(seat, &winners[0]).await;
         assert_eq!(
             (now.status, now.user.as_str()),
             (SeatStatus::OnHold, winners[0].as_str()),
@@ -199,7 +199,7 @@ async fn g1_jobs_queued_while_no_worker_runs_all_reach_it_and_each_seat_is_reser
                 "{done}"
             );
         }
-        let now = app.seat(seat).await;
+        let now = app.seat_as(seat, &holders[seat]).await;
         assert_eq!(
             (now.status, now.user.as_str()),
             (SeatStatus::Reserved, holders[seat].as_str()),
@@ -473,7 +473,7 @@ async fn g3_with_workers_running_each_seat_goes_to_its_earliest_accepted_hold() 
     );
     for (seat, mut jobs) in accepted {
         jobs.sort();
-        let holder = app.seat(&seat).await.user;
+        let holder = app.seat_as(&seat, &jobs[0].1).await.user;
         assert_eq!(
             holder, jobs[0].1,
             "{seat} went to its earliest accepted hold"

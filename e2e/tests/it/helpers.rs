@@ -499,17 +499,15 @@ impl TestApp {
 
     /// The seat with its holder found among `candidates`: no answer shows a user's id to anyone
     /// else, so a seat that is not Available is read as each candidate until one sees its own
-    /// id on it. `user` stays `""` when none does.
+    /// id on it. The latest read is the answer (a hold may lapse meanwhile); its `user` is `""`
+    /// when no candidate holds the seat.
     pub async fn seat_held_by_one_of(&self, seat: &str, candidates: &[String]) -> SeatView {
         let mut view = self.seat(seat).await;
-        if view.status != loadgen::api::SeatStatus::Available {
-            for user in candidates {
-                let seen = self.seat_as(seat, user).await;
-                if seen.user == *user {
-                    view.user = seen.user;
-                    break;
-                }
+        for user in candidates {
+            if view.status == loadgen::api::SeatStatus::Available || !view.user.is_empty() {
+                break;
             }
+            view = self.seat_as(seat, user).await;
         }
         view
     }

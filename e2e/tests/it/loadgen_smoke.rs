@@ -133,3 +133,49 @@ async fn loadgen_smoke_on_sale_keeps_every_invariant() {
         hot.text()
     );
 }
+
+/// The load generator drives a jwt-mode service: each simulated user sends its own bearer token,
+/// events are created with an admin token, and the read-back asks as each user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loadgen_smoke_drives_a_jwt_mode_service_with_a_token_per_user() {
+    let app = spawn_app_with(
+        Options::default()
+            .workers(2)
+            .env("AUTH_MODE", "jwt")
+            .env("AUTH_JWT_SECRET", "a-loadgen-smoke-secret-of-32-bytes!")
+            .env("AUTH_JWT_AUDIENCE", "seats")
+            .env("MAX_HELD_SEATS", CAP),
+    )
+    .await;
+    let report = onsale::run(&OnSale {
+        url: app.address.clone(),
+        auth: crate::helpers::client_auth(&app.settings),
+        events: 1,
+        seats: 100,
+        users: 30,
+        holds_per_user: 4,
+        reserve_ratio: 0.5,
+        connections: 8,
+        duration: Some(Duration::from_millis(1500)),
+        cap: CAP,
+        finish_timeout: Duration::from_secs(20),
+        clock_margin: Duration::from_millis(300),
+        progress: false,
+        seed: Some(9),
+        ..OnSale::default()
+    })
+    .await
+    .expect("the on-sale runs");
+    assert_clean(&report);
+    assert!(
+        report.counts.get("hold.job.200") > 0 && report.counts.get("reserve.job.200") > 0,
+        "holds and reserves succeeded with tokens: {}",
+        report.text()
+    );
+    assert_eq!(
+        report.counts.get("hold.post.401"),
+        0,
+        "no token was refused: {}",
+        report.text()
+    );
+}

@@ -12,6 +12,7 @@ mod drain_rate;
 mod drills;
 mod expiry;
 mod hostile;
+mod identity;
 mod layers;
 mod loadgen_smoke;
 mod memory;

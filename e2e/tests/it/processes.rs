@@ -131,7 +131,7 @@ async fn g4_a_worker_killed_mid_stream_loses_and_doubles_nothing() {
     }
     for (seat, users) in &reserved {
         assert_eq!(users.len(), 1, "{seat} reserved once");
-        let now = app.seat(seat).await;
+        let now = app.seat_as(seat, &users[0]).await;
         assert_eq!(
             (now.status, now.user.as_str()),
             (SeatStatus::Reserved, users[0].as_str())

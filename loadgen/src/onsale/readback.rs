@@ -40,22 +40,19 @@ pub async fn read_back(
         .map(|((event, seat), users)| async move {
             let id = format!("{event}:{seat}");
             let context = || format!("reading back seat {id}");
-            let view = api.seat(&id).await.with_context(context)?;
-            let mut user = String::new();
-            if view.status != SeatStatus::Available {
-                for candidate in users {
-                    let seen = api.seat_as(&id, candidate).await.with_context(context)?;
-                    if seen.user == candidate {
-                        user = seen.user;
-                        break;
-                    }
+            let mut view = api.seat(&id).await.with_context(context)?;
+            // Until a candidate sees itself; the latest read stands (a hold may lapse meanwhile).
+            for candidate in users {
+                if view.status == SeatStatus::Available || !view.user.is_empty() {
+                    break;
                 }
+                view = api.seat_as(&id, candidate).await.with_context(context)?;
             }
             Ok::<_, anyhow::Error>(SeatReading {
                 event: event.to_owned(),
                 seat,
                 status: view.status,
-                user,
+                user: view.user,
             })
         })
         .buffer_unordered(32)
