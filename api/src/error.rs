@@ -442,7 +442,7 @@ mod tests {
                 wanted: SeatStatus::OnHold,
             },
             ApiError::HeldByAnother,
-            ApiError::Unauthenticated(AuthProblem::Missing),
+            ApiError::Unauthenticated(super::AuthProblem::Missing),
             ApiError::UserMismatch,
             ApiError::AdminOnly { why: "a test" },
             ApiError::HoldLimit { limit: 1 },

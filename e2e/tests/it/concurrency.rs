@@ -150,7 +150,7 @@ async fn g1_jobs_queued_while_no_worker_runs_all_reach_it_and_each_seat_is_reser
                 "the others find {seat} held: {done}"
             );
         }
-        let now = app.seat_as(seat, &winners[0]).await;
+        let now = app.seat_as(seat, winners[0]).await;
         assert_eq!(
             (now.status, now.user.as_str()),
             (SeatStatus::OnHold, winners[0].as_str()),

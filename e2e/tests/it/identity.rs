@@ -774,3 +774,102 @@ fn a_bad_key_setting_stops_startup_naming_the_setting() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+impl TestApp {
+    /// Creates an event with an admin token signed by `private_key` (jwt mode with a PEM key).
+    async fn create_event_as_admin(&self, private_key: &std::path::Path) -> String {
+        let admin = mint(
+            &self.settings.auth,
+            &MintRequest {
+                sub: "ops".to_owned(),
+                admin: true,
+                ttl: Duration::from_secs(60),
+                private_key: Some(private_key.to_owned()),
+            },
+        )
+        .expect("an admin token");
+        let response = self
+            .http
+            .post(self.url("/events/create"))
+            .header("Authorization", format!("Bearer {admin}"))
+            .json(&json!({"name": "Keyed", "totalSeats": 10}))
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(response.status(), 201);
+        let body: Value = response.json().await.expect("JSON");
+        body["id"].as_str().expect("an id").to_owned()
+    }
+}
+
+/// A fixture key of `e2e/tests/fixtures`.
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// With a PEM public key configured, tokens signed by its private key are users; one signed by
+/// another key, and an HS256 token "signed" with the public key (the algorithm-confusion
+/// attack), are 401s.
+async fn a_public_key_verifies_its_own_tokens_only(public: &str, private: &str, other: &str) {
+    let key = fixture(public);
+    let app = spawn_app_with(
+        Options::default()
+            .workers(0)
+            .env("AUTH_MODE", "jwt")
+            .env("AUTH_JWT_PUBLIC_KEY_FILE", key.display()),
+    )
+    .await;
+    let event = app.create_event_as_admin(&fixture(private)).await;
+    let user = new_user();
+    let signed_by = |private: &str| {
+        mint(
+            &app.settings.auth,
+            &MintRequest {
+                sub: user.clone(),
+                admin: false,
+                ttl: Duration::from_secs(60),
+                private_key: Some(fixture(private)),
+            },
+        )
+        .expect("a token")
+    };
+    let public_pem = std::fs::read_to_string(&key).expect("the public key");
+    let confused = signed(&json!({"sub": user, "exp": now_secs() + 60}), &public_pem);
+    for (what, token, expected) in [
+        ("its own key", signed_by(private), 202),
+        ("another key", signed_by(other), 401),
+        ("HS256 with the public key as secret", confused, 401),
+    ] {
+        let response = app
+            .http
+            .post(app.url("/seats/hold"))
+            .header("Authorization", format!("Bearer {token}"))
+            .json(&json!({"id": seat_of(&event, 1)}))
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(response.status().as_u16(), expected, "{public}: {what}");
+    }
+}
+
+#[tokio::test]
+async fn g9_in_jwt_mode_an_rs256_public_key_verifies_its_own_tokens_only() {
+    a_public_key_verifies_its_own_tokens_only(
+        "rs256-public.pem",
+        "rs256-private.pem",
+        "es256-private.pem",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn g9_in_jwt_mode_an_es256_public_key_verifies_its_own_tokens_only() {
+    a_public_key_verifies_its_own_tokens_only(
+        "es256-public.pem",
+        "es256-private.pem",
+        "rs256-private.pem",
+    )
+    .await;
+}
