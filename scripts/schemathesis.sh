@@ -5,6 +5,8 @@
 # headers, body schema).
 #   ./scripts/schemathesis.sh                 # the CI run (fixed seed, bounded in time)
 #   ./scripts/schemathesis.sh --seed 7 -n 300 # extra arguments go to `schemathesis run`
+# It runs twice, against an API in none mode and one in jwt mode (SCHEMATHESIS_MODES="none jwt";
+# set it to one of them to run only that).
 # It installs schemathesis (pinned) into target/venv when missing, starts its own redis-server,
 # `api` and one `worker` on free ports, and stops everything it started on exit.
 set -euo pipefail
@@ -71,21 +73,10 @@ redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
     --notify-keyspace-events Ex --dir "$work" >"$work/redis.out" 2>&1 &
 pids+=($!)
 
-api_port=$(free_port)
 export REDIS_URL=redis://127.0.0.1:$redis_port LOG_DIR=$work/logs LOG_LEVEL=warn CONFIG_DIR=$root/config
-PORT=$api_port "$bin/api" 2>"$work/api.err" &
-pids+=($!)
 WORKER_NAME=schemathesis-worker "$bin/worker" 2>"$work/worker.err" &
 pids+=($!)
 
-base=http://127.0.0.1:$api_port
-# Waits for /health (Redis up, the worker alive), then creates the ids the hooks hand out.
-"$py" "$root/scripts/schemathesis/fixtures.py" "$base" >"$work/fixtures.env"
-# shellcheck disable=SC1091
-source "$work/fixtures.env"
-export SCHEMATHESIS_FIXTURE_EVENT SCHEMATHESIS_FIXTURE_SEATS SCHEMATHESIS_FIXTURE_JOBS
-
-# --- the run ----------------------------------------------------------------------------------
 export PYTHONPATH=$root/scripts/schemathesis${PYTHONPATH:+:$PYTHONPATH}
 export SCHEMATHESIS_HOOKS=hooks
 run() {
@@ -96,5 +87,32 @@ run() {
         --no-color --report junit --report-dir "$root/target/schemathesis" "$@"
 }
 
-run "$@"
-echo "schemathesis: no server error, every answer as documented"
+# --- the runs: none mode, then jwt mode ---------------------------------------------------------
+# Each mode gets an API of its own on the same Redis and worker. In jwt mode the fixtures are
+# made with tokens from the API's own `api token`, and the hooks give each seat request its
+# user's token (docs/CONTRACT.md §2, who is asking).
+for mode in ${SCHEMATHESIS_MODES:-none jwt}; do
+    api_port=$(free_port)
+    base=http://127.0.0.1:$api_port
+    unset SCHEMATHESIS_TOKEN_CMD
+    if [[ $mode == jwt ]]; then
+        export AUTH_MODE=jwt
+        AUTH_JWT_SECRET=$("$py" -c 'import secrets; print(secrets.token_urlsafe(32))')
+        export AUTH_JWT_SECRET
+        export SCHEMATHESIS_TOKEN_CMD="$bin/api token"
+    else
+        export AUTH_MODE=none
+        unset AUTH_JWT_SECRET
+    fi
+    PORT=$api_port "$bin/api" 2>"$work/api-$mode.err" &
+    pids+=($!)
+    # Waits for /health (Redis up, the worker alive), then creates the ids the hooks hand out.
+    "$py" "$root/scripts/schemathesis/fixtures.py" "$base" >"$work/fixtures-$mode.env"
+    # shellcheck disable=SC1090
+    source "$work/fixtures-$mode.env"
+    export SCHEMATHESIS_FIXTURE_EVENT SCHEMATHESIS_FIXTURE_SEATS SCHEMATHESIS_FIXTURE_JOBS \
+        SCHEMATHESIS_FIXTURE_TOKENS
+    echo "--- schemathesis, AUTH_MODE=$mode ---"
+    run "$@"
+    echo "schemathesis ($mode mode): no server error, every answer as documented"
+done

@@ -113,26 +113,30 @@ impl Identity {
         }
     }
 
-    /// The user a read is shown to: none mode, `X-User-Id` (422 when it is not a UUID); jwt
-    /// mode, the bearer token's user (401 when there is a token and it does not verify). `None`
-    /// for an anonymous read, which shows no user's id.
+    /// The user a read is shown to: none mode, `X-User-Id`; jwt mode, the bearer token's user
+    /// (401 when there is a token and it does not verify). `X-User-Id` is a 422 when it is not a
+    /// UUID, in both modes. `None` for an anonymous read, which shows no user's id.
     pub fn viewer(&self, headers: &HeaderMap) -> Result<Option<UserId>, ApiError> {
-        match &self.mode {
-            Mode::None => match headers.get(USER_HEADER) {
-                None => Ok(None),
-                Some(value) => value
+        // Checked in both modes, so that one request means one thing whatever the mode; in jwt
+        // mode it names nobody (anyone could send it).
+        let named = match headers.get(USER_HEADER) {
+            None => None,
+            Some(value) => Some(
+                value
                     .to_str()
                     .ok()
                     .and_then(|v| v.trim().parse().ok())
-                    .map(Some)
                     .ok_or_else(|| ApiError::InvalidField {
                         field: USER_HEADER.to_owned(),
                         message: format!(
                             "the {USER_HEADER} header must be a user id (a UUID such as \
                              0b6f6a8e-54a4-4b43-9a71-3f0c2f2f5c11)"
                         ),
-                    }),
-            },
+                    })?,
+            ),
+        };
+        match &self.mode {
+            Mode::None => Ok(named),
             Mode::Jwt(verifier) => match bearer(headers)? {
                 None => Ok(None),
                 Some(token) => Ok(Some(verifier.verify(token)?.user)),

@@ -51,9 +51,10 @@ pub struct SeatRequest {
     /// The seat: `<event id>:<seat number>`, the number from 1 to 10,000.
     #[schema(value_type = String, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}:([1-9][0-9]{0,3}|10000)$")]
     pub id: SeatId,
-    /// The user's id, a UUID: required in none mode. In jwt mode the user is the bearer
-    /// token's, and `UUID` may be left out; when present it must be that user.
+    /// The user's id, a UUID. In jwt mode the user is the bearer token's, and `UUID` may be
+    /// left out there (the document, written for both modes, requires it); when present it must
+    /// be the token's user.
     #[serde(rename = "UUID", default)]
-    #[schema(value_type = Option<String>, format = Uuid)]
+    #[schema(value_type = String, format = Uuid, required = true)]
     pub user: Option<UserId>,
 }
