@@ -419,6 +419,83 @@ async fn lapse_scenario(b: &Browser, app: &mut TestApp, event: &str) -> anyhow::
     Ok(())
 }
 
+#[tokio::test]
+async fn seat_map_catches_up_after_its_stream_drops() {
+    let app = spawn_app_with(Options::default().env("HOLD_TTL_SECS", 300)).await;
+    let event = app.create_event(10).await;
+    // The page talks to an API process of its own, which the test kills and starts again; the
+    // test's changes go through the in-process API, on the same Redis.
+    let port = free_port();
+    let api = app.spawn_api_process(port);
+    let browser = Browser::start((1000, 700)).await;
+    browser
+        .run(
+            "seat-map-reconnect",
+            reconnect_scenario(&browser, &app, &event, port, api),
+        )
+        .await;
+    browser.close().await;
+}
+
+async fn reconnect_scenario(
+    b: &Browser,
+    app: &TestApp,
+    event: &str,
+    port: u16,
+    mut api: crate::helpers::ChildProcess,
+) -> anyhow::Result<()> {
+    let base = format!("http://127.0.0.1:{port}");
+    wait_healthy(app, &base).await?;
+    let other = new_user();
+    b.goto(&format!("{base}/#{event}")).await?;
+    b.wait_live().await?;
+    let job = app.hold_and_wait(&seat_of(event, 2), &other).await;
+    ensure!(job.succeeded(), "{job}");
+    b.wait_seat(2, "held").await?;
+
+    // The service goes away: the page says so, and keeps trying.
+    api.kill_9();
+    b.wait_js(
+        "document.getElementById('live').dataset.state !== 'live'",
+        "the page to notice the dropped stream",
+    )
+    .await?;
+    // Meanwhile seats change.
+    let job = app.hold_and_wait(&seat_of(event, 3), &other).await;
+    ensure!(job.succeeded(), "{job}");
+    let released = app.release(&seat_of(event, 2), &other).await;
+    ensure!(released.status() == 200, "{released}");
+
+    // Back on the same port: the page reconnects by itself (with Last-Event-ID) and shows
+    // what it missed.
+    let _api = app.spawn_api_process(port);
+    b.wait_seat(3, "held").await?;
+    b.wait_seat(2, "available").await?;
+    b.wait_live().await?;
+    let log = b.text("#log").await?;
+    ensure!(
+        log.contains("catching up") && !log.contains("read afresh"),
+        "the page resumed after the last message it had, not from a new snapshot: {log}"
+    );
+    Ok(())
+}
+
+async fn wait_healthy(app: &TestApp, base: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + STEP;
+    loop {
+        if let Ok(r) = app.http.get(format!("{base}/health")).send().await {
+            if r.status().as_u16() == 200 {
+                return Ok(());
+            }
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{base} was not healthy within {STEP:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// AUTH_JWT_SECRET of the jwt-mode tests (HS256 wants 32 bytes or more).
 const JWT_SECRET: &str = "browser-tests-hs256-secret-0123456789abcdef";
 
