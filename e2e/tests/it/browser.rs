@@ -319,6 +319,15 @@ async fn seat_map_scenario(
         seat.status == SeatStatus::OnHold && seat.user == me,
         "the service holds seat 5 for the page's user: {seat}"
     );
+    let anyone = app.seat(&seat_of(event, 5)).await;
+    ensure!(
+        anyone.user.is_empty(),
+        "nobody else sees the page's user on seat 5: {anyone}"
+    );
+    ensure!(
+        b.text("#sel-holder").await? == "you",
+        "the panel names the holder as you"
+    );
 
     // Refresh, then reserve it.
     b.click("#btn-refresh").await?;
@@ -406,6 +415,306 @@ async fn lapse_scenario(b: &Browser, app: &mut TestApp, event: &str) -> anyhow::
         now <= deadline + 2000,
         "the hold was shown lapsed {} ms after its deadline",
         now - deadline
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn seat_map_catches_up_after_its_stream_drops() {
+    let app = spawn_app_with(Options::default().env("HOLD_TTL_SECS", 300)).await;
+    let event = app.create_event(10).await;
+    // The page talks to an API process of its own, which the test kills and starts again; the
+    // test's changes go through the in-process API, on the same Redis.
+    let port = free_port();
+    let api = app.spawn_api_process(port);
+    let browser = Browser::start((1000, 700)).await;
+    browser
+        .run(
+            "seat-map-reconnect",
+            reconnect_scenario(&browser, &app, &event, port, api),
+        )
+        .await;
+    browser.close().await;
+}
+
+async fn reconnect_scenario(
+    b: &Browser,
+    app: &TestApp,
+    event: &str,
+    port: u16,
+    mut api: crate::helpers::ChildProcess,
+) -> anyhow::Result<()> {
+    let base = format!("http://127.0.0.1:{port}");
+    wait_healthy(app, &base).await?;
+    let other = new_user();
+    b.goto(&format!("{base}/#{event}")).await?;
+    b.wait_live().await?;
+    let job = app.hold_and_wait(&seat_of(event, 2), &other).await;
+    ensure!(job.succeeded(), "{job}");
+    b.wait_seat(2, "held").await?;
+
+    // The service goes away: the page says so, and keeps trying.
+    api.kill_9();
+    b.wait_js(
+        "document.getElementById('live').dataset.state !== 'live'",
+        "the page to notice the dropped stream",
+    )
+    .await?;
+    // Meanwhile seats change.
+    let job = app.hold_and_wait(&seat_of(event, 3), &other).await;
+    ensure!(job.succeeded(), "{job}");
+    let released = app.release(&seat_of(event, 2), &other).await;
+    ensure!(released.status() == 200, "{released}");
+
+    // Back on the same port: the page reconnects by itself (with Last-Event-ID) and shows
+    // what it missed.
+    let _api = app.spawn_api_process(port);
+    b.wait_seat(3, "held").await?;
+    b.wait_seat(2, "available").await?;
+    b.wait_live().await?;
+    let log = b.text("#log").await?;
+    ensure!(
+        log.contains("catching up") && !log.contains("read afresh"),
+        "the page resumed after the last message it had, not from a new snapshot: {log}"
+    );
+    Ok(())
+}
+
+async fn wait_healthy(app: &TestApp, base: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + STEP;
+    loop {
+        if let Ok(r) = app.http.get(format!("{base}/health")).send().await {
+            if r.status().as_u16() == 200 {
+                return Ok(());
+            }
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{base} was not healthy within {STEP:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// AUTH_JWT_SECRET of the jwt-mode tests (HS256 wants 32 bytes or more).
+const JWT_SECRET: &str = "browser-tests-hs256-secret-0123456789abcdef";
+
+fn jwt_mode() -> Options {
+    Options::default()
+        .env("AUTH_MODE", "jwt")
+        .env("AUTH_JWT_SECRET", JWT_SECRET)
+        .env("HOLD_TTL_SECS", 300)
+}
+
+/// A token for `sub`, as `api token --sub <sub>` would mint it for this app.
+fn token_for(app: &TestApp, sub: &str) -> String {
+    api::identity::mint(
+        &app.settings.auth,
+        &api::identity::MintRequest {
+            sub: sub.to_owned(),
+            admin: false,
+            ttl: Duration::from_secs(600),
+            private_key: None,
+        },
+    )
+    .expect("the test settings mint tokens")
+}
+
+#[tokio::test]
+async fn seat_map_in_jwt_mode_holds_a_seat_for_the_pasted_tokens_user() {
+    let app = spawn_app_with(jwt_mode()).await;
+    let event = app
+        .api()
+        .create_event("Members' night", 40)
+        .await
+        .expect("an event id");
+    let alice = token_for(&app, "alice");
+    let bob_id = new_user();
+    let bob = token_for(&app, &bob_id);
+    // A token signed with another secret: what a forger would paste.
+    let mut other = app.settings.auth.clone();
+    other.jwt_secret = "a-secret-this-service-does-not-know-0123".to_owned();
+    let forged = api::identity::mint(
+        &other,
+        &api::identity::MintRequest {
+            sub: "alice".to_owned(),
+            admin: false,
+            ttl: Duration::from_secs(600),
+            private_key: None,
+        },
+    )
+    .expect("a forged token");
+
+    let first = Browser::start((1400, 1000)).await;
+    let second = Browser::start((1400, 1000)).await;
+    first
+        .run(
+            "seat-map-jwt",
+            jwt_seat_map_scenario(&first, &second, &app, &event, [&alice, &bob, &forged]),
+        )
+        .await;
+    first.close().await;
+    second.close().await;
+}
+
+async fn jwt_seat_map_scenario(
+    b: &Browser,
+    b2: &Browser,
+    app: &TestApp,
+    event: &str,
+    [alice, bob, forged]: [&str; 3],
+) -> anyhow::Result<()> {
+    let alice_id = api::identity::subject_user("alice").to_string();
+    b.goto(&app.url(&format!("/#{event}"))).await?;
+    b.wait_css("#grid .seat[data-n=\"40\"]").await?;
+    b.wait_live().await?;
+    ensure!(
+        b.js("return document.getElementById('user-block').hidden && !document.getElementById('token-form').hidden;")
+            .await?
+            == Value::Bool(true),
+        "jwt mode asks for a token, not a user id"
+    );
+
+    // Without a token a person may watch, but a hold says what is missing.
+    b.click("#grid .seat[data-n=\"5\"]").await?;
+    b.click("#btn-hold").await?;
+    b.wait_text("#message", "paste a valid token").await?;
+    b.wait_text("#token-hint", "paste a valid token").await?;
+
+    // A forged token: the service refuses it, and the page says so where tokens go.
+    b.paste_token(forged).await?;
+    b.wait_text("#token-hint", "signature does not verify")
+        .await?;
+    b.wait_text("#live", "token refused").await?;
+    b.click("#btn-hold").await?;
+    b.wait_text("#message", "refused your token").await?;
+
+    // Alice's token: the page shows her `sub`, holds seat 5 in her name, and learns her user id
+    // (the v5 UUID of "alice") from the seat the service shows her.
+    b.paste_token(alice).await?;
+    b.wait_text("#token-hint", "You are alice").await?;
+    b.wait_live().await?;
+    b.click("#btn-hold").await?;
+    b.wait_seat(5, "held-mine").await?;
+    b.wait_text("#message", "held").await?;
+    b.wait_text("#token-hint", &alice_id).await?;
+    let seat = app.seat_as(&seat_of(event, 5), &alice_id).await;
+    ensure!(
+        seat.status == SeatStatus::OnHold && seat.user == alice_id,
+        "the service holds seat 5 for the token's user ({alice_id}): {seat}"
+    );
+    let anyone = app.seat(&seat_of(event, 5)).await;
+    ensure!(
+        anyone.user.is_empty(),
+        "an anonymous read does not show alice's id: {anyone}"
+    );
+
+    // Bob, in another browser: seat 5 is someone else's; his own hold is his.
+    b2.goto(&app.url(&format!("/#{event}"))).await?;
+    b2.wait_live().await?;
+    b2.paste_token(bob).await?;
+    b2.wait_live().await?;
+    b2.wait_seat(5, "held").await?;
+    b2.click("#grid .seat[data-n=\"5\"]").await?;
+    ensure!(
+        b2.text("#sel-holder").await? == "someone else",
+        "bob's page names seat 5's holder as someone else"
+    );
+    b2.click("#grid .seat[data-n=\"6\"]").await?;
+    b2.click("#btn-hold").await?;
+    b2.wait_seat(6, "held-mine").await?;
+    b.wait_seat(6, "held").await?;
+
+    // Alice refreshes, releases... and reserves with her token; the stream follows on both.
+    b.click("#grid .seat[data-n=\"5\"]").await?;
+    b.click("#btn-refresh").await?;
+    b.wait_text("#message", "hold extended").await?;
+    b.click("#btn-reserve").await?;
+    b.wait_seat(5, "reserved-mine").await?;
+    b2.wait_seat(5, "reserved").await?;
+    let seat = app.seat_as(&seat_of(event, 5), &alice_id).await;
+    ensure!(
+        seat.status == SeatStatus::Reserved && seat.user == alice_id,
+        "seat 5 is reserved for alice: {seat}"
+    );
+    b.screenshot("seat-map-jwt.png").await?;
+    b2.screenshot("seat-map-jwt-second.png").await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn swagger_ui_holds_a_seat_with_a_token_in_jwt_mode() {
+    let app = spawn_app_with(jwt_mode()).await;
+    let event = app.create_event(10).await;
+    let user = new_user();
+    let token = token_for(&app, &user);
+    let browser = Browser::start((1400, 1600)).await;
+    browser
+        .run(
+            "swagger-ui-jwt",
+            swagger_jwt_scenario(&browser, &app, &event, &user, &token),
+        )
+        .await;
+    browser.close().await;
+}
+
+async fn swagger_jwt_scenario(
+    b: &Browser,
+    app: &TestApp,
+    event: &str,
+    user: &str,
+    token: &str,
+) -> anyhow::Result<()> {
+    b.goto(&app.url("/swagger-ui/")).await?;
+    b.wait_css(".opblock").await?;
+
+    // Authorize, as a person would: the button, the bearer field, Authorize, Close.
+    b.click(".auth-wrapper .btn.authorize").await?;
+    let field = b.find(".modal-ux .auth-container input").await?;
+    field.send_keys(token).await?;
+    b.click(".modal-ux .auth-btn-wrapper .btn.authorize")
+        .await?;
+    // Once authorized, the dialog offers to log out instead.
+    b.wait_css(".modal-ux button[aria-label=\"Remove authorization\"]")
+        .await?;
+    b.click(".modal-ux .btn-done").await?;
+
+    // Try it out on POST /seats/hold with a real seat and no UUID: the token says who.
+    let seat = seat_of(event, 3);
+    let hold = Operation::new("post", "/seats/hold");
+    hold.open(b).await?;
+    let body = b.find(&hold.css("textarea.body-param__text")).await?;
+    body.clear().await?;
+    body.send_keys(&json!({ "id": seat }).to_string()).await?;
+    let (status, answer, url) = hold.execute(b).await?;
+    let curl = b.text(&hold.css(".curl-command")).await?;
+    ensure!(
+        status == 202,
+        "POST /seats/hold answers 202: {answer}\n{curl}"
+    );
+    ensure!(
+        url == app.url("/seats/hold"),
+        "the request went to the running service: {url}"
+    );
+    ensure!(
+        curl.contains(&format!("Bearer {token}")) && curl.contains(&seat),
+        "Try it out sent the token and the typed body: {curl}"
+    );
+    b.js_void(&format!(
+        "document.querySelector('{}').scrollIntoView({{block: 'start'}});",
+        hold.selector
+    ))
+    .await?;
+    b.screenshot("swagger-ui-jwt-hold.png").await?;
+
+    let answer: Value = serde_json::from_str(&answer).context("the 202 body is JSON")?;
+    let job = answer["jobId"].as_str().context("the 202 names its job")?;
+    let done = app.wait_job(job, STEP).await;
+    ensure!(done.succeeded(), "the hold was applied: {done}");
+    let held = app.seat_as(&seat, user).await;
+    ensure!(
+        held.status == SeatStatus::OnHold && held.user == user,
+        "the service holds {seat} for the token's user: {held}"
     );
     Ok(())
 }
@@ -615,6 +924,23 @@ impl Browser {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Ok(())
+    }
+
+    /// Waits until the seat map's stream is live.
+    async fn wait_live(&self) -> anyhow::Result<()> {
+        self.wait_js(
+            "document.getElementById('live').dataset.state === 'live'",
+            "the stream to be live",
+        )
+        .await
+    }
+
+    /// Pastes a token into the seat map's token field and presses "Use token".
+    async fn paste_token(&self, token: &str) -> anyhow::Result<()> {
+        let field = self.find("#token").await?;
+        field.clear().await?;
+        field.send_keys(token).await?;
+        self.click("#use-token").await
     }
 
     /// How the seat map shows seat `n`: available, held, held-mine, reserved or reserved-mine.
