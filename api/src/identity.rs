@@ -7,7 +7,9 @@
 //! - jwt mode: the user is the `sub` of a bearer JWT (a UUID as is, any other string mapped to a
 //!   v5 UUID in [`SUBJECT_NAMESPACE`]); admin is a `role: "admin"` claim or `"admin"` in `roles`.
 
+use std::collections::HashMap;
 use std::future::{ready, Ready};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix_web::dev::Payload;
@@ -48,7 +50,21 @@ enum Mode {
 struct Verifier {
     key: DecodingKey,
     validation: Validation,
+    /// Tokens verified already, with what they proved and when they expire: a client sends the
+    /// same token with each of its requests, and checking a signature costs far more than a
+    /// lookup. The token itself is the key, so only the very token that verified is let in.
+    verified: Mutex<HashMap<Box<str>, Verified>>,
 }
+
+#[derive(Debug, Clone, Copy)]
+struct Verified {
+    bearer: Bearer,
+    /// `exp`, seconds since the epoch.
+    exp: u64,
+}
+
+/// Tokens remembered per process; past this the memory is cleared (about 300 bytes a token).
+const VERIFIED_CAPACITY: usize = 100_000;
 
 impl std::fmt::Debug for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -63,6 +79,9 @@ impl std::fmt::Debug for Identity {
 #[derive(Debug, Deserialize)]
 struct Claims {
     sub: String,
+    /// Required by the validation (`exp`), so present whenever a token verified. A number, as
+    /// JWT's NumericDate may have a fraction.
+    exp: f64,
     #[serde(default)]
     role: Option<serde_json::Value>,
     #[serde(default)]
@@ -334,16 +353,45 @@ impl Verifier {
             validation.set_audience(&[&auth.jwt_audience]);
             validation.required_spec_claims.insert("aud".to_owned());
         }
-        Ok(Self { key, validation })
+        Ok(Self {
+            key,
+            validation,
+            verified: Mutex::default(),
+        })
     }
 
     fn verify(&self, token: &str) -> Result<Bearer, ApiError> {
+        let now = jsonwebtoken::get_current_timestamp();
+        let remembered = self
+            .verified
+            .lock()
+            .ok()
+            .and_then(|verified| verified.get(token).copied());
+        if let Some(hit) = remembered {
+            // Expiry is the one check whose answer changes with time; the same leeway applies.
+            if now <= hit.exp.saturating_add(self.validation.leeway) {
+                return Ok(hit.bearer);
+            }
+        }
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
             .map_err(|e| ApiError::Unauthenticated(AuthProblem::Invalid(why(e.kind()))))?;
-        Ok(Bearer {
+        let bearer = Bearer {
             user: subject_user(&data.claims.sub),
             admin: data.claims.is_admin(),
-        })
+        };
+        if let Ok(mut verified) = self.verified.lock() {
+            if verified.len() >= VERIFIED_CAPACITY {
+                verified.clear();
+            }
+            verified.insert(
+                token.into(),
+                Verified {
+                    bearer,
+                    exp: data.claims.exp as u64,
+                },
+            );
+        }
+        Ok(bearer)
     }
 }
 
@@ -514,6 +562,29 @@ mod tests {
         assert!(
             matches!(&refused, Err(ApiError::Unauthenticated(AuthProblem::Invalid(why))) if why.contains("signature")),
             "{refused:?}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_remembered_token_is_refused_once_it_expires() -> anyhow::Result<()> {
+        let verifier = Verifier::from_settings(&settings(&"s".repeat(32)))?;
+        let bearer = Bearer {
+            user: subject_user("alice"),
+            admin: true,
+        };
+        let remember = |token: &str, exp: u64| {
+            if let Ok(mut verified) = verifier.verified.lock() {
+                verified.insert(token.into(), Verified { bearer, exp });
+            }
+        };
+        let now = jsonwebtoken::get_current_timestamp();
+        remember("live", now + 60);
+        remember("lapsed", now - 1);
+        assert!(verifier.verify("live").is_ok(), "a remembered live token");
+        assert!(
+            verifier.verify("lapsed").is_err(),
+            "an expired one is verified again, and fails"
         );
         Ok(())
     }
