@@ -22,6 +22,9 @@ const BLOCK_MS: u64 = 200;
 const READ_COUNT: u64 = 1000;
 /// Batches a slow watcher may fall behind before it catches up from Redis instead.
 const FAN_OUT_DEPTH: usize = 256;
+/// How often the watched events are checked for a deletion (by any API process): a deleted
+/// event's watchers are let go, so their streams end within about this long.
+const GONE_CHECK: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Default)]
 pub struct ChangeHub {
@@ -58,6 +61,14 @@ impl ChangeHub {
         rx
     }
 
+    /// Lets the watchers of `event` go (it was deleted): their feeds end, and with them their
+    /// streams.
+    pub fn forget(&self, event: EventId) {
+        if let Ok(mut watched) = self.watched.lock() {
+            watched.remove(&event);
+        }
+    }
+
     /// The events watched now with their cursors; forgets events nobody watches any more.
     fn cursors(&self) -> Vec<(EventId, ChangeId)> {
         let Ok(mut watched) = self.watched.lock() else {
@@ -91,7 +102,12 @@ impl ChangeHub {
     pub async fn run(&self, store: &Store, shutdown: CancellationToken) {
         let mut client = None;
         let mut failing = false;
+        let mut checked = tokio::time::Instant::now();
         while !shutdown.is_cancelled() {
+            if checked.elapsed() >= GONE_CHECK {
+                checked = tokio::time::Instant::now();
+                self.forget_deleted(store).await;
+            }
             let cursors = self.cursors();
             if cursors.is_empty() {
                 tokio::select! {
@@ -145,6 +161,28 @@ impl ChangeHub {
         }
         if let Some(client) = client {
             let _ = fred::interfaces::ClientLike::quit(&client).await;
+        }
+    }
+}
+
+impl ChangeHub {
+    /// Lets go of the watched events that no longer exist. XREAD on the stream of a deleted
+    /// event would only wait, so this is how watchers learn of a deletion made by another API
+    /// process (the one that deletes lets its own go at once).
+    async fn forget_deleted(&self, store: &Store) {
+        let watched: Vec<EventId> = self.cursors().into_iter().map(|(id, _)| id).collect();
+        if watched.is_empty() {
+            return;
+        }
+        match store.missing_events(&watched).await {
+            Ok(gone) => {
+                for event in gone {
+                    tracing::debug!(%event, "the event is gone; ending its streams");
+                    self.forget(event);
+                }
+            }
+            // Tried again next round; the feeds go on meanwhile.
+            Err(e) => tracing::debug!(error = %e, "cannot check the watched events"),
         }
     }
 }

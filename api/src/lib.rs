@@ -250,7 +250,10 @@ fn routes(cfg: &mut web::ServiceConfig) {
             "GET",
             web::get().to(events::list_seats),
         ))
-        .service(resource("/events/{id}", "GET", web::get().to(events::get)))
+        .service(
+            resource("/events/{id}", "GET, DELETE", web::get().to(events::get))
+                .route(web::delete().to(events::delete)),
+        )
         .service(resource(
             "/events/{id}/stream",
             "GET",

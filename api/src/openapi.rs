@@ -25,7 +25,8 @@ use crate::routes::{events, health, jobs, metrics, seats, stream};
         version = "0.1.0",
     ),
     paths(
-        events::create, events::list, events::get, stream::stream, events::list_seats,
+        events::create, events::list, events::get, events::delete, stream::stream,
+        events::list_seats,
         seats::get, seats::hold, seats::reserve, seats::refresh, seats::hold_refresh, seats::release,
         jobs::status,
         health::health, metrics::metrics,
@@ -37,7 +38,7 @@ use crate::routes::{events, health, jobs, metrics, seats, stream};
     )),
     modifiers(&BearerScheme),
     tags(
-        (name = "events", description = "Create and read events"),
+        (name = "events", description = "Create, read and delete events"),
         (name = "seats", description = "Read, hold, reserve, refresh and release seats"),
         (name = "jobs", description = "Follow a hold or reserve job"),
         (name = "service", description = "Health and metrics"),

@@ -197,6 +197,14 @@ impl Waiters {
         }
     }
 
+    /// Forgets the records heard of `event`'s jobs (it was deleted: from now on Redis says they
+    /// failed). Other API processes may still answer a record they heard for a few seconds.
+    pub fn forget_event(&self, event: queue_core::EventId) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.recent.retain(|job, _| job.event() != event);
+        }
+    }
+
     /// Subscribes to the finished-jobs channel and hears it until `shutdown`.
     pub async fn listen(&self, store: &Store, shutdown: CancellationToken) {
         let subscriber = match store.subscriber().await {

@@ -20,7 +20,8 @@
 -- ARGV[11]: a random number in [0, 1) from the caller (Lua's own is the same on every run): the
 --           delays of this call are scaled by 0.5 to 1 by it (jitter across calls and workers;
 --           jobs that fail together stay together, and in order)
--- Returns: {applied, remaining, next due ms or -1, record 1, record 2, ...}
+-- Returns: {applied, remaining, next due ms or -1, record 1, record 2, ...}; {0, 0, -1} when the
+--   event does not exist (deleted while its jobs waited)
 --   where "next due" is the earliest of: the deadline of the holds made in this call (those of
 --   earlier holds were reported by the calls that made them), the first finished record's end of
 --   retention, and the first retry; -1 when none applies
@@ -48,6 +49,9 @@ local keep_ms = tonumber(ARGV[4])
 -- then finds the true time), so a call with nothing to trim reads no sorted set for it. At a
 -- steady trickle of jobs each call carries one or two, and every command it runs weighs.
 local fields = redis.call('HMGET', ev, 'total', 'deq', 'enq', 'trim')
+-- No event (it was deleted, delete_event.lua): take no job and write nothing; the deletion frees
+-- the queue.
+if not fields[1] then return {0, 0, -1} end
 local total, deq = tonumber(fields[1]) or 0, tonumber(fields[2]) or 0
 local trim_at = tonumber(fields[4]) or -1
 -- Nothing is written before this point. The event hash was just read and the retry set is read

@@ -5,11 +5,14 @@
 --
 -- KEYS[1]: seats string   KEYS[2]: deadlines sorted set   KEYS[3]: holders hash
 -- KEYS[4]: results hash   KEYS[5]: done sorted set        KEYS[6]: tick key
--- KEYS[7]: changes stream   KEYS[8]: retry sorted set
+-- KEYS[7]: changes stream   KEYS[8]: retry sorted set   KEYS[9]: event hash
 -- ARGV[1]: most entries of each kind to remove in one run
 -- Also says whether a job's retry is due (the caller then wakes a worker; process.lua moves it
 -- back onto the queue).
--- Returns: {holds lapsed, next due ms or -1, 1 when a retry is due else 0}
+-- Returns: {holds lapsed, next due ms or -1, 1 when a retry is due else 0, 1 when the event is
+--          gone else 0}; an event that is gone (deleted: delete_event.lua) is not touched, and
+--          the caller frees what is left of it
+if redis.call('HEXISTS', KEYS[9], 'total') == 0 then return {0, -1, 0, 1} end
 local wrong = wrong_key_type({KEYS[3], 'hash', KEYS[4], 'hash', KEYS[5], 'zset', KEYS[7], 'stream'})
 if wrong then return redis.error_reply(CORRUPT .. 'cannot sweep: ' .. wrong) end
 local now = now_ms()
@@ -35,4 +38,4 @@ local next_due = earliest(rearm_tick(KEYS[2], KEYS[6]), trim_results(KEYS[4], KE
 next_due = earliest(next_due, first_retry)
 -- A full batch may have left more behind: ask to be run again right away.
 if #due == limit then next_due = now + 1 end
-return {lapsed, next_due or -1, retry_due}
+return {lapsed, next_due or -1, retry_due, 0}

@@ -23,6 +23,7 @@ const PASS_LIMIT: usize = 500;
 
 impl Store {
     /// Sweeps one event now and reschedules its next sweep. Returns the holds it found lapsed.
+    /// An event that is gone (deleted) is freed instead (`deletion.rs`).
     pub async fn sweep(&self, event: EventId) -> Result<u64> {
         let k = EventKeys::new(event);
         let mut reply = run(
@@ -37,16 +38,26 @@ impl Store {
                 &k.tick,
                 &k.changes,
                 &k.retry,
+                &k.event,
             ],
             vec![arg(SWEEP_LIMIT)],
         )
         .await?;
         let lapsed = reply.unsigned()?;
         let next_due = reply.int()?;
+        let retry_due = reply.int()? > 0;
+        if reply.flag()? {
+            // Deleted (or never there): free what a deletion cut short may have left.
+            let freed = self.free_event(event).await?;
+            if freed > 0 {
+                tracing::info!(%event, keys = freed, "finished deleting an event");
+            }
+            return Ok(0);
+        }
         if next_due >= 0 {
             self.schedule_sweep(event, next_due).await?;
         }
-        if reply.int()? > 0 {
+        if retry_due {
             // A retry is due: make sure a worker comes for it.
             self.wake_if_stalled(event).await?;
         }

@@ -8,6 +8,9 @@ use crate::scripts::{self, arg, run};
 use crate::store::Store;
 use crate::wire::{self, QueuedJob};
 
+/// Why every job of a deleted event reads `failed`.
+pub const EVENT_DELETED: &str = "the event was deleted";
+
 impl Store {
     /// Where a job stands; `None` when the id is unknown or its record is past retention.
     pub async fn job(&self, id: JobId) -> Result<Option<JobView>> {
@@ -15,7 +18,7 @@ impl Store {
         let mut reply = run(
             &scripts::JOB_STATUS,
             &self.client()?,
-            [&k.event, &k.queue, &k.results],
+            [&k.event, &k.queue, &k.results, &k.deleted],
             vec![arg(id.seq()), arg(self.workers().lease_ms)],
         )
         .await?;
@@ -37,7 +40,17 @@ impl Store {
                     state,
                 }))
             }
-            _ => self.parse_record(id.event(), &reply.bytes()?).map(Some),
+            2 => self.parse_record(id.event(), &reply.bytes()?).map(Some),
+            // Its event was deleted: the job ended failed then, whatever it was doing.
+            _ => Ok(Some(JobView {
+                id,
+                kind: None,
+                created_at: 0,
+                state: JobState::Failed {
+                    completed_at: reply.int()?,
+                    reason: EVENT_DELETED.to_owned(),
+                },
+            })),
         }
     }
 

@@ -49,6 +49,11 @@ pub struct EventKeys {
     /// moves due ones back to the head of the queue just before it pops; sweep and reconcile
     /// wake the event when one is due.
     pub retry: String,
+    /// String `<last accepted job seq>|<ms of the deletion>` that an event's deletion leaves in
+    /// place of its other keys (`delete_event.lua`), expiring after JOB_RESULT_TTL: meanwhile
+    /// job_status reads every job of the event as `failed` (the event was deleted). The only key
+    /// of a deleted event; nothing else writes it.
+    pub deleted: String,
 }
 
 impl EventKeys {
@@ -65,6 +70,7 @@ impl EventKeys {
             tick: format!("{base}:tick"),
             changes: format!("{base}:changes"),
             retry: format!("{base}:retry"),
+            deleted: format!("{base}:deleted"),
         }
     }
 }
@@ -134,6 +140,7 @@ mod tests {
             &keys.tick,
             &keys.changes,
             &keys.retry,
+            &keys.deleted,
         ] {
             let first = key.find('{').expect("a hash tag");
             let last = key[first..].find('}').expect("a closed tag") + first;

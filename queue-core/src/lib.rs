@@ -19,7 +19,8 @@
 //!    replies, with the reply codes) and [`wire`] (the layouts Rust and Lua both read);
 //! 3. the handle: [`store`], connections only;
 //! 4. operations: [`enqueue`] (accepting jobs, in batches), [`process`] (draining queues),
-//!    [`jobs`] (a job's status), [`catalog`] (events and seats), [`hold`] (refresh, release),
+//!    [`jobs`] (a job's status), [`catalog`] (events and seats), [`deletion`] (deleting an
+//!    event), [`hold`] (refresh, release),
 //!    [`changes`] (the seat-change feed), [`housekeeping`], [`workers`] (heartbeats),
 //!    [`metrics`].
 //!
@@ -48,6 +49,7 @@ pub mod store;
 // 4. Operations.
 pub mod catalog;
 pub mod changes;
+pub mod deletion;
 pub mod enqueue;
 pub mod hold;
 pub mod housekeeping;

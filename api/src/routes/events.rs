@@ -3,7 +3,7 @@ use queue_core::EventId;
 
 use crate::dto::{CreateEvent, EventBody, EventList, SeatBody, SeatList};
 use crate::error::{ApiError, ErrorBody};
-use crate::identity::EventCreator;
+use crate::identity::{Admin, EventCreator};
 use crate::json::JsonBody;
 use crate::routes::parse_id;
 use crate::state::AppState;
@@ -96,4 +96,38 @@ pub async fn list_seats(
         event: EventBody::with_counts(&list.event),
         seats,
     }))
+}
+
+/// Delete an event (admin only): the event and every key of it go, its waiting jobs end
+/// `failed` ("the event was deleted"), its open streams end, and later reads answer 404.
+///
+/// In none mode the bearer token is ADMIN_TOKEN (without it set, every call is refused with
+/// 403 `admin_only`); in jwt mode, a token with `role: "admin"` or `"admin"` in `roles`. For
+/// JOB_RESULT_TTL afterwards, the status of any of its jobs reads `failed` with that reason.
+#[utoipa::path(delete, path = "/events/{id}", tag = "events", operation_id = "delete_event",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The event's id (a UUID)", example = "3f0c2f2f-5c11-4b43-9a71-0b6f6a8e54a4",
+        pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")),
+    responses(
+        (status = 204, description = "Deleted: the event and all its keys are gone"),
+        (status = 401, description = "No bearer token, or one that does not verify (`WWW-Authenticate` says why)", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "The RFC 6750 challenge"))),
+        (status = 403, description = "Not an admin (`admin_only`): jwt mode, a token without the admin role; none mode, ADMIN_TOKEN is not set", body = ErrorBody),
+        (status = 404, description = "No such event (or it was deleted already)", body = ErrorBody),
+        (status = 422, description = "A malformed id", body = ErrorBody),
+        (status = 503, description = "Redis is unavailable; retry after `Retry-After` seconds", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ))]
+pub async fn delete(
+    _admin: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id: EventId = parse_id(&path, "id")?;
+    if !state.store.delete_event(id).await? {
+        return Err(ApiError::EventNotFound { id: id.to_string() });
+    }
+    // This process's streams of the event end now; other processes' hubs notice within a second.
+    state.changes.forget(id);
+    state.waiters.forget_event(id);
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -33,7 +33,8 @@ const CLIENT_QUEUE: usize = 64;
 /// are no longer kept (about the last 10,000 per event), in which case a fresh `snapshot` comes
 /// first. A comment line is sent every 15 s while nothing changes.
 ///
-/// The stream never ends, so Swagger UI's "Try it out" keeps waiting: follow it with
+/// The stream ends only when the event is deleted (within about a second), so Swagger UI's
+/// "Try it out" keeps waiting: follow it with
 /// `curl -N <url>`, an `EventSource`, or the seat map at `/`.
 #[utoipa::path(get, path = "/events/{id}/stream", tag = "events",
     security((), ("bearer" = [])),
@@ -167,6 +168,8 @@ enum Ended {
     ClientGone,
     #[error("the API is stopping")]
     Stopping,
+    #[error("the event was deleted")]
+    EventGone,
     #[error("{0}")]
     Redis(#[from] queue_core::Error),
     #[error("cannot encode a message: {0}")]
@@ -202,7 +205,8 @@ impl Feed {
                     Ok(changes) => self.send_changes(&changes).await?,
                     // Fell behind the fan-out: the changes are still in Redis.
                     Err(RecvError::Lagged(_)) => self.catch_up().await?,
-                    Err(RecvError::Closed) => return Err(Ended::Stopping),
+                    // The hub let this event's watchers go: it was deleted.
+                    Err(RecvError::Closed) => return Err(Ended::EventGone),
                 },
                 _ = keep_alive.tick() => self.send(Bytes::from_static(b": keep-alive\n\n")).await?,
                 () = stopping.cancelled() => return Err(Ended::Stopping),
@@ -220,11 +224,11 @@ impl Feed {
                 .changes_after(self.event, self.position, CATCH_UP_PAGE)
                 .await?;
             match page {
-                // The event is gone (it never is today): nothing more will come.
-                None => return Err(Ended::Stopping),
+                // The event was deleted: nothing more will come.
+                None => return Err(Ended::EventGone),
                 Some(CatchUp::Gap) => {
                     let Some(snapshot) = self.store.snapshot(self.event).await? else {
-                        return Err(Ended::Stopping);
+                        return Err(Ended::EventGone);
                     };
                     self.position = snapshot.last;
                     self.send_snapshot(&snapshot).await?;

@@ -46,6 +46,7 @@ const QUEUE_CORE_LAYERS: [(&str, &[&str]); 4] = [
             "process",
             "jobs",
             "catalog",
+            "deletion",
             "hold",
             "changes",
             "housekeeping",

@@ -8,6 +8,7 @@ mod atomicity;
 mod bad_input;
 mod browser;
 mod concurrency;
+mod delete_event;
 mod drain_rate;
 mod drills;
 mod expiry;

@@ -1,0 +1,98 @@
+//! Deleting an event (`DELETE /events/{id}`): every key of it goes, and Redis stays responsive
+//! however large the event is.
+//!
+//! Two steps, each constant work for Redis whatever the event's size:
+//! 1. `delete_event.lua` marks the event deleted: its hash goes (so every script and read finds
+//!    no such event from then on: holds and reserves are refused, workers take none of its jobs,
+//!    sweeps and reconciles write nothing) and a small tombstone (`EventKeys::deleted`, kept for
+//!    JOB_RESULT_TTL) makes every job of the event read `failed`, "the event was deleted".
+//! 2. [`Store::free_event`] frees the rest: one UNLINK of the event's other keys (Redis unlinks
+//!    them at once and frees their memory on a background thread, so a 10,000-seat event with a
+//!    full changes stream and a long queue costs the main thread microseconds), then the event
+//!    leaves the service-wide sets (hints, sweep schedule, ready tokens, and last the events
+//!    registry).
+//!
+//! Should the second step not happen (Redis went away between the two, the API died), the
+//! housekeeping full pass, which walks the registry, finds the event gone when it sweeps it and
+//! frees it then ([`Store::sweep`]); so does any sweep of it that comes earlier.
+
+use fred::interfaces::{KeysInterface, ListInterface, SortedSetsInterface};
+
+use crate::error::Result;
+use crate::ids::EventId;
+use crate::keys::{self, EventKeys};
+use crate::scripts::{self, arg, run};
+use crate::store::Store;
+
+impl Store {
+    /// Deletes an event and every key of it. `false` when there is no such event (none was
+    /// created, or it was deleted before; what a deletion cut short left behind is freed all
+    /// the same).
+    pub async fn delete_event(&self, id: EventId) -> Result<bool> {
+        let k = EventKeys::new(id);
+        let mut reply = run(
+            &scripts::DELETE_EVENT,
+            &self.client()?,
+            [&k.event, &k.deleted],
+            vec![arg(self.queue().job_result_ttl_secs * 1000)],
+        )
+        .await?;
+        let deleted = reply.flag()?;
+        let freed = self.free_event(id).await?;
+        if deleted {
+            tracing::info!(event = %id, keys = freed, "deleted an event");
+        } else if freed > 0 {
+            tracing::info!(event = %id, keys = freed, "finished deleting an event");
+        }
+        Ok(deleted)
+    }
+
+    /// Frees what is left of an event marked deleted (or never created): its keys but the
+    /// tombstone, and its entries in the service-wide sets. Returns the keys unlinked. Safe to
+    /// repeat, and a no-op for an event that was never there.
+    pub(crate) async fn free_event(&self, id: EventId) -> Result<u64> {
+        let k = EventKeys::new(id);
+        let client = self.client()?;
+        // All of one slot (the event's hash tag). The event hash is in the list too, for a
+        // deletion that met an event hash written after the mark (none is: every script that
+        // writes it reads `total` first and stops without it).
+        let freed: u64 = client
+            .unlink(vec![
+                k.event,
+                k.seats,
+                k.deadlines,
+                k.holders,
+                k.queue,
+                k.results,
+                k.done,
+                k.tick,
+                k.changes,
+                k.retry,
+            ])
+            .await?;
+        let member = id.to_string();
+        client.zrem::<(), _, _>(keys::HINTS, &member).await?;
+        client.zrem::<(), _, _>(keys::DUE, &member).await?;
+        // Walks the ready list, which holds at most a few tokens per busy event.
+        client.lrem::<(), _, _>(keys::READY, 0, &member).await?;
+        // Last: while the event is registered, the housekeeping full pass comes back to it.
+        client.zrem::<(), _, _>(keys::EVENTS, &member).await?;
+        Ok(freed)
+    }
+
+    /// Which of `events` do not exist (any more): the stream hub ends the feeds of an event
+    /// deleted by any API process with it.
+    pub async fn missing_events(&self, events: &[EventId]) -> Result<Vec<EventId>> {
+        let client = self.client()?;
+        let exists = events
+            .iter()
+            .map(|id| client.exists::<u64, _>(EventKeys::new(*id).event));
+        let found = futures::future::try_join_all(exists).await?;
+        Ok(events
+            .iter()
+            .zip(found)
+            .filter(|(_, n)| *n == 0)
+            .map(|(id, _)| *id)
+            .collect())
+    }
+}
