@@ -21,6 +21,8 @@ pub struct AppState {
     pub waiters: Arc<crate::waiters::Waiters>,
     pub changes: Arc<crate::changes::ChangeHub>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The key of the job ids this process hands out and verifies.
+    pub job_ids: Arc<crate::job_ids::JobIdKey>,
     /// Cancelled when the API starts stopping, so that open streams end and let it stop.
     pub stopping: CancellationToken,
 }

@@ -12,6 +12,7 @@ mod drain_rate;
 mod drills;
 mod expiry;
 mod hostile;
+mod job_ids;
 mod layers;
 mod loadgen_smoke;
 mod memory;
