@@ -38,6 +38,7 @@ MUTANTS=(
   "hold-a-second-long queue-core/src/process.rs     expiry::g6"
   "write-then-fail    queue-core/lua/process.lua    atomicity::a_job_that_meets"
   "count-last         queue-core/lua/process.lua    atomicity::a_reserve_whose_count"
+  "tag-per-event      api/src/job_ids.rs            job_ids::"
 )
 
 # Sets `from` (text that must occur exactly once in the mutant's file) and `to` (what replaces it).
@@ -85,6 +86,9 @@ end)" ;;
       to="  local record = reserved_record(user, now)
   write_seat(seats, seat, record)
   redis.call('HINCRBY', ev, 'reserved', 1)" ;;
+    tag-per-event) # a job id's tag authenticates its event only: every job of it has one tag
+      from="mac.update(job.to_string().as_bytes());"
+      to="mac.update(job.event().to_string().as_bytes());" ;;
     *)
       echo "mutants.sh: mutant $1 has no mutation" >&2
       exit 2 ;;

@@ -21,6 +21,7 @@ pub mod changes;
 pub mod dto;
 pub mod error;
 pub mod identity;
+pub mod job_ids;
 pub mod json;
 pub mod metrics;
 pub mod openapi;
@@ -61,7 +62,13 @@ impl Application {
         let mut for_background = settings.clone();
         for_background.redis.pool_size = BACKGROUND_POOL_SIZE;
         let identity = Arc::new(identity::Identity::from_settings(&settings.auth)?);
+        let job_ids = Arc::new(job_ids::JobIdKey::new(api).context("cannot make a job-id key")?);
         let store = Store::connect(&for_background).await?;
+        // Read now, so that the first job request does not wait for it; should Redis be down, it
+        // is read at the first job request after Redis is back (the API answers 503 till then).
+        if let Err(e) = job_ids.get(&store).await {
+            tracing::warn!(error = %e, "cannot read the job-id key from Redis yet");
+        }
         let listener = TcpListener::bind((api.bind.as_str(), api.port))
             .with_context(|| format!("cannot listen on {}:{}", api.bind, api.port))?;
         let port = listener.local_addr()?.port();
@@ -75,6 +82,7 @@ impl Application {
             changes: Arc::default(),
             metrics: Arc::new(metrics::Metrics::new().context("cannot set up the metrics")?),
             identity: identity.clone(),
+            job_ids,
             stopping: CancellationToken::new(),
         });
         let shared = state.clone();

@@ -23,6 +23,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Who is asking: the user a request acts for or is shown to, and who is an admin.
     pub identity: Arc<crate::identity::Identity>,
+    /// The key of the job ids this process hands out and verifies.
+    pub job_ids: Arc<crate::job_ids::JobIdKey>,
     /// Cancelled when the API starts stopping, so that open streams end and let it stop.
     pub stopping: CancellationToken,
 }

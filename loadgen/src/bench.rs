@@ -16,13 +16,42 @@ use serde::{Deserialize, Serialize};
 use crate::api::{job_seq, now_ms, Api, JobAnswer, Posted};
 use crate::stats::{per_sec, Counts, Latency, LatencySummary};
 
-/// One event of a backlog: its id and the sequence numbers of its first and last accepted jobs.
+/// One event of a backlog: its id and the ids of its first and last accepted jobs (by sequence
+/// number), as the API gave them: a job id cannot be made from its event and number.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BacklogEvent {
     pub id: String,
-    pub first_seq: u64,
-    pub last_seq: u64,
+    pub first_job: Option<String>,
+    pub last_job: Option<String>,
     pub jobs: u64,
+}
+
+/// The first and last job of an event, by sequence number, among those a sender was given.
+#[derive(Debug, Clone, Default)]
+struct Ends {
+    first: Option<(u64, String)>,
+    last: Option<(u64, String)>,
+    jobs: u64,
+}
+
+impl Ends {
+    fn add(&mut self, seq: u64, id: &str) {
+        if self.first.as_ref().is_none_or(|(s, _)| seq < *s) {
+            self.first = Some((seq, id.to_owned()));
+        }
+        if self.last.as_ref().is_none_or(|(s, _)| seq > *s) {
+            self.last = Some((seq, id.to_owned()));
+        }
+        self.jobs += 1;
+    }
+
+    fn merge(&mut self, other: Ends) {
+        let jobs = self.jobs + other.jobs;
+        for (seq, id) in other.first.into_iter().chain(other.last) {
+            self.add(seq, &id);
+        }
+        self.jobs = jobs;
+    }
 }
 
 /// What [`backlog`] did.
@@ -95,7 +124,7 @@ pub async fn backlog(
             tokio::spawn(async move {
                 let mut lat = Latency::new();
                 let mut counts = Counts::default();
-                let mut seqs: Vec<(u64, u64, u64)> = vec![(u64::MAX, 0, 0); ids.len()];
+                let mut ends: Vec<Ends> = vec![Ends::default(); ids.len()];
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= total {
@@ -109,9 +138,7 @@ pub async fn backlog(
                         Ok(Posted::Success { body, .. }) => {
                             lat.record(sent.elapsed());
                             counts.bump("202");
-                            let seq = job_seq(&body.job_id)?;
-                            let s = &mut seqs[e];
-                            *s = (s.0.min(seq), s.1.max(seq), s.2 + 1);
+                            ends[e].add(job_seq(&body.job_id)?, &body.job_id);
                         }
                         Ok(Posted::Refused { status, .. }) => counts.bump(&status.to_string()),
                         Err(err) => {
@@ -123,20 +150,20 @@ pub async fn backlog(
                         bar.inc(1);
                     }
                 }
-                Ok::<_, anyhow::Error>((lat, counts, seqs, Instant::now()))
+                Ok::<_, anyhow::Error>((lat, counts, ends, Instant::now()))
             })
         })
         .collect();
     let mut lat = Latency::new();
     let mut counts = Counts::default();
-    let mut seqs: Vec<(u64, u64, u64)> = vec![(u64::MAX, 0, 0); ids.len()];
+    let mut ends: Vec<Ends> = vec![Ends::default(); ids.len()];
     let mut end = start;
     for t in tasks {
-        let (l, c, s, done) = t.await.context("a sender panicked")??;
+        let (l, c, e, done) = t.await.context("a sender panicked")??;
         lat.add(&l);
         counts.merge(&c);
-        for (all, one) in seqs.iter_mut().zip(s) {
-            *all = (all.0.min(one.0), all.1.max(one.1), all.2 + one.2);
+        for (all, one) in ends.iter_mut().zip(e) {
+            all.merge(one);
         }
         end = end.max(done);
     }
@@ -150,12 +177,12 @@ pub async fn backlog(
         connections,
         events: ids
             .iter()
-            .zip(seqs)
-            .map(|(id, (first, last, jobs))| BacklogEvent {
+            .zip(ends)
+            .map(|(id, ends)| BacklogEvent {
                 id: id.clone(),
-                first_seq: if jobs == 0 { 0 } else { first },
-                last_seq: last,
-                jobs,
+                first_job: ends.first.map(|(_, job)| job),
+                last_job: ends.last.map(|(_, job)| job),
+                jobs: ends.jobs,
             })
             .collect(),
         posts: total,
@@ -213,11 +240,15 @@ pub async fn drain(
 ) -> Result<DrainReport> {
     let api = Api::new(url, backlog.events.len() * 2)?;
     let deadline = Instant::now() + timeout;
-    let ends = futures::future::join_all(backlog.events.iter().filter(|e| e.jobs > 0).map(|e| {
+    let with_jobs = backlog.events.iter().filter_map(|e| {
+        let (first, last) = (e.first_job.as_deref()?, e.last_job.as_deref()?);
+        Some((e, first, last))
+    });
+    let ends = futures::future::join_all(with_jobs.map(|(e, first_job, last_job)| {
         let api = &api;
         async move {
-            let last = finished(api, &format!("{}:j{}", e.id, e.last_seq), deadline).await?;
-            let first = finished(api, &format!("{}:j{}", e.id, e.first_seq), deadline).await?;
+            let last = finished(api, last_job, deadline).await?;
+            let first = finished(api, first_job, deadline).await?;
             let counts = api.event(&e.id).await?;
             Ok::<_, anyhow::Error>((first, last, u64::from(counts.on_hold + counts.reserved)))
         }

@@ -863,9 +863,10 @@ mod tests {
         );
     }
 
-    /// A job of event E with a real id, applied at `at`: a hold that succeeds lasts 1000 ms.
+    /// A job of event E with an id of the shape the API hands out (its tag made up), applied at
+    /// `at`: a hold that succeeds lasts 1000 ms.
     fn applied(seq: u64, kind: Kind, seat: u32, user: &str, code: u16, at: i64) -> Job {
-        let id = format!("{E}:j{seq}");
+        let id = format!("{E}:j{seq}.{seq:032x}");
         match (kind, code) {
             (Kind::Hold, 200) => hold(&id, seat, user, at, at + 1000),
             (Kind::Reserve, 200) => reserve(&id, seat, user, at),
@@ -981,7 +982,10 @@ mod tests {
         jobs[4].outcome = Outcome::Unfinished;
         let (out, _) = replay_rules(&jobs, Some(1000));
         assert_eq!(out.jobs, 4);
-        assert!(out.cut[0].contains("job ev:j5 may or may not"), "{out:#?}");
+        assert!(
+            out.cut[0].contains(&format!("job ev:j5.{:032x} may or may not", 5)),
+            "{out:#?}"
+        );
 
         // A failed job changed nothing; the rest replays.
         let mut jobs = sequenced_history();

@@ -142,7 +142,7 @@ struct BacklogArgs {
     holds: Option<u64>,
     #[arg(long, short = 'c', default_value_t = 64)]
     connections: usize,
-    /// Save the backlog (events and job numbers) here, for `drain`.
+    /// Save the backlog (events and their first and last job ids) here, for `drain`.
     #[arg(long)]
     out: Option<PathBuf>,
 }

@@ -105,6 +105,14 @@ pub const WORKERS: &str = "rsv:{sys}:workers";
 /// sweep passes; the holder renews it every period (`take_turn.lua`).
 pub const HOUSEKEEPING_LOCK: &str = "rsv:{sys}:housekeeping";
 
+/// String: the key the API's job ids are authenticated with (`<event id>:j<seq>.<tag>`, the tag a
+/// MAC of the rest under this key), as 64 lowercase hex digits of 32 random bytes. Used only when
+/// JOB_ID_SECRET is not set. Written once, with SET NX, by the first API process that needs it, so
+/// that all the API processes of a deployment issue ids that each of them verifies; read by every
+/// API process as it starts (or, if Redis is down then, at its first job request). It never
+/// expires: a new key would turn every job id handed out so far into a 404. No worker reads it.
+pub const JOB_ID_KEY: &str = "rsv:{sys}:job-id-key";
+
 /// Hash of service-wide counts that worker processes add to (`add_metrics.lua`): jobs finished
 /// by kind and outcome, accept-to-applied latency buckets, holds lapsed by path. Read by the
 /// API's `/metrics`. Field names are built in `metrics.rs`.

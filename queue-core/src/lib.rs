@@ -19,10 +19,10 @@
 //!    replies, with the reply codes) and [`wire`] (the layouts Rust and Lua both read);
 //! 3. the handle: [`store`], connections only;
 //! 4. operations: [`enqueue`] (accepting jobs, in batches), [`process`] (draining queues),
-//!    [`jobs`] (a job's status), [`catalog`] (events and seats), [`deletion`] (deleting an
-//!    event), [`hold`] (refresh, release),
-//!    [`changes`] (the seat-change feed), [`housekeeping`], [`workers`] (heartbeats),
-//!    [`metrics`].
+//!    [`jobs`] (a job's status), [`job_id_key`] (the key the API's job ids are authenticated
+//!    with), [`catalog`] (events and seats), [`deletion`] (deleting an event), [`hold`]
+//!    (refresh, release), [`changes`] (the seat-change feed), [`housekeeping`], [`workers`]
+//!    (heartbeats), [`metrics`].
 //!
 //! This crate knows nothing of HTTP. It emits tracing events but never installs a subscriber.
 
@@ -53,6 +53,7 @@ pub mod deletion;
 pub mod enqueue;
 pub mod hold;
 pub mod housekeeping;
+pub mod job_id_key;
 pub mod jobs;
 pub mod metrics;
 pub mod process;

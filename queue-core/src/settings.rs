@@ -34,6 +34,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("AUTH_JWT_ISSUER", "auth.jwt_issuer"),
     ("AUTH_JWT_AUDIENCE", "auth.jwt_audience"),
     ("ADMIN_TOKEN", "auth.admin_token"),
+    ("JOB_ID_SECRET", "api.job_id_secret"),
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -47,7 +48,8 @@ pub struct Settings {
     pub auth: AuthSettings,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// The API's settings. `Debug` never shows the job-id secret.
+#[derive(Clone, Deserialize)]
 pub struct ApiSettings {
     pub port: u16,
     pub bind: String,
@@ -56,6 +58,34 @@ pub struct ApiSettings {
     pub keep_alive_secs: u64,
     pub client_request_timeout_ms: u64,
     pub shutdown_timeout_secs: u64,
+    /// The key the job ids the API hands out are authenticated with: at least
+    /// [`MIN_JOB_ID_SECRET_BYTES`] bytes, or empty for the deployment's own random key in Redis
+    /// (`keys::JOB_ID_KEY`).
+    pub job_id_secret: String,
+}
+
+/// The shortest JOB_ID_SECRET accepted: 256 bits of key for a 128-bit tag, so that the key is no
+/// easier to guess than a tag.
+pub const MIN_JOB_ID_SECRET_BYTES: usize = 32;
+
+impl std::fmt::Debug for ApiSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = if self.job_id_secret.is_empty() {
+            ""
+        } else {
+            "<redacted>"
+        };
+        f.debug_struct("ApiSettings")
+            .field("port", &self.port)
+            .field("bind", &self.bind)
+            .field("http_workers", &self.http_workers)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("keep_alive_secs", &self.keep_alive_secs)
+            .field("client_request_timeout_ms", &self.client_request_timeout_ms)
+            .field("shutdown_timeout_secs", &self.shutdown_timeout_secs)
+            .field("job_id_secret", &secret)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -196,7 +226,7 @@ impl Settings {
         let w = &self.workers;
         let a = &self.auth;
         let jwt = a.mode == AuthMode::Jwt;
-        let checks: [(&'static str, bool, String); 18] = [
+        let checks: [(&'static str, bool, String); 19] = [
             (
                 "api.bind",
                 self.api.bind.parse::<std::net::IpAddr>().is_ok(),
@@ -211,6 +241,15 @@ impl Settings {
                 "api.max_body_bytes",
                 self.api.max_body_bytes >= 256,
                 "must be at least 256".into(),
+            ),
+            (
+                "api.job_id_secret",
+                self.api.job_id_secret.is_empty()
+                    || self.api.job_id_secret.len() >= MIN_JOB_ID_SECRET_BYTES,
+                format!(
+                    "must be empty (a random key kept in Redis) or at least \
+                     {MIN_JOB_ID_SECRET_BYTES} bytes"
+                ),
             ),
             (
                 "redis.url",
@@ -361,6 +400,38 @@ mod tests {
         assert!(
             err.contains("MAX_HOLD_LIFETIME_SECS"),
             "the error names the cap: {err}"
+        );
+    }
+
+    #[test]
+    fn a_job_id_secret_is_long_enough_and_never_shown() {
+        let s = load(&[]).expect("the committed defaults are valid");
+        assert_eq!(
+            s.api.job_id_secret, "",
+            "no secret by default: the key in Redis"
+        );
+
+        let short = "s".repeat(MIN_JOB_ID_SECRET_BYTES - 1);
+        let err = load(&[("JOB_ID_SECRET", &short)])
+            .expect_err("a short secret is refused")
+            .to_string();
+        assert!(
+            err.contains("JOB_ID_SECRET"),
+            "the error names the variable: {err}"
+        );
+        assert!(
+            !err.contains(&short),
+            "the error does not show the secret: {err}"
+        );
+
+        let secret = "k".repeat(MIN_JOB_ID_SECRET_BYTES);
+        let s = load(&[("JOB_ID_SECRET", &secret)]).expect("a long enough secret");
+        assert_eq!(s.api.job_id_secret, secret);
+        let shown = format!("{s:?}");
+        assert!(!shown.contains(&secret), "Debug hides the secret: {shown}");
+        assert!(
+            shown.contains("<redacted>"),
+            "Debug says there is one: {shown}"
         );
     }
 }

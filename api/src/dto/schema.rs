@@ -7,7 +7,9 @@ use utoipa::ToSchema;
 // The ids the OpenAPI examples use, one event's throughout.
 pub const EXAMPLE_EVENT: &str = "3f0c2f2f-5c11-4b43-9a71-0b6f6a8e54a4";
 pub const EXAMPLE_SEAT: &str = "3f0c2f2f-5c11-4b43-9a71-0b6f6a8e54a4:7";
-pub const EXAMPLE_JOB: &str = "3f0c2f2f-5c11-4b43-9a71-0b6f6a8e54a4:j42";
+/// Job 42 of the example event, tagged under the key of the tests of `job_ids.rs`.
+pub const EXAMPLE_JOB: &str =
+    "3f0c2f2f-5c11-4b43-9a71-0b6f6a8e54a4:j42.202dcf7f2be7e4fb4d7cc2437b47c22f";
 pub const EXAMPLE_USER: &str = "0b6f6a8e-54a4-4b43-9a71-3f0c2f2f5c11";
 
 /// A seat's status (the schema of `queue_core::SeatStatus`, which knows nothing of OpenAPI).

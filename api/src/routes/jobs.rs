@@ -1,24 +1,23 @@
 use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use queue_core::JobId;
 
-use crate::dto::JobStatusBody;
+use crate::dto::{JobStatusBody, EXAMPLE_JOB};
 use crate::error::{ApiError, ErrorBody};
-use crate::routes::parse_id;
+use crate::job_ids::ClaimedJobId;
 use crate::state::AppState;
 use crate::waiters::MAX_WAIT_SECS;
 
 /// Where a job stands.
 #[utoipa::path(get, path = "/seats/job/{jobId}/status", tag = "jobs",
     params(
-        ("jobId" = String, Path, description = "`<event id>:j<number>`, from the 202", example = "3f0c2f2f-5c11-4b43-9a71-0b6f6a8e54a4:j42",
-            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}:j[1-9][0-9]{0,18}$"),
+        ("jobId" = String, Path, description = "`<event id>:j<number>.<tag>`, as the 202 gave it. An id with a wrong or missing tag is unknown (404), like a job that does not exist", example = json!(EXAMPLE_JOB),
+            pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}:j[1-9][0-9]{0,18}([.].*)?$"),
         ("wait" = Option<u64>, Query, description = "Seconds (0 to 30) to wait for the job to finish before answering; the answer comes as soon as it does", maximum = 30, minimum = 0),
     ),
     responses(
         (status = 200, description = "The job (with `wait`: as soon as it finished, or as it stands at the deadline)", body = JobStatusBody),
-        (status = 404, description = "Unknown, or its result is past JOB_RESULT_TTL", body = ErrorBody),
+        (status = 404, description = "Unknown (a wrong or missing tag included), or its result is past JOB_RESULT_TTL", body = ErrorBody),
         (status = 422, description = "A malformed id", body = ErrorBody),
         (status = 503, description = "Redis is unavailable; retry after `Retry-After` seconds", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ))]
@@ -27,12 +26,32 @@ pub async fn status(
     path: web::Path<String>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let id: JobId = parse_id(&path, "jobId")?;
+    let claimed = ClaimedJobId::parse(&path).ok_or_else(|| ApiError::InvalidField {
+        field: "jobId".to_owned(),
+        message: format!(
+            "`{}` is not a job id (`<event id>:j<number>.<tag>`, as a 202 gave it)",
+            clip(&path)
+        ),
+    })?;
     let wait = wait(req.query_string())?;
+    let job_ids = state.job_ids.get(&state.store).await?;
+    // The same answer for a tag that is wrong and for a job that does not exist, so that an id
+    // cannot be tried out piece by piece.
+    let unknown = || ApiError::JobNotFound { id: clip(&path) };
+    let id = job_ids.verify(&claimed).ok_or_else(unknown)?;
     match state.waiters.status(&state.store, id, wait).await? {
-        Some(job) => Ok(HttpResponse::Ok().json(JobStatusBody::from(&job))),
-        None => Err(ApiError::JobNotFound { id: id.to_string() }),
+        Some(job) => Ok(HttpResponse::Ok().json(JobStatusBody {
+            job_id: job_ids.public(id),
+            ..JobStatusBody::from(&job)
+        })),
+        None => Err(unknown()),
     }
+}
+
+/// The id as the client sent it, cut short when it is long, for the error message.
+fn clip(raw: &str) -> String {
+    const MAX_CHARS: usize = 120;
+    raw.chars().take(MAX_CHARS).collect()
 }
 
 /// The `wait` of a query string: none, or from 0 to [`MAX_WAIT_SECS`] seconds.

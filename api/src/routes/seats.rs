@@ -103,10 +103,12 @@ async fn enqueue(
         JobKind::Hold => SeatStatus::Available,
         JobKind::Reserve => SeatStatus::OnHold,
     };
+    // The key first: a job is accepted only when its id can be handed out.
+    let job_ids = state.job_ids.get(&state.store).await?;
     match state.enqueuer.enqueue(kind, seat, user).await? {
         Enqueued::Accepted { job, position } => {
             state.metrics.job_accepted(kind);
-            let job_id = job.to_string();
+            let job_id = job_ids.public(job);
             let endpoint = format!("/seats/job/{job_id}/status");
             let body = QueueResponse {
                 message: accepted_message(kind),

@@ -160,13 +160,17 @@ async fn apply_all(store: &Store, event: &str) {
     }
 }
 
-async fn queue_reserves(enqueuer: &Enqueuer, reserves: &[(String, String)]) -> Vec<String> {
+async fn queue_reserves(
+    enqueuer: &Enqueuer,
+    job_ids: &api::job_ids::JobIds,
+    reserves: &[(String, String)],
+) -> Vec<String> {
     stream::iter(reserves)
         .map(|(seat, user)| async move {
             let seat: SeatId = seat.parse().expect("a seat id");
             let user: UserId = user.parse().expect("a user id");
             match enqueuer.enqueue(JobKind::Reserve, seat, user).await {
-                Ok(Enqueued::Accepted { job, .. }) => job.to_string(),
+                Ok(Enqueued::Accepted { job, .. }) => job_ids.public(job),
                 other => panic!("a reserve of a seat its user holds is accepted: {other:?}"),
             }
         })
@@ -346,19 +350,20 @@ async fn busy_event(
     store: &Store,
     enqueuer: &Enqueuer,
 ) -> (String, String, Vec<String>) {
+    let job_ids = app.job_ids().await;
     let event = app.create_event(10_000).await;
     let holds: Vec<(String, String)> = (1..=3_000)
         .map(|n| (seat_of(&event, n), new_user()))
         .collect();
-    let held = queue_holds(enqueuer, &holds).await;
+    let held = queue_holds(enqueuer, &job_ids, &holds).await;
     apply_all(store, &event).await;
-    let reserved = queue_reserves(enqueuer, &holds[..1_000]).await;
+    let reserved = queue_reserves(enqueuer, &job_ids, &holds[..1_000]).await;
     apply_all(store, &event).await;
     assert_eq!(reserved.len(), 1_000);
     let waiting_holds: Vec<(String, String)> = (3_001..=5_000)
         .map(|n| (seat_of(&event, n), new_user()))
         .collect();
-    let waiting = queue_holds(enqueuer, &waiting_holds).await;
+    let waiting = queue_holds(enqueuer, &job_ids, &waiting_holds).await;
     (event, held[0].clone(), waiting)
 }
 
@@ -381,7 +386,7 @@ async fn deleting_a_busy_10000_seat_event_frees_every_key_and_its_memory_without
     // Warm-up: the same event built and deleted once, so that every script, connection, stream
     // reader and buffer that Redis sizes to the largest value it has seen exists before the
     // baseline, and the comparison sees the event alone.
-    let (warm, _, _) = busy_event(&app, &store, &enqueuer).await;
+    let (warm, warm_job, _) = busy_event(&app, &store, &enqueuer).await;
     let warm_streams = [
         open_stream(&app.address, &warm).await,
         open_stream(app.apis[1].base(), &warm).await,
@@ -389,7 +394,7 @@ async fn deleting_a_busy_10000_seat_event_frees_every_key_and_its_memory_without
     for s in &warm_streams {
         s.wait_for_snapshot(500_000).await;
     }
-    let _ = app.job_json(&format!("{warm}:j1")).await;
+    let _ = app.job_json(&warm_job).await;
     // The same looks at the data as below.
     let _ = bytes_of_event(&redis, &warm).await;
     let _: u64 = redis.xlen(keys_of(&warm).changes).await.expect("XLEN");
@@ -757,17 +762,18 @@ async fn a_worker_draining_an_event_when_it_is_deleted_carries_on_with_the_other
     let redis = app.redis.client().await;
     let store = Store::connect(&app.settings).await.expect("a store");
     let enqueuer = Enqueuer::new(store.clone());
+    let job_ids = app.job_ids().await;
     // A backlog of 10,000 holds on one event, 200 on another, before any worker runs.
     let doomed = app.create_event(10_000).await;
     let other = app.create_event(1_000).await;
     let backlog: Vec<(String, String)> = (1..=10_000)
         .map(|n| (seat_of(&doomed, n), new_user()))
         .collect();
-    queue_holds(&enqueuer, &backlog).await;
+    queue_holds(&enqueuer, &job_ids, &backlog).await;
     let others: Vec<(String, String)> = (1..=200)
         .map(|n| (seat_of(&other, n), new_user()))
         .collect();
-    let other_jobs = queue_holds(&enqueuer, &others).await;
+    let other_jobs = queue_holds(&enqueuer, &job_ids, &others).await;
 
     // Act: a worker process starts on the backlog; once it is well into it, the event goes.
     let mut worker = app.spawn_worker_process("deleting-1");
@@ -800,7 +806,7 @@ async fn a_worker_draining_an_event_when_it_is_deleted_carries_on_with_the_other
     let more: Vec<(String, String)> = (201..=300)
         .map(|n| (seat_of(&other, n), new_user()))
         .collect();
-    let later = queue_holds(&enqueuer, &more).await;
+    let later = queue_holds(&enqueuer, &job_ids, &more).await;
     for job in [
         &other_jobs[0],
         &other_jobs[other_jobs.len() - 1],

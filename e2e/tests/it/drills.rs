@@ -54,8 +54,9 @@ const API_BACK_AFTER_LONGER_OUTAGE_WITHIN: Duration = Duration::from_millis(800)
 /// same backoff, then the job goes API, Redis, worker; the API's bound plus 200 ms.
 const WORKER_BACK_WITHIN: Duration = Duration::from_millis(1000);
 
-/// Asserts that, while Redis is down, the API answers 503 with Retry-After at once.
-async fn assert_unavailable_at_once(app: &TestApp, event: &str) {
+/// Asserts that, while Redis is down, the API answers 503 with Retry-After at once (`job`: the id of
+/// a job of `event`, as its 202 gave it).
+async fn assert_unavailable_at_once(app: &TestApp, event: &str, job: &str) {
     let user = new_user();
     let requests: Vec<(&str, reqwest::RequestBuilder)> = vec![
         (
@@ -67,8 +68,7 @@ async fn assert_unavailable_at_once(app: &TestApp, event: &str) {
         ("event", app.http.get(app.url(&format!("/events/{event}")))),
         (
             "job status",
-            app.http
-                .get(app.url(&format!("/seats/job/{event}:j1/status"))),
+            app.http.get(app.url(&format!("/seats/job/{job}/status"))),
         ),
         (
             "seat list",
@@ -137,7 +137,7 @@ async fn redis_outage_loses_nothing(how: Outage) {
         }
 
         take_redis_down(&mut app, how).await;
-        assert_unavailable_at_once(&app, &event).await;
+        assert_unavailable_at_once(&app, &event, &accepted[0].2).await;
 
         app.redis.restart();
         let api_back = time_until_answering(&app, &event).await;
@@ -381,6 +381,7 @@ async fn a_worker_sigkilled_every_second_for_20_seconds_loses_nothing() {
         .await
         .expect("a store");
     let enqueuer = queue_core::Enqueuer::new(store);
+    let job_ids = app.job_ids().await;
     let redis = app.redis.client().await;
     let mut queued: Vec<(String, String, String)> = Vec::new();
     // (round, event) where the victim held the lease with more than a batch left: right after
@@ -403,7 +404,7 @@ async fn a_worker_sigkilled_every_second_for_20_seconds_loses_nothing() {
             for worker in &workers {
                 worker.signal("STOP");
             }
-            let jobs = queue_holds(&enqueuer, &holds).await;
+            let jobs = queue_holds(&enqueuer, &job_ids, &holds).await;
             let paused = join_all(backlog_events.iter().map(|e| queue_state(&redis, e))).await;
             for worker in &workers {
                 worker.signal("CONT");

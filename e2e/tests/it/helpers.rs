@@ -336,6 +336,41 @@ impl TestApp {
         self.workers.push((stop, handle));
     }
 
+    /// Starts one more API instance in process, on this app's Redis, with its settings changed by
+    /// `tweak`; returns its typed client (it stops with the app).
+    pub async fn start_api(&mut self, tweak: impl FnOnce(&mut Settings)) -> Api {
+        let mut settings = self.settings.clone();
+        tweak(&mut settings);
+        let app = api::Application::build(&settings)
+            .await
+            .expect("the API starts");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let stop = self.shutdown.clone();
+        self.tasks.push(tokio::spawn(async move {
+            app.run_until_stopped(stop).await.expect("the API runs");
+        }));
+        Api::with_client(self.http.clone(), &base)
+    }
+
+    /// The job ids of this deployment, as its API processes make them (from JOB_ID_SECRET, or
+    /// from the key in Redis), for jobs a test queued behind the API's back.
+    pub async fn job_ids(&self) -> api::job_ids::JobIds {
+        let store = queue_core::Store::connect(&self.settings)
+            .await
+            .expect("a store");
+        let key = api::job_ids::JobIdKey::new(&self.settings.api).expect("a job-id key");
+        let ids = key.get(&store).await.expect("the job-id key").clone();
+        store.quit().await;
+        ids
+    }
+
+    /// The id the API hands out for job `seq` of `event`.
+    pub async fn public_job_id(&self, event: &str, seq: u64) -> String {
+        let job = queue_core::JobId::new(event.parse().expect("an event id"), seq)
+            .expect("a job sequence number");
+        self.job_ids().await.public(job)
+    }
+
     /// Holds the in-process workers found lapsed: (by keyspace notification, by sweep).
     pub fn holds_lapsed(&self) -> (u64, u64) {
         self.counters.iter().fold((0, 0), |(n, s), c| {
@@ -643,9 +678,9 @@ pub fn seat_of(event: &str, n: u32) -> String {
     format!("{event}:{n}")
 }
 
-/// The acceptance order of a job: the sequence number in its id (`<event>:j<seq>`).
+/// The acceptance order of a job: the sequence number in its id (`<event>:j<seq>.<tag>`).
 pub fn job_seq(job: &str) -> u64 {
-    loadgen::api::job_seq(job).expect("a job id ends with :j<seq>")
+    loadgen::api::job_seq(job).expect("a job id ends with :j<seq>.<tag>")
 }
 
 /// `expiresAt` of the seat a successful hold left, in ms since the epoch.
@@ -785,9 +820,10 @@ pub async fn wait_drained(redis: &Client, event: &str, within: Duration) {
 /// Queues holds (seat id, user id) the way `POST /seats/hold` does, through
 /// `Enqueuer::enqueue`, the one call its handler makes, 256 at a time: a backlog of thousands of
 /// jobs in a moment, where HTTP would take seconds. Each must be accepted; returns the job ids in
-/// the order of `holds`.
+/// the order of `holds`, as the API would have handed them out (`job_ids`: [`TestApp::job_ids`]).
 pub async fn queue_holds(
     enqueuer: &queue_core::Enqueuer,
+    job_ids: &api::job_ids::JobIds,
     holds: &[(String, String)],
 ) -> Vec<String> {
     use futures::stream::{self, StreamExt};
@@ -802,7 +838,7 @@ pub async fn queue_holds(
                 )
                 .await;
             match answer {
-                Ok(Enqueued::Accepted { job, .. }) => job.to_string(),
+                Ok(Enqueued::Accepted { job, .. }) => job_ids.public(job),
                 other => panic!("the hold of {seat} is accepted: {other:?}"),
             }
         })

@@ -45,6 +45,7 @@ const QUEUE_CORE_LAYERS: [(&str, &[&str]); 4] = [
             "enqueue",
             "process",
             "jobs",
+            "job_id_key",
             "catalog",
             "deletion",
             "hold",

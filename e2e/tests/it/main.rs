@@ -14,6 +14,7 @@ mod drills;
 mod expiry;
 mod hostile;
 mod identity;
+mod job_ids;
 mod layers;
 mod loadgen_smoke;
 mod memory;

@@ -72,7 +72,10 @@ async fn apply_to_every_seat(
         }
     }
     // Jobs of one event are applied in order, so the last accepted finishing means all did.
-    let last = last.expect("jobs were accepted").to_string();
+    let last = app
+        .job_ids()
+        .await
+        .public(last.expect("jobs were accepted"));
     let _ = app.wait_job(&last, Duration::from_secs(60)).await;
 }
 

@@ -159,7 +159,12 @@ async fn g4_a_worker_killed_holding_a_lease_with_jobs_left_loses_and_doubles_not
             ]
         })
         .collect();
-    let jobs = queue_holds(&queue_core::Enqueuer::new(store), &holds).await;
+    let jobs = queue_holds(
+        &queue_core::Enqueuer::new(store),
+        &app.job_ids().await,
+        &holds,
+    )
+    .await;
     let redis = app.redis.client().await;
 
     // One worker process starts on it, and is killed as soon as it has applied a batch.
@@ -393,7 +398,7 @@ async fn a_job_that_cannot_be_applied_is_retried_with_backoff_then_fails_without
     let started = Instant::now();
 
     // Follow the bad job: waiting between attempts, saying why, until it gives up.
-    let bad_id = format!("{event}:j{seq}");
+    let bad_id = app.public_job_id(&event, seq).await;
     let mut attempts_seen = Vec::new();
     let bad = loop {
         let body = app

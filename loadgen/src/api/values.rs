@@ -12,11 +12,14 @@ pub fn seat_number(id: &str) -> Result<u32> {
         .with_context(|| format!("a seat id ending in :<number>, not {id:?}"))
 }
 
-/// The sequence number of a job id `<event>:j<seq>`.
+/// The sequence number of a job id `<event>:j<seq>.<tag>`, as the API hands them out (the tag,
+/// which proves the API issued the id, is not looked at).
 pub fn job_seq(id: &str) -> Result<u64> {
-    id.rsplit_once(":j")
+    id.split_once('.')
+        .filter(|(_, tag)| !tag.is_empty())
+        .and_then(|(job, _)| job.rsplit_once(":j"))
         .and_then(|(_, n)| n.parse().ok())
-        .with_context(|| format!("a job id ending in :j<number>, not {id:?}"))
+        .with_context(|| format!("a job id ending in :j<number>.<tag>, not {id:?}"))
 }
 
 /// Milliseconds since the epoch of an RFC 3339 time.
@@ -68,7 +71,9 @@ mod tests {
     #[test]
     fn ids_give_their_numbers() {
         assert_eq!(seat_number("abc:17").expect("a number"), 17);
-        assert_eq!(job_seq("abc:j42").expect("a number"), 42);
-        assert!(job_seq("abc:42").is_err());
+        assert_eq!(job_seq("abc:j42.0f1e").expect("a number"), 42);
+        for bad in ["abc:42.0f1e", "abc:j42", "abc:j42.", "abc:j.0f1e"] {
+            assert!(job_seq(bad).is_err(), "{bad}");
+        }
     }
 }
