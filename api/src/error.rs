@@ -80,6 +80,12 @@ codes! {
     HeldByAnother = ("held_by_another_user", FORBIDDEN),
     /// The user already holds MAX_HELD_SEATS seats of the event (`limit`).
     HoldLimitReached = ("hold_limit_reached", TOO_MANY_REQUESTS),
+    /// This client address has its share of seat streams open (`limit`); close one, or retry
+    /// after `Retry-After`.
+    TooManyStreams = ("too_many_streams", TOO_MANY_REQUESTS),
+    /// The process has as many seat streams open as it allows (`limit`); retry after
+    /// `Retry-After`.
+    StreamsFull = ("streams_full", SERVICE_UNAVAILABLE),
     /// The event's queue holds QUEUE_MAX_DEPTH jobs; retry after `Retry-After`.
     QueueFull = ("queue_full", SERVICE_UNAVAILABLE),
     /// Redis cannot be reached; retry after `Retry-After`. Also actix's own 503.
@@ -176,6 +182,10 @@ pub enum ApiError {
         "the body's UUID is not the user of the bearer token; leave UUID out, or send your own"
     )]
     UserMismatch,
+    #[error("this address has {limit} seat streams open, the most allowed; close one first")]
+    TooManyStreams { limit: usize },
+    #[error("the service has {limit} seat streams open, the most it allows; try again shortly")]
+    StreamsFull { limit: usize },
     #[error("{why}")]
     AdminOnly { why: &'static str },
     /// The app was assembled without a part a handler needs: a bug.
@@ -226,7 +236,8 @@ pub struct ErrorBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<crate::dto::SeatStatusSchema>)]
     pub current_status: Option<SeatStatus>,
-    /// The limit that was hit (413: bytes; 429: seats).
+    /// The limit that was hit (413: bytes; 429: seats, or streams of one address; 503: streams
+    /// of the service).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
 }
@@ -303,6 +314,20 @@ impl ApiError {
             Self::HeldByAnother => (Code::HeldByAnother, none()),
             Self::Unauthenticated(_) => (Code::Unauthenticated, none()),
             Self::UserMismatch => (Code::UserMismatch, none()),
+            Self::TooManyStreams { limit } => (
+                Code::TooManyStreams,
+                Details {
+                    limit: Some(*limit),
+                    ..none()
+                },
+            ),
+            Self::StreamsFull { limit } => (
+                Code::StreamsFull,
+                Details {
+                    limit: Some(*limit),
+                    ..none()
+                },
+            ),
             Self::AdminOnly { .. } => (Code::AdminOnly, none()),
             Self::HoldLimit { limit } => (
                 Code::HoldLimitReached,
@@ -356,6 +381,9 @@ impl ResponseError for ApiError {
         match self {
             Self::MethodNotAllowed { allow, .. } => {
                 response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
+            }
+            Self::TooManyStreams { .. } => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS)));
             }
             Self::Unauthenticated(problem) => {
                 if let Ok(challenge) = HeaderValue::from_str(&problem.challenge()) {
@@ -445,6 +473,8 @@ mod tests {
             ApiError::Unauthenticated(super::AuthProblem::Missing),
             ApiError::UserMismatch,
             ApiError::AdminOnly { why: "a test" },
+            ApiError::TooManyStreams { limit: 1 },
+            ApiError::StreamsFull { limit: 1 },
             ApiError::HoldLimit { limit: 1 },
             ApiError::QueueFull { depth: 1 },
             ApiError::Unavailable(queue_core::Error::Unavailable(fred::error::Error::new(

@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod routes;
 pub mod state;
+pub mod stream_slots;
 pub mod waiters;
 
 use error::{json_error_body, ApiError};
@@ -62,6 +63,13 @@ impl Application {
         let mut for_background = settings.clone();
         for_background.redis.pool_size = BACKGROUND_POOL_SIZE;
         let identity = Arc::new(identity::Identity::from_settings(&settings.auth)?);
+        let descriptors = stream_slots::raise_descriptor_limit();
+        let streams = &settings.streams;
+        let stream_slots = Arc::new(stream_slots::StreamSlots::new(
+            streams.per_client,
+            streams.total,
+            descriptors,
+        ));
         let job_ids = Arc::new(job_ids::JobIdKey::new(api).context("cannot make a job-id key")?);
         let store = Store::connect(&for_background).await?;
         // Read now, so that the first job request does not wait for it; should Redis be down, it
@@ -82,6 +90,8 @@ impl Application {
             changes: Arc::default(),
             metrics: Arc::new(metrics::Metrics::new().context("cannot set up the metrics")?),
             identity: identity.clone(),
+            stream_slots,
+            stream_lifetime: Duration::from_secs(streams.max_lifetime_secs),
             job_ids,
             stopping: CancellationToken::new(),
         });

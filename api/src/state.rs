@@ -23,6 +23,10 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Who is asking: the user a request acts for or is shown to, and who is an admin.
     pub identity: Arc<crate::identity::Identity>,
+    /// The seat streams open, per client address and in all.
+    pub stream_slots: Arc<crate::stream_slots::StreamSlots>,
+    /// How long a seat stream stays open before it is ended (the client resumes).
+    pub stream_lifetime: Duration,
     /// The key of the job ids this process hands out and verifies.
     pub job_ids: Arc<crate::job_ids::JobIdKey>,
     /// Cancelled when the API starts stopping, so that open streams end and let it stop.

@@ -28,6 +28,9 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("JOB_RETRY_BASE_MS", "queue.retry_base_ms"),
     ("LOG_DIR", "log.dir"),
     ("LOG_LEVEL", "log.level"),
+    ("STREAMS_PER_CLIENT", "streams.per_client"),
+    ("STREAMS_TOTAL", "streams.total"),
+    ("STREAM_MAX_LIFETIME_SECS", "streams.max_lifetime_secs"),
     ("AUTH_MODE", "auth.mode"),
     ("AUTH_JWT_SECRET", "auth.jwt_secret"),
     ("AUTH_JWT_PUBLIC_KEY_FILE", "auth.jwt_public_key_file"),
@@ -46,6 +49,18 @@ pub struct Settings {
     pub queue: QueueSettings,
     pub log: LogSettings,
     pub auth: AuthSettings,
+    pub streams: StreamSettings,
+}
+
+/// The seat streams (`GET /events/{id}/stream`) one API process keeps open (admission, G10).
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct StreamSettings {
+    /// Streams one client address may have open at once.
+    pub per_client: usize,
+    /// Streams the process keeps open in all (lowered to fit its file-descriptor limit).
+    pub total: usize,
+    /// A stream is ended after this long; its client resumes with `Last-Event-ID`.
+    pub max_lifetime_secs: u64,
 }
 
 /// The API's settings. `Debug` never shows the job-id secret.
@@ -226,7 +241,7 @@ impl Settings {
         let w = &self.workers;
         let a = &self.auth;
         let jwt = a.mode == AuthMode::Jwt;
-        let checks: [(&'static str, bool, String); 19] = [
+        let checks: [(&'static str, bool, String); 21] = [
             (
                 "api.bind",
                 self.api.bind.parse::<std::net::IpAddr>().is_ok(),
@@ -313,6 +328,16 @@ impl Settings {
                     "must be at least retry_base_ms ({})",
                     self.queue.retry_base_ms
                 ),
+            ),
+            (
+                "streams.per_client",
+                self.streams.per_client >= 1 && self.streams.total >= self.streams.per_client,
+                "must be at least 1, and streams.total at least as much".into(),
+            ),
+            (
+                "streams.max_lifetime_secs",
+                self.streams.max_lifetime_secs >= 1,
+                "must be at least 1".into(),
             ),
             (
                 "auth.jwt_secret",

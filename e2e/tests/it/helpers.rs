@@ -402,6 +402,23 @@ impl TestApp {
         )
     }
 
+    /// Like [`TestApp::spawn_api_process`], started with its open-files soft limit lowered to
+    /// `soft` (through `sh -c 'ulimit -Sn'`), to see that the API raises it.
+    pub fn spawn_api_process_with_soft_open_files(&self, port: u16, soft: u32) -> ChildProcess {
+        let script = format!("ulimit -Sn {soft} && exec \"$0\"");
+        let child = Command::new("sh")
+            .args(["-c", &script, env!("CARGO_BIN_EXE_e2e-api")])
+            .env_clear()
+            .envs(&self.env)
+            .env("CONFIG_DIR", config_dir())
+            .env("PORT", port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("e2e-api starts under sh: {e}"));
+        ChildProcess { child }
+    }
+
     fn spawn_process(&self, binary: &str, extra: &[(&str, &str)]) -> ChildProcess {
         let child = Command::new(binary)
             .env_clear()
@@ -616,6 +633,22 @@ pub struct ChildProcess {
 
 impl ChildProcess {
     /// Resident memory of the process now, in KiB (VmRSS).
+    /// The process's limit of open files: (soft, hard), from /proc.
+    pub fn open_files_limit(&self) -> (String, String) {
+        let limits = std::fs::read_to_string(format!("/proc/{}/limits", self.child.id()))
+            .unwrap_or_default();
+        let line = limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .unwrap_or_default()
+            .to_owned();
+        let mut fields = line.split_whitespace().skip(3);
+        (
+            fields.next().unwrap_or_default().to_owned(),
+            fields.next().unwrap_or_default().to_owned(),
+        )
+    }
+
     pub fn rss_kib(&self) -> u64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .ok()

@@ -24,4 +24,5 @@ mod processes;
 mod seat_record;
 mod spellings;
 mod stream;
+mod stream_caps;
 mod wire;
