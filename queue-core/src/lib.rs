@@ -21,7 +21,7 @@
 //! 4. operations: [`enqueue`] (accepting jobs, in batches), [`process`] (draining queues),
 //!    [`jobs`] (a job's status), [`catalog`] (events and seats), [`hold`] (refresh, release),
 //!    [`changes`] (the seat-change feed), [`housekeeping`], [`workers`] (heartbeats),
-//!    [`metrics`].
+//!    [`memory`] (Redis's memory and its limit), [`metrics`].
 //!
 //! This crate knows nothing of HTTP. It emits tracing events but never installs a subscriber.
 
@@ -52,6 +52,7 @@ pub mod enqueue;
 pub mod hold;
 pub mod housekeeping;
 pub mod jobs;
+pub mod memory;
 pub mod metrics;
 pub mod process;
 pub mod workers;
