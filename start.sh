@@ -11,6 +11,9 @@
 #   ./start.sh                                  # Redis on 127.0.0.1:6379, API on port 3000
 #   PORT=8080 WORKERS=2 ./start.sh
 #   REDIS_URL=redis://10.0.0.5:6379/1 ./start.sh
+#   REDIS_MAXMEMORY=4gb ./start.sh              # the limit of the redis-server it starts
+#   ./start.sh --redis-args                     # print that redis-server's arguments and stop
+#   ./start.sh --check-redis                    # check the memory settings of the Redis at REDIS_URL
 #
 # Every other setting of docs/CONTRACT.md §4 (HOLD_TTL_SECS, LOG_DIR, ...) passes through the environment.
 set -euo pipefail
@@ -69,6 +72,50 @@ fi
 REDIS_HOST="${REDIS_HOST:-127.0.0.1}"
 [[ $REDIS_PORT =~ ^[0-9]+$ ]] || die "cannot read a port from REDIS_URL=$REDIS_URL"
 
+# The memory limit of the redis-server started here (docs/CONTRACT.md §4): with `noeviction` a
+# Redis at its limit refuses writes (the API answers 503 store_full) instead of evicting keys,
+# which would silently drop seats, holds and queued jobs.
+REDIS_MAXMEMORY="${REDIS_MAXMEMORY:-1gb}"
+[[ $REDIS_MAXMEMORY =~ ^[1-9][0-9]*([kKmMgG][bB]?)?$ ]] ||
+    die "REDIS_MAXMEMORY must be a positive size such as 1gb, 512mb or 1000000 (bytes), got '$REDIS_MAXMEMORY'"
+
+REDIS_DIR="$ROOT/.redis-data/$REDIS_PORT"  # one per port: each server its own AOF
+
+# The arguments of the redis-server this script starts, one a line: keyspace notifications for
+# expired keys (prompt cleanup of lapsed holds), AOF (G4), and the memory limit without eviction.
+redis_server_args() {
+    printf '%s\n' --port "$REDIS_PORT" --bind 127.0.0.1 \
+        --notify-keyspace-events Ex --appendonly yes --appendfsync everysec \
+        --maxmemory "$REDIS_MAXMEMORY" --maxmemory-policy noeviction \
+        --dir "$REDIS_DIR" --save ""
+}
+
+# `CONFIG GET <name>` of the Redis at REDIS_URL, or nothing (no redis-cli, CONFIG renamed away).
+redis_config() {
+    command -v redis-cli >/dev/null 2>&1 || return 0
+    timeout 2 redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" --no-raw config get "$1" 2>/dev/null |
+        sed -n '2s/^[0-9]*) "\(.*\)"$/\1/p' || true
+}
+
+# Warns when the Redis at REDIS_URL, which this script did not start, could grow without bound
+# (no maxmemory) or evict keys to make room (any policy but noeviction): either breaks G7.
+check_redis_memory() {
+    local max policy
+    max="$(redis_config maxmemory)"
+    policy="$(redis_config maxmemory-policy)"
+    if [[ -z $max || -z $policy ]]; then
+        log "warning: cannot read maxmemory and maxmemory-policy of the Redis at $REDIS_URL (no redis-cli, or CONFIG is not allowed); make sure it has a maxmemory and maxmemory-policy noeviction"
+        return 0
+    fi
+    if [[ $max == 0 ]]; then
+        log "warning: the Redis at $REDIS_URL has no maxmemory: it grows until the machine runs out of memory; set one (CONFIG SET maxmemory 1gb, or in its redis.conf) with maxmemory-policy noeviction"
+    fi
+    if [[ $policy != noeviction ]]; then
+        log "warning: the Redis at $REDIS_URL has maxmemory-policy $policy: at its limit it would evict keys and silently drop seats, holds and queued jobs; set maxmemory-policy noeviction"
+    fi
+}
+
+
 redis_ping() {
     if command -v redis-cli >/dev/null 2>&1; then
         [[ "$(timeout 2 redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping 2>/dev/null)" == PONG ]]
@@ -82,6 +129,17 @@ redis_ping() {
             [[ $reply == +PONG* ]]' _ "$REDIS_HOST" "$REDIS_PORT" 2>/dev/null
     fi
 }
+
+case "${1:-}" in
+    "") ;;
+    --redis-args) redis_server_args; exit 0 ;;
+    --check-redis)
+        redis_ping || die "no Redis answers at $REDIS_URL"
+        check_redis_memory
+        exit 0
+        ;;
+    *) die "unknown argument '$1' (known: --redis-args, --check-redis)" ;;
+esac
 
 REDIS_PID=""      # set only when this script started the redis-server
 API_PID=""
@@ -141,15 +199,15 @@ if ((${#missing[@]})); then
 fi
 
 if ((START_REDIS)); then
-    REDIS_DIR="$ROOT/.redis-data/$REDIS_PORT"  # one per port: each server its own AOF
     mkdir -p "$REDIS_DIR"
     REDIS_LOG="$REDIS_DIR/redis-$REDIS_PORT.log"
-    log "no Redis at $REDIS_URL; starting redis-server on 127.0.0.1:$REDIS_PORT (data in $REDIS_DIR, log in $REDIS_LOG)"
+    log "no Redis at $REDIS_URL; starting redis-server on 127.0.0.1:$REDIS_PORT (maxmemory $REDIS_MAXMEMORY, noeviction; data in $REDIS_DIR, log in $REDIS_LOG)"
+    mapfile -t redis_args < <(redis_server_args)
     # setsid: its own session, so the terminal's Ctrl-C does not stop Redis before the workers.
-    setsid redis-server --port "$REDIS_PORT" --bind 127.0.0.1 \
-        --notify-keyspace-events Ex --appendonly yes --appendfsync everysec \
-        --dir "$REDIS_DIR" --save "" >>"$REDIS_LOG" 2>&1 </dev/null &
+    setsid redis-server "${redis_args[@]}" >>"$REDIS_LOG" 2>&1 </dev/null &
     REDIS_PID=$!
+else
+    check_redis_memory
 fi
 
 # ---------------------------------------------------------------- shutdown

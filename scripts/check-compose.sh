@@ -2,8 +2,8 @@
 # Checks the container files without a Docker engine (scripts/test.sh runs it):
 #   1. `docker compose -f docker-compose.yml config --quiet` with the real Docker Compose CLI, which
 #      parses the file, interpolates it and validates it against the compose-spec schema;
-#   2. that the rendered model keeps what the service needs (Redis with AOF and keyspace
-#      notifications, the API on 0.0.0.0:3000, workers that can be scaled, health-gated start);
+#   2. that the rendered model keeps what the service needs (Redis with AOF, keyspace
+#      notifications and a maxmemory without eviction, the API on 0.0.0.0:3000, workers that can be scaled, health-gated start);
 #   3. that the Dockerfile's COPY sources exist and its --bin names are the workspace's binaries.
 #
 # When `docker compose` (v2 or later) is missing, as on Debian, whose docker-compose package is the
@@ -104,6 +104,8 @@ def arg(flag):
 need(str(redis.get("image", "")).startswith("redis:7"), "redis uses the redis:7 image")
 need(arg("--appendonly") == "yes", "redis runs with --appendonly yes")
 need({"E", "x"} <= set(arg("--notify-keyspace-events")), "redis runs with --notify-keyspace-events Ex")
+need(arg("--maxmemory") not in ("", "0"), "redis runs with a --maxmemory (REDIS_MAXMEMORY)")
+need(arg("--maxmemory-policy") == "noeviction", "redis runs with --maxmemory-policy noeviction")
 need(any(v.get("target") == "/data" and v.get("type") == "volume" for v in redis.get("volumes", [])),
      "redis keeps /data in a named volume")
 need("redis-cli" in json.dumps(redis.get("healthcheck", {}).get("test", [])), "redis has a redis-cli ping healthcheck")

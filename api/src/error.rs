@@ -90,6 +90,8 @@ codes! {
     QueueFull = ("queue_full", SERVICE_UNAVAILABLE),
     /// Redis cannot be reached; retry after `Retry-After`. Also actix's own 503.
     ServiceUnavailable = ("service_unavailable", SERVICE_UNAVAILABLE),
+    /// Redis is at its `maxmemory` and refuses writes (reads go on); retry after `Retry-After`.
+    StoreFull = ("store_full", SERVICE_UNAVAILABLE),
     /// A fault of the service (the cause is logged, never answered). Also any 5xx of actix's
     /// own but a 503.
     InternalError = ("internal_error", INTERNAL_SERVER_ERROR),
@@ -197,6 +199,8 @@ pub enum ApiError {
     QueueFull { depth: u64 },
     #[error("the service cannot reach its data store; try again shortly")]
     Unavailable(#[source] queue_core::Error),
+    #[error("the service's data store is full and takes no new writes; try again later")]
+    StoreFull(#[source] queue_core::Error),
     /// queue-core failed in a way no retry mends (`Corrupt`: Redis answered with something the
     /// service never writes).
     #[error("internal error")]
@@ -338,6 +342,7 @@ impl ApiError {
             ),
             Self::QueueFull { .. } => (Code::QueueFull, none()),
             Self::Unavailable(_) => (Code::ServiceUnavailable, none()),
+            Self::StoreFull(_) => (Code::StoreFull, none()),
             Self::Internal(_) | Self::Encoding { .. } | Self::Misconfigured(_) => {
                 (Code::InternalError, none())
             }
@@ -351,6 +356,7 @@ impl From<queue_core::Error> for ApiError {
     fn from(e: queue_core::Error) -> Self {
         match e {
             queue_core::Error::Unavailable(_) => Self::Unavailable(e),
+            queue_core::Error::StoreFull(_) => Self::StoreFull(e),
             queue_core::Error::Corrupt(_) | queue_core::Error::Poisoned(_) => Self::Internal(e),
         }
     }
@@ -480,6 +486,10 @@ mod tests {
             ApiError::Unavailable(queue_core::Error::Unavailable(fred::error::Error::new(
                 fred::error::ErrorKind::IO,
                 "down",
+            ))),
+            ApiError::StoreFull(queue_core::Error::StoreFull(fred::error::Error::new(
+                fred::error::ErrorKind::Unknown,
+                "OOM command not allowed when used memory > 'maxmemory'.",
             ))),
             ApiError::Encoding {
                 what: "a test",

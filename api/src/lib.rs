@@ -20,6 +20,7 @@ use utoipa_swagger_ui::SwaggerUi;
 pub mod changes;
 pub mod dto;
 pub mod error;
+pub mod headers;
 pub mod identity;
 pub mod job_ids;
 pub mod json;
@@ -126,6 +127,7 @@ impl Application {
                 // A body has as long to arrive as the head (actix's timeout covers the head only).
                 .app_data(json::BodyTimeout(body_timeout))
                 .wrap(ErrorHandlers::new().default_handler(json_error_body))
+                .wrap(actix_web::middleware::from_fn(headers::security_headers))
                 .wrap_fn({
                     move |req, service| {
                         let started = std::time::Instant::now();

@@ -22,7 +22,7 @@
 //!    [`jobs`] (a job's status), [`job_id_key`] (the key the API's job ids are authenticated
 //!    with), [`catalog`] (events and seats), [`deletion`] (deleting an event), [`hold`]
 //!    (refresh, release), [`changes`] (the seat-change feed), [`housekeeping`], [`workers`]
-//!    (heartbeats), [`metrics`].
+//!    (heartbeats), [`memory`] (Redis's memory and its limit), [`metrics`].
 //!
 //! This crate knows nothing of HTTP. It emits tracing events but never installs a subscriber.
 
@@ -55,6 +55,7 @@ pub mod hold;
 pub mod housekeeping;
 pub mod job_id_key;
 pub mod jobs;
+pub mod memory;
 pub mod metrics;
 pub mod process;
 pub mod workers;

@@ -10,7 +10,7 @@ use queue_core::clock::wall_clock_ms;
 use queue_core::{Batch, EventId, JobState, Millis};
 use tokio_util::sync::CancellationToken;
 
-use crate::shared::{Worker, ERROR_PAUSE};
+use crate::shared::Worker;
 
 /// How long a drain task blocks on the ready list before looking at the shutdown signal again.
 const POP_TIMEOUT: Duration = Duration::from_secs(1);
@@ -76,8 +76,11 @@ pub(crate) async fn run(
             Ok(Some(event)) => drain(&worker, &sweeps, event, &shutdown).await,
             Ok(None) => {}
             Err(e) => {
-                tracing::warn!(task, error = %e, "cannot take work from Redis");
-                tokio::time::sleep(ERROR_PAUSE).await;
+                let pause = worker.full.failed(
+                    &e,
+                    || tracing::warn!(task, error = %e, "cannot take work from Redis"),
+                );
+                tokio::time::sleep(pause).await;
             }
         }
     }
@@ -120,8 +123,11 @@ async fn drain(worker: &Worker, sweeps: &Sweeps, event: EventId, shutdown: &Canc
             Ok(batch) => batch,
             Err(e) => {
                 // The lease lapses and the housekeeping pass wakes the event again.
-                tracing::warn!(%event, error = %e, "cannot apply jobs");
-                tokio::time::sleep(ERROR_PAUSE).await;
+                let pause = worker.full.failed(
+                    &e,
+                    || tracing::warn!(%event, error = %e, "cannot apply jobs"),
+                );
+                tokio::time::sleep(pause).await;
                 return;
             }
         };
@@ -141,7 +147,12 @@ async fn drain(worker: &Worker, sweeps: &Sweeps, event: EventId, shutdown: &Canc
         if let Some(at) = batch.next_due.filter(|at| sweeps.needed(event, *at)) {
             match worker.store.schedule_sweep(event, at).await {
                 Ok(()) => sweeps.scheduled(event, at),
-                Err(e) => tracing::warn!(%event, error = %e, "cannot schedule a sweep"),
+                Err(e) => {
+                    worker.full.failed(
+                        &e,
+                        || tracing::warn!(%event, error = %e, "cannot schedule a sweep"),
+                    );
+                }
             }
         }
         if batch.remaining == 0 {
@@ -152,6 +163,8 @@ async fn drain(worker: &Worker, sweeps: &Sweeps, event: EventId, shutdown: &Canc
         }
     }
     if let Err(e) = worker.store.push_ready(event).await {
-        tracing::warn!(%event, error = %e, "cannot hand the event on; its lease will lapse and be taken over");
+        worker.full.failed(&e, || {
+            tracing::warn!(%event, error = %e, "cannot hand the event on; its lease will lapse and be taken over")
+        });
     }
 }

@@ -11,7 +11,7 @@ use queue_core::keys;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
-use crate::shared::{Worker, ERROR_PAUSE};
+use crate::shared::Worker;
 
 /// How often stalled queues are looked for.
 const RECONCILE_EVERY: Duration = Duration::from_secs(1);
@@ -41,29 +41,45 @@ pub(crate) async fn run(worker: Arc<Worker>, shutdown: CancellationToken) {
             Ok(true) => {}
             Ok(false) => continue,
             Err(e) => {
-                tracing::warn!(error = %e, "housekeeping cannot reach Redis");
-                tokio::time::sleep(ERROR_PAUSE).await;
+                let pause = worker.full.failed(
+                    &e,
+                    || tracing::warn!(error = %e, "housekeeping cannot reach Redis"),
+                );
+                tokio::time::sleep(pause).await;
                 continue;
             }
         }
         match store.sweep_due(wall_clock_ms()).await {
             Ok(lapsed) => count_sweep(&worker, lapsed),
-            Err(e) => tracing::warn!(error = %e, "sweep failed"),
+            Err(e) => {
+                worker
+                    .full
+                    .failed(&e, || tracing::warn!(error = %e, "sweep failed"));
+            }
         }
         if last_reconcile.elapsed() >= RECONCILE_EVERY {
             last_reconcile = Instant::now();
             if let Err(e) = store.reconcile().await {
-                tracing::warn!(error = %e, "reconcile failed");
+                worker
+                    .full
+                    .failed(&e, || tracing::warn!(error = %e, "reconcile failed"));
             }
         }
         if last_full_pass.elapsed() >= FULL_PASS_EVERY {
             last_full_pass = Instant::now();
             match store.tidy_all().await {
                 Ok(lapsed) => count_sweep(&worker, lapsed),
-                Err(e) => tracing::warn!(error = %e, "full pass failed"),
+                Err(e) => {
+                    worker
+                        .full
+                        .failed(&e, || tracing::warn!(error = %e, "full pass failed"));
+                }
             }
             if let Err(e) = store.forget_dead_workers(FORGET_WORKER_AFTER_MS).await {
-                tracing::warn!(error = %e, "cannot drop old heartbeats");
+                worker.full.failed(
+                    &e,
+                    || tracing::warn!(error = %e, "cannot drop old heartbeats"),
+                );
             }
         }
     }

@@ -62,6 +62,7 @@ impl Application {
             settings: self.settings,
             name: self.name,
             counters: self.counters,
+            full: shared::FullStore::default(),
         });
         let sweeps = Arc::new(drain::Sweeps::default());
         tracing::info!(worker = %worker.name, concurrency = worker.settings.concurrency, "worker started");
@@ -115,11 +116,19 @@ async fn heartbeat(worker: Arc<Worker>, shutdown: CancellationToken) {
             c.applied.load(Ordering::Relaxed),
             c.busy_us.load(Ordering::Relaxed),
         );
-        if let Err(e) = beat.await {
-            tracing::warn!(error = %e, "heartbeat failed");
+        // A heartbeat is a write: its success is what ends an episode of a full Redis.
+        match beat.await {
+            Ok(()) => worker.full.succeeded(),
+            Err(e) => {
+                worker
+                    .full
+                    .failed(&e, || tracing::warn!(error = %e, "heartbeat failed"));
+            }
         }
         if let Err(e) = c.tally.flush(&worker.store).await {
-            tracing::warn!(error = %e, "cannot add to the service-wide figures; kept for the next beat");
+            worker.full.failed(&e, || {
+                tracing::warn!(error = %e, "cannot add to the service-wide figures; kept for the next beat")
+            });
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::state::AppState;
         (status = 422, description = "An invalid field, named in `field`", body = ErrorBody),
         (status = 413, description = "The body is over the size limit", body = ErrorBody),
         (status = 408, description = "The body did not arrive within the time limit (the connection is closed)", body = ErrorBody),
-        (status = 503, description = "Redis is unavailable; retry after `Retry-After` seconds", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 503, description = "Redis is unavailable (`service_unavailable`), or out of memory and refusing writes (`store_full`); retry after `Retry-After` seconds", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ))]
 pub async fn create(
     state: web::Data<AppState>,

@@ -1,7 +1,7 @@
 //! `GET /metrics` in the Prometheus text format: this process's own figures (see
 //! [`crate::metrics::Metrics`]), then the whole service's, read from Redis at scrape time
 //! (`rsv_jobs_finished_total`, `rsv_job_accept_to_applied_seconds`, `rsv_holds_lapsed_total`,
-//! `rsv_queue_depth`, `rsv_live_workers`). The worker processes add their counts to one Redis hash
+//! `rsv_queue_depth`, `rsv_live_workers`, `rsv_redis_used_memory_bytes`, `rsv_redis_maxmemory_bytes`). The worker processes add their counts to one Redis hash
 //! every second (see `queue_core::metrics`), so no one scrapes the workers, and every API instance
 //! reports the same service-wide values: aggregate them with `max()`, not `sum()`.
 
@@ -24,8 +24,12 @@ use crate::state::AppState;
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let started = Instant::now();
     let store = &state.store;
-    let (figures, pool, depth) =
-        futures::join!(store.service_figures(), store.pool(), store.queue_depth());
+    let (figures, pool, depth, memory) = futures::join!(
+        store.service_figures(),
+        store.pool(),
+        store.queue_depth(),
+        store.memory()
+    );
     let mut families = state.metrics.gather();
     let redis_up = figures.is_ok();
     families.push(gauge(
@@ -48,6 +52,18 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
             "rsv_queue_depth",
             "Jobs accepted and not applied yet, across recently active events",
             depth as f64,
+        ));
+    }
+    if let Ok(memory) = memory {
+        families.push(gauge(
+            "rsv_redis_used_memory_bytes",
+            "Bytes Redis uses (used_memory of INFO memory)",
+            memory.used as f64,
+        ));
+        families.push(gauge(
+            "rsv_redis_maxmemory_bytes",
+            "Redis's maxmemory in bytes (0: no limit); at it, writes are refused with 503 store_full",
+            memory.max as f64,
         ));
     }
     families.push(gauge(

@@ -52,7 +52,7 @@ pub async fn get(
         (status = 422, description = "An invalid field, named in `field`", body = ErrorBody),
         (status = 403, description = "jwt mode: the body's `UUID` is not the token's user (`user_mismatch`)", body = ErrorBody),
         (status = 409, description = "The seat is not Available now (`currentStatus`)", body = ErrorBody),
-        (status = 503, description = "The queue is full or Redis is unavailable; retry after `Retry-After` seconds", body = ErrorBody,
+        (status = 503, description = "The queue is full (`queue_full`), Redis is unavailable (`service_unavailable`), or Redis is out of memory and refuses writes (`store_full`); retry after `Retry-After` seconds", body = ErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ))]
 pub async fn hold(
@@ -80,7 +80,7 @@ pub async fn hold(
         (status = 422, description = "An invalid field, named in `field`", body = ErrorBody),
         (status = 403, description = "Another user holds the seat; or, in jwt mode, the body's `UUID` is not the token's user (`user_mismatch`)", body = ErrorBody),
         (status = 409, description = "The seat is not On hold (`currentStatus`)", body = ErrorBody),
-        (status = 503, description = "The queue is full or Redis is unavailable; retry after `Retry-After` seconds", body = ErrorBody,
+        (status = 503, description = "The queue is full (`queue_full`), Redis is unavailable (`service_unavailable`), or Redis is out of memory and refuses writes (`store_full`); retry after `Retry-After` seconds", body = ErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ))]
 pub async fn reserve(
@@ -159,7 +159,7 @@ fn accepted_message(kind: JobKind) -> &'static str {
         (status = 413, description = "The body is over the size limit", body = ErrorBody),
         (status = 408, description = "The body did not arrive within the time limit (the connection is closed)", body = ErrorBody),
         (status = 422, description = "An invalid field, named in `field`", body = ErrorBody),
-        (status = 503, description = "Redis is unavailable; retry after `Retry-After` seconds", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 503, description = "Redis is unavailable (`service_unavailable`), or out of memory and refusing writes (`store_full`); retry after `Retry-After` seconds", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ))]
 pub async fn refresh(
     state: web::Data<AppState>,
@@ -185,7 +185,7 @@ pub async fn refresh(
         (status = 413, description = "The body is over the size limit", body = ErrorBody),
         (status = 408, description = "The body did not arrive within the time limit (the connection is closed)", body = ErrorBody),
         (status = 422, description = "An invalid field, named in `field`", body = ErrorBody),
-        (status = 503, description = "Redis is unavailable; retry after `Retry-After` seconds", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 503, description = "Redis is unavailable (`service_unavailable`), or out of memory and refusing writes (`store_full`); retry after `Retry-After` seconds", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ))]
 pub async fn release(
     state: web::Data<AppState>,

@@ -260,7 +260,7 @@ async fn a_redis_error_during_enqueue_is_a_503_and_stores_nothing() {
             "{path}: Retry-After"
         );
         let body: Value = response.json().await.expect("JSON");
-        assert_eq!(body["code"], "service_unavailable", "{path}: {body}");
+        assert_eq!(body["code"], "store_full", "{path}: {body}");
     }
     // Of a free seat, they stop at that pre-check: it reads only and may answer (409), but never
     // with a 202 for a job that was not stored, or a 500.

@@ -52,6 +52,7 @@ const QUEUE_CORE_LAYERS: [(&str, &[&str]); 4] = [
             "changes",
             "housekeeping",
             "workers",
+            "memory",
             "metrics",
         ],
     ),
