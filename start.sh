@@ -11,6 +11,7 @@
 #   ./start.sh                                  # Redis on 127.0.0.1:6379, API on port 3000
 #   PORT=8080 WORKERS=2 ./start.sh
 #   REDIS_URL=redis://10.0.0.5:6379/1 ./start.sh
+#   RATE_LIMITS=off ./start.sh                  # for a load test from one machine (loadgen, bench/)
 #
 # Every other setting of docs/CONTRACT.md §4 (HOLD_TTL_SECS, LOG_DIR, ...) passes through the environment.
 set -euo pipefail

@@ -80,6 +80,9 @@ codes! {
     HeldByAnother = ("held_by_another_user", FORBIDDEN),
     /// The user already holds MAX_HELD_SEATS seats of the event (`limit`).
     HoldLimitReached = ("hold_limit_reached", TOO_MANY_REQUESTS),
+    /// The client (its address, or in jwt mode its user) sent more requests of this kind than
+    /// its rate limit admits; retry after `Retry-After` (`RateLimit-Policy`, `RateLimit`).
+    RateLimited = ("rate_limited", TOO_MANY_REQUESTS),
     /// The event's queue holds QUEUE_MAX_DEPTH jobs; retry after `Retry-After`.
     QueueFull = ("queue_full", SERVICE_UNAVAILABLE),
     /// Redis cannot be reached; retry after `Retry-After`. Also actix's own 503.
@@ -183,6 +186,11 @@ pub enum ApiError {
     Misconfigured(&'static str),
     #[error("you already hold {limit} seats of this event, the most allowed")]
     HoldLimit { limit: u32 },
+    #[error(
+        "too many requests of this kind from this client; retry after {} s",
+        .0.retry_after_secs
+    )]
+    RateLimited(crate::rate_limit::Refusal),
     #[error("the queue for this event is full ({depth} jobs waiting); try again shortly")]
     QueueFull { depth: u64 },
     #[error("the service cannot reach its data store; try again shortly")]
@@ -311,6 +319,7 @@ impl ApiError {
                     ..none()
                 },
             ),
+            Self::RateLimited(_) => (Code::RateLimited, none()),
             Self::QueueFull { .. } => (Code::QueueFull, none()),
             Self::Unavailable(_) => (Code::ServiceUnavailable, none()),
             Self::Internal(_) | Self::Encoding { .. } | Self::Misconfigured(_) => {
@@ -360,6 +369,17 @@ impl ResponseError for ApiError {
             Self::Unauthenticated(problem) => {
                 if let Ok(challenge) = HeaderValue::from_str(&problem.challenge()) {
                     response.insert_header((header::WWW_AUTHENTICATE, challenge));
+                }
+            }
+            Self::RateLimited(refusal) => {
+                response.insert_header((header::RETRY_AFTER, refusal.retry_after_secs));
+                for (name, value) in [
+                    (crate::rate_limit::POLICY_HEADER, &refusal.policy),
+                    (crate::rate_limit::STATE_HEADER, &refusal.state),
+                ] {
+                    if let Ok(value) = HeaderValue::from_str(value) {
+                        response.insert_header((name, value));
+                    }
                 }
             }
             _ => {}
@@ -446,6 +466,11 @@ mod tests {
             ApiError::UserMismatch,
             ApiError::AdminOnly { why: "a test" },
             ApiError::HoldLimit { limit: 1 },
+            ApiError::RateLimited(crate::rate_limit::Refusal {
+                retry_after_secs: 1,
+                policy: "\"holds\";q=1;w=1".into(),
+                state: "\"holds\";r=0;t=1".into(),
+            }),
             ApiError::QueueFull { depth: 1 },
             ApiError::Unavailable(queue_core::Error::Unavailable(fred::error::Error::new(
                 fred::error::ErrorKind::IO,

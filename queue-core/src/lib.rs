@@ -21,7 +21,7 @@
 //! 4. operations: [`enqueue`] (accepting jobs, in batches), [`process`] (draining queues),
 //!    [`jobs`] (a job's status), [`catalog`] (events and seats), [`hold`] (refresh, release),
 //!    [`changes`] (the seat-change feed), [`housekeeping`], [`workers`] (heartbeats),
-//!    [`metrics`].
+//!    [`metrics`], [`rate_limit`] (admitting requests).
 //!
 //! This crate knows nothing of HTTP. It emits tracing events but never installs a subscriber.
 
@@ -54,6 +54,7 @@ pub mod housekeeping;
 pub mod jobs;
 pub mod metrics;
 pub mod process;
+pub mod rate_limit;
 pub mod workers;
 
 pub use changes::{CatchUp, ChangeId, ChangeKind, SeatChange, Snapshot};

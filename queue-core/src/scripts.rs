@@ -46,6 +46,7 @@ scripts! {
     READ_CHANGES => "read_changes.lua",
     ADD_METRICS => "add_metrics.lua",
     TAKE_TURN => "take_turn.lua",
+    RATE_LIMIT => "rate_limit.lua",
 }
 
 /// The shared prelude every script starts with, for tests that run its functions on their own.

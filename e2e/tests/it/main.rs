@@ -19,6 +19,7 @@ mod memory;
 mod metrics;
 mod model;
 mod processes;
+mod rate_limits;
 mod seat_record;
 mod spellings;
 mod stream;
