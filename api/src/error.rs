@@ -14,6 +14,22 @@ use serde::Serialize;
 /// Seconds a client is told to wait before retrying after a 503.
 pub const RETRY_AFTER_SECS: u32 = 1;
 
+/// The rate limits' header naming the policy of a resource (draft-ietf-httpapi-ratelimit-headers):
+/// `"<class>";q=<burst>;w=<seconds>`.
+pub const POLICY_HEADER: header::HeaderName = header::HeaderName::from_static("ratelimit-policy");
+/// The rate limits' header with what is left: `"<class>";r=<remaining>;t=<seconds>`.
+pub const STATE_HEADER: header::HeaderName = header::HeaderName::from_static("ratelimit");
+
+/// What a rate limit's refusal answers with besides its body (`rate_limit.rs` fills it in).
+#[derive(Debug, Clone)]
+pub struct RateLimitRefusal {
+    pub retry_after_secs: u64,
+    /// `RateLimit-Policy`.
+    pub policy: String,
+    /// `RateLimit`.
+    pub state: String,
+}
+
 /// Declares [`Code`] from one table: per code, when it is used (its doc), its spelling and the
 /// status it is answered with.
 macro_rules! codes {
@@ -190,7 +206,7 @@ pub enum ApiError {
         "too many requests of this kind from this client; retry after {} s",
         .0.retry_after_secs
     )]
-    RateLimited(crate::rate_limit::Refusal),
+    RateLimited(RateLimitRefusal),
     #[error("the queue for this event is full ({depth} jobs waiting); try again shortly")]
     QueueFull { depth: u64 },
     #[error("the service cannot reach its data store; try again shortly")]
@@ -374,8 +390,8 @@ impl ResponseError for ApiError {
             Self::RateLimited(refusal) => {
                 response.insert_header((header::RETRY_AFTER, refusal.retry_after_secs));
                 for (name, value) in [
-                    (crate::rate_limit::POLICY_HEADER, &refusal.policy),
-                    (crate::rate_limit::STATE_HEADER, &refusal.state),
+                    (POLICY_HEADER, &refusal.policy),
+                    (STATE_HEADER, &refusal.state),
                 ] {
                     if let Ok(value) = HeaderValue::from_str(value) {
                         response.insert_header((name, value));
@@ -466,7 +482,7 @@ mod tests {
             ApiError::UserMismatch,
             ApiError::AdminOnly { why: "a test" },
             ApiError::HoldLimit { limit: 1 },
-            ApiError::RateLimited(crate::rate_limit::Refusal {
+            ApiError::RateLimited(super::RateLimitRefusal {
                 retry_after_secs: 1,
                 policy: "\"holds\";q=1;w=1".into(),
                 state: "\"holds\";r=0;t=1".into(),

@@ -19,7 +19,7 @@ use std::net::IpAddr;
 
 use actix_web::body::BoxBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{web, ResponseError};
@@ -28,14 +28,9 @@ use queue_core::keys::RateLimitClient;
 use queue_core::rate_limit::Admission;
 use queue_core::settings::{Rate, RateLimitSettings, RouteClass};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, RateLimitRefusal as Refusal, POLICY_HEADER, STATE_HEADER};
 use crate::identity::Identity;
 use crate::state::AppState;
-
-/// The draft's header naming the policy of a resource: `"<class>";q=<burst>;w=<seconds>`.
-pub const POLICY_HEADER: HeaderName = HeaderName::from_static("ratelimit-policy");
-/// The draft's header with what is left: `"<class>";r=<remaining>;t=<seconds>`.
-pub const STATE_HEADER: HeaderName = HeaderName::from_static("ratelimit");
 
 /// The limits of this process, from the settings.
 #[derive(Debug)]
@@ -126,14 +121,6 @@ fn node_address(value: &str) -> Option<IpAddr> {
 /// Milliseconds as whole seconds, rounded up.
 fn secs(ms: u64) -> u64 {
     ms.div_ceil(1000)
-}
-
-/// A refusal's answer: what [`ApiError::RateLimited`] carries.
-#[derive(Debug, Clone)]
-pub struct Refusal {
-    pub retry_after_secs: u64,
-    pub policy: String,
-    pub state: String,
 }
 
 /// The route class of a request for the resource at `path` (its pattern), or `None` for one
@@ -228,7 +215,7 @@ pub async fn limit(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::http::header::HeaderValue;
+    use actix_web::http::header::{HeaderName, HeaderValue};
 
     fn limiter(trusted: &str) -> RateLimiter {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
