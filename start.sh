@@ -14,6 +14,7 @@
 #   REDIS_MAXMEMORY=4gb ./start.sh              # the limit of the redis-server it starts
 #   ./start.sh --redis-args                     # print that redis-server's arguments and stop
 #   ./start.sh --check-redis                    # check the memory settings of the Redis at REDIS_URL
+#   RATE_LIMITS=off ./start.sh                  # for a load test from one machine (loadgen, bench/)
 #
 # Every other setting of docs/CONTRACT.md §4 (HOLD_TTL_SECS, LOG_DIR, ...) passes through the environment.
 set -euo pipefail

@@ -16,7 +16,7 @@ PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print
 redis-server --port $RP --bind 127.0.0.1 --save "" --appendonly no --notify-keyspace-events Ex --dir $TMP/redis >$TMP/redis.log 2>&1 &
 RPID=$!
 for _ in $(seq 50); do [[ "$(redis-cli -p $RP ping 2>/dev/null)" == PONG ]] && break; sleep 0.1; done
-export REDIS_URL=redis://127.0.0.1:$RP PORT CONFIG_DIR=$ROOT/config LOG_DIR=$TMP/logs LOG_LEVEL=warn HOLD_TTL_SECS=600 MAX_HOLD_LIFETIME_SECS=600
+export REDIS_URL=redis://127.0.0.1:$RP PORT CONFIG_DIR=$ROOT/config LOG_DIR=$TMP/logs LOG_LEVEL=warn HOLD_TTL_SECS=600 MAX_HOLD_LIFETIME_SECS=600 RATE_LIMITS=${RATE_LIMITS:-off}
 $BIN/api >$TMP/api.out 2>&1 & APID=$!
 for _ in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:$PORT/health && break; sleep 0.1; done
 if [[ $MODE == drain ]]; then

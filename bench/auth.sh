@@ -18,7 +18,7 @@ one() {
     RPID=$!
     for _ in $(seq 50); do [[ "$(redis-cli -p "$RP" ping 2>/dev/null)" == PONG ]] && break; sleep 0.1; done
     (
-        export REDIS_URL=redis://127.0.0.1:$RP PORT CONFIG_DIR=$ROOT/config LOG_DIR=$TMP/logs LOG_LEVEL=warn HOLD_TTL_SECS=600
+        export REDIS_URL=redis://127.0.0.1:$RP PORT CONFIG_DIR=$ROOT/config LOG_DIR=$TMP/logs LOG_LEVEL=warn HOLD_TTL_SECS=600 RATE_LIMITS=${RATE_LIMITS:-off}
         if [[ $mode == jwt ]]; then export AUTH_MODE=jwt AUTH_JWT_SECRET=bench-secret-of-at-least-thirty-two-bytes; else unset AUTH_JWT_SECRET; export AUTH_MODE=none; fi
         "$BIN/api" >"$TMP/api.out" 2>&1 & APID=$!
         for i in 1 2; do WORKER_NAME=auth-$i "$BIN/worker" >>"$TMP/worker.out" 2>&1 & done

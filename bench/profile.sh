@@ -40,7 +40,7 @@ redis-server --port "$RP" --bind 127.0.0.1 --save "" --appendonly no --notify-ke
 PIDS+=("$!")
 until [[ "$(redis-cli -p "$RP" ping 2>/dev/null)" == PONG ]]; do sleep 0.1; done
 PORT="$(free_port)"
-export REDIS_URL="redis://127.0.0.1:$RP" PORT CONFIG_DIR="$ROOT/config" LOG_DIR="$TMP" LOG_LEVEL=warn HOLD_TTL_SECS=600
+export REDIS_URL="redis://127.0.0.1:$RP" PORT CONFIG_DIR="$ROOT/config" LOG_DIR="$TMP" LOG_LEVEL=warn HOLD_TTL_SECS=600 RATE_LIMITS=${RATE_LIMITS:-off}
 "$BIN/api" >/dev/null 2>&1 &
 PIDS+=("$!")
 until curl -s -o /dev/null "http://127.0.0.1:$PORT/health"; do sleep 0.1; done

@@ -115,6 +115,8 @@ export REDIS_URL="redis://127.0.0.1:$REDIS_PORT" PORT CONFIG_DIR="$ROOT/config"
 export LOG_DIR="$TMP/logs" LOG_LEVEL="${LOG_LEVEL:-warn}"
 # Holds outlive every step, so no seat lapses in the middle of a measurement.
 export HOLD_TTL_SECS=600 MAX_HOLD_LIFETIME_SECS=600
+# Every request comes from this one machine: rate limits off (RATE_LIMITS=on measures them).
+export RATE_LIMITS="${RATE_LIMITS:-off}"
 URL="http://127.0.0.1:$PORT"
 "$BIN/api" >"$TMP/api.out" 2>&1 &
 API_PID=$!

@@ -14,6 +14,22 @@ use serde::Serialize;
 /// Seconds a client is told to wait before retrying after a 503.
 pub const RETRY_AFTER_SECS: u32 = 1;
 
+/// The rate limits' header naming the policy of a resource (draft-ietf-httpapi-ratelimit-headers):
+/// `"<class>";q=<burst>;w=<seconds>`.
+pub const POLICY_HEADER: header::HeaderName = header::HeaderName::from_static("ratelimit-policy");
+/// The rate limits' header with what is left: `"<class>";r=<remaining>;t=<seconds>`.
+pub const STATE_HEADER: header::HeaderName = header::HeaderName::from_static("ratelimit");
+
+/// What a rate limit's refusal answers with besides its body (`rate_limit.rs` fills it in).
+#[derive(Debug, Clone)]
+pub struct RateLimitRefusal {
+    pub retry_after_secs: u64,
+    /// `RateLimit-Policy`.
+    pub policy: String,
+    /// `RateLimit`.
+    pub state: String,
+}
+
 /// Declares [`Code`] from one table: per code, when it is used (its doc), its spelling and the
 /// status it is answered with.
 macro_rules! codes {
@@ -86,6 +102,9 @@ codes! {
     /// The process has as many seat streams open as it allows (`limit`); retry after
     /// `Retry-After`.
     StreamsFull = ("streams_full", SERVICE_UNAVAILABLE),
+    /// The client (its address, or in jwt mode its user) sent more requests of this kind than
+    /// its rate limit admits; retry after `Retry-After` (`RateLimit-Policy`, `RateLimit`).
+    RateLimited = ("rate_limited", TOO_MANY_REQUESTS),
     /// The event's queue holds QUEUE_MAX_DEPTH jobs; retry after `Retry-After`.
     QueueFull = ("queue_full", SERVICE_UNAVAILABLE),
     /// Redis cannot be reached; retry after `Retry-After`. Also actix's own 503.
@@ -195,6 +214,11 @@ pub enum ApiError {
     Misconfigured(&'static str),
     #[error("you already hold {limit} seats of this event, the most allowed")]
     HoldLimit { limit: u32 },
+    #[error(
+        "too many requests of this kind from this client; retry after {} s",
+        .0.retry_after_secs
+    )]
+    RateLimited(RateLimitRefusal),
     #[error("the queue for this event is full ({depth} jobs waiting); try again shortly")]
     QueueFull { depth: u64 },
     #[error("the service cannot reach its data store; try again shortly")]
@@ -340,6 +364,7 @@ impl ApiError {
                     ..none()
                 },
             ),
+            Self::RateLimited(_) => (Code::RateLimited, none()),
             Self::QueueFull { .. } => (Code::QueueFull, none()),
             Self::Unavailable(_) => (Code::ServiceUnavailable, none()),
             Self::StoreFull(_) => (Code::StoreFull, none()),
@@ -394,6 +419,17 @@ impl ResponseError for ApiError {
             Self::Unauthenticated(problem) => {
                 if let Ok(challenge) = HeaderValue::from_str(&problem.challenge()) {
                     response.insert_header((header::WWW_AUTHENTICATE, challenge));
+                }
+            }
+            Self::RateLimited(refusal) => {
+                response.insert_header((header::RETRY_AFTER, refusal.retry_after_secs));
+                for (name, value) in [
+                    (POLICY_HEADER, &refusal.policy),
+                    (STATE_HEADER, &refusal.state),
+                ] {
+                    if let Ok(value) = HeaderValue::from_str(value) {
+                        response.insert_header((name, value));
+                    }
                 }
             }
             _ => {}
@@ -482,6 +518,11 @@ mod tests {
             ApiError::TooManyStreams { limit: 1 },
             ApiError::StreamsFull { limit: 1 },
             ApiError::HoldLimit { limit: 1 },
+            ApiError::RateLimited(super::RateLimitRefusal {
+                retry_after_secs: 1,
+                policy: "\"holds\";q=1;w=1".into(),
+                state: "\"holds\";r=0;t=1".into(),
+            }),
             ApiError::QueueFull { depth: 1 },
             ApiError::Unavailable(queue_core::Error::Unavailable(fred::error::Error::new(
                 fred::error::ErrorKind::IO,

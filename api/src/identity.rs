@@ -163,6 +163,19 @@ impl Identity {
         }
     }
 
+    /// The user a request's bearer token proves, in jwt mode, for the rate limits; `None` in
+    /// none mode, without a token or with one that does not verify (the request's extractor
+    /// answers 401 for that; the limit on its address still counts it).
+    pub fn token_user(&self, headers: &HeaderMap) -> Option<UserId> {
+        match &self.mode {
+            Mode::None => None,
+            Mode::Jwt(verifier) => {
+                let token = bearer(headers).ok().flatten()?;
+                verifier.verify(token).ok().map(|b| b.user)
+            }
+        }
+    }
+
     /// The user a hold, reserve, refresh or release acts for. none mode: the body's `UUID`,
     /// which is then required. jwt mode: the token's user; the body's `UUID` may be left out,
     /// and when present must be that user (403 `user_mismatch`).

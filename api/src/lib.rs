@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use actix_web::dev::{Server, Service};
 use actix_web::http::header;
-use actix_web::middleware::ErrorHandlers;
+use actix_web::middleware::{from_fn, ErrorHandlers};
 use actix_web::web::{self, PayloadConfig};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError, Route};
 use anyhow::Context;
@@ -26,6 +26,7 @@ pub mod job_ids;
 pub mod json;
 pub mod metrics;
 pub mod openapi;
+pub mod rate_limit;
 pub mod routes;
 pub mod state;
 pub mod stream_slots;
@@ -72,6 +73,9 @@ impl Application {
             descriptors,
         ));
         let job_ids = Arc::new(job_ids::JobIdKey::new(api).context("cannot make a job-id key")?);
+        let limiter = web::Data::new(rate_limit::RateLimiter::from_settings(
+            &settings.rate_limits,
+        )?);
         let store = Store::connect(&for_background).await?;
         // Read now, so that the first job request does not wait for it; should Redis be down, it
         // is read at the first job request after Redis is back (the API answers 503 till then).
@@ -103,6 +107,7 @@ impl Application {
             let shared = shared.clone();
             let metrics = shared.metrics.clone();
             let identity = web::Data::from(shared.identity.clone());
+            let limiter = limiter.clone();
             App::new()
                 // Each worker thread connects its own pool, from that thread, before it serves:
                 // fred's connection tasks then run on the thread of the requests that use them,
@@ -122,6 +127,7 @@ impl Application {
                     }
                 })
                 .app_data(identity)
+                .app_data(limiter)
                 .app_data(PayloadConfig::new(limit))
                 .app_data(json::BodyLimit(limit))
                 // A body has as long to arrive as the head (actix's timeout covers the head only).
@@ -215,11 +221,15 @@ struct RouteLabel(&'static str);
 ///
 /// Routes are tried in order, and a path with a `{parameter}` costs a regular expression match:
 /// the fixed paths come first, the busiest (the holds) at the top.
+///
+/// Each resource is wrapped in the rate limit of its route class (`rate_limit::class_of`),
+/// checked before its handler reads anything.
 fn routes(cfg: &mut web::ServiceConfig) {
     use routes::{events, health, jobs, metrics, page, seats, stream};
     let resource = |path: &'static str, allow: &'static str, route: Route| {
         web::resource(path)
             .app_data(RouteLabel(path))
+            .wrap(from_fn(move |req, next| rate_limit::limit(path, req, next)))
             .route(route)
             .default_service(web::to(move |req: HttpRequest| {
                 method_not_allowed(req, allow)

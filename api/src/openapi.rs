@@ -36,7 +36,7 @@ use crate::routes::{events, health, jobs, metrics, seats, stream};
         JobStatusBody, JobResultBody, SeatStatusSchema, JobKindSchema, ErrorBody, health::Health,
         EventList, StreamSnapshot, StreamSeat, SeatChangeBody, ChangeKindSchema,
     )),
-    modifiers(&BearerScheme),
+    modifiers(&BearerScheme, &RateLimited),
     tags(
         (name = "events", description = "Create, read and delete events"),
         (name = "seats", description = "Read, hold, reserve, refresh and release seats"),
@@ -69,6 +69,69 @@ impl utoipa::Modify for BearerScheme {
                     .build(),
             ),
         );
+    }
+}
+
+/// The 429 of the rate limits (`rate_limit.rs`), on every operation: each one is limited (G10).
+#[derive(Debug)]
+struct RateLimited;
+
+impl utoipa::Modify for RateLimited {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{
+            schema::{ObjectBuilder, Type},
+            ContentBuilder, HeaderBuilder, Ref, ResponseBuilder,
+        };
+        let header = |schema: Type, description: &str| {
+            HeaderBuilder::new()
+                .schema(Some(ObjectBuilder::new().schema_type(schema)))
+                .description(Some(description))
+                .build()
+        };
+        let response = ResponseBuilder::new()
+            .description(
+                "Rate limited: this client (its address, or in jwt mode its user) sent more \
+                 requests of this kind than its limit admits (`rate_limited`); nothing was done. \
+                 Retry after `Retry-After` seconds.",
+            )
+            .header("Retry-After", header(Type::Integer, "Seconds to wait"))
+            .header(
+                "RateLimit-Policy",
+                header(
+                    Type::String,
+                    "The limit (draft-ietf-httpapi-ratelimit-headers): \
+                     `\"<class>\";q=<burst>;w=<seconds to refill it>`",
+                ),
+            )
+            .header(
+                "RateLimit",
+                header(
+                    Type::String,
+                    "What is left: `\"<class>\";r=0;t=<seconds until one more is admitted>`",
+                ),
+            )
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                operation
+                    .responses
+                    .responses
+                    .insert("429".to_owned(), response.clone().into());
+            }
+        }
     }
 }
 

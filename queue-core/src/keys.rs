@@ -123,6 +123,47 @@ pub const METRICS: &str = "rsv:{sys}:metrics";
 /// and keep the records a few seconds to answer status reads without Redis.
 pub const FINISHED_CHANNEL: &str = "rsv:{sys}:finished";
 
+/// String holding a rate-limit bucket's theoretical arrival time (ms, Redis's clock), with an
+/// expiry at that instant (a missing key is a full bucket): `rsv:rl:{a:<address>}:<class>` per
+/// client address (an IPv6 client by its /64, written `<prefix>/64`), `rsv:rl:{u:<user>}:<class>`
+/// per user in jwt mode. Hash-tagged per client, so that a cluster spreads the clients over its
+/// slots. Written and read only by `rate_limit.lua`, which is handed a request's address key and,
+/// in jwt mode, its user key in one call (one slot each; like `enqueue.lua`'s ready list, a
+/// cluster would need one call per key).
+pub fn rate_limit(client: &RateLimitClient, class: &str) -> String {
+    match client {
+        RateLimitClient::Address(address) => format!("{PREFIX}:rl:{{a:{address}}}:{class}"),
+        RateLimitClient::Network(prefix) => format!("{PREFIX}:rl:{{a:{prefix}}}:{class}"),
+        RateLimitClient::User(user) => format!("{PREFIX}:rl:{{u:{user}}}:{class}"),
+    }
+}
+
+/// Whom a rate-limit bucket belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLimitClient {
+    /// An IPv4 address.
+    Address(std::net::Ipv4Addr),
+    /// An IPv6 client's /64 (one machine or home usually has a whole /64 to pick from).
+    Network(ipnet::Ipv6Net),
+    /// A user (jwt mode).
+    User(crate::ids::UserId),
+}
+
+impl RateLimitClient {
+    /// The client of an address: IPv4 as is (an IPv4-mapped IPv6 address as its IPv4), IPv6 by
+    /// its /64.
+    pub fn of_address(address: std::net::IpAddr) -> Self {
+        match address.to_canonical() {
+            std::net::IpAddr::V4(v4) => Self::Address(v4),
+            std::net::IpAddr::V6(v6) => Self::Network(
+                ipnet::Ipv6Net::new(v6, 64)
+                    .map(|net| net.trunc())
+                    .unwrap_or_else(|_| ipnet::Ipv6Net::from(v6)),
+            ),
+        }
+    }
+}
+
 /// The keyspace-notification channel on which Redis announces expired keys of database `db`.
 pub fn expired_channel(db: u8) -> String {
     format!("__keyevent@{db}__:expired")
@@ -160,5 +201,20 @@ mod tests {
         }
         assert_eq!(event_of_tick(&keys.tick), Some(event));
         assert_eq!(event_of_tick(&keys.seats), None);
+    }
+
+    #[test]
+    fn rate_limit_keys_are_tagged_per_client_and_ipv6_by_its_64() {
+        let v4 = RateLimitClient::of_address("10.1.2.3".parse().expect("an ip"));
+        assert_eq!(rate_limit(&v4, "holds"), "rsv:rl:{a:10.1.2.3}:holds");
+        let mapped = RateLimitClient::of_address("::ffff:10.1.2.3".parse().expect("an ip"));
+        assert_eq!(mapped, v4, "an IPv4-mapped address is its IPv4");
+        let one = RateLimitClient::of_address("2001:db8:1:2:aaaa::1".parse().expect("an ip"));
+        let two = RateLimitClient::of_address("2001:db8:1:2:bbbb::9".parse().expect("an ip"));
+        assert_eq!(one, two, "one /64 is one client");
+        assert_eq!(
+            rate_limit(&one, "reads"),
+            "rsv:rl:{a:2001:db8:1:2::/64}:reads"
+        );
     }
 }

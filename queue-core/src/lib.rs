@@ -22,7 +22,8 @@
 //!    [`jobs`] (a job's status), [`job_id_key`] (the key the API's job ids are authenticated
 //!    with), [`catalog`] (events and seats), [`deletion`] (deleting an event), [`hold`]
 //!    (refresh, release), [`changes`] (the seat-change feed), [`housekeeping`], [`workers`]
-//!    (heartbeats), [`memory`] (Redis's memory and its limit), [`metrics`].
+//!    (heartbeats), [`memory`] (Redis's memory and its limit), [`metrics`], [`rate_limit`]
+//!    (admitting requests).
 //!
 //! This crate knows nothing of HTTP. It emits tracing events but never installs a subscriber.
 
@@ -58,6 +59,7 @@ pub mod jobs;
 pub mod memory;
 pub mod metrics;
 pub mod process;
+pub mod rate_limit;
 pub mod workers;
 
 pub use changes::{CatchUp, ChangeId, ChangeKind, SeatChange, Snapshot};

@@ -47,6 +47,7 @@ scripts! {
     ADD_METRICS => "add_metrics.lua",
     TAKE_TURN => "take_turn.lua",
     DELETE_EVENT => "delete_event.lua",
+    RATE_LIMIT => "rate_limit.lua",
 }
 
 /// The shared prelude every script starts with, for tests that run its functions on their own.

@@ -38,6 +38,8 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("AUTH_JWT_AUDIENCE", "auth.jwt_audience"),
     ("ADMIN_TOKEN", "auth.admin_token"),
     ("JOB_ID_SECRET", "api.job_id_secret"),
+    ("RATE_LIMITS", "rate_limits.enabled"),
+    ("TRUSTED_PROXIES", "rate_limits.trusted_proxies"),
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -50,6 +52,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub auth: AuthSettings,
     pub streams: StreamSettings,
+    pub rate_limits: RateLimitSettings,
 }
 
 /// The seat streams (`GET /events/{id}/stream`) one API process keeps open (admission, G10).
@@ -192,6 +195,95 @@ impl std::fmt::Debug for AuthSettings {
     }
 }
 
+/// Rate limits (docs/CONTRACT.md §2, admission G10): one GCRA bucket per route class and client
+/// (address; in jwt mode user too), kept in Redis so that every API instance shares it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RateLimitSettings {
+    /// `RATE_LIMITS=off` turns every limit off (load tests from one machine).
+    pub enabled: bool,
+    /// Comma-separated CIDRs (or bare addresses) of the proxies whose `X-Forwarded-For` /
+    /// `Forwarded` name the client; empty: the socket peer is the client.
+    pub trusted_proxies: String,
+    pub holds: Rate,
+    pub writes: Rate,
+    pub events: Rate,
+    pub reads: Rate,
+    pub streams: Rate,
+}
+
+/// One route class's limit: a full bucket admits `burst` requests at once, and one request's
+/// worth comes back every `every_ms` (the sustained rate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct Rate {
+    pub burst: u32,
+    pub every_ms: u64,
+}
+
+/// The routes that share a limit (README, "Limits", says which is which and why).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RouteClass {
+    /// `POST /seats/hold`.
+    Holds,
+    /// The other seat writes: reserve, refresh, release.
+    Writes,
+    /// `POST /events/create`.
+    Events,
+    /// Reads: events, seats, seat lists, job status, health, metrics.
+    Reads,
+    /// Opening `GET /events/{id}/stream`.
+    Streams,
+}
+
+impl RouteClass {
+    pub const ALL: [Self; 5] = [
+        Self::Holds,
+        Self::Writes,
+        Self::Events,
+        Self::Reads,
+        Self::Streams,
+    ];
+
+    /// Its name in limiter keys and in the `RateLimit-Policy` / `RateLimit` headers.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Holds => "holds",
+            Self::Writes => "writes",
+            Self::Events => "events",
+            Self::Reads => "reads",
+            Self::Streams => "streams",
+        }
+    }
+}
+
+impl RateLimitSettings {
+    pub fn rate(&self, class: RouteClass) -> Rate {
+        match class {
+            RouteClass::Holds => self.holds,
+            RouteClass::Writes => self.writes,
+            RouteClass::Events => self.events,
+            RouteClass::Reads => self.reads,
+            RouteClass::Streams => self.streams,
+        }
+    }
+
+    /// The networks of TRUSTED_PROXIES; `Err` names the entry that is neither a CIDR nor an
+    /// address.
+    pub fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        self.trusted_proxies
+            .split(',')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| {
+                entry
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map(|net| net.trunc())
+                    .map_err(|_| format!("`{entry}` is neither a CIDR (10.0.0.0/8) nor an address"))
+            })
+            .collect()
+    }
+}
+
 /// A setting that is missing, malformed or out of range; the message names it.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -241,7 +333,12 @@ impl Settings {
         let w = &self.workers;
         let a = &self.auth;
         let jwt = a.mode == AuthMode::Jwt;
-        let checks: [(&'static str, bool, String); 21] = [
+        let proxies = self.rate_limits.trusted_proxies();
+        let rates_ok = RouteClass::ALL.into_iter().all(|class| {
+            let rate = self.rate_limits.rate(class);
+            (1..=1_000_000).contains(&rate.burst) && (1..=86_400_000).contains(&rate.every_ms)
+        });
+        let checks: [(&'static str, bool, String); 23] = [
             (
                 "api.bind",
                 self.api.bind.parse::<std::net::IpAddr>().is_ok(),
@@ -358,6 +455,16 @@ impl Settings {
                  operations"
                     .into(),
             ),
+            (
+                "rate_limits.trusted_proxies",
+                proxies.is_ok(),
+                proxies.err().unwrap_or_default(),
+            ),
+            (
+                "rate_limits",
+                rates_ok,
+                "each class needs a burst from 1 to 1000000 and every_ms from 1 to 86400000".into(),
+            ),
         ];
         match checks.into_iter().find(|(_, ok, _)| !ok) {
             None => Ok(()),
@@ -400,6 +507,31 @@ mod tests {
         assert_eq!(s.queue.job_result_ttl_secs, 300);
         assert_eq!(s.queue.max_depth, 1_000_000);
         assert_eq!(s.log.dir, "logs");
+        assert!(s.rate_limits.enabled, "rate limits are on by default");
+        assert_eq!(s.rate_limits.trusted_proxies().map(|p| p.len()), Ok(0));
+    }
+
+    #[test]
+    fn rate_limits_turn_off_and_trusted_proxies_parse() {
+        let s = load(&[("RATE_LIMITS", "off")]).expect("off is a value");
+        assert!(!s.rate_limits.enabled);
+        let s = load(&[
+            ("RATE_LIMITS", "on"),
+            ("TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.2,::1"),
+        ])
+        .expect("CIDRs and bare addresses");
+        assert!(s.rate_limits.enabled);
+        let nets = s.rate_limits.trusted_proxies().expect("parsed");
+        assert_eq!(nets.len(), 3);
+        assert!(nets[0].contains(&"10.1.2.3".parse::<std::net::IpAddr>().expect("an ip")));
+        assert!(nets[1].contains(&"127.0.0.2".parse::<std::net::IpAddr>().expect("an ip")));
+        let err = load(&[("TRUSTED_PROXIES", "10.0.0.0/33")])
+            .expect_err("a bad CIDR is refused")
+            .to_string();
+        assert!(
+            err.contains("TRUSTED_PROXIES"),
+            "the error names the variable: {err}"
+        );
     }
 
     #[test]

@@ -70,9 +70,14 @@ pub async fn stream(
     let viewer = state.identity.viewer(req.headers())?;
     // A place first, before anything is read: a client over its share costs a lookup. The feed
     // holds it, and gives it back when it ends.
-    let client = req
+    // The client as the rate limits see it: the peer, or the address a trusted proxy forwards.
+    let peer = req
         .peer_addr()
         .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+    let client = match req.app_data::<web::Data<crate::rate_limit::RateLimiter>>() {
+        Some(limiter) => limiter.client_address(peer, req.headers()),
+        None => peer,
+    };
     let slot = state.stream_slots.take(client)?;
     let resume = match req.headers().get("Last-Event-ID") {
         None => None,

@@ -243,6 +243,9 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         ("API_HTTP_WORKERS".to_owned(), "2".to_owned()),
         ("LOG_DIR".to_owned(), log_dir.display().to_string()),
         ("LOG_LEVEL".to_owned(), "warn".to_owned()),
+        // The tests send thousands of requests a second from 127.0.0.1: rate limits off unless
+        // a test turns them on (`Options::env("RATE_LIMITS", "on")`).
+        ("RATE_LIMITS".to_owned(), "off".to_owned()),
     ]);
     for (name, value) in options.env {
         env.insert(name.to_owned(), value);

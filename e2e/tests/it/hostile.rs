@@ -142,7 +142,7 @@ fn keep_alive_client(port: u16, give_up: Duration, stop: Arc<AtomicBool>) -> Joi
 }
 
 /// Every key of the dataset and its digest (DEBUG DIGEST-VALUE).
-async fn key_digests(redis: &TestRedis) -> BTreeMap<String, String> {
+pub(crate) async fn key_digests(redis: &TestRedis) -> BTreeMap<String, String> {
     let client = redis.client().await;
     let names: Vec<String> = client
         .custom(fred::cmd!("KEYS"), vec!["*".to_owned()])

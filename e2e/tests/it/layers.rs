@@ -42,6 +42,7 @@ const QUEUE_CORE_LAYERS: [(&str, &[&str]); 4] = [
     (
         "operations",
         &[
+            "rate_limit",
             "enqueue",
             "process",
             "jobs",

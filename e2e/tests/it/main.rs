@@ -24,6 +24,7 @@ mod metrics;
 mod model;
 mod page_headers;
 mod processes;
+mod rate_limits;
 mod seat_record;
 mod spellings;
 mod start_sh;
