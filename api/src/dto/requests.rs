@@ -19,7 +19,7 @@ pub struct CreateEvent {
     #[schema(value_type = u32, minimum = 10, maximum = 10000)]
     #[serde(deserialize_with = "seat_count")]
     pub total_seats: SeatCount,
-    /// Optional: when the event ends (RFC 3339, `Z` or an offset such as `+02:00`), in the future
+    /// Optional (`null` is no end): when the event ends (RFC 3339, `Z` or an offset such as `+02:00`), in the future
     /// and at most two years ahead. EVENT_RETENTION later (7 days by default) the event and
     /// every key of it are deleted, as `DELETE /events/{id}` does; until then it is served as
     /// any other.
@@ -32,7 +32,10 @@ pub struct CreateEvent {
 /// handler).
 fn ends_at<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<Millis>, D::Error> {
     use serde::de::Error;
-    let text = String::deserialize(de)?;
+    // `null` is no end, as a missing `endsAt` is.
+    let Some(text) = Option::<String>::deserialize(de)? else {
+        return Ok(None);
+    };
     parse_rfc3339_ms(&text).map(Some).ok_or_else(|| {
         D::Error::custom(format!(
             "endsAt must be an RFC 3339 date-time such as 2027-06-01T23:00:00Z, got {text:?}"

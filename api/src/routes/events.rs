@@ -63,7 +63,7 @@ fn check_ends_at(ends: Millis, now: Millis) -> Result<(), ApiError> {
 #[utoipa::path(get, path = "/events", tag = "events",
     params(
         ("limit" = Option<u32>, Query, description = "Events per page, 1 to 100 (default 100)", minimum = 1, maximum = 100),
-        ("cursor" = Option<String>, Query, description = "The previous page's `nextCursor`; without it, the first page"),
+        ("cursor" = Option<String>, Query, description = "The previous page's `nextCursor`; without it, the first page", pattern = "^[0-9a-f]{1,15}\\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"),
     ),
     responses(
         (status = 200, description = "The events; `nextCursor` when more follow", body = EventList),
