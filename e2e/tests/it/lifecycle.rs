@@ -179,7 +179,6 @@ async fn an_ends_at_in_the_past_too_far_ahead_or_malformed_is_a_422_naming_it_an
         json!("2027-06-01T23:00:00"),
         json!("2027-13-01T23:00:00Z"),
         json!(1_900_000_000_000i64),
-        json!(null),
         json!({"at": "2027-06-01T23:00:00Z"}),
     ];
     for bad in bads {
@@ -201,6 +200,18 @@ async fn an_ends_at_in_the_past_too_far_ahead_or_malformed_is_a_422_naming_it_an
     assert_eq!(keys_after, keys_before, "nothing was written");
     let (_, list) = app.get("/events").await;
     assert_eq!(list["events"], json!([]), "no event was created: {list}");
+    assert!(
+        list.get("nextCursor").is_none(),
+        "no cursor on an empty list: {list}"
+    );
+    // `null` is no end, as a missing endsAt is.
+    let (status, body) = create(
+        &app,
+        json!({"name": "No end", "totalSeats": 10, "endsAt": null}),
+    )
+    .await;
+    assert_eq!(status, 201, "endsAt null is accepted: {body}");
+    assert!(body.get("endsAt").is_none(), "and is no end: {body}");
     // An offset is accepted, and shown in UTC.
     let (status, body) = create(
         &app,
