@@ -5,7 +5,7 @@ use fred::interfaces::SortedSetsInterface;
 
 use crate::clock::{wall_clock_ms, Millis};
 use crate::error::{Error, Result};
-use crate::event::{AvailableSeats, Event};
+use crate::event::{AvailableSeats, Event, EventCursor, EventPage};
 use crate::ids::{EventId, EventName, SeatCount, SeatId};
 use crate::keys::{self, EventKeys};
 use crate::reply::seat_state;
@@ -14,8 +14,15 @@ use crate::seat::{Seat, SeatState, RECORD_LEN};
 use crate::store::Store;
 
 impl Store {
-    /// Creates an event whose seats 1..=count all exist, Available, once this returns.
-    pub async fn create_event(&self, name: &EventName, count: SeatCount) -> Result<Event> {
+    /// Creates an event whose seats 1..=count all exist, Available, once this returns. With
+    /// `ends_at` (ms since the epoch; the caller checks it is ahead), the housekeeping deletes
+    /// the event once EVENT_RETENTION has passed after it ([`Store::delete_ended`]).
+    pub async fn create_event(
+        &self,
+        name: &EventName,
+        count: SeatCount,
+        ends_at: Option<Millis>,
+    ) -> Result<Event> {
         // A random id that is taken already (a v4 UUID: it never happens in practice) is
         // refused by the script without a write; another is drawn, a couple of times at most.
         let mut attempts = 0;
@@ -27,7 +34,11 @@ impl Store {
                 &scripts::CREATE_EVENT,
                 &self.client()?,
                 [&k.event, &k.seats],
-                vec![arg(name.as_str()), arg(count.get())],
+                vec![
+                    arg(name.as_str()),
+                    arg(count.get()),
+                    arg(ends_at.map(|ms| ms.to_string()).unwrap_or_default()),
+                ],
             )
             .await?;
             if reply.flag()? {
@@ -57,6 +68,21 @@ impl Store {
         {
             tracing::warn!(event = %id, error = %e, "created an event but could not register it");
         }
+        if let Some(ends) = ends_at {
+            // Indexed after it exists too; should this fail, the creation fails, so that no event
+            // with an `endsAt` is left that the housekeeping would never delete (the client sees
+            // a 503 and the event stays until an admin deletes it).
+            self.client()?
+                .zadd::<(), _, _>(
+                    keys::ENDS,
+                    None,
+                    None,
+                    false,
+                    false,
+                    (ends as f64, id.to_string()),
+                )
+                .await?;
+        }
         Ok(Event {
             id,
             name: name.as_str().to_owned(),
@@ -64,25 +90,42 @@ impl Store {
             available: count.get(),
             on_hold: 0,
             reserved: 0,
+            ends_at,
         })
     }
 
-    /// The `limit` most recently created events, newest first, with their counts now.
-    pub async fn recent_events(&self, limit: usize) -> Result<Vec<Event>> {
-        if limit == 0 {
-            return Ok(Vec::new());
+    /// One page of the events, newest first, with their counts now: the `limit` events created
+    /// before `after` (from the start without it). An event deleted meanwhile is left out of the
+    /// page (which may then be shorter) and still moves the cursor on.
+    pub async fn events_page(&self, limit: u32, after: Option<EventCursor>) -> Result<EventPage> {
+        let (ms, id) = match after {
+            Some(c) => (c.created.to_string(), c.id.to_string()),
+            None => (String::new(), String::new()),
+        };
+        let mut reply = run(
+            &scripts::LIST_EVENTS,
+            &self.client()?,
+            [keys::EVENTS],
+            vec![arg(limit.max(1)), arg(ms), arg(id)],
+        )
+        .await?;
+        let more = reply.flag()?;
+        let mut listed = Vec::new();
+        while !reply.is_empty() {
+            let member = reply.string()?;
+            let created = reply.int()?;
+            // Only ids are registered; anything else is skipped as the full pass skips it.
+            if let Ok(id) = member.parse::<EventId>() {
+                listed.push(EventCursor { created, id });
+            }
         }
-        let ids: Vec<String> = self
-            .client()?
-            .zrange(keys::EVENTS, -(limit as i64), -1, None, false, None, false)
-            .await?;
-        let reads = ids
-            .iter()
-            .rev()
-            .filter_map(|id| id.parse::<EventId>().ok())
-            .map(|id| self.event(id));
+        let next = if more { listed.last().copied() } else { None };
+        let reads = listed.iter().map(|c| self.event(c.id));
         let events = futures::future::try_join_all(reads).await?;
-        Ok(events.into_iter().flatten().collect())
+        Ok(EventPage {
+            events: events.into_iter().flatten().collect(),
+            next,
+        })
     }
 
     /// The event with its counts now; `None` when there is no such event.
@@ -127,6 +170,7 @@ impl Store {
         let reserved = reply.count()?;
         let on_hold = reply.count()?;
         let now = reply.int()?;
+        let ends_at = Some(reply.int()?).filter(|ms| *ms >= 0);
         let records = reply.bytes()?;
         let last_change = reply.opt_string()?;
         let event = Event {
@@ -136,6 +180,7 @@ impl Store {
             available: total.saturating_sub(reserved + on_hold),
             on_hold,
             reserved,
+            ends_at,
         };
         Ok(Some((event, now, records, last_change)))
     }

@@ -18,11 +18,15 @@
 
 use fred::interfaces::{KeysInterface, ListInterface, SortedSetsInterface};
 
+use crate::clock::Millis;
 use crate::error::Result;
 use crate::ids::EventId;
 use crate::keys::{self, EventKeys};
 use crate::scripts::{self, arg, run};
 use crate::store::Store;
+
+/// Most ended events one housekeeping turn deletes.
+pub const ENDED_PER_PASS: i64 = 100;
 
 impl Store {
     /// Deletes an event and every key of it. `false` when there is no such event (none was
@@ -75,9 +79,41 @@ impl Store {
         client.zrem::<(), _, _>(keys::DUE, &member).await?;
         // Walks the ready list, which holds at most a few tokens per busy event.
         client.lrem::<(), _, _>(keys::READY, 0, &member).await?;
+        client.zrem::<(), _, _>(keys::ENDS, &member).await?;
         // Last: while the event is registered, the housekeeping full pass comes back to it.
         client.zrem::<(), _, _>(keys::EVENTS, &member).await?;
         Ok(freed)
+    }
+
+    /// Deletes the events whose `endsAt` plus EVENT_RETENTION is at or before `now` (at most
+    /// [`ENDED_PER_PASS`] of them; the rest wait for the next turn). Returns how many it deleted.
+    /// Run by the housekeeping-turn holder only; a deletion racing an admin's is harmless (the
+    /// second finds no event and frees what is left).
+    pub async fn delete_ended(&self, now: Millis) -> Result<u64> {
+        let retention = i64::try_from(self.queue().event_retention.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = now.saturating_sub(retention);
+        let due: Vec<String> = self
+            .client()?
+            .zrangebyscore(
+                keys::ENDS,
+                "-inf",
+                cutoff as f64,
+                false,
+                Some((0, ENDED_PER_PASS)),
+            )
+            .await?;
+        let mut deleted = 0;
+        for member in due {
+            let Ok(id) = member.parse::<EventId>() else {
+                self.client()?.zrem::<(), _, _>(keys::ENDS, member).await?;
+                continue;
+            };
+            if self.delete_event(id).await? {
+                tracing::info!(event = %id, "deleted an event that ended EVENT_RETENTION ago");
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
     }
 
     /// Which of `events` do not exist (any more): the stream hub ends the feeds of an event

@@ -11,7 +11,7 @@ const PREFIX: &str = "rsv";
 /// The keys of one event.
 #[derive(Debug, Clone)]
 pub struct EventKeys {
-    /// Hash `name`, `total`, `reserved` (count), `enq` / `deq` (last accepted / applied job
+    /// Hash `name`, `total`, `reserved` (count), `ends` (the optional `endsAt`, ms), `enq` / `deq` (last accepted / applied job
     /// sequence), `lease` (ms until which a worker is draining the queue), `drained` (ms of the
     /// last batch), `trim` (ms at which the first finished job's record is due to go, or -1:
     /// process.lua's note of when it next has records to trim). Written by create_event, enqueue,
@@ -81,6 +81,12 @@ pub fn event_of_tick(key: &str) -> Option<EventId> {
     let (event, suffix) = rest.split_once('}')?;
     (suffix == ":tick").then(|| event.parse().ok()).flatten()
 }
+
+/// Sorted set event id → its `endsAt` (ms) of every event created with one: the housekeeping
+/// deletes an event once its score plus EVENT_RETENTION has passed, finding the due ones by
+/// score instead of walking every event. Written by `Store::create_event`, read by
+/// `Store::delete_ended`; an event leaves it when it is deleted (`Store::free_event`).
+pub const ENDS: &str = "rsv:{sys}:ends";
 
 /// List of event ids with work: a token tells a worker to drain that event's queue. Pushed by
 /// whoever took the event's lease: enqueue.lua itself when it takes the lease while accepting

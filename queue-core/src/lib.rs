@@ -66,7 +66,7 @@ pub use changes::{CatchUp, ChangeId, ChangeKind, SeatChange, Snapshot};
 pub use clock::Millis;
 pub use enqueue::Enqueuer;
 pub use error::{Error, Result};
-pub use event::{AvailableSeats, Event};
+pub use event::{AvailableSeats, Event, EventCursor, EventPage};
 pub use ids::{EventId, EventName, InvalidValue, JobId, SeatCount, SeatId, UserId};
 pub use job::{Enqueued, JobKind, JobState, JobStatus, JobView};
 pub use process::Batch;

@@ -41,6 +41,7 @@ scripts! {
     RECONCILE => "reconcile.lua",
     FORGET_STALE => "forget_stale.lua",
     READ_EVENT => "read_event.lua",
+    LIST_EVENTS => "list_events.lua",
     READ_SEAT => "read_seat.lua",
     JOB_STATUS => "job_status.lua",
     READ_CHANGES => "read_changes.lua",

@@ -26,6 +26,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("QUEUE_MAX_DEPTH", "queue.max_depth"),
     ("JOB_RETRY_ATTEMPTS", "queue.retry_attempts"),
     ("JOB_RETRY_BASE_MS", "queue.retry_base_ms"),
+    ("EVENT_RETENTION", "queue.event_retention"),
     ("LOG_DIR", "log.dir"),
     ("LOG_LEVEL", "log.level"),
     ("STREAMS_PER_CLIENT", "streams.per_client"),
@@ -140,6 +141,32 @@ pub struct QueueSettings {
     /// The first retry's delay; each further one doubles, up to `retry_max_ms`.
     pub retry_base_ms: u64,
     pub retry_max_ms: u64,
+    /// How long an event is kept after its `endsAt` before the housekeeping deletes it: a
+    /// duration such as `"7d"` or `"90s"` (humantime), or a number of seconds.
+    #[serde(deserialize_with = "duration")]
+    pub event_retention: std::time::Duration,
+}
+
+/// A duration written as humantime (`"7d"`, `"1h 30m"`, `"500ms"`) or as whole seconds (`1`,
+/// `"1"`: the environment gives strings).
+fn duration<'de, D: serde::Deserializer<'de>>(de: D) -> Result<std::time::Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Secs(u64),
+        Text(String),
+    }
+    match Raw::deserialize(de)? {
+        Raw::Secs(secs) => Ok(std::time::Duration::from_secs(secs)),
+        Raw::Text(text) => match text.trim().parse::<u64>() {
+            Ok(secs) => Ok(std::time::Duration::from_secs(secs)),
+            Err(_) => humantime::parse_duration(text.trim()).map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "{text:?} is not a duration such as \"7d\" or \"3600\" (seconds): {e}"
+                ))
+            }),
+        },
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -338,7 +365,7 @@ impl Settings {
             let rate = self.rate_limits.rate(class);
             (1..=1_000_000).contains(&rate.burst) && (1..=86_400_000).contains(&rate.every_ms)
         });
-        let checks: [(&'static str, bool, String); 23] = [
+        let checks: [(&'static str, bool, String); 24] = [
             (
                 "api.bind",
                 self.api.bind.parse::<std::net::IpAddr>().is_ok(),
@@ -417,6 +444,11 @@ impl Settings {
                 "queue.retry_attempts",
                 (1..=20).contains(&self.queue.retry_attempts),
                 "must be from 1 to 20".into(),
+            ),
+            (
+                "queue.event_retention",
+                self.queue.event_retention >= std::time::Duration::from_secs(1),
+                "must be at least 1 second".into(),
             ),
             (
                 "queue.retry_max_ms",
@@ -509,6 +541,26 @@ mod tests {
         assert_eq!(s.log.dir, "logs");
         assert!(s.rate_limits.enabled, "rate limits are on by default");
         assert_eq!(s.rate_limits.trusted_proxies().map(|p| p.len()), Ok(0));
+    }
+
+    #[test]
+    fn event_retention_is_a_duration_or_seconds_named_in_its_errors() {
+        let day = std::time::Duration::from_secs(86_400);
+        let s = load(&[]).expect("the defaults");
+        assert_eq!(s.queue.event_retention, 7 * day, "seven days by default");
+        let s = load(&[("EVENT_RETENTION", "1")]).expect("bare seconds");
+        assert_eq!(s.queue.event_retention, std::time::Duration::from_secs(1));
+        let s = load(&[("EVENT_RETENTION", "12h")]).expect("humantime");
+        assert_eq!(s.queue.event_retention, day / 2);
+        for bad in ["soon", "0", "-5", "500ms"] {
+            let err = load(&[("EVENT_RETENTION", bad)])
+                .expect_err("refused")
+                .to_string();
+            assert!(
+                err.contains("EVENT_RETENTION") || err.contains("event_retention"),
+                "the error for {bad:?} names the setting: {err}"
+            );
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::shared::Worker;
 
-/// How often stalled queues are looked for.
+/// How often stalled queues and events past their `endsAt` plus EVENT_RETENTION are looked for.
 const RECONCILE_EVERY: Duration = Duration::from_secs(1);
 /// How often every event is swept and dead workers' heartbeats dropped: the safety net.
 const FULL_PASS_EVERY: Duration = Duration::from_secs(60);
@@ -63,6 +63,14 @@ pub(crate) async fn run(worker: Arc<Worker>, shutdown: CancellationToken) {
                 worker
                     .full
                     .failed(&e, || tracing::warn!(error = %e, "reconcile failed"));
+            }
+            // Events whose `endsAt` plus EVENT_RETENTION has passed go, by the deletion an
+            // admin's DELETE runs.
+            if let Err(e) = store.delete_ended(wall_clock_ms()).await {
+                worker.full.failed(
+                    &e,
+                    || tracing::warn!(error = %e, "deleting ended events failed"),
+                );
             }
         }
         if last_full_pass.elapsed() >= FULL_PASS_EVERY {

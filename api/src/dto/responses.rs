@@ -13,7 +13,8 @@ use super::schema::{
 };
 
 /// An event. `available`, `onHold` and `reserved` are counts as of the request, present on
-/// `GET /events/{id}` and in seat lists.
+/// `GET /events/{id}`, in `GET /events` and in seat lists. `endsAt` is there when the event was
+/// created with one.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(example = json!({"id": EXAMPLE_EVENT, "name": "Opening night", "totalSeats": 100,
@@ -28,6 +29,10 @@ pub struct EventBody {
     pub on_hold: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reserved: Option<u32>,
+    /// When the event ends (RFC 3339, UTC); EVENT_RETENTION later it is deleted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub ends_at: Option<String>,
 }
 
 impl EventBody {
@@ -40,6 +45,7 @@ impl EventBody {
             available: None,
             on_hold: None,
             reserved: None,
+            ends_at: e.ends_at.map(rfc3339),
         }
     }
 
@@ -302,10 +308,14 @@ pub fn rfc3339(ms: Millis) -> String {
     humantime::format_rfc3339_millis(at).to_string()
 }
 
-/// The events, newest first.
+/// One page of the events, newest first.
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct EventList {
     pub events: Vec<EventBody>,
+    /// Pass it as `cursor` for the next page; absent on the last page. Opaque.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 #[cfg(test)]

@@ -52,7 +52,7 @@ async fn delete(app: &TestApp, api: usize, event: &str, token: Option<&str>) -> 
 }
 
 /// Every key whose name holds the event's id, by SCAN.
-async fn keys_named(redis: &Client, event: &str) -> Vec<String> {
+pub(crate) async fn keys_named(redis: &Client, event: &str) -> Vec<String> {
     let mut found = Vec::new();
     let mut cursor = "0".to_owned();
     loop {

@@ -25,7 +25,13 @@ async fn drain_rate() {
     let count = SeatCount::try_from(u64::from(SEATS)).expect("in range");
     let mut events = Vec::new();
     for _ in 0..EVENTS {
-        events.push(store.create_event(&name, count).await.expect("created").id);
+        events.push(
+            store
+                .create_event(&name, count, None)
+                .await
+                .expect("created")
+                .id,
+        );
     }
 
     // A backlog of one hold per seat, every one of which will succeed.

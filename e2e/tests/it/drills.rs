@@ -885,7 +885,7 @@ async fn a_pool_with_no_connection_up_sends_on_a_siblings() {
     second.ping().await.expect("answered on the first pool");
     let name = EventName::try_from("Borrowed".to_owned()).expect("a name");
     let event = second
-        .create_event(&name, SeatCount::try_from(10u64).expect("in range"))
+        .create_event(&name, SeatCount::try_from(10u64).expect("in range"), None)
         .await
         .expect("created through the first pool");
     let stored = first.event(event.id).await.expect("read back");

@@ -16,6 +16,7 @@ mod hostile;
 mod identity;
 mod job_ids;
 mod layers;
+mod lifecycle;
 mod loadgen_smoke;
 mod log_bytes;
 mod memory;

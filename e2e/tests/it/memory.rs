@@ -94,6 +94,7 @@ async fn a_ten_thousand_seat_event_costs_33_bytes_a_seat_fresh_and_75_full() {
         .create_event(
             &name,
             SeatCount::try_from(u64::from(SEATS)).expect("in range"),
+            None,
         )
         .await
         .expect("created")
