@@ -60,20 +60,7 @@ impl Store {
         // All of one slot (the event's hash tag). The event hash is in the list too, for a
         // deletion that met an event hash written after the mark (none is: every script that
         // writes it reads `total` first and stops without it).
-        let freed: u64 = client
-            .unlink(vec![
-                k.event,
-                k.seats,
-                k.deadlines,
-                k.holders,
-                k.queue,
-                k.results,
-                k.done,
-                k.tick,
-                k.changes,
-                k.retry,
-            ])
-            .await?;
+        let freed: u64 = client.unlink(k.live().to_vec()).await?;
         let member = id.to_string();
         client.zrem::<(), _, _>(keys::HINTS, &member).await?;
         client.zrem::<(), _, _>(keys::DUE, &member).await?;

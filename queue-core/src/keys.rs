@@ -73,6 +73,23 @@ impl EventKeys {
             deleted: format!("{base}:deleted"),
         }
     }
+
+    /// Every key of a live event (all but `deleted`): the one list of them, for the deletion
+    /// that frees them and for whoever measures them.
+    pub fn live(&self) -> [&str; 10] {
+        [
+            &self.event,
+            &self.seats,
+            &self.deadlines,
+            &self.holders,
+            &self.queue,
+            &self.results,
+            &self.done,
+            &self.tick,
+            &self.changes,
+            &self.retry,
+        ]
+    }
 }
 
 /// The event a tick key belongs to, for the keyspace-notification listener.

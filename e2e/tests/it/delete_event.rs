@@ -128,20 +128,9 @@ async fn used_memory(redis: &Client) -> u64 {
 async fn bytes_of_event(redis: &Client, event: &str) -> u64 {
     let k = keys_of(event);
     let mut total = 0;
-    for key in [
-        k.event,
-        k.seats,
-        k.deadlines,
-        k.holders,
-        k.queue,
-        k.results,
-        k.done,
-        k.tick,
-        k.changes,
-        k.retry,
-    ] {
+    for key in k.live() {
         let usage: Option<u64> = redis
-            .memory_usage(&key, Some(0))
+            .memory_usage(key, Some(0))
             .await
             .expect("MEMORY USAGE");
         total += usage.unwrap_or(0);

@@ -187,22 +187,10 @@ impl Api {
     /// `GET /seats/get/{id}` as `user` asks it (`X-User-Id`, or the user's token): the seat
     /// shows the user's id when the user holds or reserved it, `""` otherwise.
     pub async fn seat_as(&self, seat: &str, user: &str) -> Result<SeatView> {
-        let (name, value) = self.auth.viewer_header(user)?;
-        let path = format!("/seats/get/{seat}");
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .header(name, value)
-            .send()
+        let asker = self.auth.viewer_header(user)?;
+        let bytes = self
+            .get_ok_as(&format!("/seats/get/{seat}"), Some(asker))
             .await?;
-        let status = response.status().as_u16();
-        let bytes = response.bytes().await?;
-        if status != 200 {
-            bail!(
-                "GET {path} answered {status}: {}",
-                String::from_utf8_lossy(&bytes)
-            );
-        }
         serde_json::from_slice(&bytes).context("a seat body")
     }
 
@@ -230,7 +218,16 @@ impl Api {
 
     /// A GET that must answer 200: its body.
     async fn get_ok(&self, path: &str) -> Result<Vec<u8>> {
-        let response = self.http.get(format!("{}{path}", self.base)).send().await?;
+        self.get_ok_as(path, None).await
+    }
+
+    /// A GET with `header` (the asker's) that must answer 200: its body.
+    async fn get_ok_as(&self, path: &str, header: Option<(&str, String)>) -> Result<Vec<u8>> {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some((name, value)) = header {
+            request = request.header(name, value);
+        }
+        let response = request.send().await?;
         let status = response.status().as_u16();
         let bytes = response.bytes().await?;
         if status != 200 {
