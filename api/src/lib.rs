@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod rate_limit;
 pub mod routes;
+pub mod snapshots;
 pub mod state;
 pub mod stream_slots;
 pub mod waiters;
@@ -93,6 +94,7 @@ impl Application {
                 settings.queue.job_result_ttl_secs,
             ))),
             changes: Arc::default(),
+            snapshots: Arc::default(),
             metrics: Arc::new(metrics::Metrics::new().context("cannot set up the metrics")?),
             identity: identity.clone(),
             stream_slots,

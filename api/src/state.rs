@@ -20,6 +20,8 @@ pub struct AppState {
     pub drain: Arc<DrainRate>,
     pub waiters: Arc<crate::waiters::Waiters>,
     pub changes: Arc<crate::changes::ChangeHub>,
+    /// The snapshots that open seat streams, shared by the streams opened together.
+    pub snapshots: Arc<crate::snapshots::Snapshots>,
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Who is asking: the user a request acts for or is shown to, and who is an admin.
     pub identity: Arc<crate::identity::Identity>,

@@ -1,6 +1,7 @@
 //! `GET /events/{id}/stream`: an event's seats as Server-Sent Events. A snapshot first, then every
 //! change; a client that reconnects with `Last-Event-ID` gets exactly the changes it missed.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::header::{self, HeaderValue};
@@ -12,9 +13,10 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::dto::{SeatChangeBody, StreamSnapshot};
+use crate::dto::SeatChangeBody;
 use crate::error::{ApiError, ErrorBody};
 use crate::routes::parse_id;
+use crate::snapshots::{Rendered, SnapshotError, Snapshots};
 use crate::state::AppState;
 
 /// A comment line this often. It keeps proxies from closing an idle stream, and it is how a
@@ -95,6 +97,7 @@ pub async fn stream(
     let _ = tx.try_send(Bytes::from_static(b"retry: 1000\n\n"));
     let mut feed = Feed {
         store: state.store.clone(),
+        snapshots: state.snapshots.clone(),
         event,
         tx,
         position: ChangeId::ZERO,
@@ -122,23 +125,14 @@ pub async fn stream(
         }
     };
     if matches!(first, Start::Snapshot) {
-        let Some(snapshot) = state.store.snapshot(event).await? else {
+        let Some(snapshot) = feed.shared_snapshot(ChangeId::ZERO).await? else {
             return Err(ApiError::EventNotFound {
                 id: event.to_string(),
             });
         };
         feed.position = snapshot.last;
-        let first = message(
-            "snapshot",
-            snapshot.last,
-            &StreamSnapshot::shown_to(&snapshot, viewer),
-        )
-        .map_err(|e| ApiError::Encoding {
-            what: "the stream's snapshot",
-            reason: e.into(),
-        })?;
         // The queue is new and has room.
-        let _ = feed.tx.try_send(first);
+        let _ = feed.tx.try_send(snapshot.shown_to(viewer));
     }
     let updates = state.changes.watch(event, feed.position);
     let stopping = state.stopping.clone();
@@ -198,9 +192,19 @@ enum Ended {
     Encode(#[from] serde_json::Error),
 }
 
+impl From<SnapshotError> for Ended {
+    fn from(e: SnapshotError) -> Self {
+        match e {
+            SnapshotError::Store(e) => Self::Redis(e),
+            SnapshotError::Encode(e) => Self::Encode(e),
+        }
+    }
+}
+
 /// One client's feed: what it has been sent up to, and where to send.
 struct Feed {
     store: Store,
+    snapshots: Arc<Snapshots>,
     event: EventId,
     tx: mpsc::Sender<Bytes>,
     /// The last change sent (or covered by the snapshot sent).
@@ -252,11 +256,11 @@ impl Feed {
                 // The event was deleted: nothing more will come.
                 None => return Err(Ended::EventGone),
                 Some(CatchUp::Gap) => {
-                    let Some(snapshot) = self.store.snapshot(self.event).await? else {
+                    let Some(snapshot) = self.shared_snapshot(self.position).await? else {
                         return Err(Ended::EventGone);
                     };
                     self.position = snapshot.last;
-                    self.send_snapshot(&snapshot).await?;
+                    self.send(snapshot.shown_to(self.viewer)).await?;
                 }
                 Some(CatchUp::Changes(changes)) => {
                     let full = changes.len() == CATCH_UP_PAGE;
@@ -269,13 +273,15 @@ impl Feed {
         }
     }
 
-    async fn send_snapshot(&self, snapshot: &queue_core::Snapshot) -> Result<(), Ended> {
-        self.send(message(
-            "snapshot",
-            snapshot.last,
-            &StreamSnapshot::shown_to(snapshot, self.viewer),
-        )?)
-        .await
+    /// The event's snapshot, shared with the streams opened with this one (see
+    /// [`crate::snapshots`]), including every change up to `not_before`.
+    async fn shared_snapshot(
+        &self,
+        not_before: ChangeId,
+    ) -> Result<Option<Arc<Rendered>>, SnapshotError> {
+        self.snapshots
+            .get(&self.store, self.event, not_before)
+            .await
     }
 
     /// Sends, in one chunk, the changes of `changes` after `position`.

@@ -29,9 +29,22 @@ struct SseClient {
 
 impl SseClient {
     async fn connect(app: &TestApp, event: &str, last_id: Option<&str>) -> Self {
+        Self::connect_as(app, event, last_id, None).await
+    }
+
+    /// Opens the stream as `viewer` (none mode's `X-User-Id`), who sees its own id on its seats.
+    async fn connect_as(
+        app: &TestApp,
+        event: &str,
+        last_id: Option<&str>,
+        viewer: Option<&str>,
+    ) -> Self {
         let mut request = reqwest::Client::new().get(app.url(&format!("/events/{event}/stream")));
         if let Some(id) = last_id {
             request = request.header("Last-Event-ID", id);
+        }
+        if let Some(viewer) = viewer {
+            request = request.header("X-User-Id", viewer);
         }
         let response = request.send().await.expect("the stream answers");
         assert_eq!(response.status(), 200, "the stream opens");
@@ -249,6 +262,128 @@ async fn a_client_that_reconnects_mid_burst_gets_every_change_it_missed_exactly_
         let seat = app.seat(&seat_of(&event, n as u32)).await;
         let expected = (seat.status.as_str().to_owned(), seat.user);
         assert_eq!(replayed[&n], expected, "seat {n}");
+    }
+}
+
+/// Streams opened together share one snapshot (`api/src/snapshots.rs`), made for nobody in
+/// particular, and catch up from it. Each must still be exactly its own viewer's: its snapshot
+/// plus its changes is every seat's state as that viewer sees it, its ids only go forward, and a
+/// viewer sees its own id on its own seats and nobody else's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn streams_opened_together_during_a_burst_each_replay_to_what_their_viewer_sees() {
+    const SEATS: u32 = 200;
+    // One test client is one address: let it open all 60.
+    let app = Arc::new(
+        spawn_app_with(Options::default().workers(2).env("STREAMS_PER_CLIENT", 100)).await,
+    );
+    let event = app.create_event(SEATS).await;
+    let users: Vec<String> = (0..20).map(|_| new_user()).collect();
+    // Some seats are held before the streams open, so that the shared snapshot has holders.
+    for (i, user) in users.iter().enumerate() {
+        let job = app.hold(&seat_of(&event, 1 + i as u32), user).await;
+        let job = job.job_id().expect("a hold of a free seat is accepted");
+        app.wait_job(job, Duration::from_secs(10)).await;
+    }
+
+    // A burst of holds and reserves while 60 streams open at once: 20 anonymous, and each user
+    // twice, so that a snapshot shared among them shows each its own seats.
+    let burst = {
+        let (app, event, users) = (app.clone(), event.clone(), users.clone());
+        tokio::spawn(async move {
+            for round in 0..6u32 {
+                let mut jobs = Vec::new();
+                for (i, user) in users.iter().enumerate() {
+                    let seat = seat_of(&event, 21 + round * 20 + i as u32 % 20);
+                    let posted = match round % 3 {
+                        2 => app.reserve(&seat_of(&event, 1 + i as u32), user).await,
+                        _ => app.hold(&seat, user).await,
+                    };
+                    jobs.extend(posted.job_id().map(str::to_owned));
+                }
+                for job in jobs {
+                    app.wait_job(&job, Duration::from_secs(10)).await;
+                }
+            }
+        })
+    };
+    let viewers: Vec<Option<String>> = (0..20)
+        .map(|_| None)
+        .chain(users.iter().chain(&users).map(|u| Some(u.clone())))
+        .collect();
+    let opened = futures::future::join_all(viewers.iter().map(|viewer| {
+        let (app, event) = (app.clone(), event.clone());
+        async move { SseClient::connect_as(&app, &event, None, viewer.as_deref()).await }
+    }))
+    .await;
+    burst.await.expect("the burst");
+    let streams = futures::future::join_all(opened.into_iter().map(|mut client| async move {
+        let snapshot = client
+            .next(Duration::from_secs(5))
+            .await
+            .expect("a snapshot");
+        (snapshot, client.drain(Duration::from_millis(1500)).await)
+    }))
+    .await;
+
+    // The seats now: their status, and who holds each (a user sees only its own id, so each is
+    // asked about the seats it sent jobs for).
+    let mut now: HashMap<u64, (String, String)> = HashMap::new();
+    for n in 1..=u64::from(SEATS) {
+        let seat = app.seat(&seat_of(&event, n as u32)).await;
+        now.insert(n, (seat.status.as_str().to_owned(), String::new()));
+    }
+    for (i, user) in users.iter().enumerate() {
+        let i = i as u32;
+        for n in std::iter::once(1 + i).chain((0..6).map(|round| 21 + round * 20 + i)) {
+            let seat = app.seat_as(&seat_of(&event, n), user).await;
+            if seat.user == *user {
+                now.insert(
+                    u64::from(n),
+                    (seat.status.as_str().to_owned(), user.clone()),
+                );
+            }
+        }
+    }
+
+    for ((snapshot, changes), viewer) in streams.iter().zip(&viewers) {
+        assert_eq!(snapshot.event, "snapshot");
+        let snapshot_id = snapshot.id.clone().expect("the snapshot has an id");
+        assert!(
+            changes.iter().all(|m| m.event == "seat"),
+            "one snapshot per stream"
+        );
+        let ids: Vec<String> = changes.iter().filter_map(|m| m.id.clone()).collect();
+        assert_eq!(
+            ids,
+            logged_ids(&app, &event, &snapshot_id).await,
+            "as {viewer:?}: every change after the snapshot, once, in order"
+        );
+        // Only the viewer's own id ever shows.
+        let mut own = 0;
+        for seat in snapshot.data["seats"].as_array().expect("seats") {
+            let user = seat["UUID"].as_str().expect("a UUID field");
+            if !user.is_empty() {
+                assert_eq!(Some(user), viewer.as_deref(), "a stranger's id shown");
+                own += 1;
+            }
+        }
+        if viewer.is_some() {
+            assert!(own >= 1, "as {viewer:?}: its first hold shows as its own");
+        }
+        let replayed = replay(&snapshot.data, changes);
+        for n in 1..=u64::from(SEATS) {
+            let (status, holder) = &now[&n];
+            let shown = if Some(holder) == viewer.as_ref() {
+                holder.as_str()
+            } else {
+                ""
+            };
+            assert_eq!(
+                replayed[&n],
+                (status.clone(), shown.to_owned()),
+                "as {viewer:?}: seat {n}"
+            );
+        }
     }
 }
 
