@@ -6,11 +6,12 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_service::{IntoServiceFactory, ServiceFactoryExt};
 use actix_web::dev::{Server, Service};
 use actix_web::http::header;
 use actix_web::middleware::{from_fn, ErrorHandlers};
 use actix_web::web::{self, PayloadConfig};
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError, Route};
+use actix_web::{App, HttpRequest, HttpResponse, ResponseError, Route};
 use anyhow::Context;
 use queue_core::{Enqueuer, Settings, Store};
 use tokio_util::sync::CancellationToken;
@@ -20,6 +21,7 @@ use utoipa_swagger_ui::SwaggerUi;
 pub mod changes;
 pub mod dto;
 pub mod error;
+pub mod head_deadline;
 pub mod headers;
 pub mod identity;
 pub mod job_ids;
@@ -105,7 +107,9 @@ impl Application {
         let shared = state.clone();
         let limit = api.max_body_bytes;
         let body_timeout = Duration::from_millis(api.client_request_timeout_ms);
-        let server = HttpServer::new(move || {
+        let head_timeout = Duration::from_millis(api.client_request_timeout_ms);
+        let local = listener.local_addr()?;
+        let app = move || {
             let shared = shared.clone();
             let metrics = shared.metrics.clone();
             let identity = web::Data::from(shared.identity.clone());
@@ -160,17 +164,50 @@ impl Application {
                 })
                 .configure(routes)
                 .default_service(web::to(route_not_found))
-        })
-        .workers(api.http_workers)
-        // Answers go out as soon as they are written, never held back by Nagle's algorithm for
-        // the client's (possibly delayed) ACK of the previous one.
-        .tcp_nodelay(true)
-        .keep_alive(Duration::from_secs(api.keep_alive_secs))
-        .client_request_timeout(Duration::from_millis(api.client_request_timeout_ms))
-        .shutdown_timeout(api.shutdown_timeout_secs)
-        .disable_signals()
-        .listen(listener)?
-        .run();
+        };
+        // What actix-web's HttpServer::listen builds, with the same settings, but with each
+        // connection's socket wrapped in a deadline for every request head, not only the first
+        // (head_deadline.rs).
+        let keep_alive = Duration::from_secs(api.keep_alive_secs);
+        let builder = actix_server::Server::build();
+        let graceful = builder.graceful_shutdown_signal();
+        let server = builder
+            .workers(api.http_workers)
+            .shutdown_timeout(api.shutdown_timeout_secs)
+            .disable_signals()
+            .listen("api", listener, move || {
+                let app = app()
+                    .into_factory()
+                    .map_err(|e: actix_web::Error| e.error_response());
+                let graceful = graceful.clone();
+                let http = actix_http::HttpService::build()
+                    // Kept-alive connections close when the server stops.
+                    .graceful_shutdown_signal(move || {
+                        let graceful = graceful.clone();
+                        async move { graceful.notified().await }
+                    })
+                    .keep_alive(keep_alive)
+                    .client_request_timeout(head_timeout)
+                    // A closing connection has a second to finish, as under HttpServer.
+                    .client_disconnect_timeout(Duration::from_secs(1))
+                    .local_addr(local)
+                    .finish(actix_service::map_config(app, |()| {
+                        actix_web::dev::AppConfig::default()
+                    }));
+                actix_service::fn_service(move |io: actix_web::rt::net::TcpStream| async move {
+                    // Answers go out as soon as they are written, never held back by Nagle's
+                    // algorithm for the client's (possibly delayed) ACK of the previous one.
+                    let _ = io.set_nodelay(true);
+                    let peer = io.peer_addr().ok();
+                    Ok::<_, actix_http::error::DispatchError>((
+                        head_deadline::HeadDeadline::new(io, head_timeout),
+                        actix_http::Protocol::Http1,
+                        peer,
+                    ))
+                })
+                .and_then(http)
+            })?
+            .run();
         Ok(Self {
             port,
             server,

@@ -465,7 +465,6 @@ async fn slow_and_oversized_clients_do_not_hold_up_others() {
 /// long as the client likes, holding the connection open. docs/CONTRACT.md §2 promises a 408
 /// and a closed connection to any head that does not arrive within the request timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "not met: actix-http times only the first request head of a connection"]
 async fn a_slow_head_after_a_keep_alive_request_is_cut_off() {
     let app = spawn_app_with(Options::default()).await;
     let head_timeout = Duration::from_millis(app.settings.api.client_request_timeout_ms);
