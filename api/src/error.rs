@@ -3,6 +3,10 @@
 //! details ([`ApiError::answer`]). Answers actix makes by itself get the same shape and a code
 //! from the same list ([`json_error_body`]).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
 use actix_web::dev::ServiceResponse;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
@@ -396,6 +400,58 @@ fn error_head(status: StatusCode) -> HttpResponseBuilder {
     response
 }
 
+/// The 503s of a Redis that is down, or full, logged at most once every [`LogThrottle::EVERY`].
+static REDIS_DOWN: LogThrottle = LogThrottle::new();
+static REDIS_FULL: LogThrottle = LogThrottle::new();
+
+/// Lets one log line of a kind through every [`Self::EVERY`], counting the ones it holds back:
+/// a flood of requests during an outage writes a line every few seconds, not one per request.
+#[derive(Debug)]
+struct LogThrottle {
+    /// When the next line may go (ms since [`LogThrottle::clock`]'s start).
+    next_ms: AtomicU64,
+    /// Lines held back since the last one.
+    held_back: AtomicU64,
+}
+
+impl LogThrottle {
+    const EVERY: Duration = Duration::from_secs(5);
+
+    const fn new() -> Self {
+        Self {
+            next_ms: AtomicU64::new(0),
+            held_back: AtomicU64::new(0),
+        }
+    }
+
+    fn clock() -> u64 {
+        static START: LazyLock<Instant> = LazyLock::new(Instant::now);
+        u64::try_from(START.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// `Some(lines held back since the last)` when this one is to be logged.
+    fn admit(&self) -> Option<u64> {
+        let now = Self::clock();
+        let next = self.next_ms.load(Ordering::Relaxed);
+        let due = now >= next
+            && self
+                .next_ms
+                .compare_exchange(
+                    next,
+                    now + Self::EVERY.as_millis() as u64,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok();
+        if due {
+            Some(self.held_back.swap(0, Ordering::Relaxed))
+        } else {
+            self.held_back.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         self.code().status()
@@ -405,8 +461,23 @@ impl ResponseError for ApiError {
         let (code, details) = self.answer();
         let status = code.status();
         if status.is_server_error() {
-            // The body stays generic; the cause chain goes to the log.
-            tracing::error!(error = ?self, code = code.as_str(), "request failed");
+            // The body stays generic; the cause chain goes to the log. A Redis that is down or
+            // full fails every request while it lasts: a line every few seconds says so.
+            let throttle = match self {
+                Self::Unavailable(_) => Some(&REDIS_DOWN),
+                Self::StoreFull(_) => Some(&REDIS_FULL),
+                _ => None,
+            };
+            match throttle.map(LogThrottle::admit) {
+                None => tracing::error!(error = ?self, code = code.as_str(), "request failed"),
+                Some(Some(not_logged)) => tracing::error!(
+                    error = ?self,
+                    code = code.as_str(),
+                    not_logged,
+                    "request failed (and `not_logged` more like it since the last such line)"
+                ),
+                Some(None) => {}
+            }
         }
         let mut response = error_head(status);
         match self {
@@ -480,6 +551,7 @@ pub fn json_error_body<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHan
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
+    use std::sync::atomic::Ordering;
 
     use actix_web::http::StatusCode;
     use actix_web::middleware::ErrorHandlers;
@@ -487,7 +559,24 @@ mod tests {
     use actix_web::{web, App, HttpResponse, ResponseError};
     use queue_core::SeatStatus;
 
-    use super::{json_error_body, ApiError, Code};
+    use super::{json_error_body, ApiError, Code, LogThrottle};
+
+    #[test]
+    fn a_throttled_kind_of_line_goes_once_a_window_and_counts_the_ones_held_back() {
+        let throttle = LogThrottle::new();
+        assert_eq!(throttle.admit(), Some(0), "the first line goes");
+        for _ in 0..99 {
+            assert_eq!(throttle.admit(), None, "the next ones wait");
+        }
+        // As if the window had passed.
+        throttle.next_ms.store(0, Ordering::Relaxed);
+        assert_eq!(
+            throttle.admit(),
+            Some(99),
+            "and the next line says how many"
+        );
+        assert_eq!(throttle.admit(), None);
+    }
 
     /// One error of each variant, and every status actix answers by itself.
     fn every_answer() -> Vec<(String, Code, StatusCode)> {

@@ -51,6 +51,11 @@ scripts! {
     RATE_LIMIT => "rate_limit.lua",
 }
 
+/// A worker's heartbeat while Redis is out of memory: the one script that may write then (its
+/// first line flags it `allow-oom`, so it cannot carry the prelude).
+pub(crate) static HEARTBEAT_WHEN_FULL: LazyLock<Script> =
+    LazyLock::new(|| Script::from_lua(include_str!("../lua/heartbeat_when_full.lua")));
+
 /// The shared prelude every script starts with, for tests that run its functions on their own.
 pub const COMMON: &str = include_str!("../lua/common.lua");
 

@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use fred::interfaces::HashesInterface;
 
 use crate::clock::wall_clock_ms;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::keys;
+use crate::scripts::{self, arg, run};
 use crate::store::Store;
 
 /// A heartbeat is older than this many heartbeat intervals: its worker counts as dead.
@@ -47,17 +48,35 @@ pub struct PoolSnapshot {
 }
 
 impl Store {
-    /// Reports this worker alive with its counters.
+    /// Reports this worker alive with its counters. When Redis refuses the write for memory, the
+    /// beat is written anyway (`heartbeat_when_full.lua`) and the refusal returned.
     pub async fn heartbeat(&self, worker: &str, applied: u64, busy_us: u64) -> Result<()> {
         let beat = Heartbeat {
             at: wall_clock_ms(),
             applied,
             busy_us,
         };
-        self.client()?
+        let client = self.client()?;
+        let refused = match client
             .hset::<(), _, _>(keys::WORKERS, (worker, beat.encode()))
+            .await
+        {
+            Ok(()) => return Ok(()),
+            Err(e) => Error::from(e),
+        };
+        if let Error::StoreFull(_) = refused {
+            // Redis is full, but this worker is alive: the beat goes in all the same, so that
+            // /health reports a full Redis and not dead workers. The refusal is still the answer:
+            // it is how the worker knows Redis is full.
+            run(
+                &scripts::HEARTBEAT_WHEN_FULL,
+                &client,
+                [keys::WORKERS],
+                vec![arg(worker), arg(beat.encode())],
+            )
             .await?;
-        Ok(())
+        }
+        Err(refused)
     }
 
     /// Removes this worker's heartbeat, on a clean exit.

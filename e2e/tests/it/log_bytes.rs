@@ -140,4 +140,39 @@ async fn ten_thousand_bad_requests_write_under_20_bytes_of_log_each_at_info() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // While Redis stays down, every request fails the same way: a line every few seconds says
+    // so, with how many it stands for, not one line per request.
+    let flood_start = api_log(&app).len();
+    let started = Instant::now();
+    let requests = 400;
+    for _ in 0..requests {
+        let answer = app
+            .http
+            .get(format!(
+                "{base}/events/00000000-0000-4000-8000-000000000000"
+            ))
+            .send()
+            .await
+            .expect("the API answers");
+        assert_eq!(answer.status(), 503);
+    }
+    let took = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = api_log(&app);
+    let lines: Vec<&str> = log[flood_start..]
+        .lines()
+        .filter(|l| l.contains("request failed"))
+        .collect();
+    let allowed = 1 + took.as_secs() as usize / 5 + 1;
+    eprintln!(
+        "{requests} requests during an outage, in {took:?}: {} lines of log",
+        lines.len()
+    );
+    assert!(
+        lines.len() <= allowed,
+        "{} lines for {requests} failures in {took:?} (at most one every 5 s):\n{}",
+        lines.len(),
+        lines.join("\n")
+    );
 }

@@ -182,9 +182,31 @@ async fn a_full_redis_refuses_writes_at_once_with_store_full_while_reads_go_on()
         log.lines().count() <= 5,
         "the worker logs a line per refused write:\n{log}"
     );
+    // Its heartbeats still go in (a script allowed to write when Redis is full): /health blames
+    // memory, not dead workers. The limit is set well below what is used, so that even a write
+    // of a few bytes is refused, for longer than a heartbeat lives (3 beats of 1 s).
+    let redis = app.redis.client().await;
+    let _: () = redis
+        .config_set("maxmemory", "1mb")
+        .await
+        .expect("CONFIG SET maxmemory");
+    let (status, body, _, _) =
+        timed_post(&app, "/seats/release", json!({"id": held, "UUID": holder})).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("store_full")),
+        "{body}"
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (status, body) = health(&app).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["liveWorkers"].as_u64() >= Some(1), "{body}");
+    assert!(
+        !body["problems"].to_string().contains("workers"),
+        "a full Redis is not dead workers: {body}"
+    );
 
     // Once the limit is raised, everything is accepted again.
-    let redis = app.redis.client().await;
     let _: () = redis
         .config_set("maxmemory", "0")
         .await
