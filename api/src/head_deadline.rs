@@ -26,6 +26,9 @@ use tokio::time::{Instant, Sleep};
 const REQUEST_TIMEOUT: &[u8] =
     b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
 
+/// What actix writes to a request with `Expect: 100-continue` before reading its body.
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
 /// Where the connection is, as its reads and writes show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -96,6 +99,20 @@ impl<T> HeadDeadline<T> {
             }
         }
         self.phase = Phase::Head { text, line_start };
+    }
+
+    /// Follows `n` bytes written of `data`.
+    fn wrote(&mut self, data: &[u8], n: usize) {
+        match self.phase {
+            // `100 Continue` alone: the body comes next, and belongs to the same request.
+            Phase::Request if data.starts_with(CONTINUE) && n <= CONTINUE.len() => {}
+            // An answer is going out: the request it answers is over, and the next byte read
+            // begins the next head.
+            Phase::Request => self.phase = Phase::Idle,
+            Phase::Head { .. } => self.wrote_during_head = true,
+            _ => {}
+        }
+        self.write_unfinished = n < data.len();
     }
 
     fn overdue(&self) -> bool {
@@ -175,16 +192,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for HeadDeadline<T> {
         let this = self.get_mut();
         let written = Pin::new(&mut this.io).poll_write(cx, data);
         match &written {
-            Poll::Ready(Ok(n)) if *n > 0 => {
-                // An answer is going out: the request it answers is over, and the next byte
-                // read begins the next head.
-                match this.phase {
-                    Phase::Request => this.phase = Phase::Idle,
-                    Phase::Head { .. } => this.wrote_during_head = true,
-                    _ => {}
-                }
-                this.write_unfinished = *n < data.len();
-            }
+            Poll::Ready(Ok(n)) if *n > 0 => this.wrote(data, *n),
             Poll::Pending => this.write_unfinished = true,
             _ => {}
         }
@@ -251,5 +259,25 @@ mod tests {
             trickled.iter().all(|p| matches!(p, Phase::Head { .. })),
             "{trickled:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn an_answer_ends_a_request_but_a_100_continue_does_not() {
+        let mut conn = HeadDeadline::new((), Duration::from_secs(5));
+        conn.read(b"POST / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n");
+        conn.wrote(CONTINUE, CONTINUE.len());
+        assert_eq!(conn.phase, Phase::Request, "the body is the request's");
+        conn.read(b"{\"a\": 1}");
+        assert_eq!(conn.phase, Phase::Request, "a body is not a head");
+        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+        conn.wrote(answer, answer.len());
+        assert_eq!(conn.phase, Phase::Idle, "answered");
+        conn.read(b"GET");
+        assert!(
+            matches!(conn.phase, Phase::Head { .. }),
+            "the next head is timed"
+        );
+        conn.wrote(answer, 3);
+        assert!(conn.wrote_during_head && conn.write_unfinished);
     }
 }
