@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# On-sale efficiency: what one job costs Redis, the API and the workers, for one build, on a
+# fresh redis-server (run it alternately for two builds, in one session, and compare medians):
+#   bench/efficiency.sh BIN_DIR LABEL
+#   (a) wrk posts holds of distinct seats by fresh users flat out for A_SECS (8) s while WORKERS
+#       (2) workers apply them; the clock stops once every accepted job is applied
+#   (b) a loadgen run of B_SECS (10) s: users hold up to 4 seats, wait with ?wait, reserve half
+#   (c) the same mix again for 4 s with SLOWLOG recording every command: each script's share of
+#       Redis's time, its mean time per call, and the jobs per process.lua call
+# Prints one line per step: jobs/s, Redis CPU per job, API CPU per POST, worker CPU per job (and
+# for (c) a line per script). BIN_DIR holds the build's `api` and `worker`; the load generators
+# (wrk, this checkout's loadgen) are the same for both builds.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BIN=$1; LABEL=$2
+WORKERS=${WORKERS:-2}; A_SECS=${A_SECS:-8}; A_CONNS=${A_CONNS:-128}; B_SECS=${B_SECS:-10}
+LG=$ROOT/target/release/loadgen
+[[ -x $LG ]] || (cd "$ROOT" && cargo build --release -p loadgen >&2)
+if ! command -v wrk >/dev/null 2>&1; then
+    env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk
+fi
+TMP=$(mktemp -d); mkdir -p "$TMP/redis"
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+RP=$(free_port); PORT=$(free_port); URL=http://127.0.0.1:$PORT
+PIDS=()
+cleanup() { set +e; for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$TMP"; }
+trap cleanup EXIT
+redis-server --port "$RP" --bind 127.0.0.1 --save "" --appendonly no --notify-keyspace-events Ex \
+    --slowlog-max-len 1000000 --dir "$TMP/redis" >"$TMP/redis.log" 2>&1 &
+RPID=$!; PIDS+=("$RPID")
+R=(redis-cli -p "$RP")
+for _ in $(seq 50); do [[ "$("${R[@]}" ping 2>/dev/null)" == PONG ]] && break; sleep 0.1; done
+export REDIS_URL=redis://127.0.0.1:$RP PORT CONFIG_DIR=$ROOT/config LOG_DIR=$TMP/logs LOG_LEVEL=warn \
+    HOLD_TTL_SECS=600 MAX_HOLD_LIFETIME_SECS=600 RATE_LIMITS=off
+"$BIN/api" >"$TMP/api.out" 2>&1 & APID=$!; PIDS+=("$APID")
+WPIDS=()
+for i in $(seq "$WORKERS"); do WORKER_NAME=eff-$i "$BIN/worker" >>"$TMP/worker.out" 2>&1 & WPIDS+=("$!"); PIDS+=("$!"); done
+for _ in $(seq 100); do curl -sf -o /dev/null "$URL/health" && break; sleep 0.1; done
+
+# CPU seconds so far: of Redis, of the API, of every worker.
+redis_cpu() { "${R[@]}" info cpu | awk -F: '/used_cpu_(sys|user):/ {s+=$2} END {printf "%.6f", s}'; }
+proc_cpu() { local s=0 p; for p in "$@"; do s=$(awk -v s="$s" -v t="$(getconf CLK_TCK)" '{print s + ($14 + $15) / t}' "/proc/$p/stat"); done; echo "$s"; }
+report() { # label jobs posts r0 r1 a0 a1 w0 w1 t0 t1
+    python3 - "$@" <<'PY'
+import sys
+label, jobs, posts, r0, r1, a0, a1, w0, w1, t0, t1 = sys.argv[1:]
+jobs, posts, secs = int(jobs), int(posts), float(t1) - float(t0)
+f = lambda a, b, n: (float(b) - float(a)) * 1e6 / max(n, 1)
+print(f"{label} jobs={jobs} jobs_per_s={jobs / secs:.0f} redis_cpu_us_per_job={f(r0, r1, jobs):.1f} "
+      f"api_cpu_us_per_post={f(a0, a1, posts):.1f} worker_cpu_us_per_job={f(w0, w1, jobs):.1f}")
+PY
+}
+
+# (a) wrk flat out, the workers applying as the holds come.
+ids=()
+for _ in $(seq 40); do
+    ids+=("$(curl -sf -XPOST -H 'content-type: application/json' -d '{"name":"eff","totalSeats":10000}' "$URL/events/create" | jq -r .id)")
+done
+{
+    echo "local events = {"; printf '"%s",\n' "${ids[@]}"; echo "}"
+    cat <<'LUA'
+local requests, n = {}, 0
+function init(args)
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+  for k = 1, 400000 do
+    local e = events[(k % #events) + 1]
+    local seat = (math.floor(k / #events) % 10000) + 1
+    local body = string.format('{"id":"%s:%d","UUID":"00000000-0000-4000-8000-%012x"}', e, seat, k)
+    requests[k] = wrk.format(nil, "/seats/hold", nil, body)
+  end
+end
+function request()
+  n = n % #requests + 1
+  return requests[n]
+end
+LUA
+} >"$TMP/holds.lua"
+r0=$(redis_cpu); a0=$(proc_cpu "$APID"); w0=$(proc_cpu "${WPIDS[@]}"); t0=$(date +%s.%N)
+wrk -t 1 -c "$A_CONNS" -d "${A_SECS}s" -s "$TMP/holds.lua" "$URL" >"$TMP/wrk.txt" 2>&1
+posts=$(awk '/requests in/ {print $1}' "$TMP/wrk.txt")
+# Every 202 is a job the workers apply (all of them: the seats are distinct and free).
+jobs=$((posts - $(awk '/Non-2xx/ {print $NF}' "$TMP/wrk.txt" | grep . || echo 0)))
+# Until every accepted job is applied (the queues empty).
+for _ in $(seq 600); do
+    q=0; for i in "${ids[@]}"; do q=$((q + $("${R[@]}" llen "rsv:{$i}:queue"))); done
+    ((q == 0)) && break; sleep 0.05
+done
+t1=$(date +%s.%N); r1=$(redis_cpu); a1=$(proc_cpu "$APID"); w1=$(proc_cpu "${WPIDS[@]}")
+report "$LABEL (a)wrk" "$jobs" "$posts" "$r0" "$r1" "$a0" "$a1" "$w0" "$w1" "$t0" "$t1"
+
+# (b) the loadgen mix.
+r0=$(redis_cpu); a0=$(proc_cpu "$APID"); w0=$(proc_cpu "${WPIDS[@]}"); t0=$(date +%s.%N)
+"$LG" --url "$URL" --quiet --threads 1 --json "$TMP/run.json" run -e 20 -s 10000 -u 200000 -k 4 -c 256 \
+    -d "${B_SECS}s" --no-read-back >/dev/null 2>&1 || echo "$LABEL (b) loadgen exit $?"
+t1=$(date +%s.%N); r1=$(redis_cpu); a1=$(proc_cpu "$APID"); w1=$(proc_cpu "${WPIDS[@]}")
+# The CPU of the whole run, read-backs of results included, over its jobs and its POSTs.
+report "$LABEL (b)loadgen" "$(jq -r .finished "$TMP/run.json")" "$(jq -r .posts "$TMP/run.json")" \
+    "$r0" "$r1" "$a0" "$a1" "$w0" "$w1" "$t0" "$t1"
+
+# (c) each script's share of Redis's time: the same mix for 4 s with every command logged.
+"${R[@]}" config set slowlog-log-slower-than 0 >/dev/null
+"${R[@]}" slowlog reset >/dev/null
+"$LG" --url "$URL" --quiet --threads 1 --json "$TMP/c.json" run -e 20 -s 10000 -u 200000 -k 4 -c 256 \
+    -d 4s --no-read-back >/dev/null 2>&1 || true
+"${R[@]}" config set slowlog-log-slower-than 10000 >/dev/null
+python3 "$ROOT/bench/slowlog_share.py" "$RP" "$ROOT/queue-core/lua" "$LABEL (c)" "$(jq -r .finished "$TMP/c.json")"
