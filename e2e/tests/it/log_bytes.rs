@@ -20,6 +20,19 @@ fn api_log(app: &TestApp) -> String {
         .collect()
 }
 
+/// The status of a read that needs Redis.
+async fn read_an_event(app: &TestApp, base: &str) -> u16 {
+    app.http
+        .get(format!(
+            "{base}/events/00000000-0000-4000-8000-000000000000"
+        ))
+        .send()
+        .await
+        .expect("the API answers")
+        .status()
+        .as_u16()
+}
+
 /// Sends `head` on a connection of its own and reads until the server closes it.
 fn raw(port: u16, head: &[u8]) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("the API listens");
@@ -114,15 +127,7 @@ async fn ten_thousand_bad_requests_write_under_20_bytes_of_log_each_at_info() {
     // A 5xx still logs its cause at ERROR.
     let mut app = app;
     app.redis.kill();
-    let answer = app
-        .http
-        .get(format!(
-            "{base}/events/00000000-0000-4000-8000-000000000000"
-        ))
-        .send()
-        .await
-        .expect("the API answers");
-    assert_eq!(answer.status(), 503);
+    assert_eq!(read_an_event(&app, &base).await, 503);
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let log = api_log(&app);
@@ -147,15 +152,7 @@ async fn ten_thousand_bad_requests_write_under_20_bytes_of_log_each_at_info() {
     let started = Instant::now();
     let requests = 400;
     for _ in 0..requests {
-        let answer = app
-            .http
-            .get(format!(
-                "{base}/events/00000000-0000-4000-8000-000000000000"
-            ))
-            .send()
-            .await
-            .expect("the API answers");
-        assert_eq!(answer.status(), 503);
+        assert_eq!(read_an_event(&app, &base).await, 503);
     }
     let took = started.elapsed();
     tokio::time::sleep(Duration::from_millis(300)).await;
