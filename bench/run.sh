@@ -8,8 +8,9 @@
 #   (d) the cost of a hold on a 10-seat and on a 10,000-seat event
 #   (e) creating and listing a 10,000-seat event
 #   (f) redis-benchmark on the same server: LPUSH and an EVALSHA of enqueue.lua's size, the ceiling
-# It prints a table with each figure and its ratio to the ceiling, and writes bench/RESULTS.md
-# (machine, date, commit, command). Raw JSON reports of each step go to bench/out/<date>/.
+# It prints a table with each figure and its ratio to the ceiling, and writes the top of
+# bench/RESULTS.md (machine, date, commit, command), keeping the comparison sections below it
+# (each under a `## ` heading). Raw JSON reports of each step go to bench/out/<date>/.
 #
 #   bench/run.sh                 # RUNS=3, WORKERS=5
 #   RUNS=1 WORKERS=3 bench/run.sh
@@ -420,6 +421,9 @@ echo
 echo "$TABLE"
 echo
 if ((WRITE_RESULTS)); then
-    echo "$REPORT" >"$ROOT/bench/RESULTS.md"
-    log "wrote bench/RESULTS.md"
+    # The report replaces the top of the file; the sections below it (side-by-side comparisons
+    # such as ab.sh's, each under a `## ` heading) are kept.
+    kept="$(awk 'f || /^## / {f = 1; print}' "$ROOT/bench/RESULTS.md" 2>/dev/null || true)"
+    { echo "$REPORT"; [[ -n $kept ]] && printf '\n%s\n' "$kept"; } >"$ROOT/bench/RESULTS.md"
+    log "wrote bench/RESULTS.md (its own part; the comparison sections below are kept)"
 fi
