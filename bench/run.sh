@@ -8,6 +8,9 @@
 #   (d) the cost of a hold on a 10-seat and on a 10,000-seat event
 #   (e) creating and listing a 10,000-seat event
 #   (f) redis-benchmark on the same server: LPUSH and an EVALSHA of enqueue.lua's size, the ceiling
+#   (g) on-sale efficiency (bench/efficiency.sh, on a Redis of its own): CPU per job of Redis, the
+#       API and the workers, for wrk holds flat out and for the loadgen mix; each script's share
+#       of Redis's time goes to bench/out/<date>/efficiency-<run>.txt
 # It prints a table with each figure and its ratio to the ceiling, and writes the top of
 # bench/RESULTS.md (machine, date, commit, command), keeping the comparison sections below it
 # (each under a `## ` heading). Raw JSON reports of each step go to bench/out/<date>/.
@@ -321,6 +324,20 @@ one_run() { # run number
     add create "$(jget "$OUT/timings-$r.json" .create.p50_ms)"
     add list "$(jget "$OUT/timings-$r.json" .list.p50_ms)"
     flush
+
+    # (g) on-sale efficiency: what a job costs Redis, the API and the workers, on a Redis and
+    # service of its own (bench/efficiency.sh, which also prints each script's share).
+    log "run $r/$RUNS: (g) on-sale efficiency (bench/efficiency.sh)"
+    "$ROOT/bench/efficiency.sh" "$BIN" "run$r" >"$OUT/efficiency-$r.txt" 2>&1 ||
+        die "efficiency.sh failed: $(tail -3 "$OUT/efficiency-$r.txt")"
+    local step field
+    for step in a b; do
+        for field in jobs_per_s redis_cpu_us_per_job api_cpu_us_per_post worker_cpu_us_per_job; do
+            add "eff_${step}_$field" "$(grep " ($step)" "$OUT/efficiency-$r.txt" | tr ' ' '\n' |
+                awk -F= -v f="$field" '$1 == f {print $2}')"
+        done
+    done
+    flush
 }
 
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -385,6 +402,14 @@ TABLE="$(
     row "(d) same, 10,000-seat event" accept_10000 0 "/s" "$(ratio "$A10K" "$A10") of 10-seat" "within 10%" "$(yes_if "$A10K >= 0.9 * $A10")"
     row "(e) POST /events/create, 10,000 seats (median of 20)" create 2 "ms" "" "< 50 ms" "$(yes_if "$CREATE < 50")"
     row "(e) GET /seats/list, 10,000 seats (median of 20)" list 2 "ms" "" "< 20 ms" "$(yes_if "$LIST < 20")"
+    row "(g) efficiency, wrk holds flat out, 2 workers: jobs applied" eff_a_jobs_per_s 0 "/s" "" "≥ 25,000 /s" "$(yes_if "$(M eff_a_jobs_per_s) >= 25000")"
+    row "(g) same: Redis CPU per job" eff_a_redis_cpu_us_per_job 1 "µs" "" "≤ 20 µs" "$(yes_if "$(M eff_a_redis_cpu_us_per_job) <= 20")"
+    row "(g) same: API CPU per POST" eff_a_api_cpu_us_per_post 1 "µs" "" "≤ 15 µs" "$(yes_if "$(M eff_a_api_cpu_us_per_post) <= 15")"
+    row "(g) same: worker CPU per job" eff_a_worker_cpu_us_per_job 1 "µs" "" "" ""
+    row "(g) efficiency, the loadgen mix: jobs finished" eff_b_jobs_per_s 0 "/s" "" "" ""
+    row "(g) same: Redis CPU per job" eff_b_redis_cpu_us_per_job 1 "µs" "" "≤ 25 µs" "$(yes_if "$(M eff_b_redis_cpu_us_per_job) <= 25")"
+    row "(g) same: API CPU per POST (its reads included)" eff_b_api_cpu_us_per_post 1 "µs" "" "" ""
+    row "(g) same: worker CPU per job" eff_b_worker_cpu_us_per_job 1 "µs" "" "" ""
 )"
 
 CPU="$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
@@ -413,7 +438,10 @@ with \`--threads 1\` and \`-r\` at half its POST rate (client latency: from the 
 answer); (d)
 \`loadgen cycle -s N -c 8 -d ${CYCLE_SECS}s\` with $WORKERS workers, and \`loadgen backlog -e 1 -s N -n 50000\`
 without; (e) \`loadgen timings -s 10000 -n 20\`; (f) \`redis-benchmark -P 1 -c 50 -n 300000\` (and \`-c $A_CONNS\` for LPUSH).
-Raw reports: \`bench/out/$STAMP/\` (not committed).
+(g) \`bench/efficiency.sh\`: wrk holds flat out over 40 events of 10,000 seats while 2 workers
+apply them, and a 10 s \`loadgen run\` mix, each on a fresh Redis and service; CPU from INFO cpu
+and /proc, per job applied (per POST for the API, whose figure in the mix carries its reads too).
+Raw reports: \`bench/out/$STAMP/\` (not committed; \`efficiency-<run>.txt\` has each script's share).
 EOF
 )"
 
