@@ -107,6 +107,15 @@ impl std::fmt::Debug for ApiSettings {
     }
 }
 
+/// The schemes REDIS_URL may start with: one Redis, or a Redis Cluster (fred's form,
+/// `redis-cluster://host:port?node=host:port&node=...`, every `node` a further seed).
+pub const REDIS_SCHEMES: [&str; 4] = [
+    "redis://",
+    "rediss://",
+    "redis-cluster://",
+    "rediss-cluster://",
+];
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct RedisSettings {
     pub url: String,
@@ -392,8 +401,13 @@ impl Settings {
             ),
             (
                 "redis.url",
-                self.redis.url.starts_with("redis://") || self.redis.url.starts_with("rediss://"),
-                "must start with redis:// or rediss://".into(),
+                REDIS_SCHEMES
+                    .iter()
+                    .any(|scheme| self.redis.url.starts_with(scheme)),
+                "must start with redis:// or rediss:// (one Redis), or redis-cluster:// or \
+                 rediss-cluster:// (a Redis Cluster: \
+                 redis-cluster://host:port?node=host:port&node=...)"
+                    .into(),
             ),
             (
                 "redis.pool_size",
@@ -525,6 +539,26 @@ mod tests {
             .collect();
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
         Settings::load_with(&dir, |name| env.get(name).cloned())
+    }
+
+    #[test]
+    fn redis_url_takes_one_redis_or_a_cluster_and_names_both_forms_when_refused() {
+        for url in [
+            "redis://127.0.0.1:6379",
+            "rediss://cache.example:6380/2",
+            "redis-cluster://127.0.0.1:7000?node=127.0.0.1:7001&node=127.0.0.1:7002",
+            "rediss-cluster://a.example:7000",
+        ] {
+            let s = load(&[("REDIS_URL", url)]).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!(s.redis.url, url);
+        }
+        let err = load(&[("REDIS_URL", "http://127.0.0.1:6379")])
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            err.contains("redis-cluster://") && err.contains("redis://"),
+            "the error names both forms: {err}"
+        );
     }
 
     #[test]

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use fred::clients::{Client, Pool, SubscriberClient};
 use fred::error::ErrorKind;
 use fred::interfaces::{ClientLike, EventInterface};
-use fred::types::config::{Config, ReconnectPolicy};
-use fred::types::Builder;
+use fred::types::config::{Config, ReconnectPolicy, ServerConfig};
+use fred::types::{Builder, ClusterHash, CustomCommand};
 
 use crate::error::{Error, Result};
 use crate::settings::{
@@ -47,9 +47,9 @@ pub(crate) struct Common {
     rules: ReservationSettings,
     queue: QueueSettings,
     workers: WorkerSettings,
-    /// Whether REDIS_URL names a cluster: then no script may touch keys of two slots, and the
-    /// `{sys}` keys are written by separate commands. (Cluster URLs are refused by the settings
-    /// for now, so this is false until Redis Cluster is supported.)
+    /// Whether REDIS_URL names a cluster (`redis-cluster://`, checked against the server's
+    /// `cluster_enabled` at startup): then no script may touch keys of two slots, and the
+    /// shards' keys are written by commands of their own.
     clustered: bool,
     /// After an outage each pool reconnects on its own backoff, so one may be back a step (up to
     /// the 1 s cap) before another; a request whose own pool has no connection up borrows a
@@ -62,6 +62,7 @@ impl Store {
     /// (the pool keeps reconnecting in the background); fails only on a malformed URL.
     pub async fn connect(settings: &Settings) -> Result<Self> {
         let builder = builder(&settings.redis)?;
+        check_mode(&builder, &settings.redis).await?;
         let db = builder.get_config().and_then(|c| c.database).unwrap_or(0);
         let clustered = builder
             .get_config()
@@ -203,6 +204,109 @@ impl Inner {
             .filter_map(|link| read(&link.down_since))
             .max()
     }
+}
+
+/// How long the startup check of the server's mode waits for one seed to answer.
+const MODE_CHECK_WAIT: Duration = Duration::from_secs(3);
+
+/// Checks that REDIS_URL's kind (one Redis, or a cluster) is the server's (`INFO cluster`:
+/// `cluster_enabled`), asking the seeds in turn until one answers: a cluster client would only
+/// keep retrying against a lone server, and a plain client meets a MOVED for most keys of a
+/// cluster. A mismatch stops startup with the URL to write instead. When no seed answers the
+/// check is skipped (the service starts without Redis and reconnects), saying so.
+async fn check_mode(builder: &Builder, settings: &RedisSettings) -> Result<()> {
+    let Some(config) = builder.get_config() else {
+        return Ok(());
+    };
+    let clustered = config.server.is_clustered();
+    for seed in config.server.hosts() {
+        let mut probe = config.clone();
+        probe.server = ServerConfig::Centralized {
+            server: seed.clone(),
+        };
+        probe.fail_fast = true;
+        let client = Builder::from_config(probe)
+            .with_connection_config(|c| c.connection_timeout = MODE_CHECK_WAIT)
+            .with_performance_config(|p| p.default_command_timeout = MODE_CHECK_WAIT)
+            .build()?;
+        client.connect();
+        let answered = tokio::time::timeout(MODE_CHECK_WAIT, client.wait_for_connect()).await;
+        if !matches!(answered, Ok(Ok(()))) {
+            let _ = client.quit().await;
+            continue;
+        }
+        let info: std::result::Result<String, _> = client
+            .custom(
+                CustomCommand::new_static("INFO", ClusterHash::Random, false),
+                vec!["cluster"],
+            )
+            .await;
+        let nodes: Option<String> = client
+            .custom(
+                CustomCommand::new_static("CLUSTER", ClusterHash::Random, false),
+                vec!["NODES"],
+            )
+            .await
+            .ok();
+        let _ = client.quit().await;
+        let Ok(info) = info else {
+            continue;
+        };
+        let enabled = info
+            .lines()
+            .any(|line| line.trim_end() == "cluster_enabled:1");
+        let at = format!("{}:{}", seed.host, seed.port);
+        return match (clustered, enabled) {
+            (false, true) => Err(Error::Misconfigured(format!(
+                "REDIS_URL is {}:// but the server at {at} is a Redis Cluster node \
+                 (INFO cluster: cluster_enabled:1): write {}",
+                scheme_of(&settings.url),
+                cluster_url_from(&settings.url, &at, nodes.as_deref())
+            ))),
+            (true, false) => Err(Error::Misconfigured(format!(
+                "REDIS_URL is {}:// but the server at {at} is not a Redis Cluster node \
+                 (INFO cluster: cluster_enabled:0): write {}://{at} (or point REDIS_URL at \
+                 a cluster's nodes)",
+                scheme_of(&settings.url),
+                scheme_of(&settings.url).trim_end_matches("-cluster")
+            ))),
+            _ => Ok(()),
+        };
+    }
+    tracing::warn!(
+        "no Redis answers at REDIS_URL yet: whether it is a cluster is not checked; carrying on"
+    );
+    Ok(())
+}
+
+/// The scheme of a URL (`redis`, `rediss-cluster`).
+fn scheme_of(url: &str) -> &str {
+    url.split_once("://").map_or(url, |(scheme, _)| scheme)
+}
+
+/// The cluster URL to write for a plain URL that named a cluster node at `at`: the cluster's
+/// primaries (from `CLUSTER NODES`) as seeds, or only `at` when they are not known.
+fn cluster_url_from(url: &str, at: &str, nodes: Option<&str>) -> String {
+    let mut primaries: Vec<String> = nodes
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let address = fields.nth(1)?;
+            let flags = fields.next()?;
+            let address = address.split('@').next()?;
+            (flags.contains("master") && !flags.contains("fail")).then(|| address.to_owned())
+        })
+        .collect();
+    primaries.sort();
+    primaries.retain(|p| p != at);
+    let seeds: Vec<String> = primaries.iter().map(|p| format!("node={p}")).collect();
+    let query = if seeds.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", seeds.join("&"))
+    };
+    format!("{}-cluster://{at}{query}", scheme_of(url))
 }
 
 fn builder(settings: &RedisSettings) -> Result<Builder> {

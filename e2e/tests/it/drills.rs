@@ -11,7 +11,7 @@ use futures::future::join_all;
 
 use crate::helpers::{
     assert_each_seat_went_to_its_first_hold, job_records, new_user, queue_holds, queue_state,
-    seat_of, spawn_app_with, taken_over_within, wait_drained, Options, TestApp,
+    seat_of, spawn_app_with, taken_over_within, wait_drained, Options, RedisKind, TestApp,
     BACKLOG_APPLIED_WITHIN,
 };
 
@@ -115,12 +115,12 @@ async fn time_until_answering(app: &TestApp, event: &str) -> Duration {
 }
 
 async fn redis_outage_loses_nothing(how: Outage) {
-    let mut app = spawn_app_with(Options::default().workers(0).redis_args(&[
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "always",
-    ]))
+    let mut app = spawn_app_with(
+        Options::default()
+            .workers(0)
+            .redis(RedisKind::Single)
+            .redis_args(&["--appendonly", "yes", "--appendfsync", "always"]),
+    )
     .await;
     let event = app.create_event(100).await;
     // The load generator drives a stream of jobs on events of its own all through the drill.
@@ -853,7 +853,7 @@ async fn a_60_second_burst_above_capacity_gets_quick_503s_bounded_reads_and_flat
 #[tokio::test]
 async fn a_pool_with_no_connection_up_sends_on_a_siblings() {
     use queue_core::{EventName, SeatCount, Store};
-    let mut app = spawn_app_with(Options::default().workers(0)).await;
+    let mut app = spawn_app_with(Options::default().workers(0).redis(RedisKind::Single)).await;
     let first = Store::connect(&app.settings).await.expect("a store");
     let second = first.sibling(2).await.expect("a sibling pool");
     second
