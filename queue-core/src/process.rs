@@ -2,7 +2,7 @@
 //!
 //! Each event has its own queue list, and jobs are taken off it and applied in one script
 //! (`process.lua`), so a job is never in flight outside Redis. Workers learn which events have
-//! work from ready tokens (see `keys::READY`); a token comes with the event's *lease*, a deadline
+//! work from ready tokens (see `Shard::ready`); a token comes with the event's *lease*, a deadline
 //! in the event hash saying that a worker is on it. Whoever takes an expired lease pushes a token.
 //! If a worker dies, its lease lapses and the housekeeping pass takes it over (`reconcile`), so an
 //! accepted job waits at most a lease length longer, and is never lost (G4).
@@ -16,7 +16,7 @@ use crate::clock::Millis;
 use crate::error::Result;
 use crate::ids::EventId;
 use crate::job::JobView;
-use crate::keys::{self, EventKeys};
+use crate::keys::{self, EventKeys, Shard};
 use crate::scripts::{self, arg, run};
 use crate::store::Store;
 use crate::wire::decode_record;
@@ -36,16 +36,25 @@ impl Store {
     /// Tells the workers that `event` has jobs and that the caller holds its lease.
     pub async fn push_ready(&self, event: EventId) -> Result<()> {
         self.client()?
-            .rpush::<(), _, _>(keys::READY, event.to_string())
+            .rpush::<(), _, _>(Shard::of(event).ready(), event.to_string())
             .await?;
         Ok(())
     }
 
-    /// Waits up to `timeout` for a ready token, on a client of the caller's own (a blocking pop
-    /// holds up every other command on its connection). `None` when none came.
-    pub async fn next_ready(&self, client: &Client, timeout: Duration) -> Result<Option<EventId>> {
+    /// Waits up to `timeout` for a ready token of one of `shards`, on a client of the caller's
+    /// own (a blocking pop holds up every other command on its connection). `None` when none
+    /// came. Redis pops from the first of the lists that has a token, so callers that watch
+    /// several shards vary the order (on a cluster, one BLPOP names one shard: each shard is a
+    /// slot of its own).
+    pub async fn next_ready(
+        &self,
+        client: &Client,
+        shards: &[Shard],
+        timeout: Duration,
+    ) -> Result<Option<EventId>> {
+        let lists: Vec<&str> = shards.iter().map(|s| s.ready()).collect();
         match client
-            .blpop::<Option<(String, String)>, _>(keys::READY, timeout.as_secs_f64())
+            .blpop::<Option<(String, String)>, _>(lists, timeout.as_secs_f64())
             .await
         {
             Ok(Some((_, event))) => Ok(event.parse().ok()),

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use fred::clients::{Client, Pool, SubscriberClient};
 use fred::error::ErrorKind;
 use fred::interfaces::{ClientLike, EventInterface};
-use fred::types::config::{Config, ReconnectPolicy, ServerConfig};
+use fred::types::config::{Config, ReconnectPolicy, Server, ServerConfig};
 use fred::types::{Builder, ClusterHash, CustomCommand};
 
 use crate::error::{Error, Result};
@@ -124,6 +124,47 @@ impl Store {
         Ok(client)
     }
 
+    /// On a cluster, the primaries as this process's routing table has them now (fred follows
+    /// a failover or a resharding by itself and updates it); on a single Redis, that one.
+    pub fn primaries(&self) -> Result<Vec<Server>> {
+        let client = self.client()?;
+        if !self.clustered() {
+            return Ok(client.client_config().server.hosts());
+        }
+        Ok(client
+            .split_cluster()?
+            .iter()
+            .flat_map(|node| node.client_config().server.hosts())
+            .collect())
+    }
+
+    /// The settings of the pools, for one node only (a primary of a cluster, whose keyspace
+    /// notifications and `INFO` are its own).
+    fn node_builder(&self, node: &Server) -> Builder {
+        let mut builder = self.inner.common.builder.clone();
+        builder.with_config(|c| {
+            c.server = ServerConfig::Centralized {
+                server: node.clone(),
+            }
+        });
+        builder
+    }
+
+    /// A client of one node, connected.
+    pub async fn node_client(&self, node: &Server) -> Result<Client> {
+        let client = self.node_builder(node).build()?;
+        connect_and_wait(&client).await;
+        Ok(client)
+    }
+
+    /// A pub/sub client of one node (keyspace notifications are per node), re-subscribing by
+    /// itself after a reconnect.
+    pub async fn node_subscriber(&self, node: &Server) -> Result<SubscriberClient> {
+        let client = self.node_builder(node).build_subscriber_client()?;
+        connect_and_wait(&client).await;
+        Ok(client)
+    }
+
     /// The database number of REDIS_URL (keyspace notifications are per database).
     pub fn database(&self) -> u8 {
         self.inner.common.db
@@ -143,7 +184,7 @@ impl Store {
     }
 
     /// Whether REDIS_URL names a Redis Cluster.
-    pub(crate) fn clustered(&self) -> bool {
+    pub fn clustered(&self) -> bool {
         self.inner.common.clustered
     }
 

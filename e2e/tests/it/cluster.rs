@@ -1,12 +1,18 @@
 //! Redis Cluster (G11): what only a cluster shows. The guarantee tests themselves run on a
 //! cluster too, unchanged, with `E2E_REDIS=cluster` (see `helpers::RedisKind`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
+use fred::interfaces::SortedSetsInterface;
 use queue_core::Settings;
 
-use crate::helpers::{RedisKind, TestRedis};
+use crate::helpers::{
+    keys_of, new_user, seat_of, spawn_app_with, Options, RedisKind, TestApp, TestRedis,
+    CLUSTER_PRIMARIES,
+};
+use crate::stream::SseClient;
 
 /// The test settings with REDIS_URL set to `url`.
 fn settings_for(url: &str) -> Settings {
@@ -69,6 +75,205 @@ async fn a_cluster_url_naming_a_lone_redis_stops_startup_saying_what_to_write() 
         assert!(
             error.contains("is not a Redis Cluster node") && error.contains(&want),
             "{who} says what is wrong and `{want}`: {error}"
+        );
+    }
+}
+
+/// Events created until every primary has at least `per_primary` of them (events spread by
+/// their random ids), by primary port.
+async fn events_on_every_primary(app: &TestApp, per_primary: usize) -> BTreeMap<u16, Vec<String>> {
+    let primaries = app.redis.primary_ports();
+    let mut by_primary: BTreeMap<u16, Vec<String>> = BTreeMap::new();
+    for _ in 0..60 {
+        if primaries
+            .iter()
+            .all(|p| by_primary.get(p).map_or(0, Vec::len) >= per_primary)
+        {
+            return by_primary;
+        }
+        let event = app.create_event(10).await;
+        by_primary
+            .entry(app.redis.primary_of(&event))
+            .or_default()
+            .push(event);
+    }
+    panic!("60 events did not cover every primary: {by_primary:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_api_process_streams_the_changes_of_events_on_every_primary() {
+    // Arrange: two events on each primary, each watched by a stream of the one API process
+    // (its hub reads them all; one XREAD over them would be refused, CROSSSLOT).
+    let app = spawn_app_with(Options::default().redis(RedisKind::Cluster)).await;
+    let events: Vec<String> = events_on_every_primary(&app, 2)
+        .await
+        .into_values()
+        .flatten()
+        .collect();
+    let mut streams = Vec::new();
+    for event in &events {
+        let mut stream = SseClient::connect(&app, event, None).await;
+        let snapshot = stream
+            .next(Duration::from_secs(5))
+            .await
+            .expect("a snapshot");
+        assert_eq!(
+            snapshot.event, "snapshot",
+            "{event}: the stream starts with one"
+        );
+        streams.push(stream);
+    }
+
+    // Act: one hold on each event.
+    let mut holders = Vec::new();
+    for event in &events {
+        let user = new_user();
+        let done = app.hold_and_wait(&seat_of(event, 3), &user).await;
+        assert_eq!(done.code(), Some(200), "{event}: held: {done}");
+        holders.push(user);
+    }
+
+    // Assert: every stream tells of its event's hold.
+    for (event, stream) in events.iter().zip(&mut streams) {
+        let change = stream
+            .next(Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|| panic!("{event}: the hold reaches its stream"));
+        assert_eq!(
+            (change.data["seat"].as_str(), change.data["status"].as_str()),
+            (Some(seat_of(event, 3).as_str()), Some("On hold")),
+            "{event}: {:?}",
+            change.data
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_notifications_are_turned_on_and_heard_on_every_primary() {
+    // Arrange: a cluster whose nodes announce nothing, and a worker whose periodic sweeps are
+    // kept out of the way: what tidies lapsed holds here is notifications alone.
+    let app = spawn_app_with(
+        Options::default()
+            .redis(RedisKind::Cluster)
+            .redis_args(&["--notify-keyspace-events", ""])
+            .env("HOLD_TTL_SECS", 1)
+            .tweak(|s| s.workers.housekeeping_ms = 600_000),
+    )
+    .await;
+    let flags = app
+        .redis
+        .config_on_primaries("notify-keyspace-events")
+        .await;
+    assert_eq!(flags.len(), CLUSTER_PRIMARIES, "{flags:?}");
+    for flag in &flags {
+        assert!(
+            flag.contains('E') && (flag.contains('x') || flag.contains('A')),
+            "the worker turned expiry events on on every primary: {flags:?}"
+        );
+    }
+    let events = events_on_every_primary(&app, 1).await;
+
+    // Act: a one-second hold on one event of each primary.
+    for (primary, events) in &events {
+        let done = app
+            .hold_and_wait(&seat_of(&events[0], 1), &new_user())
+            .await;
+        assert_eq!(done.code(), Some(200), "held on primary {primary}: {done}");
+    }
+
+    // Assert: each is tidied (its deadline gone), which only a notification can do here.
+    let redis = app.redis.client().await;
+    for (primary, events) in &events {
+        let keys = keys_of(&events[0]);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let left: u64 = redis.zcard(&keys.deadlines).await.expect("ZCARD");
+            if left == 0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the lapsed hold on primary {primary} was tidied on its notification"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert_eq!(
+        app.holds_lapsed().0,
+        events.len() as u64,
+        "each lapse was heard as a notification"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_metrics_and_the_event_list_cover_every_primary() {
+    // Arrange: each node with a limit of 100 MB; events on every primary, one seat held each.
+    let app = spawn_app_with(Options::default().redis(RedisKind::Cluster).redis_args(&[
+        "--maxmemory",
+        "100mb",
+        "--maxmemory-policy",
+        "noeviction",
+    ]))
+    .await;
+    let events: Vec<String> = events_on_every_primary(&app, 1)
+        .await
+        .into_values()
+        .flatten()
+        .collect();
+    for event in &events {
+        let done = app.hold_and_wait(&seat_of(event, 1), &new_user()).await;
+        assert_eq!(done.code(), Some(200), "{done}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.get("/health").await.0 != 200 {
+        assert!(Instant::now() < deadline, "the service became healthy");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Act
+    let (_, health) = app.get("/health").await;
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("/metrics answers")
+        .text()
+        .await
+        .expect("a body");
+    let (status, list) = app
+        .get(&format!("/events?limit={}", events.len() + 1))
+        .await;
+
+    // Assert: memory is the primaries' sum (replicas hold copies, not more room), the listing
+    // has the events of every primary.
+    let limit = 100 * 1024 * 1024 * CLUSTER_PRIMARIES as u64;
+    assert_eq!(health["redis"], "up", "{health}");
+    assert_eq!(
+        health["redisMaxMemory"].as_u64(),
+        Some(limit),
+        "the limit of the 3 primaries together: {health}"
+    );
+    assert!(
+        health["redisUsedMemory"].as_u64().unwrap_or(0) > 3 * 500_000,
+        "the use of the 3 primaries together (each over 0.5 MB empty): {health}"
+    );
+    assert!(
+        metrics.contains(&format!("rsv_redis_maxmemory_bytes {limit}")),
+        "/metrics shows the same limit: {metrics}"
+    );
+    assert!(metrics.contains("rsv_redis_up 1"), "{metrics}");
+    assert_eq!(status, 200, "{list}");
+    let listed: Vec<&str> = list["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["id"].as_str())
+        .collect();
+    for event in &events {
+        assert!(
+            listed.contains(&event.as_str()),
+            "{event} is listed: {list}"
         );
     }
 }

@@ -578,11 +578,7 @@ async fn holds_lapse_on_time(app: &TestApp, event: &str, count: u32, every: Dura
 async fn holds_lapse_on_time_while_keyspace_notifications_are_cut_off_for_10_seconds() {
     let app = spawn_app_with(Options::default().workers(1).env("HOLD_TTL_SECS", 1)).await;
     let event = app.create_event(100).await;
-    let redis = app.redis.client().await;
-    let _: () = redis
-        .config_set("notify-keyspace-events", "")
-        .await
-        .expect("CONFIG SET");
+    app.redis.config_set("notify-keyspace-events", "").await;
     let (before_notified, before_swept) = app.holds_lapsed();
     // 40 holds over 10 s, each lapsing a second after it was made, while the load generator
     // drives a stream of jobs (with lapsing holds of its own) on other events.
@@ -593,10 +589,7 @@ async fn holds_lapse_on_time_while_keyspace_notifications_are_cut_off_for_10_sec
     );
     assert_nothing_lost(&report.expect("the on-sale runs"));
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let _: () = redis
-        .config_set("notify-keyspace-events", "Ex")
-        .await
-        .expect("CONFIG SET");
+    app.redis.config_set("notify-keyspace-events", "Ex").await;
     let (notified, swept) = app.holds_lapsed();
     assert_eq!(
         notified, before_notified,

@@ -284,6 +284,59 @@ impl TestRedis {
         client
     }
 
+    /// The port of the primary that serves the event's slot now (the one node of a single
+    /// Redis), from `CLUSTER NODES`.
+    pub fn primary_of(&self, event: &str) -> u16 {
+        if self.kind == RedisKind::Single {
+            return self.port;
+        }
+        let slot = queue_core::keys::slot_of(&keys_of(event).event);
+        let nodes = self
+            .live_ports()
+            .into_iter()
+            .find_map(|port| command(port, "CLUSTER NODES"))
+            .expect("a node answers CLUSTER NODES");
+        nodes
+            .lines()
+            .filter(|line| line.contains("master") && !line.contains("fail"))
+            .find_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let port: u16 = fields.get(1)?.split('@').next()?.rsplit(':').next()?.parse().ok()?;
+                fields.get(8..)?.iter().any(|range| {
+                    let (from, to) = range.split_once('-').unwrap_or((range, range));
+                    matches!((from.parse::<u16>(), to.parse::<u16>()), (Ok(a), Ok(b)) if (a..=b).contains(&slot))
+                }).then_some(port)
+            })
+            .unwrap_or_else(|| panic!("no primary serves slot {slot}: {nodes}"))
+    }
+
+    /// CONFIG SET on every node (CONFIG is per node; on a cluster, replicas too, so that a
+    /// promoted one keeps the setting).
+    pub async fn config_set(&self, name: &str, value: &str) {
+        for node in &self.nodes {
+            let client = Self::node_client(node.port).await;
+            let _: () = fred::interfaces::ConfigInterface::config_set(&client, name, value)
+                .await
+                .expect("CONFIG SET");
+            let _ = client.quit().await;
+        }
+    }
+
+    /// CONFIG GET of one setting on every primary, in port order.
+    pub async fn config_on_primaries(&self, name: &str) -> Vec<String> {
+        let mut values = Vec::new();
+        for port in self.primary_ports() {
+            let client = Self::node_client(port).await;
+            let value: HashMap<String, String> =
+                fred::interfaces::ConfigInterface::config_get(&client, name)
+                    .await
+                    .expect("CONFIG GET");
+            values.push(value.get(name).cloned().unwrap_or_default());
+            let _ = client.quit().await;
+        }
+        values
+    }
+
     /// A digest of the whole dataset: equal digests mean nothing was written (on a cluster,
     /// the digests of the primaries, in port order).
     pub async fn digest(&self) -> String {
