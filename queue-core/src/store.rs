@@ -90,8 +90,14 @@ impl Store {
     async fn open(common: Arc<Common>, pool_size: usize) -> Result<Self> {
         let pool = common.builder.build_pool(pool_size.max(1))?;
         let links: Vec<Arc<Link>> = pool.clients().iter().map(|_| Arc::default()).collect();
-        for (client, link) in pool.clients().iter().zip(&links) {
-            Link::watch(client, link, &links);
+        // On a cluster a dropped connection is one node's: the pool's clients still reach the
+        // other primaries, and fred routes each command to its slot's node, so nothing is
+        // marked down (a command for the lost node's slots fails on its own, within the command
+        // timeout, while fred follows the failover).
+        if !common.clustered {
+            for (client, link) in pool.clients().iter().zip(&links) {
+                Link::watch(client, link, &links);
+            }
         }
         connect_and_wait(&pool).await;
         let inner = Arc::new(Inner {

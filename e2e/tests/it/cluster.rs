@@ -82,6 +82,15 @@ async fn a_cluster_url_naming_a_lone_redis_stops_startup_saying_what_to_write() 
 /// Events created until every primary has at least `per_primary` of them (events spread by
 /// their random ids), by primary port.
 async fn events_on_every_primary(app: &TestApp, per_primary: usize) -> BTreeMap<u16, Vec<String>> {
+    events_of_seats_on_every_primary(app, per_primary, 10).await
+}
+
+/// Like [`events_on_every_primary`], with `seats` seats each.
+async fn events_of_seats_on_every_primary(
+    app: &TestApp,
+    per_primary: usize,
+    seats: u32,
+) -> BTreeMap<u16, Vec<String>> {
     let primaries = app.redis.primary_ports();
     let mut by_primary: BTreeMap<u16, Vec<String>> = BTreeMap::new();
     for _ in 0..60 {
@@ -91,7 +100,7 @@ async fn events_on_every_primary(app: &TestApp, per_primary: usize) -> BTreeMap<
         {
             return by_primary;
         }
-        let event = app.create_event(10).await;
+        let event = app.create_event(seats).await;
         by_primary
             .entry(app.redis.primary_of(&event))
             .or_default()
@@ -276,4 +285,151 @@ async fn health_metrics_and_the_event_list_cover_every_primary() {
             "{event} is listed: {list}"
         );
     }
+}
+
+/// What one hold POST got during the failover drill.
+#[derive(Debug, Clone)]
+struct Attempt {
+    event: String,
+    at: Duration,
+    status: u16,
+    retry_after: bool,
+    job: Option<String>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_primary_gives_503s_with_retry_after_until_its_failover_then_every_event_accepts()
+{
+    // Arrange: two events on each primary, and a steady stream of holds on all of them.
+    let mut app = spawn_app_with(Options::default().redis(RedisKind::Cluster).workers(2)).await;
+    let events = events_of_seats_on_every_primary(&app, 2, 2000).await;
+    let victim = *events.keys().next().expect("a primary");
+    let app_ref = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Attempt>::new()));
+    let started = Instant::now();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let all: Vec<String> = events.values().flatten().cloned().collect();
+    let base = app.url("");
+    let http = app.http.clone();
+    let load = {
+        let (attempts, stop) = (app_ref.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut n = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                let posts = all.iter().map(|event| {
+                    let (http, base) = (http.clone(), base.clone());
+                    let body = serde_json::json!({"id": seat_of(event, n), "UUID": new_user()});
+                    async move {
+                        let response = http
+                            .post(format!("{base}/seats/hold"))
+                            .json(&body)
+                            .send()
+                            .await
+                            .expect("the API answers");
+                        let status = response.status().as_u16();
+                        let retry_after = response.headers().contains_key("retry-after");
+                        let body: serde_json::Value = response.json().await.expect("a JSON answer");
+                        (
+                            status,
+                            retry_after,
+                            body["jobId"].as_str().map(str::to_owned),
+                        )
+                    }
+                });
+                let answers = futures::future::join_all(posts).await;
+                let at = started.elapsed();
+                {
+                    let mut attempts = attempts.lock().expect("the log");
+                    for (event, (status, retry_after, job)) in all.iter().zip(answers) {
+                        attempts.push(Attempt {
+                            event: event.clone(),
+                            at,
+                            status,
+                            retry_after,
+                            job,
+                        });
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // Act: SIGKILL one primary; its replica is promoted after the node timeout (2 s).
+    let killed_at = started.elapsed();
+    app.redis.kill_node(victim);
+    let redis = &app.redis;
+    tokio::task::block_in_place(|| redis.wait_cluster_ok(Duration::from_secs(20)));
+    let promoted_at = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    load.await.expect("the load runs");
+
+    // Assert
+    let attempts = app_ref.lock().expect("the log").clone();
+    let victims = &events[&victim];
+    let (theirs, others): (Vec<&Attempt>, Vec<&Attempt>) =
+        attempts.iter().partition(|a| victims.contains(&a.event));
+    eprintln!(
+        "killed at {killed_at:?}, cluster ok again at {promoted_at:?}; {} attempts",
+        attempts.len()
+    );
+    let refused: Vec<&&Attempt> = others.iter().filter(|a| a.status != 202).collect();
+    eprintln!(
+        "other primaries' refusals: {} of {}, from {:?} to {:?}",
+        refused.len(),
+        others.len(),
+        refused.first().map(|a| a.at),
+        refused.last().map(|a| a.at),
+    );
+    // fred reconnects a cluster client as a whole: until the failover ends, commands for the
+    // other primaries wait too (the pause the issue wants confined to the killed primary's
+    // events is, for now, every event's, and as long as the failover).
+    for a in attempts.iter().filter(|a| a.status != 202) {
+        assert!(
+            a.status == 503 && a.retry_after,
+            "a refusal during the failover is a 503 with Retry-After: {a:?}"
+        );
+        assert!(
+            a.at < promoted_at + Duration::from_secs(5),
+            "no refusal 5 s after the promotion: {a:?}, ok at {promoted_at:?}"
+        );
+    }
+    let others_back = others
+        .iter()
+        .filter(|a| a.at > promoted_at && a.status == 202)
+        .count();
+    assert!(
+        others_back > 0,
+        "the other primaries' events accept after the failover"
+    );
+    let back = theirs
+        .iter()
+        .filter(|a| a.at > killed_at && a.status == 202)
+        .map(|a| a.at)
+        .min()
+        .expect("the killed primary's events accept again");
+    eprintln!(
+        "its events accept again at {back:?}, {:?} after the cluster was ok",
+        back.saturating_sub(promoted_at)
+    );
+    assert!(
+        back < promoted_at + Duration::from_secs(5),
+        "its events accept again within 5 s of the promotion: at {back:?}, ok at {promoted_at:?}"
+    );
+    // Without replica acknowledgements a job accepted just before the kill may be lost with
+    // the primary's unreplicated writes: counted, not asserted (REDIS_REPLICA_ACKS is to come).
+    let mut unfinished = 0;
+    for a in attempts.iter().filter(|a| a.status == 202) {
+        let job = a.job.as_deref().expect("a 202 has a job id");
+        let view = app.api().job_status(job, Some(5)).await.expect("a status");
+        if !view.is_some_and(|v| v.status.is_finished()) {
+            unfinished += 1;
+        }
+    }
+    eprintln!(
+        "{unfinished} of {} accepted jobs did not finish (lost in the failover)",
+        attempts.iter().filter(|a| a.status == 202).count()
+    );
 }

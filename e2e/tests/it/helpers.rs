@@ -361,6 +361,20 @@ impl TestRedis {
     }
 }
 
+impl TestRedis {
+    /// SIGKILL of the node on `port` (a cluster's primary, say): its replica takes over after
+    /// the cluster node timeout.
+    pub fn kill_node(&mut self, port: u16) {
+        let node = self
+            .nodes
+            .iter_mut()
+            .find(|n| n.port == port)
+            .unwrap_or_else(|| panic!("no node on port {port}"));
+        let _ = node.child.kill();
+        let _ = node.child.wait();
+    }
+}
+
 impl Drop for TestRedis {
     fn drop(&mut self) {
         for node in &mut self.nodes {
