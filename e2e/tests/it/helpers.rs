@@ -310,6 +310,22 @@ impl TestRedis {
             .unwrap_or_else(|| panic!("no primary serves slot {slot}: {nodes}"))
     }
 
+    /// The keys matching `pattern` (KEYS) on every primary, sorted.
+    pub async fn keys(&self, pattern: &str) -> Vec<String> {
+        let mut keys = Vec::new();
+        for port in self.primary_ports() {
+            let client = Self::node_client(port).await;
+            let found: Vec<String> = client
+                .custom(fred::cmd!("KEYS"), vec![pattern.to_owned()])
+                .await
+                .expect("KEYS");
+            keys.extend(found);
+            let _ = client.quit().await;
+        }
+        keys.sort();
+        keys
+    }
+
     /// CONFIG SET on every node (CONFIG is per node; on a cluster, replicas too, so that a
     /// promoted one keeps the setting).
     pub async fn config_set(&self, name: &str, value: &str) {
