@@ -30,7 +30,8 @@ cargo test --workspace --locked "$@"
 # The guarantee tests (G1-G7) once more, each on a Redis Cluster of its own that the harness
 # starts on loopback (6 redis-servers: G11). The filters name the modules; arguments after a
 # `--` of the caller's go along.
-cluster_tests=(concurrency:: atomicity:: expiry:: model:: stream:: processes::)
+cluster_tests=(concurrency:: atomicity:: expiry:: model:: stream:: processes::
+    drills::a_worker_sigkilled drills::the_api_sigkilled drills::holds_lapse_on_time_while)
 if [[ " $* " == *" -- "* ]]; then
   E2E_REDIS=cluster cargo test -p e2e --test it --locked "$@" "${cluster_tests[@]}"
 else
