@@ -70,8 +70,12 @@ impl Application {
         let mut shared_tokens = None;
         if worker.store.clustered() {
             let (tx, rx) = tokio::sync::mpsc::channel(1);
-            for shard in queue_core::keys::Shard::all() {
-                let client = worker.store.dedicated_client().await?;
+            // Connected all at once: each waits up to a few seconds for a cluster not up yet.
+            let clients = futures::future::try_join_all(
+                queue_core::keys::Shard::all().map(|_| worker.store.dedicated_client()),
+            )
+            .await?;
+            for (shard, client) in queue_core::keys::Shard::all().zip(clients) {
                 tasks.push(tokio::spawn(drain::pop_shard(
                     worker.clone(),
                     client,
@@ -80,6 +84,8 @@ impl Application {
                     shutdown.clone(),
                 )));
             }
+            // The poppers hold the senders: once they all stop, the drain tasks hear it.
+            drop(tx);
             shared_tokens = Some(Arc::new(drain::Tokens::Handed(Arc::new(
                 tokio::sync::Mutex::new(rx),
             ))));
