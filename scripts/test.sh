@@ -31,7 +31,8 @@ cargo test --workspace --locked "$@"
 # starts on loopback (6 redis-servers: G11). The filters name the modules; arguments after a
 # `--` of the caller's go along.
 cluster_tests=(concurrency:: atomicity:: expiry:: model:: stream:: processes::
-    drills::a_worker_sigkilled drills::the_api_sigkilled drills::holds_lapse_on_time_while)
+    drills::a_worker_sigkilled drills::the_api_sigkilled drills::holds_lapse_on_time_while
+    rate_limits::)
 if [[ " $* " == *" -- "* ]]; then
   E2E_REDIS=cluster cargo test -p e2e --test it --locked "$@" "${cluster_tests[@]}"
 else

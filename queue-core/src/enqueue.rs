@@ -28,7 +28,7 @@ use crate::clock::wall_clock_ms;
 use crate::error::{Error, Result};
 use crate::ids::{EventId, JobId, SeatId, UserId};
 use crate::job::{Enqueued, JobKind};
-use crate::keys::{EventKeys, Shard};
+use crate::keys::{slot_of, EventKeys, Shard};
 use crate::reply::{Code, Reply};
 use crate::scripts::{self, arg, arg_bytes, run};
 use crate::store::Store;
@@ -194,7 +194,8 @@ impl Enqueuer {
         } else {
             &with_ready[..]
         };
-        let mut reply = run(&scripts::ENQUEUE, &store.client()?, script_keys, args).await?;
+        let client = store.client()?;
+        let mut reply = run(&scripts::ENQUEUE, &client, script_keys, args).await?;
         let wake = reply.flag()?;
         let mut outcomes = Vec::with_capacity(batch.len());
         for _ in batch {
@@ -202,6 +203,16 @@ impl Enqueuer {
                 .value()
                 .ok_or_else(|| Error::Corrupt("an enqueue reply is short of outcomes".into()))?;
             outcomes.push(self.outcome(event, Reply::new(outcome))?);
+        }
+        if outcomes
+            .iter()
+            .any(|o| matches!(o, Enqueued::Accepted { .. }))
+        {
+            // REDIS_REPLICA_ACKS: no 202 before the replicas have the jobs. Should they not
+            // acknowledge in time the batch is answered 503, though its jobs are queued on the
+            // primary (and applied, unless a failover undoes them): like a reply lost on the
+            // way, the client cannot tell.
+            store.replicated(&client, slot_of(&k.queue)).await?;
         }
         Ok((outcomes, wake))
     }

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use fred::clients::Client;
-use fred::interfaces::ListInterface;
+use fred::interfaces::{ListInterface, PubsubInterface};
 
 use crate::clock::Millis;
 use crate::error::Result;
@@ -70,9 +70,13 @@ impl Store {
     pub async fn process(&self, event: EventId, max_jobs: usize) -> Result<Batch> {
         let k = EventKeys::new(event);
         let (rules, queue) = (self.rules(), self.queue());
+        // With REDIS_REPLICA_ACKS the script publishes nothing: the results are announced here,
+        // once the replicas have them.
+        let defer = self.waits_for_replicas();
+        let client = self.client()?;
         let mut reply = run(
             &scripts::PROCESS,
-            &self.client()?,
+            &client,
             [
                 &k.event,
                 &k.seats,
@@ -91,7 +95,7 @@ impl Store {
                 arg(rules.max_held_seats),
                 arg(queue.job_result_ttl_secs * 1000),
                 arg(self.workers().lease_ms),
-                arg(keys::FINISHED_CHANNEL),
+                arg(if defer { "" } else { keys::FINISHED_CHANNEL }),
                 arg(event),
                 arg(queue.retry_attempts),
                 arg(queue.retry_base_ms),
@@ -103,6 +107,19 @@ impl Store {
         let applied = reply.unsigned()?;
         let remaining = reply.unsigned()?;
         let next_due = Some(reply.int()?).filter(|d| *d >= 0);
+        let announcement = if defer {
+            reply.next_bytes().transpose()?
+        } else {
+            None
+        };
+        if applied > 0 {
+            self.replicated(&client, keys::slot_of(&k.queue)).await?;
+        }
+        if let Some(message) = announcement.filter(|m| !m.is_empty()) {
+            client
+                .publish::<(), _, _>(keys::FINISHED_CHANNEL, message)
+                .await?;
+        }
         let limit = self.rules().max_held_seats;
         let mut finished = Vec::with_capacity(applied as usize);
         while let Some(record) = reply.next_bytes() {

@@ -14,6 +14,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("API_HTTP_WORKERS", "api.http_workers"),
     ("REDIS_URL", "redis.url"),
     ("REDIS_POOL_SIZE", "redis.pool_size"),
+    ("REDIS_REPLICA_ACKS", "redis.replica_acks"),
     ("WORKERS", "workers.count"),
     ("WORKER_CONCURRENCY", "workers.concurrency"),
     ("HOLD_TTL_SECS", "reservations.hold_ttl_secs"),
@@ -121,6 +122,11 @@ pub struct RedisSettings {
     pub url: String,
     pub pool_size: usize,
     pub command_timeout_ms: u64,
+    /// Replicas that must have a write (WAIT) before the 202 of a job it accepted, and before
+    /// the announcement of the results it stored: 0 (the default) waits for none.
+    pub replica_acks: u32,
+    /// How long that WAIT waits; fewer acknowledgements by then: the request gets 503.
+    pub replica_ack_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -374,7 +380,7 @@ impl Settings {
             let rate = self.rate_limits.rate(class);
             (1..=1_000_000).contains(&rate.burst) && (1..=86_400_000).contains(&rate.every_ms)
         });
-        let checks: [(&'static str, bool, String); 24] = [
+        let checks: [(&'static str, bool, String); 26] = [
             (
                 "api.bind",
                 self.api.bind.parse::<std::net::IpAddr>().is_ok(),
@@ -413,6 +419,16 @@ impl Settings {
                 "redis.pool_size",
                 (1..=64).contains(&self.redis.pool_size),
                 "must be from 1 to 64".into(),
+            ),
+            (
+                "redis.replica_acks",
+                self.redis.replica_acks <= 16,
+                "must be from 0 (wait for no replica) to 16".into(),
+            ),
+            (
+                "redis.replica_ack_timeout_ms",
+                (1..=60_000).contains(&self.redis.replica_ack_timeout_ms),
+                "must be from 1 to 60000".into(),
             ),
             (
                 "workers.concurrency",

@@ -47,6 +47,9 @@ pub(crate) struct Common {
     rules: ReservationSettings,
     queue: QueueSettings,
     workers: WorkerSettings,
+    /// REDIS_REPLICA_ACKS and how long to wait for them.
+    replica_acks: u32,
+    replica_ack_timeout_ms: u64,
     /// Whether REDIS_URL names a cluster (`redis-cluster://`, checked against the server's
     /// `cluster_enabled` at startup): then no script may touch keys of two slots, and the
     /// shards' keys are written by commands of their own.
@@ -74,6 +77,8 @@ impl Store {
             rules: settings.reservations,
             queue: settings.queue,
             workers: settings.workers.clone(),
+            replica_acks: settings.redis.replica_acks,
+            replica_ack_timeout_ms: settings.redis.replica_ack_timeout_ms,
             siblings: RwLock::default(),
         };
         Self::open(Arc::new(common), settings.redis.pool_size).await
@@ -187,6 +192,39 @@ impl Store {
 
     pub(crate) fn workers(&self) -> &WorkerSettings {
         &self.inner.common.workers
+    }
+
+    /// Whether writes wait for replicas (REDIS_REPLICA_ACKS > 0) before they are told.
+    pub(crate) fn waits_for_replicas(&self) -> bool {
+        self.inner.common.replica_acks > 0
+    }
+
+    /// After a write on `client` to a key of `slot`: waits until REDIS_REPLICA_ACKS replicas
+    /// have it (WAIT, on the connection the write went out on: the one to the slot's primary),
+    /// at once when that is 0. Fewer acknowledgements within the timeout is an error: the write
+    /// is on the primary only, and a failover could undo it.
+    pub(crate) async fn replicated(&self, client: &Client, slot: u16) -> Result<()> {
+        let (acks, timeout) = (
+            self.inner.common.replica_acks,
+            self.inner.common.replica_ack_timeout_ms,
+        );
+        if acks == 0 {
+            return Ok(());
+        }
+        let wait = CustomCommand::new_static("WAIT", ClusterHash::Custom(slot), false);
+        let got: i64 = client
+            .custom(wait, vec![acks.to_string(), timeout.to_string()])
+            .await?;
+        if got < i64::from(acks) {
+            return Err(Error::Unavailable(fred::error::Error::new(
+                ErrorKind::Unknown,
+                format!(
+                    "NOREPLICAS {got} of the {acks} replicas REDIS_REPLICA_ACKS asks for \
+                     acknowledged the write within {timeout} ms"
+                ),
+            )));
+        }
+        Ok(())
     }
 
     /// Whether REDIS_URL names a Redis Cluster.

@@ -378,6 +378,49 @@ impl TestRedis {
 }
 
 impl TestRedis {
+    /// The port of the replica of the primary on `port`, from `CLUSTER NODES`.
+    pub fn replica_of(&self, primary: u16) -> u16 {
+        let nodes = command(primary, "CLUSTER NODES").expect("the primary answers CLUSTER NODES");
+        let lines: Vec<Vec<&str>> = nodes
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        let port_of = |fields: &Vec<&str>| -> Option<u16> {
+            fields
+                .get(1)?
+                .split('@')
+                .next()?
+                .rsplit(':')
+                .next()?
+                .parse()
+                .ok()
+        };
+        let id = lines
+            .iter()
+            .find(|f| port_of(f) == Some(primary))
+            .and_then(|f| f.first().copied())
+            .expect("the primary is listed");
+        lines
+            .iter()
+            .find(|f| f.get(3) == Some(&id))
+            .and_then(port_of)
+            .unwrap_or_else(|| panic!("no replica of {primary}: {nodes}"))
+    }
+
+    /// Sends a signal (`STOP`, `CONT`) to the node on `port`.
+    pub fn signal_node(&self, port: u16, signal: &str) {
+        let node = self
+            .nodes
+            .iter()
+            .find(|n| n.port == port)
+            .unwrap_or_else(|| panic!("no node on port {port}"));
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &node.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "SIG{signal} was delivered to {port}");
+    }
+
     /// SIGKILL of the node on `port` (a cluster's primary, say): its replica takes over after
     /// the cluster node timeout.
     pub fn kill_node(&mut self, port: u16) {
