@@ -51,7 +51,7 @@ export PORT="${PORT:-3000}"
 export CONFIG_DIR
 
 # ---------------------------------------------------------------- Redis
-# redis://[user:password@]host[:port][/db]
+# redis://[user:password@]host[:port][/db], or redis-cluster://host:port?node=...: its first node
 url_rest="${REDIS_URL#*://}"
 url_rest="${url_rest%%/*}"
 url_rest="${url_rest%%\?*}"
@@ -150,6 +150,10 @@ START_REDIS=0     # 1 when no Redis answers and this script must start one
 if redis_ping; then
     log "using the Redis that answers at $REDIS_URL"
 else
+    case "$REDIS_URL" in
+        redis-cluster://* | rediss-cluster://*)
+            die "no Redis answers at $REDIS_HOST:$REDIS_PORT, the first node of REDIS_URL=$REDIS_URL; start.sh starts one redis-server, not a cluster: start the cluster first (redis-cli --cluster create ... --cluster-replicas 1, each node with --cluster-enabled yes)" ;;
+    esac
     case "$REDIS_HOST" in
         127.0.0.1 | localhost | ::1) ;;
         *) die "no Redis answers at $REDIS_URL ($REDIS_HOST:$REDIS_PORT is not local, so start.sh cannot start one); start it or point REDIS_URL at a running Redis" ;;

@@ -2,6 +2,7 @@
 # Runs every test of the workspace; the one command for a fresh Debian/Ubuntu machine.
 #   ./scripts/test.sh                 # everything
 #   ./scripts/test.sh -- --nocapture  # extra arguments go to `cargo test`
+# then the guarantee tests again on a Redis Cluster (E2E_REDIS=cluster).
 # The tests start their own redis-server on free ports, so all this needs is the redis-server
 # binary; a Redis the Debian package may start on 6379 is neither used nor touched.
 set -euo pipefail
@@ -24,4 +25,16 @@ command -v cargo >/dev/null 2>&1 || { echo "cargo not found: install Rust from h
 # docker-compose.yml and the Dockerfile: `docker compose config` (no Docker engine needed).
 ./scripts/check-compose.sh
 
-exec cargo test --workspace --locked "$@"
+cargo test --workspace --locked "$@"
+
+# The guarantee tests (G1-G7) once more, each on a Redis Cluster of its own that the harness
+# starts on loopback (6 redis-servers: G11). The filters name the modules; arguments after a
+# `--` of the caller's go along.
+cluster_tests=(concurrency:: atomicity:: expiry:: model:: stream:: processes::
+    drills::a_worker_sigkilled drills::the_api_sigkilled drills::holds_lapse_on_time_while
+    rate_limits::)
+if [[ " $* " == *" -- "* ]]; then
+  E2E_REDIS=cluster cargo test -p e2e --test it --locked "$@" "${cluster_tests[@]}"
+else
+  E2E_REDIS=cluster cargo test -p e2e --test it --locked "$@" -- "${cluster_tests[@]}"
+fi

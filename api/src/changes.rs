@@ -1,6 +1,9 @@
 //! The live seat feeds (`GET /events/{id}/stream`). One task per API process reads the changes
 //! streams of every event someone is watching, with one blocking XREAD on a connection of its own,
-//! and fans each batch out to that event's watchers; no watcher reads Redis in a loop. A watcher
+//! and fans each batch out to that event's watchers; no watcher reads Redis in a loop. On a Redis
+//! Cluster one XREAD cannot name streams of several slots: the task then reads every slot's
+//! streams at once without blocking ([`Store::poll_new`]), every [`CLUSTER_POLL`] while nothing
+//! comes, and at once again after a read that brought changes. A watcher
 //! catches up from Redis by itself (after its snapshot or `Last-Event-ID`, and whenever it falls
 //! behind the fan-out) and skips what it has already sent, so it sends every change exactly once.
 
@@ -18,6 +21,9 @@ pub type Changes = Arc<[SeatChange]>;
 
 /// How long one XREAD waits for news; a newly watched event joins the read after at most this.
 const BLOCK_MS: u64 = 200;
+/// On a cluster, the pause after a round of reads that found nothing: what a change may wait
+/// before it is fanned out, against a round of XREADs (one per watched slot) per pause.
+const CLUSTER_POLL: Duration = Duration::from_millis(50);
 /// Most changes read per event per XREAD.
 const READ_COUNT: u64 = 1000;
 /// Batches a slow watcher may fall behind before it catches up from Redis instead.
@@ -113,6 +119,32 @@ impl ChangeHub {
                 tokio::select! {
                     () = self.first_watch.notified() => {}
                     () = shutdown.cancelled() => break,
+                }
+                continue;
+            }
+            if store.clustered() {
+                match store.poll_new(&cursors, READ_COUNT).await {
+                    Ok(changes) => {
+                        if failing {
+                            tracing::info!("the seat feeds read Redis again");
+                            failing = false;
+                        }
+                        if changes.is_empty() {
+                            tokio::select! {
+                                () = tokio::time::sleep(CLUSTER_POLL) => {}
+                                () = shutdown.cancelled() => break,
+                            }
+                        } else {
+                            self.publish(changes);
+                        }
+                    }
+                    Err(e) => {
+                        if !failing {
+                            tracing::warn!(error = %e, "cannot read the seat feeds; retrying");
+                            failing = true;
+                        }
+                        pause(&shutdown).await;
+                    }
                 }
                 continue;
             }

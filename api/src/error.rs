@@ -386,7 +386,10 @@ impl From<queue_core::Error> for ApiError {
         match e {
             queue_core::Error::Unavailable(_) => Self::Unavailable(e),
             queue_core::Error::StoreFull(_) => Self::StoreFull(e),
-            queue_core::Error::Corrupt(_) | queue_core::Error::Poisoned(_) => Self::Internal(e),
+            queue_core::Error::Corrupt(_)
+            | queue_core::Error::Poisoned(_)
+            | queue_core::Error::CrossSlot(_)
+            | queue_core::Error::Misconfigured(_) => Self::Internal(e),
         }
     }
 }

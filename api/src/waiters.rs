@@ -35,6 +35,10 @@ pub struct Waiters {
     /// How long a record is kept: at most [`KEEP_AT_MOST`], and well within JOB_RESULT_TTL so
     /// that a job past retention is never answered from here.
     keep: Duration,
+    /// Whether the subscription is in place: until it is (a process just started; on a cluster
+    /// its subscriber first learns the topology), an announcement would go unheard, and a
+    /// waiter would sit out its whole wait for a job finished meanwhile.
+    subscribed: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -68,6 +72,7 @@ impl Waiters {
         Self {
             inner: Mutex::default(),
             keep: KEEP_AT_MOST.min(job_result_ttl / 2),
+            subscribed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -82,6 +87,8 @@ impl Waiters {
     ) -> queue_core::Result<Option<JobView>> {
         // A job that finished moments ago is answered from what this process heard; otherwise the
         // waiter is registered before the read, so that a job finishing in between still wakes us.
+        // Not subscribed yet: no announcement would come, so the job is read as it stands now.
+        let wait = wait.filter(|_| self.subscribed.load(std::sync::atomic::Ordering::Acquire));
         let woken = match self.look(store, job, wait.is_some()) {
             Looked::Finished(finished) => return Ok(Some(finished)),
             Looked::Unknown(woken) => woken,
@@ -215,8 +222,29 @@ impl Waiters {
             }
         };
         let _resubscribe = subscriber.manage_subscriptions();
-        if let Err(e) = subscriber.subscribe(FINISHED_CHANNEL).await {
-            tracing::warn!(error = %e, "cannot subscribe to finished jobs");
+        // Until the subscription is in place `?wait=` reads and answers at once (see
+        // `subscribed`); tried again until it is.
+        let mut warned = false;
+        loop {
+            match subscriber.subscribe(FINISHED_CHANNEL).await {
+                Ok(()) => {
+                    self.subscribed
+                        .store(true, std::sync::atomic::Ordering::Release);
+                    break;
+                }
+                Err(e) => {
+                    if !std::mem::replace(&mut warned, true) {
+                        tracing::warn!(error = %e, "cannot subscribe to finished jobs; retrying");
+                    }
+                    tokio::select! {
+                        _ = shutdown.cancelled() => {
+                            let _ = subscriber.quit().await;
+                            return;
+                        }
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    }
+                }
+            }
         }
         let mut messages = subscriber.message_rx();
         loop {
@@ -236,6 +264,8 @@ impl Waiters {
                 Err(RecvError::Closed) => break,
             }
         }
+        self.subscribed
+            .store(false, std::sync::atomic::Ordering::Release);
         let _ = subscriber.quit().await;
     }
 }

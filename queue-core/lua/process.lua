@@ -13,7 +13,9 @@
 -- ARGV[5]: lease length in ms, renewed while jobs remain
 -- ARGV[6]: channel on which to publish the records of the jobs finished, so that API processes
 --          can answer clients waiting on them: "<event id>", then " <length> <record>" per job
---          (a record is binary, hence the byte length before it)
+--          (a record is binary, hence the byte length before it); empty: publish nothing and
+--          return that message instead (REDIS_REPLICA_ACKS: the caller announces the results
+--          once replicas have them)
 -- ARGV[7]: the event id
 -- ARGV[8]: attempts a job that cannot be applied gets before it ends `failed`
 -- ARGV[9]: the first retry's delay in ms; each further one doubles, up to ARGV[10] ms
@@ -21,7 +23,8 @@
 --           delays of this call are scaled by 0.5 to 1 by it (jitter across calls and workers;
 --           jobs that fail together stay together, and in order)
 -- Returns: {applied, remaining, next due ms or -1, record 1, record 2, ...}; {0, 0, -1} when the
---   event does not exist (deleted while its jobs waited)
+--   event does not exist (deleted while its jobs waited); with ARGV[6] empty, the message not
+--   published comes fourth ('' when there is none), before the records
 --   where "next due" is the earliest of: the deadline of the holds made in this call (those of
 --   earlier holds were reported by the calls that made them), the first finished record's end of
 --   retention, and the first retry; -1 when none applies
@@ -131,6 +134,8 @@ local function reserve(seat, user)
 end
 
 local out = {0, 0, -1}
+local defer = ARGV[6] == ''
+if defer then out[4] = '' end
 local applied = 0
 local finished = {}
 -- Written once per batch rather than once per job: fewer commands, same effect, since nothing
@@ -195,7 +200,8 @@ if applied > 0 then
   redis.call('HSET', results, unpack(records))
   if #expiries > 0 then
     redis.call('ZADD', done, unpack(expiries))
-    redis.call('PUBLISH', ARGV[6], ARGV[7] .. ' ' .. table.concat(finished, ' '))
+    local message = ARGV[7] .. ' ' .. table.concat(finished, ' ')
+    if defer then out[4] = message else redis.call('PUBLISH', ARGV[6], message) end
   end
 end
 

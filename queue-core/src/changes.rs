@@ -14,7 +14,7 @@ use crate::clock::Millis;
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::ids::{EventId, InvalidValue, SeatId, UserId};
-use crate::keys::EventKeys;
+use crate::keys::{slot_of, EventKeys};
 use crate::reply::seat_state;
 use crate::scripts::{self, arg, run};
 use crate::seat::{SeatState, SeatStatus, RECORD_LEN};
@@ -218,12 +218,55 @@ impl Store {
 
 /// Waits up to `block_ms` for changes after each cursor on a connection of its own (XREAD
 /// blocks the connection it runs on), and returns them, at most `count` per event. An empty
-/// answer means none came in time.
+/// answer means none came in time. One Redis only: on a cluster one XREAD may not name streams
+/// of several slots (see [`Store::poll_new`]).
 pub async fn read_new(
     client: &Client,
     cursors: &[(EventId, ChangeId)],
     count: u64,
     block_ms: u64,
+) -> Result<Vec<SeatChange>> {
+    read_streams(client, cursors, count, Some(block_ms)).await
+}
+
+impl Store {
+    /// On a cluster: the changes after each cursor now, at most `count` per event, without
+    /// waiting. One XREAD per hash slot (one may not span slots), all sent at once on the
+    /// pool's connections (each goes to its slot's primary, and fred follows a slot that moved);
+    /// a blocking XREAD would hold up the connection to its primary for every other command,
+    /// and one per slot would need a connection per watched event.
+    pub async fn poll_new(
+        &self,
+        cursors: &[(EventId, ChangeId)],
+        count: u64,
+    ) -> Result<Vec<SeatChange>> {
+        let client = self.client()?;
+        let mut by_slot: std::collections::BTreeMap<u16, Vec<(EventId, ChangeId)>> =
+            std::collections::BTreeMap::new();
+        for (event, cursor) in cursors {
+            by_slot
+                .entry(slot_of(&EventKeys::new(*event).changes))
+                .or_default()
+                .push((*event, *cursor));
+        }
+        let reads = by_slot
+            .values()
+            .map(|group| read_streams(&client, group, count, None));
+        Ok(futures::future::try_join_all(reads)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+}
+
+/// One XREAD over the streams of `cursors` (all of one slot on a cluster), blocking up to
+/// `block_ms` when given.
+async fn read_streams(
+    client: &Client,
+    cursors: &[(EventId, ChangeId)],
+    count: u64,
+    block_ms: Option<u64>,
 ) -> Result<Vec<SeatChange>> {
     if cursors.is_empty() {
         return Ok(Vec::new());
@@ -233,7 +276,7 @@ pub async fn read_new(
         .map(|(event, _)| EventKeys::new(*event).changes)
         .collect();
     let ids: Vec<String> = cursors.iter().map(|(_, id)| id.to_string()).collect();
-    let reply: Value = client.xread(Some(count), Some(block_ms), keys, ids).await?;
+    let reply: Value = client.xread(Some(count), block_ms, keys, ids).await?;
     let mut changes = Vec::new();
     for stream in into_items(reply) {
         let mut parts = into_items(stream).into_iter();

@@ -21,7 +21,7 @@ use fred::interfaces::{KeysInterface, ListInterface, SortedSetsInterface};
 use crate::clock::Millis;
 use crate::error::Result;
 use crate::ids::EventId;
-use crate::keys::{self, EventKeys};
+use crate::keys::{self, EventKeys, Shard};
 use crate::scripts::{self, arg, run};
 use crate::store::Store;
 
@@ -62,10 +62,11 @@ impl Store {
         // writes it reads `total` first and stops without it).
         let freed: u64 = client.unlink(k.live().to_vec()).await?;
         let member = id.to_string();
-        client.zrem::<(), _, _>(keys::HINTS, &member).await?;
-        client.zrem::<(), _, _>(keys::DUE, &member).await?;
-        // Walks the ready list, which holds at most a few tokens per busy event.
-        client.lrem::<(), _, _>(keys::READY, 0, &member).await?;
+        let shard = Shard::of(id);
+        client.zrem::<(), _, _>(shard.hints(), &member).await?;
+        client.zrem::<(), _, _>(shard.due(), &member).await?;
+        // Walks the shard's ready list, which holds at most a few tokens per busy event.
+        client.lrem::<(), _, _>(shard.ready(), 0, &member).await?;
         client.zrem::<(), _, _>(keys::ENDS, &member).await?;
         // Last: while the event is registered, the housekeeping full pass comes back to it.
         client.zrem::<(), _, _>(keys::EVENTS, &member).await?;

@@ -28,14 +28,14 @@ use crate::clock::wall_clock_ms;
 use crate::error::{Error, Result};
 use crate::ids::{EventId, JobId, SeatId, UserId};
 use crate::job::{Enqueued, JobKind};
-use crate::keys::{self, EventKeys};
+use crate::keys::{slot_of, EventKeys, Shard};
 use crate::reply::{Code, Reply};
 use crate::scripts::{self, arg, arg_bytes, run};
 use crate::store::Store;
 
 /// The most jobs one script run accepts; the rest wait for the next run.
 pub const MAX_BATCH: usize = 128;
-/// How often one API process renews its enqueue hint for an event (see `keys::HINTS`).
+/// How often one API process renews its enqueue hint for an event (see `Shard::hints`).
 const HINT_EVERY: Duration = Duration::from_secs(5);
 /// A hint older than this, on an empty queue, is forgotten; it must exceed HINT_EVERY by far.
 pub const HINT_KEEP: Duration = Duration::from_secs(60);
@@ -62,7 +62,7 @@ struct Inner {
     /// The jobs of each event waiting for the next batch. An event is in the map exactly while
     /// a sender task runs for it.
     outbox: Mutex<HashMap<EventId, Vec<Pending>>>,
-    /// When this enqueuer last recorded an enqueue hint per event (see [`keys::HINTS`]).
+    /// When this enqueuer last recorded an enqueue hint per event (see [`Shard::hints`]).
     hinted: Mutex<HashMap<EventId, Instant>>,
 }
 
@@ -181,15 +181,21 @@ impl Enqueuer {
             args.push(arg_bytes(&job.user.to_bytes()));
         }
         // On a single Redis the script pushes the ready token itself, which saves the wake-up a
-        // round trip; on a cluster the ready list is in another slot, so it is left out and
-        // `after_accepting` pushes the token.
-        let with_ready = [k.event.as_str(), &k.seats, &k.queue, keys::READY];
+        // round trip; on a cluster the shard's ready list is in another slot than the event, so
+        // it is left out and `after_accepting` pushes the token.
+        let with_ready = [
+            k.event.as_str(),
+            &k.seats,
+            &k.queue,
+            Shard::of(event).ready(),
+        ];
         let script_keys = if store.clustered() {
             &with_ready[..3]
         } else {
             &with_ready[..]
         };
-        let mut reply = run(&scripts::ENQUEUE, &store.client()?, script_keys, args).await?;
+        let client = store.client()?;
+        let mut reply = run(&scripts::ENQUEUE, &client, script_keys, args).await?;
         let wake = reply.flag()?;
         let mut outcomes = Vec::with_capacity(batch.len());
         for _ in batch {
@@ -197,6 +203,16 @@ impl Enqueuer {
                 .value()
                 .ok_or_else(|| Error::Corrupt("an enqueue reply is short of outcomes".into()))?;
             outcomes.push(self.outcome(event, Reply::new(outcome))?);
+        }
+        if outcomes
+            .iter()
+            .any(|o| matches!(o, Enqueued::Accepted { .. }))
+        {
+            // REDIS_REPLICA_ACKS: no 202 before the replicas have the jobs. Should they not
+            // acknowledge in time the batch is answered 503, though its jobs are queued on the
+            // primary (and applied, unless a failover undoes them): like a reply lost on the
+            // way, the client cannot tell.
+            store.replicated(&client, slot_of(&k.queue)).await?;
         }
         Ok((outcomes, wake))
     }
@@ -247,7 +263,7 @@ impl Enqueuer {
         self.store()
             .client()?
             .zadd::<(), _, _>(
-                keys::HINTS,
+                Shard::of(event).hints(),
                 None,
                 Some(Ordering::GreaterThan),
                 false,

@@ -4,8 +4,11 @@
 /// Something went wrong below the business rules.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
-    /// Redis could not be reached or did not answer in time; retrying later may work.
-    #[error("Redis is unavailable")]
+    /// Redis could not be reached or did not answer in time, or a cluster is between two
+    /// topologies (`MOVED` or `ASK` not followed, `CLUSTERDOWN`, `TRYAGAIN`: a failover or a
+    /// resharding under way); retrying later may work. Shown with Redis's own words, so that a
+    /// log line says which.
+    #[error("Redis is unavailable ({})", .0.details())]
     Unavailable(#[source] fred::error::Error),
     /// Redis refused a write for lack of memory (`maxmemory` reached, `noeviction`): nothing was
     /// written, reads still work, and writes are taken again once memory is freed or the limit
@@ -18,6 +21,14 @@ pub enum Error {
     /// A lock of this process was poisoned by a panic in another task: a bug.
     #[error("a lock of {0} was poisoned by a panic")]
     Poisoned(&'static str),
+    /// Redis Cluster refused a command over keys of several slots (`CROSSSLOT`): a bug of the
+    /// service (every script and command keeps to one slot), which no retry mends.
+    #[error("Redis Cluster refused keys of several slots ({})", .0.details())]
+    CrossSlot(#[source] fred::error::Error),
+    /// The configuration does not fit the Redis it names (REDIS_URL says one Redis and the
+    /// server is a cluster node, or the other way round): startup stops with this sentence.
+    #[error("{0}")]
+    Misconfigured(String),
 }
 
 /// How Redis's refusal of a write for lack of memory begins, for a command and for a script whose
@@ -29,11 +40,47 @@ const OOM: &str = "OOM ";
 /// anything else [`Error::Unavailable`].
 impl From<fred::error::Error> for Error {
     fn from(e: fred::error::Error) -> Self {
-        if e.details().starts_with(OOM) {
-            Self::StoreFull(e)
-        } else {
-            Self::Unavailable(e)
+        match ClusterError::of(&e) {
+            _ if e.details().starts_with(OOM) => Self::StoreFull(e),
+            Some(ClusterError::CrossSlot) => Self::CrossSlot(e),
+            _ => Self::Unavailable(e),
         }
+    }
+}
+
+/// The errors of Redis Cluster's own: where fred's reply (or the script error around it) names
+/// one, it is logged with its detail by whoever meets it, and all but `CrossSlot` pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterError {
+    /// `MOVED <slot> <host:port>`: the slot lives on another node (a redirection fred did not
+    /// follow).
+    Moved,
+    /// `ASK <slot> <host:port>`: the slot is being migrated.
+    Ask,
+    /// `CLUSTERDOWN`: the cluster cannot serve the slot (a primary failed, no replica promoted
+    /// yet).
+    ClusterDown,
+    /// `TRYAGAIN`: a multi-key command met a slot being migrated.
+    TryAgain,
+    /// `CROSSSLOT`: keys of several slots in one command.
+    CrossSlot,
+}
+
+impl ClusterError {
+    /// The cluster error Redis's reply names, if any. fred gives these no error kind of their
+    /// own (a script's error wraps the command's), so its words decide.
+    pub fn of(e: &fred::error::Error) -> Option<Self> {
+        let details = e.details();
+        [
+            ("MOVED ", Self::Moved),
+            ("ASK ", Self::Ask),
+            ("CLUSTERDOWN", Self::ClusterDown),
+            ("TRYAGAIN", Self::TryAgain),
+            ("CROSSSLOT", Self::CrossSlot),
+        ]
+        .into_iter()
+        .find(|(word, _)| details.starts_with(word) || details.contains(&format!(" {word}")))
+        .map(|(_, kind)| kind)
     }
 }
 
@@ -68,5 +115,48 @@ mod tests {
             let e = Error::from(RedisError::new(ErrorKind::Unknown, details));
             assert!(matches!(e, Error::Unavailable(_)), "{details}: {e:?}");
         }
+    }
+
+    #[test]
+    fn cluster_errors_are_told_apart_and_only_crossslot_is_not_transient() {
+        use super::ClusterError as C;
+        for (details, kind, transient) in [
+            ("MOVED 3999 127.0.0.1:6381", C::Moved, true),
+            ("ASK 3999 127.0.0.1:6381", C::Ask, true),
+            ("CLUSTERDOWN The cluster is down", C::ClusterDown, true),
+            ("CLUSTERDOWN Hash slot not served", C::ClusterDown, true),
+            (
+                "TRYAGAIN Multiple keys request during rehashing of slot",
+                C::TryAgain,
+                true,
+            ),
+            (
+                "CROSSSLOT Keys in request don't hash to the same slot",
+                C::CrossSlot,
+                false,
+            ),
+            (
+                "ERR Error running script (call to f_1): @user_script:12: CROSSSLOT Keys in request don't hash to the same slot",
+                C::CrossSlot,
+                false,
+            ),
+        ] {
+            let redis = RedisError::new(ErrorKind::Unknown, details);
+            assert_eq!(C::of(&redis), Some(kind), "{details}");
+            let e = Error::from(redis);
+            assert_eq!(
+                matches!(e, Error::Unavailable(_)),
+                transient,
+                "{details}: {e:?}"
+            );
+            assert!(e.to_string().contains(details), "the detail is shown: {e}");
+        }
+        assert_eq!(
+            C::of(&RedisError::new(
+                ErrorKind::Unknown,
+                "ERR wrong number of arguments"
+            )),
+            None
+        );
     }
 }

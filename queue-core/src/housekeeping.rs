@@ -11,7 +11,7 @@ use crate::clock::{wall_clock_ms, Millis};
 use crate::enqueue::HINT_KEEP;
 use crate::error::Result;
 use crate::ids::EventId;
-use crate::keys::{self, EventKeys};
+use crate::keys::{self, EventKeys, Shard};
 use crate::scripts::{self, arg, run};
 use crate::store::Store;
 use crate::workers::Heartbeat;
@@ -70,7 +70,7 @@ impl Store {
     pub async fn schedule_sweep(&self, event: EventId, at: Millis) -> Result<()> {
         self.client()?
             .zadd::<(), _, _>(
-                keys::DUE,
+                Shard::of(event).due(),
                 None,
                 Some(fred::types::sorted_sets::Ordering::LessThan),
                 false,
@@ -85,32 +85,41 @@ impl Store {
     /// callers pass their own clock: on one machine they agree; across machines a skew only
     /// moves tidying earlier or later, never correctness.
     pub async fn sweep_due(&self, now: Millis) -> Result<u64> {
-        let due: Vec<(String, f64)> = self
-            .client()?
-            .zrangebyscore(
-                keys::DUE,
-                "-inf",
-                now as f64,
-                true,
-                Some((0, PASS_LIMIT as i64)),
-            )
-            .await?;
+        // Every shard's schedule, read at once (on a cluster they are on several primaries).
+        let client = self.client()?;
+        let reads = Shard::all().map(|shard| {
+            let client = client.clone();
+            async move {
+                let due: Vec<(String, f64)> = client
+                    .zrangebyscore(
+                        shard.due(),
+                        "-inf",
+                        now as f64,
+                        true,
+                        Some((0, PASS_LIMIT as i64)),
+                    )
+                    .await?;
+                Ok::<_, crate::Error>((shard, due))
+            }
+        });
         let mut lapsed = 0;
-        for (event, score) in due {
-            let Ok(id) = event.parse::<EventId>() else {
-                self.client()?.zrem::<(), _, _>(keys::DUE, event).await?;
-                continue;
-            };
-            // The entry that fell due goes first, unless a worker scheduled the event anew
-            // meanwhile; the sweep then schedules the next time it is needed (if ever).
-            run(
-                &scripts::FORGET_STALE,
-                &self.client()?,
-                [keys::DUE],
-                vec![arg(event), arg(score)],
-            )
-            .await?;
-            lapsed += self.sweep(id).await?;
+        for (shard, due) in futures::future::try_join_all(reads).await? {
+            for (event, score) in due {
+                let Ok(id) = event.parse::<EventId>() else {
+                    self.client()?.zrem::<(), _, _>(shard.due(), event).await?;
+                    continue;
+                };
+                // The entry that fell due goes first, unless a worker scheduled the event anew
+                // meanwhile; the sweep then schedules the next time it is needed (if ever).
+                run(
+                    &scripts::FORGET_STALE,
+                    &self.client()?,
+                    [shard.due()],
+                    vec![arg(event), arg(score)],
+                )
+                .await?;
+                lapsed += self.sweep(id).await?;
+            }
         }
         Ok(lapsed)
     }
@@ -155,23 +164,39 @@ impl Store {
     /// Wakes every hinted event whose queue has jobs but no live lease, and forgets hints that
     /// are old and whose queue is empty. Returns the number of queues woken.
     pub async fn reconcile(&self) -> Result<u64> {
-        let hints: Vec<(String, f64)> = self
-            .client()?
-            .zrange(
-                keys::HINTS,
-                0,
-                PASS_LIMIT as i64 - 1,
-                None,
-                true, // newest first: with more than PASS_LIMIT hints, the busiest events matter
-                None,
-                true,
-            )
-            .await?;
+        // Every shard's newest hints, read at once; then the newest PASS_LIMIT of them all.
+        let client = self.client()?;
+        let reads = Shard::all().map(|shard| {
+            let client = client.clone();
+            async move {
+                let hints: Vec<(String, f64)> = client
+                    .zrange(
+                        shard.hints(),
+                        0,
+                        PASS_LIMIT as i64 - 1,
+                        None,
+                        true, // newest first: with more hints than that, the busiest matter
+                        None,
+                        true,
+                    )
+                    .await?;
+                Ok::<_, crate::Error>(hints.into_iter().map(move |(e, at)| (shard, e, at)))
+            }
+        });
+        let mut hints: Vec<(Shard, String, f64)> = futures::future::try_join_all(reads)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        hints.sort_by(|a, b| b.2.total_cmp(&a.2));
+        hints.truncate(PASS_LIMIT);
         let stale_before = (wall_clock_ms() - HINT_KEEP.as_millis() as i64) as f64;
         let mut woken = 0;
-        for (event, hinted_at) in hints {
+        for (shard, event, hinted_at) in hints {
             let Ok(id) = event.parse::<EventId>() else {
-                self.client()?.zrem::<(), _, _>(keys::HINTS, event).await?;
+                self.client()?
+                    .zrem::<(), _, _>(shard.hints(), event)
+                    .await?;
                 continue;
             };
             let (wake, depth) = self.wake_if_stalled(id).await?;
@@ -181,7 +206,7 @@ impl Store {
                 run(
                     &scripts::FORGET_STALE,
                     &self.client()?,
-                    [keys::HINTS],
+                    [shard.hints()],
                     vec![arg(event), arg(hinted_at)],
                 )
                 .await?;
@@ -193,9 +218,14 @@ impl Store {
     /// Total jobs waiting across the events with recent activity (those hinted).
     pub async fn queue_depth(&self) -> Result<u64> {
         let client = self.client()?;
-        let events: Vec<String> = client
-            .zrange(keys::HINTS, 0, -1, None, false, None, false)
-            .await?;
+        let reads = Shard::all().map(|shard| {
+            client.zrange::<Vec<String>, _, _, _>(shard.hints(), 0, -1, None, false, None, false)
+        });
+        let events: Vec<String> = futures::future::try_join_all(reads)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
         let depths = events
             .iter()
             .filter_map(|e| e.parse::<EventId>().ok())
@@ -236,27 +266,38 @@ impl Store {
     }
 
     /// Makes Redis announce expired keys (`notify-keyspace-events` gains `E` and `x`, keeping
-    /// whatever else is set). Managed services may forbid CONFIG; the caller logs that and relies
-    /// on the sweep schedule alone.
+    /// whatever else is set): on a cluster, every primary (CONFIG is per node, and so are
+    /// keyspace notifications; the listener calls this again when a new primary appears).
+    /// Managed services may forbid CONFIG; the caller logs that and relies on the sweep
+    /// schedule alone.
     pub async fn enable_expiry_notifications(&self) -> Result<()> {
-        let current: HashMap<String, String> =
-            self.client()?.config_get("notify-keyspace-events").await?;
-        let mut flags = current
-            .get("notify-keyspace-events")
-            .cloned()
-            .unwrap_or_default();
-        let has_expired = flags.contains('x') || flags.contains('A');
-        if flags.contains('E') && has_expired {
-            return Ok(());
+        let client = self.client()?;
+        if !self.clustered() {
+            return enable_expiry_notifications_on(&client).await;
         }
-        for flag in ['E', 'x'] {
-            if !flags.contains(flag) {
-                flags.push(flag);
-            }
+        for node in self.primaries()? {
+            enable_expiry_notifications_on(&client.with_cluster_node(node)).await?;
         }
-        self.client()?
-            .config_set("notify-keyspace-events", flags)
-            .await?;
         Ok(())
     }
+}
+
+/// [`Store::enable_expiry_notifications`] on the node `client` sends to.
+async fn enable_expiry_notifications_on(client: &impl ConfigInterface) -> Result<()> {
+    let current: HashMap<String, String> = client.config_get("notify-keyspace-events").await?;
+    let mut flags = current
+        .get("notify-keyspace-events")
+        .cloned()
+        .unwrap_or_default();
+    let has_expired = flags.contains('x') || flags.contains('A');
+    if flags.contains('E') && has_expired {
+        return Ok(());
+    }
+    for flag in ['E', 'x'] {
+        if !flags.contains(flag) {
+            flags.push(flag);
+        }
+    }
+    client.config_set("notify-keyspace-events", flags).await?;
+    Ok(())
 }

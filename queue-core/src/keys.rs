@@ -1,8 +1,11 @@
 //! Every Redis key name of the service, built here and nowhere else.
 //!
 //! An event's keys all carry the event id as their hash tag (`rsv:{<event id>}:…`), so every script
-//! touches a single slot and the data model runs unchanged on Redis Cluster. The few keys shared by
-//! the whole service carry the tag `{sys}`.
+//! touches a single slot and the data model runs unchanged on Redis Cluster. The bookkeeping every
+//! job touches (ready tokens, hints, sweep schedule) is split into [`SHARDS`] shards, each with a
+//! tag of its own, an event's work going to the shard of its slot ([`Shard`]). The few keys shared
+//! by the whole service and touched by no job (the events registry, heartbeats, metrics...) carry
+//! the tag `{sys}`.
 
 use crate::ids::EventId;
 
@@ -105,18 +108,102 @@ pub fn event_of_tick(key: &str) -> Option<EventId> {
 /// `Store::delete_ended`; an event leaves it when it is deleted (`Store::free_event`).
 pub const ENDS: &str = "rsv:{sys}:ends";
 
-/// List of event ids with work: a token tells a worker to drain that event's queue. Pushed by
-/// whoever took the event's lease: enqueue.lua itself when it takes the lease while accepting
-/// jobs (the API pushes it only where the script cannot reach this key, on a cluster), a worker
-/// handing an event on, the reconciler waking a stalled queue; popped by workers. Tokens are
-/// hints: a duplicate costs one empty pass, never a double apply.
-pub const READY: &str = "rsv:{sys}:ready";
-/// Sorted set event id → ms of the latest enqueue hint. Written by the API after it accepts a job;
-/// read by the reconciler, which wakes events whose queue has jobs but no live lease.
-pub const HINTS: &str = "rsv:{sys}:hints";
-/// Sorted set event id → ms at which the event next needs a sweep (a hold deadline or a job
-/// record's retention). Written by workers after each batch and sweep; read by the sweeper.
-pub const DUE: &str = "rsv:{sys}:due";
+/// How many shards the ready tokens, the enqueue hints and the sweep schedule are split into:
+/// every job touches its event's shard only, so that on a cluster no key is touched by every
+/// job, and the shards spread over the primaries with the events (see [`Shard`]).
+pub const SHARDS: usize = 16;
+
+/// Hash slots of Redis Cluster.
+const SLOTS: usize = 16384;
+
+/// One shard of the service's job bookkeeping: the ready tokens, hints and sweep schedule of
+/// the events whose hash slot falls in its range (slots `i × 1024 ..= i × 1024 + 1023` of
+/// shard `i`). Each shard's keys carry a hash tag `{q<i>-<n>}` whose own slot lies in that
+/// range too, so that on a cluster whose primaries own ranges of slots (what
+/// `redis-cli --cluster create` and resharding by ranges make), a shard's keys usually sit on
+/// the primary of most of its events, and the shards spread as the events do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Shard(u8);
+
+/// The key names of one shard, made once.
+#[derive(Debug)]
+struct ShardKeys {
+    ready: String,
+    hints: String,
+    due: String,
+}
+
+static SHARD_KEYS: std::sync::LazyLock<Vec<ShardKeys>> = std::sync::LazyLock::new(|| {
+    (0..SHARDS)
+        .map(|i| {
+            let range = i * SLOTS / SHARDS..(i + 1) * SLOTS / SHARDS;
+            // The first tag of the shard's range; about one try in SHARDS lands there.
+            let tag = (0u32..)
+                .map(|n| format!("q{i}-{n}"))
+                .find(|tag| range.contains(&usize::from(slot_of(tag))))
+                .unwrap_or_else(|| format!("q{i}"));
+            let base = format!("{PREFIX}:{{{tag}}}");
+            ShardKeys {
+                ready: format!("{base}:ready"),
+                hints: format!("{base}:hints"),
+                due: format!("{base}:due"),
+            }
+        })
+        .collect()
+});
+
+/// The hash slot of a key or hash tag (Redis Cluster's CRC16 of it, modulo 16384).
+pub fn slot_of(key: &str) -> u16 {
+    fred::util::redis_keyslot(key.as_bytes())
+}
+
+impl Shard {
+    /// The shard of an event: the one whose slot range holds the event's slot.
+    pub fn of(event: EventId) -> Self {
+        let slot = usize::from(slot_of(&event.to_string()));
+        Self((slot * SHARDS / SLOTS) as u8)
+    }
+
+    /// Every shard, in order.
+    pub fn all() -> impl Iterator<Item = Self> {
+        (0..SHARDS as u8).map(Self)
+    }
+
+    /// The shard's number, 0 to [`SHARDS`] - 1.
+    pub fn index(self) -> usize {
+        usize::from(self.0)
+    }
+
+    fn keys(self) -> &'static ShardKeys {
+        &SHARD_KEYS[self.index()]
+    }
+
+    /// List of the shard's event ids with work: a token tells a worker to drain that event's
+    /// queue. Pushed by whoever took the event's lease: enqueue.lua itself when it takes the
+    /// lease while accepting jobs on a single Redis (on a cluster the list is in another slot
+    /// than the event, and the API pushes it after the script), a worker handing an event on,
+    /// the reconciler waking a stalled queue; popped by workers (on a single Redis one BLPOP
+    /// over every shard's list; on a cluster one blocking connection per shard). Tokens are
+    /// hints: a duplicate costs one empty pass, never a double apply.
+    pub fn ready(self) -> &'static str {
+        &self.keys().ready
+    }
+
+    /// Sorted set event id → ms of the latest enqueue hint, for the shard's events. Written by
+    /// the API after it accepts a job; read by the reconciler (every shard), which wakes events
+    /// whose queue has jobs but no live lease, and by `/health` and `/metrics` (depth).
+    pub fn hints(self) -> &'static str {
+        &self.keys().hints
+    }
+
+    /// Sorted set event id → ms at which the event next needs a sweep (a hold deadline or a job
+    /// record's retention), for the shard's events. Written by workers after each batch and
+    /// sweep; read by the sweeper (every shard).
+    pub fn due(self) -> &'static str {
+        &self.keys().due
+    }
+}
+
 /// Sorted set event id → ms of its creation: every event. Written by the API on create; read by
 /// the sweeper's slow full pass and by `GET /events` (newest first).
 pub const EVENTS: &str = "rsv:{sys}:events";
@@ -224,6 +311,56 @@ mod tests {
         }
         assert_eq!(event_of_tick(&keys.tick), Some(event));
         assert_eq!(event_of_tick(&keys.seats), None);
+    }
+
+    /// The hash tag between the first `{` and the next `}`.
+    fn tag_of(key: &str) -> &str {
+        let first = key.find('{').expect("a hash tag") + 1;
+        let last = key[first..].find('}').expect("a closed tag") + first;
+        &key[first..last]
+    }
+
+    #[test]
+    fn each_shards_keys_share_a_tag_whose_slot_is_in_the_shards_range_and_events_go_to_theirs() {
+        let width = SLOTS / SHARDS;
+        let mut tags = std::collections::HashSet::new();
+        for shard in Shard::all() {
+            let tag = tag_of(shard.ready());
+            assert_eq!(tag_of(shard.hints()), tag);
+            assert_eq!(tag_of(shard.due()), tag);
+            assert!(tags.insert(tag.to_owned()), "shard tags are distinct");
+            let slot = usize::from(slot_of(tag));
+            assert_eq!(
+                slot / width,
+                shard.index(),
+                "shard {}'s tag {tag} has slot {slot}, in its own range",
+                shard.index()
+            );
+            assert_eq!(
+                slot_of(shard.ready()),
+                slot_of(tag),
+                "the tag decides the slot"
+            );
+        }
+        assert_eq!(tags.len(), SHARDS);
+        let mut per_shard = [0usize; SHARDS];
+        for _ in 0..16_000 {
+            let event = EventId::new_random();
+            let shard = Shard::of(event);
+            let slot = usize::from(slot_of(&EventKeys::new(event).queue));
+            assert_eq!(
+                slot / width,
+                shard.index(),
+                "an event goes to its slot's shard"
+            );
+            per_shard[shard.index()] += 1;
+        }
+        for (i, n) in per_shard.iter().enumerate() {
+            assert!(
+                (800..=1200).contains(n),
+                "shard {i} got {n} of 16000 random events, not about 1000"
+            );
+        }
     }
 
     #[test]

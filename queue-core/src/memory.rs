@@ -43,18 +43,66 @@ impl RedisMemory {
     }
 }
 
+/// The memory of the Redis the service uses: on a cluster, every primary's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Memory {
+    /// The sum over the primaries (the one Redis's own figures on a single Redis).
+    pub total: RedisMemory,
+    /// The primary nearest its limit: at its `maxmemory` it refuses writes to its slots, however
+    /// much room the others have.
+    pub fullest: RedisMemory,
+}
+
 impl Store {
-    /// Redis's memory use and limit.
-    pub async fn memory(&self) -> Result<RedisMemory> {
-        let info: String = self
-            .client()?
-            .custom(
-                CustomCommand::new_static("INFO", ClusterHash::Random, false),
-                vec!["memory"],
-            )
-            .await?;
-        RedisMemory::parse(&info)
-            .ok_or_else(|| Error::Corrupt("INFO memory lacks used_memory or maxmemory".into()))
+    /// Redis's memory use and limit: `INFO memory` of every primary, each on the connection the
+    /// process already has to it.
+    pub async fn memory(&self) -> Result<Memory> {
+        let client = self.client()?;
+        let info = CustomCommand::new_static("INFO", ClusterHash::Random, false);
+        let infos: Vec<String> = if self.clustered() {
+            let reads = self.primaries()?.into_iter().map(|node| {
+                let (client, info) = (client.clone(), info.clone());
+                async move {
+                    client
+                        .with_cluster_node(node)
+                        .custom::<String, _>(info, vec!["memory"])
+                        .await
+                }
+            });
+            futures::future::try_join_all(reads).await?
+        } else {
+            vec![client.custom(info, vec!["memory"]).await?]
+        };
+        let nodes = infos
+            .iter()
+            .map(|info| {
+                RedisMemory::parse(info).ok_or_else(|| {
+                    Error::Corrupt("INFO memory lacks used_memory or maxmemory".into())
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Memory::of(&nodes).ok_or_else(|| Error::Corrupt("no primary answered INFO".into()))
+    }
+}
+
+impl Memory {
+    /// The figures of a service over these primaries; `None` for none.
+    pub fn of(nodes: &[RedisMemory]) -> Option<Self> {
+        let share = |m: &RedisMemory| match m.max {
+            0 => 0.0,
+            max => m.used as f64 / max as f64,
+        };
+        let fullest = *nodes.iter().max_by(|a, b| share(a).total_cmp(&share(b)))?;
+        let total = RedisMemory {
+            used: nodes.iter().map(|m| m.used).sum(),
+            // Any primary without a limit: the whole has none.
+            max: if nodes.iter().any(|m| m.max == 0) {
+                0
+            } else {
+                nodes.iter().map(|m| m.max).sum()
+            },
+        };
+        Some(Self { total, fullest })
     }
 }
 
@@ -91,5 +139,21 @@ mod tests {
             "no limit, never full"
         );
         assert_eq!(RedisMemory::parse("used_memory_rss:1\r\n"), None);
+    }
+
+    #[test]
+    fn a_cluster_sums_its_primaries_and_names_the_fullest() {
+        use super::Memory;
+        let node = |used, max| RedisMemory { used, max };
+        let memory = Memory::of(&[node(10, 100), node(96, 100), node(50, 200)]).expect("three");
+        assert_eq!(memory.total, node(156, 400));
+        assert_eq!(memory.fullest, node(96, 100), "96% is the fullest");
+        assert!(memory.fullest.near_full() && !memory.total.near_full());
+        let unlimited = Memory::of(&[node(10, 0), node(5, 100)]).expect("two");
+        assert_eq!(
+            unlimited.total.max, 0,
+            "one primary without a limit: no limit"
+        );
+        assert_eq!(Memory::of(&[]), None);
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Each event has its own queue list, and jobs are taken off it and applied in one script
 //! (`process.lua`), so a job is never in flight outside Redis. Workers learn which events have
-//! work from ready tokens (see `keys::READY`); a token comes with the event's *lease*, a deadline
+//! work from ready tokens (see `Shard::ready`); a token comes with the event's *lease*, a deadline
 //! in the event hash saying that a worker is on it. Whoever takes an expired lease pushes a token.
 //! If a worker dies, its lease lapses and the housekeeping pass takes it over (`reconcile`), so an
 //! accepted job waits at most a lease length longer, and is never lost (G4).
@@ -10,13 +10,13 @@
 use std::time::Duration;
 
 use fred::clients::Client;
-use fred::interfaces::ListInterface;
+use fred::interfaces::{ListInterface, PubsubInterface};
 
 use crate::clock::Millis;
 use crate::error::Result;
 use crate::ids::EventId;
 use crate::job::JobView;
-use crate::keys::{self, EventKeys};
+use crate::keys::{self, EventKeys, Shard};
 use crate::scripts::{self, arg, run};
 use crate::store::Store;
 use crate::wire::decode_record;
@@ -36,16 +36,25 @@ impl Store {
     /// Tells the workers that `event` has jobs and that the caller holds its lease.
     pub async fn push_ready(&self, event: EventId) -> Result<()> {
         self.client()?
-            .rpush::<(), _, _>(keys::READY, event.to_string())
+            .rpush::<(), _, _>(Shard::of(event).ready(), event.to_string())
             .await?;
         Ok(())
     }
 
-    /// Waits up to `timeout` for a ready token, on a client of the caller's own (a blocking pop
-    /// holds up every other command on its connection). `None` when none came.
-    pub async fn next_ready(&self, client: &Client, timeout: Duration) -> Result<Option<EventId>> {
+    /// Waits up to `timeout` for a ready token of one of `shards`, on a client of the caller's
+    /// own (a blocking pop holds up every other command on its connection). `None` when none
+    /// came. Redis pops from the first of the lists that has a token, so callers that watch
+    /// several shards vary the order (on a cluster, one BLPOP names one shard: each shard is a
+    /// slot of its own).
+    pub async fn next_ready(
+        &self,
+        client: &Client,
+        shards: &[Shard],
+        timeout: Duration,
+    ) -> Result<Option<EventId>> {
+        let lists: Vec<&str> = shards.iter().map(|s| s.ready()).collect();
         match client
-            .blpop::<Option<(String, String)>, _>(keys::READY, timeout.as_secs_f64())
+            .blpop::<Option<(String, String)>, _>(lists, timeout.as_secs_f64())
             .await
         {
             Ok(Some((_, event))) => Ok(event.parse().ok()),
@@ -61,9 +70,13 @@ impl Store {
     pub async fn process(&self, event: EventId, max_jobs: usize) -> Result<Batch> {
         let k = EventKeys::new(event);
         let (rules, queue) = (self.rules(), self.queue());
+        // With REDIS_REPLICA_ACKS the script publishes nothing: the results are announced here,
+        // once the replicas have them.
+        let defer = self.waits_for_replicas();
+        let client = self.client()?;
         let mut reply = run(
             &scripts::PROCESS,
-            &self.client()?,
+            &client,
             [
                 &k.event,
                 &k.seats,
@@ -82,7 +95,7 @@ impl Store {
                 arg(rules.max_held_seats),
                 arg(queue.job_result_ttl_secs * 1000),
                 arg(self.workers().lease_ms),
-                arg(keys::FINISHED_CHANNEL),
+                arg(if defer { "" } else { keys::FINISHED_CHANNEL }),
                 arg(event),
                 arg(queue.retry_attempts),
                 arg(queue.retry_base_ms),
@@ -94,6 +107,19 @@ impl Store {
         let applied = reply.unsigned()?;
         let remaining = reply.unsigned()?;
         let next_due = Some(reply.int()?).filter(|d| *d >= 0);
+        let announcement = if defer {
+            reply.next_bytes().transpose()?
+        } else {
+            None
+        };
+        if applied > 0 {
+            self.replicated(&client, keys::slot_of(&k.queue)).await?;
+        }
+        if let Some(message) = announcement.filter(|m| !m.is_empty()) {
+            client
+                .publish::<(), _, _>(keys::FINISHED_CHANNEL, message)
+                .await?;
+        }
         let limit = self.rules().max_held_seats;
         let mut finished = Vec::with_capacity(applied as usize);
         while let Some(record) = reply.next_bytes() {

@@ -14,6 +14,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("API_HTTP_WORKERS", "api.http_workers"),
     ("REDIS_URL", "redis.url"),
     ("REDIS_POOL_SIZE", "redis.pool_size"),
+    ("REDIS_REPLICA_ACKS", "redis.replica_acks"),
     ("WORKERS", "workers.count"),
     ("WORKER_CONCURRENCY", "workers.concurrency"),
     ("HOLD_TTL_SECS", "reservations.hold_ttl_secs"),
@@ -107,11 +108,25 @@ impl std::fmt::Debug for ApiSettings {
     }
 }
 
+/// The schemes REDIS_URL may start with: one Redis, or a Redis Cluster (fred's form,
+/// `redis-cluster://host:port?node=host:port&node=...`, every `node` a further seed).
+pub const REDIS_SCHEMES: [&str; 4] = [
+    "redis://",
+    "rediss://",
+    "redis-cluster://",
+    "rediss-cluster://",
+];
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct RedisSettings {
     pub url: String,
     pub pool_size: usize,
     pub command_timeout_ms: u64,
+    /// Replicas that must have a write (WAIT) before the 202 of a job it accepted, and before
+    /// the announcement of the results it stored: 0 (the default) waits for none.
+    pub replica_acks: u32,
+    /// How long that WAIT waits; fewer acknowledgements by then: the request gets 503.
+    pub replica_ack_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -365,7 +380,7 @@ impl Settings {
             let rate = self.rate_limits.rate(class);
             (1..=1_000_000).contains(&rate.burst) && (1..=86_400_000).contains(&rate.every_ms)
         });
-        let checks: [(&'static str, bool, String); 24] = [
+        let checks: [(&'static str, bool, String); 26] = [
             (
                 "api.bind",
                 self.api.bind.parse::<std::net::IpAddr>().is_ok(),
@@ -392,13 +407,28 @@ impl Settings {
             ),
             (
                 "redis.url",
-                self.redis.url.starts_with("redis://") || self.redis.url.starts_with("rediss://"),
-                "must start with redis:// or rediss://".into(),
+                REDIS_SCHEMES
+                    .iter()
+                    .any(|scheme| self.redis.url.starts_with(scheme)),
+                "must start with redis:// or rediss:// (one Redis), or redis-cluster:// or \
+                 rediss-cluster:// (a Redis Cluster: \
+                 redis-cluster://host:port?node=host:port&node=...)"
+                    .into(),
             ),
             (
                 "redis.pool_size",
                 (1..=64).contains(&self.redis.pool_size),
                 "must be from 1 to 64".into(),
+            ),
+            (
+                "redis.replica_acks",
+                self.redis.replica_acks <= 16,
+                "must be from 0 (wait for no replica) to 16".into(),
+            ),
+            (
+                "redis.replica_ack_timeout_ms",
+                (1..=60_000).contains(&self.redis.replica_ack_timeout_ms),
+                "must be from 1 to 60000".into(),
             ),
             (
                 "workers.concurrency",
@@ -525,6 +555,26 @@ mod tests {
             .collect();
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
         Settings::load_with(&dir, |name| env.get(name).cloned())
+    }
+
+    #[test]
+    fn redis_url_takes_one_redis_or_a_cluster_and_names_both_forms_when_refused() {
+        for url in [
+            "redis://127.0.0.1:6379",
+            "rediss://cache.example:6380/2",
+            "redis-cluster://127.0.0.1:7000?node=127.0.0.1:7001&node=127.0.0.1:7002",
+            "rediss-cluster://a.example:7000",
+        ] {
+            let s = load(&[("REDIS_URL", url)]).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!(s.redis.url, url);
+        }
+        let err = load(&[("REDIS_URL", "http://127.0.0.1:6379")])
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            err.contains("redis-cluster://") && err.contains("redis://"),
+            "the error names both forms: {err}"
+        );
     }
 
     #[test]

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use fred::clients::{Client, Pool, SubscriberClient};
 use fred::error::ErrorKind;
 use fred::interfaces::{ClientLike, EventInterface};
-use fred::types::config::{Config, ReconnectPolicy};
-use fred::types::Builder;
+use fred::types::config::{Config, ReconnectPolicy, Server, ServerConfig};
+use fred::types::{Builder, ClusterHash, CustomCommand};
 
 use crate::error::{Error, Result};
 use crate::settings::{
@@ -47,9 +47,12 @@ pub(crate) struct Common {
     rules: ReservationSettings,
     queue: QueueSettings,
     workers: WorkerSettings,
-    /// Whether REDIS_URL names a cluster: then no script may touch keys of two slots, and the
-    /// `{sys}` keys are written by separate commands. (Cluster URLs are refused by the settings
-    /// for now, so this is false until Redis Cluster is supported.)
+    /// REDIS_REPLICA_ACKS and how long to wait for them.
+    replica_acks: u32,
+    replica_ack_timeout_ms: u64,
+    /// Whether REDIS_URL names a cluster (`redis-cluster://`, checked against the server's
+    /// `cluster_enabled` at startup): then no script may touch keys of two slots, and the
+    /// shards' keys are written by commands of their own.
     clustered: bool,
     /// After an outage each pool reconnects on its own backoff, so one may be back a step (up to
     /// the 1 s cap) before another; a request whose own pool has no connection up borrows a
@@ -62,6 +65,7 @@ impl Store {
     /// (the pool keeps reconnecting in the background); fails only on a malformed URL.
     pub async fn connect(settings: &Settings) -> Result<Self> {
         let builder = builder(&settings.redis)?;
+        check_mode(&builder, &settings.redis).await?;
         let db = builder.get_config().and_then(|c| c.database).unwrap_or(0);
         let clustered = builder
             .get_config()
@@ -73,6 +77,8 @@ impl Store {
             rules: settings.reservations,
             queue: settings.queue,
             workers: settings.workers.clone(),
+            replica_acks: settings.redis.replica_acks,
+            replica_ack_timeout_ms: settings.redis.replica_ack_timeout_ms,
             siblings: RwLock::default(),
         };
         Self::open(Arc::new(common), settings.redis.pool_size).await
@@ -89,8 +95,14 @@ impl Store {
     async fn open(common: Arc<Common>, pool_size: usize) -> Result<Self> {
         let pool = common.builder.build_pool(pool_size.max(1))?;
         let links: Vec<Arc<Link>> = pool.clients().iter().map(|_| Arc::default()).collect();
-        for (client, link) in pool.clients().iter().zip(&links) {
-            Link::watch(client, link, &links);
+        // On a cluster a dropped connection is one node's: the pool's clients still reach the
+        // other primaries, and fred routes each command to its slot's node, so nothing is
+        // marked down (a command for the lost node's slots fails on its own, within the command
+        // timeout, while fred follows the failover).
+        if !common.clustered {
+            for (client, link) in pool.clients().iter().zip(&links) {
+                Link::watch(client, link, &links);
+            }
         }
         connect_and_wait(&pool).await;
         let inner = Arc::new(Inner {
@@ -123,6 +135,47 @@ impl Store {
         Ok(client)
     }
 
+    /// On a cluster, the primaries as this process's routing table has them now (fred follows
+    /// a failover or a resharding by itself and updates it); on a single Redis, that one.
+    pub fn primaries(&self) -> Result<Vec<Server>> {
+        let client = self.client()?;
+        if !self.clustered() {
+            return Ok(client.client_config().server.hosts());
+        }
+        Ok(client
+            .split_cluster()?
+            .iter()
+            .flat_map(|node| node.client_config().server.hosts())
+            .collect())
+    }
+
+    /// The settings of the pools, for one node only (a primary of a cluster, whose keyspace
+    /// notifications and `INFO` are its own).
+    fn node_builder(&self, node: &Server) -> Builder {
+        let mut builder = self.inner.common.builder.clone();
+        builder.with_config(|c| {
+            c.server = ServerConfig::Centralized {
+                server: node.clone(),
+            }
+        });
+        builder
+    }
+
+    /// A client of one node, connected.
+    pub async fn node_client(&self, node: &Server) -> Result<Client> {
+        let client = self.node_builder(node).build()?;
+        connect_and_wait(&client).await;
+        Ok(client)
+    }
+
+    /// A pub/sub client of one node (keyspace notifications are per node), re-subscribing by
+    /// itself after a reconnect.
+    pub async fn node_subscriber(&self, node: &Server) -> Result<SubscriberClient> {
+        let client = self.node_builder(node).build_subscriber_client()?;
+        connect_and_wait(&client).await;
+        Ok(client)
+    }
+
     /// The database number of REDIS_URL (keyspace notifications are per database).
     pub fn database(&self) -> u8 {
         self.inner.common.db
@@ -141,8 +194,41 @@ impl Store {
         &self.inner.common.workers
     }
 
+    /// Whether writes wait for replicas (REDIS_REPLICA_ACKS > 0) before they are told.
+    pub(crate) fn waits_for_replicas(&self) -> bool {
+        self.inner.common.replica_acks > 0
+    }
+
+    /// After a write on `client` to a key of `slot`: waits until REDIS_REPLICA_ACKS replicas
+    /// have it (WAIT, on the connection the write went out on: the one to the slot's primary),
+    /// at once when that is 0. Fewer acknowledgements within the timeout is an error: the write
+    /// is on the primary only, and a failover could undo it.
+    pub(crate) async fn replicated(&self, client: &Client, slot: u16) -> Result<()> {
+        let (acks, timeout) = (
+            self.inner.common.replica_acks,
+            self.inner.common.replica_ack_timeout_ms,
+        );
+        if acks == 0 {
+            return Ok(());
+        }
+        let wait = CustomCommand::new_static("WAIT", ClusterHash::Custom(slot), false);
+        let got: i64 = client
+            .custom(wait, vec![acks.to_string(), timeout.to_string()])
+            .await?;
+        if got < i64::from(acks) {
+            return Err(Error::Unavailable(fred::error::Error::new(
+                ErrorKind::Unknown,
+                format!(
+                    "NOREPLICAS {got} of the {acks} replicas REDIS_REPLICA_ACKS asks for \
+                     acknowledged the write within {timeout} ms"
+                ),
+            )));
+        }
+        Ok(())
+    }
+
     /// Whether REDIS_URL names a Redis Cluster.
-    pub(crate) fn clustered(&self) -> bool {
+    pub fn clustered(&self) -> bool {
         self.inner.common.clustered
     }
 
@@ -203,6 +289,109 @@ impl Inner {
             .filter_map(|link| read(&link.down_since))
             .max()
     }
+}
+
+/// How long the startup check of the server's mode waits for one seed to answer.
+const MODE_CHECK_WAIT: Duration = Duration::from_secs(3);
+
+/// Checks that REDIS_URL's kind (one Redis, or a cluster) is the server's (`INFO cluster`:
+/// `cluster_enabled`), asking the seeds in turn until one answers: a cluster client would only
+/// keep retrying against a lone server, and a plain client meets a MOVED for most keys of a
+/// cluster. A mismatch stops startup with the URL to write instead. When no seed answers the
+/// check is skipped (the service starts without Redis and reconnects), saying so.
+async fn check_mode(builder: &Builder, settings: &RedisSettings) -> Result<()> {
+    let Some(config) = builder.get_config() else {
+        return Ok(());
+    };
+    let clustered = config.server.is_clustered();
+    for seed in config.server.hosts() {
+        let mut probe = config.clone();
+        probe.server = ServerConfig::Centralized {
+            server: seed.clone(),
+        };
+        probe.fail_fast = true;
+        let client = Builder::from_config(probe)
+            .with_connection_config(|c| c.connection_timeout = MODE_CHECK_WAIT)
+            .with_performance_config(|p| p.default_command_timeout = MODE_CHECK_WAIT)
+            .build()?;
+        client.connect();
+        let answered = tokio::time::timeout(MODE_CHECK_WAIT, client.wait_for_connect()).await;
+        if !matches!(answered, Ok(Ok(()))) {
+            let _ = client.quit().await;
+            continue;
+        }
+        let info: std::result::Result<String, _> = client
+            .custom(
+                CustomCommand::new_static("INFO", ClusterHash::Random, false),
+                vec!["cluster"],
+            )
+            .await;
+        let nodes: Option<String> = client
+            .custom(
+                CustomCommand::new_static("CLUSTER", ClusterHash::Random, false),
+                vec!["NODES"],
+            )
+            .await
+            .ok();
+        let _ = client.quit().await;
+        let Ok(info) = info else {
+            continue;
+        };
+        let enabled = info
+            .lines()
+            .any(|line| line.trim_end() == "cluster_enabled:1");
+        let at = format!("{}:{}", seed.host, seed.port);
+        return match (clustered, enabled) {
+            (false, true) => Err(Error::Misconfigured(format!(
+                "REDIS_URL is {}:// but the server at {at} is a Redis Cluster node \
+                 (INFO cluster: cluster_enabled:1): write {}",
+                scheme_of(&settings.url),
+                cluster_url_from(&settings.url, &at, nodes.as_deref())
+            ))),
+            (true, false) => Err(Error::Misconfigured(format!(
+                "REDIS_URL is {}:// but the server at {at} is not a Redis Cluster node \
+                 (INFO cluster: cluster_enabled:0): write {}://{at} (or point REDIS_URL at \
+                 a cluster's nodes)",
+                scheme_of(&settings.url),
+                scheme_of(&settings.url).trim_end_matches("-cluster")
+            ))),
+            _ => Ok(()),
+        };
+    }
+    tracing::warn!(
+        "no Redis answers at REDIS_URL yet: whether it is a cluster is not checked; carrying on"
+    );
+    Ok(())
+}
+
+/// The scheme of a URL (`redis`, `rediss-cluster`).
+fn scheme_of(url: &str) -> &str {
+    url.split_once("://").map_or(url, |(scheme, _)| scheme)
+}
+
+/// The cluster URL to write for a plain URL that named a cluster node at `at`: the cluster's
+/// primaries (from `CLUSTER NODES`) as seeds, or only `at` when they are not known.
+fn cluster_url_from(url: &str, at: &str, nodes: Option<&str>) -> String {
+    let mut primaries: Vec<String> = nodes
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let address = fields.nth(1)?;
+            let flags = fields.next()?;
+            let address = address.split('@').next()?;
+            (flags.contains("master") && !flags.contains("fail")).then(|| address.to_owned())
+        })
+        .collect();
+    primaries.sort();
+    primaries.retain(|p| p != at);
+    let seeds: Vec<String> = primaries.iter().map(|p| format!("node={p}")).collect();
+    let query = if seeds.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", seeds.join("&"))
+    };
+    format!("{}-cluster://{at}{query}", scheme_of(url))
 }
 
 fn builder(settings: &RedisSettings) -> Result<Builder> {

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use fred::clients::Client;
 use queue_core::clock::wall_clock_ms;
+use queue_core::keys::{Shard, SHARDS};
 use queue_core::{Batch, EventId, JobState, Millis};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::shared::Worker;
@@ -60,17 +62,124 @@ impl Sweeps {
     }
 }
 
-pub(crate) async fn run(
+/// Where the drain tasks of a process take their ready tokens from.
+#[derive(Debug)]
+pub(crate) enum Tokens {
+    /// One Redis: the task pops from every shard's list with one BLPOP, on a connection of its
+    /// own, starting the list of shards one further along each time (BLPOP takes from the
+    /// first list that has a token, so a fixed order would serve the first shards first).
+    Direct(Client),
+    /// A cluster (one BLPOP cannot name lists of several slots): the process's poppers, one
+    /// per shard with a blocking connection each ([`pop_shard`]), hand their tokens on.
+    Handed(Arc<tokio::sync::Mutex<mpsc::Receiver<EventId>>>),
+}
+
+impl Tokens {
+    /// The next token, waiting up to about [`POP_TIMEOUT`].
+    async fn next(
+        &self,
+        worker: &Worker,
+        round: &mut usize,
+    ) -> queue_core::Result<Option<EventId>> {
+        match self {
+            Self::Direct(client) => {
+                *round = round.wrapping_add(1);
+                let mut shards: Vec<Shard> = Shard::all().collect();
+                shards.rotate_left(*round % SHARDS);
+                worker.store.next_ready(client, &shards, POP_TIMEOUT).await
+            }
+            Self::Handed(tokens) => {
+                let mut tokens = tokens.lock().await;
+                match tokio::time::timeout(POP_TIMEOUT, tokens.recv()).await {
+                    Ok(Some(event)) => Ok(Some(event)),
+                    // No popper left (the process is stopping), or none had a token.
+                    Ok(None) | Err(_) => Ok(None),
+                }
+            }
+        }
+    }
+
+    /// Hands the tokens taken and not yet drained back to their shards (on shutdown).
+    pub(crate) async fn give_back(&self, worker: &Worker) {
+        let Self::Handed(tokens) = self else {
+            return;
+        };
+        let mut tokens = tokens.lock().await;
+        while let Ok(event) = tokens.try_recv() {
+            hand_back(worker, event).await;
+        }
+    }
+
+    async fn quit(&self) {
+        if let Self::Direct(client) = self {
+            let _ = fred::interfaces::ClientLike::quit(client).await;
+        }
+    }
+}
+
+/// Pushes a token this process took back to its shard, for another worker (or this one) to
+/// take: the lease came with it.
+async fn hand_back(worker: &Worker, event: EventId) {
+    if let Err(e) = worker.store.push_ready(event).await {
+        worker.full.failed(&e, || {
+            tracing::warn!(%event, error = %e, "cannot hand the event on; its lease will lapse and be taken over")
+        });
+    }
+}
+
+/// On a cluster: takes the tokens of one shard, on a blocking connection of its own, and hands
+/// each to the next free drain task of the process. A token waits here while every drain task
+/// is busy (at most one per shard and process); on shutdown it goes back to its shard.
+pub(crate) async fn pop_shard(
     worker: Arc<Worker>,
-    sweeps: Arc<Sweeps>,
     client: Client,
-    task: usize,
+    shard: Shard,
+    tokens: mpsc::Sender<EventId>,
     shutdown: CancellationToken,
 ) {
+    let shards = [shard];
     while !shutdown.is_cancelled() {
         let next = tokio::select! {
             _ = shutdown.cancelled() => break,
-            next = worker.store.next_ready(&client, POP_TIMEOUT) => next,
+            next = worker.store.next_ready(&client, &shards, POP_TIMEOUT) => next,
+        };
+        match next {
+            Ok(Some(event)) => {
+                let handed = tokio::select! {
+                    _ = shutdown.cancelled() => false,
+                    sent = tokens.send(event) => sent.is_ok(),
+                };
+                if !handed {
+                    hand_back(&worker, event).await;
+                    break;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let shard = shard.index();
+                let pause = worker.full.failed(
+                    &e,
+                    || tracing::warn!(shard, error = %e, "cannot take work from Redis"),
+                );
+                tokio::time::sleep(pause).await;
+            }
+        }
+    }
+    let _ = fred::interfaces::ClientLike::quit(&client).await;
+}
+
+pub(crate) async fn run(
+    worker: Arc<Worker>,
+    sweeps: Arc<Sweeps>,
+    tokens: Arc<Tokens>,
+    task: usize,
+    shutdown: CancellationToken,
+) {
+    let mut round = task;
+    while !shutdown.is_cancelled() {
+        let next = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            next = tokens.next(&worker, &mut round) => next,
         };
         match next {
             Ok(Some(event)) => drain(&worker, &sweeps, event, &shutdown).await,
@@ -84,7 +193,7 @@ pub(crate) async fn run(
             }
         }
     }
-    let _ = fred::interfaces::ClientLike::quit(&client).await;
+    tokens.quit().await;
 }
 
 /// Applies the next batch of the event's jobs, trying again for a little while when Redis is
@@ -162,9 +271,5 @@ async fn drain(worker: &Worker, sweeps: &Sweeps, event: EventId, shutdown: &Canc
             break;
         }
     }
-    if let Err(e) = worker.store.push_ready(event).await {
-        worker.full.failed(&e, || {
-            tracing::warn!(%event, error = %e, "cannot hand the event on; its lease will lapse and be taken over")
-        });
-    }
+    hand_back(worker, event).await;
 }

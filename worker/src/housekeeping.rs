@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fred::interfaces::{EventInterface, PubsubInterface};
+use fred::types::config::Server;
 use queue_core::clock::wall_clock_ms;
 use queue_core::keys;
 use tokio::sync::broadcast::error::RecvError;
@@ -104,10 +105,69 @@ fn count_sweep(worker: &Worker, lapsed: u64) {
     }
 }
 
+/// How often a worker on a cluster looks for primaries it does not listen to yet (after a
+/// failover, the promoted replica) and lets go of nodes that are no longer primaries.
+const PRIMARIES_CHECK: Duration = Duration::from_secs(2);
+
 /// Sweeps an event as soon as Redis announces that its tick key expired. Notifications are
-/// fire-and-forget: a missed one only delays tidying until the scheduled sweep.
+/// fire-and-forget: a missed one only delays tidying until the scheduled sweep. Keyspace
+/// notifications are per node, so on a cluster there is one listener per primary, following
+/// the primaries as fred's routing table has them.
 pub(crate) async fn listen(worker: Arc<Worker>, shutdown: CancellationToken) {
-    let subscriber = match worker.store.subscriber().await {
+    if !worker.store.clustered() {
+        return listen_on(worker, None, shutdown).await;
+    }
+    let mut listening: std::collections::BTreeMap<Server, CancellationToken> = Default::default();
+    let mut tasks = Vec::new();
+    // `Application::build` turned the notifications on where it could; only a primary that
+    // comes later (a replica promoted in a failover) needs it again.
+    let mut first = true;
+    loop {
+        match worker.store.primaries() {
+            Ok(primaries) => {
+                listening.retain(|node, stop| {
+                    let keep = primaries.contains(node);
+                    if !keep {
+                        tracing::info!(%node, "no longer a primary: its listener stops");
+                        stop.cancel();
+                    }
+                    keep
+                });
+                let new: Vec<Server> = primaries
+                    .into_iter()
+                    .filter(|node| !listening.contains_key(node))
+                    .collect();
+                if !new.is_empty() && !first {
+                    if let Err(e) = worker.store.enable_expiry_notifications().await {
+                        tracing::warn!(error = %e, "cannot turn on keyspace notifications on every primary");
+                    }
+                }
+                for node in new {
+                    tracing::debug!(%node, "listening to a primary's expiry notifications");
+                    let stop = shutdown.child_token();
+                    listening.insert(node.clone(), stop.clone());
+                    tasks.push(tokio::spawn(listen_on(worker.clone(), Some(node), stop)));
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot read the cluster's primaries"),
+        }
+        first = false;
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(PRIMARIES_CHECK) => {}
+        }
+        tasks.retain(|task: &tokio::task::JoinHandle<()>| !task.is_finished());
+    }
+    futures::future::join_all(tasks).await;
+}
+
+/// The listener of one node (`None`: the one Redis).
+async fn listen_on(worker: Arc<Worker>, node: Option<Server>, shutdown: CancellationToken) {
+    let subscriber = match &node {
+        None => worker.store.subscriber().await,
+        Some(node) => worker.store.node_subscriber(node).await,
+    };
+    let subscriber = match subscriber {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "no keyspace-notification listener");

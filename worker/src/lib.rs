@@ -67,12 +67,40 @@ impl Application {
         let sweeps = Arc::new(drain::Sweeps::default());
         tracing::info!(worker = %worker.name, concurrency = worker.settings.concurrency, "worker started");
         let mut tasks: Vec<JoinHandle<()>> = Vec::new();
+        let mut shared_tokens = None;
+        if worker.store.clustered() {
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            // Connected all at once: each waits up to a few seconds for a cluster not up yet.
+            let clients = futures::future::try_join_all(
+                queue_core::keys::Shard::all().map(|_| worker.store.dedicated_client()),
+            )
+            .await?;
+            for (shard, client) in queue_core::keys::Shard::all().zip(clients) {
+                tasks.push(tokio::spawn(drain::pop_shard(
+                    worker.clone(),
+                    client,
+                    shard,
+                    tx.clone(),
+                    shutdown.clone(),
+                )));
+            }
+            // The poppers hold the senders: once they all stop, the drain tasks hear it.
+            drop(tx);
+            shared_tokens = Some(Arc::new(drain::Tokens::Handed(Arc::new(
+                tokio::sync::Mutex::new(rx),
+            ))));
+        }
         for task in 0..worker.settings.concurrency {
-            let client = worker.store.dedicated_client().await?;
+            let tokens = match &shared_tokens {
+                Some(tokens) => tokens.clone(),
+                None => Arc::new(drain::Tokens::Direct(
+                    worker.store.dedicated_client().await?,
+                )),
+            };
             tasks.push(tokio::spawn(drain::run(
                 worker.clone(),
                 sweeps.clone(),
-                client,
+                tokens,
                 task,
                 shutdown.clone(),
             )));
@@ -90,6 +118,9 @@ impl Application {
             if let Err(e) = result {
                 tracing::error!(error = %e, "a worker task panicked");
             }
+        }
+        if let Some(tokens) = shared_tokens {
+            tokens.give_back(&worker).await;
         }
         if let Err(e) = worker.counters.tally.flush(&worker.store).await {
             tracing::warn!(error = %e, "the last counts could not be added to the service-wide figures");

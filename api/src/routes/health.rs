@@ -24,10 +24,12 @@ pub struct Health {
     /// Jobs waiting across recently active events.
     #[serde(skip_serializing_if = "Option::is_none")]
     queue_depth: Option<u64>,
-    /// Bytes Redis uses (`used_memory` of `INFO memory`); absent while Redis does not answer.
+    /// Bytes Redis uses (`used_memory` of `INFO memory`; on a cluster, summed over the
+    /// primaries); absent while Redis does not answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     redis_used_memory: Option<u64>,
-    /// Redis's `maxmemory` in bytes, 0 for no limit; absent while Redis does not answer.
+    /// Redis's `maxmemory` in bytes, 0 for no limit (on a cluster, summed over the primaries; 0
+    /// when one has none); absent while Redis does not answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     redis_max_memory: Option<u64>,
     /// What is down, in words.
@@ -60,13 +62,20 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     }
     let down = !problems.is_empty();
     let memory = memory.ok();
-    if let Some(m) = memory.filter(RedisMemory::near_full) {
+    if let Some(m) = memory.map(|m| m.fullest).filter(RedisMemory::near_full) {
         problems.push(format!(
-            "redis memory: {} of {} bytes used (maxmemory), at or above {NEAR_FULL_PERCENT}%; \
+            "redis memory: {} of {} bytes used (maxmemory{}), at or above {NEAR_FULL_PERCENT}%; \
              writes are refused (store_full) once it is full",
-            m.used, m.max
+            m.used,
+            m.max,
+            if store.clustered() {
+                " of one primary"
+            } else {
+                ""
+            }
         ));
     }
+    let memory = memory.map(|m| m.total);
     let body = Health {
         status: match (down, problems.is_empty()) {
             (true, _) => "unavailable",

@@ -54,10 +54,10 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
             depth as f64,
         ));
     }
-    if let Ok(memory) = memory {
+    if let Ok(memory) = memory.map(|m| m.total) {
         families.push(gauge(
             "rsv_redis_used_memory_bytes",
-            "Bytes Redis uses (used_memory of INFO memory)",
+            "Bytes Redis uses (used_memory of INFO memory; on a cluster, summed over the primaries)",
             memory.used as f64,
         ));
         families.push(gauge(

@@ -8,7 +8,7 @@ use fred::interfaces::HashesInterface;
 use loadgen::api::SeatStatus;
 
 use crate::helpers::{
-    job_seq, keys_of, new_user, rfc3339_ms, seat_of, spawn_app, spawn_app_with, Options,
+    job_seq, keys_of, new_user, rfc3339_ms, seat_of, spawn_app, spawn_app_with, Options, RedisKind,
 };
 
 #[tokio::test]
@@ -296,7 +296,8 @@ async fn waiting_jobs_report_their_position() {
 
 #[tokio::test]
 async fn health_reports_redis_and_workers() {
-    let mut app = spawn_app_with(Options::default().workers(0)).await;
+    // It kills the one redis-server.
+    let mut app = spawn_app_with(Options::default().workers(0).redis(RedisKind::Single)).await;
     let (status, body) = app.get("/health").await;
     assert_eq!(status, 503, "no worker is alive: {body}");
     assert_eq!(body["redis"], "up");

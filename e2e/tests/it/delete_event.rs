@@ -82,20 +82,18 @@ pub(crate) async fn keys_named(redis: &Client, event: &str) -> Vec<String> {
 /// Whether any service-wide set or list still names the event.
 async fn registered_anywhere(redis: &Client, event: &str) -> Vec<&'static str> {
     let mut named = Vec::new();
+    let shard = queue_core::keys::Shard::of(event.parse().expect("an event id"));
     for (name, key) in [
         ("events", queue_core::keys::EVENTS),
-        ("hints", queue_core::keys::HINTS),
-        ("due", queue_core::keys::DUE),
+        ("hints", shard.hints()),
+        ("due", shard.due()),
     ] {
         let score: Option<f64> = redis.zscore(key, event).await.expect("ZSCORE");
         if score.is_some() {
             named.push(name);
         }
     }
-    let tokens: Vec<String> = redis
-        .lrange(queue_core::keys::READY, 0, -1)
-        .await
-        .expect("LRANGE");
+    let tokens: Vec<String> = redis.lrange(shard.ready(), 0, -1).await.expect("LRANGE");
     if tokens.iter().any(|t| t == event) {
         named.push("ready");
     }

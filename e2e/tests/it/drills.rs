@@ -11,7 +11,7 @@ use futures::future::join_all;
 
 use crate::helpers::{
     assert_each_seat_went_to_its_first_hold, job_records, new_user, queue_holds, queue_state,
-    seat_of, spawn_app_with, taken_over_within, wait_drained, Options, TestApp,
+    seat_of, spawn_app_with, taken_over_within, wait_drained, Options, RedisKind, TestApp,
     BACKLOG_APPLIED_WITHIN,
 };
 
@@ -115,12 +115,12 @@ async fn time_until_answering(app: &TestApp, event: &str) -> Duration {
 }
 
 async fn redis_outage_loses_nothing(how: Outage) {
-    let mut app = spawn_app_with(Options::default().workers(0).redis_args(&[
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "always",
-    ]))
+    let mut app = spawn_app_with(
+        Options::default()
+            .workers(0)
+            .redis(RedisKind::Single)
+            .redis_args(&["--appendonly", "yes", "--appendfsync", "always"]),
+    )
     .await;
     let event = app.create_event(100).await;
     // The load generator drives a stream of jobs on events of its own all through the drill.
@@ -578,11 +578,7 @@ async fn holds_lapse_on_time(app: &TestApp, event: &str, count: u32, every: Dura
 async fn holds_lapse_on_time_while_keyspace_notifications_are_cut_off_for_10_seconds() {
     let app = spawn_app_with(Options::default().workers(1).env("HOLD_TTL_SECS", 1)).await;
     let event = app.create_event(100).await;
-    let redis = app.redis.client().await;
-    let _: () = redis
-        .config_set("notify-keyspace-events", "")
-        .await
-        .expect("CONFIG SET");
+    app.redis.config_set("notify-keyspace-events", "").await;
     let (before_notified, before_swept) = app.holds_lapsed();
     // 40 holds over 10 s, each lapsing a second after it was made, while the load generator
     // drives a stream of jobs (with lapsing holds of its own) on other events.
@@ -593,10 +589,7 @@ async fn holds_lapse_on_time_while_keyspace_notifications_are_cut_off_for_10_sec
     );
     assert_nothing_lost(&report.expect("the on-sale runs"));
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let _: () = redis
-        .config_set("notify-keyspace-events", "Ex")
-        .await
-        .expect("CONFIG SET");
+    app.redis.config_set("notify-keyspace-events", "Ex").await;
     let (notified, swept) = app.holds_lapsed();
     assert_eq!(
         notified, before_notified,
@@ -853,7 +846,7 @@ async fn a_60_second_burst_above_capacity_gets_quick_503s_bounded_reads_and_flat
 #[tokio::test]
 async fn a_pool_with_no_connection_up_sends_on_a_siblings() {
     use queue_core::{EventName, SeatCount, Store};
-    let mut app = spawn_app_with(Options::default().workers(0)).await;
+    let mut app = spawn_app_with(Options::default().workers(0).redis(RedisKind::Single)).await;
     let first = Store::connect(&app.settings).await.expect("a store");
     let second = first.sibling(2).await.expect("a sibling pool");
     second

@@ -19,12 +19,45 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// A `redis-server` of the test's own on a free port, killed when dropped.
-pub struct TestRedis {
+/// Which kind of Redis a test runs against: one `redis-server`, or a Redis Cluster of six on
+/// loopback (3 primaries, 3 replicas). The default comes from `E2E_REDIS` (`cluster` or
+/// `single`, the default), so that the same tests run on either (`scripts/test.sh` runs the
+/// guarantee tests a second time with `E2E_REDIS=cluster`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisKind {
+    Single,
+    Cluster,
+}
+
+impl RedisKind {
+    /// The kind `E2E_REDIS` asks for.
+    pub fn from_env() -> Self {
+        match std::env::var("E2E_REDIS").as_deref() {
+            Ok("cluster") => Self::Cluster,
+            Ok("single") | Ok("") | Err(_) => Self::Single,
+            Ok(other) => panic!("E2E_REDIS is `single` or `cluster`, not `{other}`"),
+        }
+    }
+}
+
+/// The primaries and replicas of a test cluster.
+pub const CLUSTER_PRIMARIES: usize = 3;
+pub const CLUSTER_NODES: usize = 2 * CLUSTER_PRIMARIES;
+
+/// One `redis-server` process of a test Redis.
+struct Node {
     child: Child,
-    pub port: u16,
+    port: u16,
     dir: PathBuf,
+}
+
+/// A `redis-server` of the test's own on a free port, or a cluster of them, killed when dropped.
+pub struct TestRedis {
+    nodes: Vec<Node>,
+    /// The port of the (first) node.
+    pub port: u16,
     extra: Vec<String>,
+    kind: RedisKind,
 }
 
 impl TestRedis {
@@ -37,22 +70,122 @@ impl TestRedis {
         let extra: Vec<String> = extra.iter().map(|a| (*a).to_owned()).collect();
         for _ in 0..20 {
             let port = free_port();
-            let dir = std::env::temp_dir().join(format!("e2e-redis-{}-{port}", std::process::id()));
-            std::fs::create_dir_all(&dir).expect("a temporary directory");
+            let dir = node_dir(port);
             if let Some(child) = Self::spawn(port, &dir, &extra) {
                 return Self {
-                    child,
+                    nodes: vec![Node { child, port, dir }],
                     port,
-                    dir,
                     extra,
+                    kind: RedisKind::Single,
                 };
             }
         }
         panic!("could not start a redis-server");
     }
 
+    /// Starts a Redis of `kind`.
+    pub fn start_kind(kind: RedisKind, extra: &[&str]) -> Self {
+        match kind {
+            RedisKind::Single => Self::start_with(extra),
+            RedisKind::Cluster => Self::start_cluster(extra),
+        }
+    }
+
+    /// Starts six `redis-server`s in cluster mode on loopback (`cluster-node-timeout 2000`),
+    /// joins them with `redis-cli --cluster create ... --cluster-replicas 1`, and returns once
+    /// every node says `cluster_state:ok` and every replica is in sync.
+    pub fn start_cluster(extra: &[&str]) -> Self {
+        let mut extra: Vec<String> = extra.iter().map(|a| (*a).to_owned()).collect();
+        extra.extend(
+            [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-node-timeout",
+                "2000",
+                "--cluster-config-file",
+                "nodes.conf",
+            ]
+            .map(str::to_owned),
+        );
+        'attempt: for _ in 0..10 {
+            let mut nodes = Vec::with_capacity(CLUSTER_NODES);
+            for port in cluster_ports(CLUSTER_NODES) {
+                let dir = node_dir(port);
+                match Self::spawn(port, &dir, &extra) {
+                    Some(child) => nodes.push(Node { child, port, dir }),
+                    // Kills and removes the nodes started so far.
+                    None => continue 'attempt,
+                }
+            }
+            let redis = Self {
+                port: nodes[0].port,
+                nodes,
+                extra: extra.clone(),
+                kind: RedisKind::Cluster,
+            };
+            let created = Command::new("redis-cli")
+                .arg("--cluster")
+                .arg("create")
+                .args(redis.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
+                .args(["--cluster-replicas", "1", "--cluster-yes"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("redis-cli runs (it comes with redis-server)");
+            assert!(created.success(), "redis-cli --cluster create succeeds");
+            redis.wait_cluster_ok(Duration::from_secs(20));
+            return redis;
+        }
+        panic!("could not start a Redis Cluster");
+    }
+
+    /// Waits until every live node says `cluster_state:ok` with all 16384 slots served, and
+    /// every replica's link to its primary is up.
+    pub fn wait_cluster_ok(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let ok = self.live_ports().into_iter().all(|port| {
+                let info = command(port, "CLUSTER INFO").unwrap_or_default();
+                let replication = command(port, "INFO replication").unwrap_or_default();
+                info.contains("cluster_state:ok")
+                    && info.contains("cluster_slots_ok:16384")
+                    && !replication.contains("master_link_status:down")
+            });
+            if ok {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the test cluster is not ok within {within:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The ports of the nodes that answer.
+    fn live_ports(&self) -> Vec<u16> {
+        self.nodes
+            .iter()
+            .map(|n| n.port)
+            .filter(|port| redis_answers(*port))
+            .collect()
+    }
+
+    /// The ports of the nodes that are primaries now (the one node of a single Redis).
+    pub fn primary_ports(&self) -> Vec<u16> {
+        if self.kind == RedisKind::Single {
+            return vec![self.port];
+        }
+        self.nodes
+            .iter()
+            .map(|n| n.port)
+            .filter(|port| command(*port, "ROLE").is_some_and(|role| role.contains("master")))
+            .collect()
+    }
+
     /// Starts redis-server on `port`; `None` when it does not answer (the port was taken).
     fn spawn(port: u16, dir: &std::path::Path, extra: &[String]) -> Option<Child> {
+        std::fs::create_dir_all(dir).expect("a temporary directory");
         let mut child = Command::new("redis-server")
             .args([
                 "--port",
@@ -85,29 +218,57 @@ impl TestRedis {
         None
     }
 
+    fn single(&mut self, what: &str) -> &mut Node {
+        assert_eq!(
+            self.kind,
+            RedisKind::Single,
+            "{what} is for a single redis-server; a test of a cluster kills or restarts a node"
+        );
+        &mut self.nodes[0]
+    }
+
     /// Starts the server again on the same port and data directory (after `kill` or a
     /// SHUTDOWN), returning once it answers.
     pub fn restart(&mut self) {
-        let _ = self.child.wait();
-        self.child = Self::spawn(self.port, &self.dir, &self.extra)
-            .expect("redis-server restarts on its port");
+        let extra = self.extra.clone();
+        let node = self.single("restart");
+        let _ = node.child.wait();
+        node.child =
+            Self::spawn(node.port, &node.dir, &extra).expect("redis-server restarts on its port");
     }
 
     /// Asks the server to shut down (SHUTDOWN: it saves what its persistence settings say) and
     /// waits for it to exit.
     pub async fn shutdown(&mut self) {
+        self.single("shutdown");
         let client = self.client().await;
         let _ = client
             .custom::<(), _>(fred::cmd!("SHUTDOWN"), Vec::<String>::new())
             .await;
-        let _ = self.child.wait();
+        let _ = self.nodes[0].child.wait();
     }
 
+    /// REDIS_URL for this Redis: `redis://` for one server, `redis-cluster://` with every
+    /// node as a seed for a cluster.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match self.kind {
+            RedisKind::Single => format!("redis://127.0.0.1:{}", self.port),
+            RedisKind::Cluster => {
+                let seeds: Vec<String> = self.nodes[1..]
+                    .iter()
+                    .map(|n| format!("node=127.0.0.1:{}", n.port))
+                    .collect();
+                format!(
+                    "redis-cluster://127.0.0.1:{}?{}",
+                    self.port,
+                    seeds.join("&")
+                )
+            }
+        }
     }
 
-    /// A plain client, for looking at the data directly.
+    /// A plain client, for looking at the data directly (on a cluster, one that routes each
+    /// key to its node).
     pub async fn client(&self) -> Client {
         let config = Config::from_url(&self.url()).expect("a valid URL");
         let client = Builder::from_config(config).build().expect("a client");
@@ -115,27 +276,235 @@ impl TestRedis {
         client
     }
 
-    /// A digest of the whole dataset: equal digests mean nothing was written.
+    /// A client of one node only (`redis://` to its port), for per-node commands.
+    pub async fn node_client(port: u16) -> Client {
+        let config = Config::from_url(&format!("redis://127.0.0.1:{port}")).expect("a valid URL");
+        let client = Builder::from_config(config).build().expect("a client");
+        client.init().await.expect("the test Redis node answers");
+        client
+    }
+
+    /// The port of the primary that serves the event's slot now (the one node of a single
+    /// Redis), from `CLUSTER NODES`.
+    pub fn primary_of(&self, event: &str) -> u16 {
+        if self.kind == RedisKind::Single {
+            return self.port;
+        }
+        let slot = queue_core::keys::slot_of(&keys_of(event).event);
+        let nodes = self
+            .live_ports()
+            .into_iter()
+            .find_map(|port| command(port, "CLUSTER NODES"))
+            .expect("a node answers CLUSTER NODES");
+        nodes
+            .lines()
+            .filter(|line| line.contains("master") && !line.contains("fail"))
+            .find_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let port: u16 = fields.get(1)?.split('@').next()?.rsplit(':').next()?.parse().ok()?;
+                fields.get(8..)?.iter().any(|range| {
+                    let (from, to) = range.split_once('-').unwrap_or((range, range));
+                    matches!((from.parse::<u16>(), to.parse::<u16>()), (Ok(a), Ok(b)) if (a..=b).contains(&slot))
+                }).then_some(port)
+            })
+            .unwrap_or_else(|| panic!("no primary serves slot {slot}: {nodes}"))
+    }
+
+    /// The keys matching `pattern` (KEYS) on every primary, sorted.
+    pub async fn keys(&self, pattern: &str) -> Vec<String> {
+        let mut keys = Vec::new();
+        for port in self.primary_ports() {
+            let client = Self::node_client(port).await;
+            let found: Vec<String> = client
+                .custom(fred::cmd!("KEYS"), vec![pattern.to_owned()])
+                .await
+                .expect("KEYS");
+            keys.extend(found);
+            let _ = client.quit().await;
+        }
+        keys.sort();
+        keys
+    }
+
+    /// CONFIG SET on every node (CONFIG is per node; on a cluster, replicas too, so that a
+    /// promoted one keeps the setting).
+    pub async fn config_set(&self, name: &str, value: &str) {
+        for node in &self.nodes {
+            let client = Self::node_client(node.port).await;
+            let _: () = fred::interfaces::ConfigInterface::config_set(&client, name, value)
+                .await
+                .expect("CONFIG SET");
+            let _ = client.quit().await;
+        }
+    }
+
+    /// CONFIG GET of one setting on every primary, in port order.
+    pub async fn config_on_primaries(&self, name: &str) -> Vec<String> {
+        let mut values = Vec::new();
+        for port in self.primary_ports() {
+            let client = Self::node_client(port).await;
+            let value: HashMap<String, String> =
+                fred::interfaces::ConfigInterface::config_get(&client, name)
+                    .await
+                    .expect("CONFIG GET");
+            values.push(value.get(name).cloned().unwrap_or_default());
+            let _ = client.quit().await;
+        }
+        values
+    }
+
+    /// A digest of the whole dataset: equal digests mean nothing was written (on a cluster,
+    /// the digests of the primaries, in port order).
     pub async fn digest(&self) -> String {
-        let client = self.client().await;
-        let digest: String = client
-            .custom(fred::cmd!("DEBUG"), vec!["DIGEST".to_owned()])
-            .await
-            .expect("DEBUG DIGEST is enabled on test servers");
-        digest
+        let mut digests = Vec::new();
+        for port in self.primary_ports() {
+            let client = Self::node_client(port).await;
+            let digest: String = client
+                .custom(fred::cmd!("DEBUG"), vec!["DIGEST".to_owned()])
+                .await
+                .expect("DEBUG DIGEST is enabled on test servers");
+            digests.push(format!("{port}:{digest}"));
+            let _ = client.quit().await;
+        }
+        digests.join(" ")
     }
 
     /// SIGKILL: no chance to save anything.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let node = self.single("kill");
+        let _ = node.child.kill();
+        let _ = node.child.wait();
+    }
+}
+
+impl TestRedis {
+    /// The port of the replica of the primary on `port`, from `CLUSTER NODES`.
+    pub fn replica_of(&self, primary: u16) -> u16 {
+        let nodes = command(primary, "CLUSTER NODES").expect("the primary answers CLUSTER NODES");
+        let lines: Vec<Vec<&str>> = nodes
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        let port_of = |fields: &Vec<&str>| -> Option<u16> {
+            fields
+                .get(1)?
+                .split('@')
+                .next()?
+                .rsplit(':')
+                .next()?
+                .parse()
+                .ok()
+        };
+        let id = lines
+            .iter()
+            .find(|f| port_of(f) == Some(primary))
+            .and_then(|f| f.first().copied())
+            .expect("the primary is listed");
+        lines
+            .iter()
+            .find(|f| f.get(3) == Some(&id))
+            .and_then(port_of)
+            .unwrap_or_else(|| panic!("no replica of {primary}: {nodes}"))
+    }
+
+    /// Sends a signal (`STOP`, `CONT`) to the node on `port`.
+    pub fn signal_node(&self, port: u16, signal: &str) {
+        let node = self
+            .nodes
+            .iter()
+            .find(|n| n.port == port)
+            .unwrap_or_else(|| panic!("no node on port {port}"));
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &node.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "SIG{signal} was delivered to {port}");
+    }
+
+    /// SIGKILL of the node on `port` (a cluster's primary, say): its replica takes over after
+    /// the cluster node timeout.
+    pub fn kill_node(&mut self, port: u16) {
+        let node = self
+            .nodes
+            .iter_mut()
+            .find(|n| n.port == port)
+            .unwrap_or_else(|| panic!("no node on port {port}"));
+        let _ = node.child.kill();
+        let _ = node.child.wait();
     }
 }
 
 impl Drop for TestRedis {
     fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        for node in &mut self.nodes {
+            let _ = node.child.kill();
+        }
+        for node in &mut self.nodes {
+            let _ = node.child.wait();
+            let _ = std::fs::remove_dir_all(&node.dir);
+        }
+    }
+}
+
+fn node_dir(port: u16) -> PathBuf {
+    std::env::temp_dir().join(format!("e2e-redis-{}-{port}", std::process::id()))
+}
+
+/// `n` distinct ports on loopback that are free, as are their cluster bus ports (port + 10000):
+/// picked below 45536 (random, not from the kernel's ephemeral range, whose ports plus 10000
+/// can pass 65535).
+fn cluster_ports(n: usize) -> Vec<u16> {
+    use std::hash::BuildHasher;
+    let mut ports: Vec<u16> = Vec::with_capacity(n);
+    let mut seed = std::collections::hash_map::RandomState::new().hash_one(Instant::now());
+    while ports.len() < n {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let port = 20_000 + ((seed >> 33) % 25_000) as u16;
+        let free = |p: u16| TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if !ports.contains(&port) && free(port) && free(port + 10_000) {
+            ports.push(port);
+        }
+    }
+    ports
+}
+
+/// One command, in Redis's inline form, to the node on `port`: its reply as text (a bulk
+/// string's contents, or a simple reply's line; for an array, the raw reply), `None` when the
+/// node does not answer within a second.
+pub fn command(port: u16, command: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_millis(1000))).ok()?;
+    s.write_all(format!("{command}\r\n").as_bytes()).ok()?;
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = s.read(&mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        reply.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&reply);
+        let Some((head, body)) = text.split_once("\r\n") else {
+            continue;
+        };
+        match head.as_bytes().first() {
+            Some(b'$') => {
+                let len: usize = head[1..].parse().ok()?;
+                if body.len() >= len {
+                    return Some(body[..len].to_owned());
+                }
+            }
+            Some(b'*') => {
+                // Enough for ROLE: its first element says the role.
+                if body.contains("\r\n") {
+                    return Some(text.into_owned());
+                }
+            }
+            _ => return Some(head.to_owned()),
+        }
     }
 }
 
@@ -168,6 +537,8 @@ pub struct Options {
     pub tweak: Option<fn(&mut Settings)>,
     /// Extra `redis-server` arguments (persistence, say).
     pub redis_args: Vec<&'static str>,
+    /// One server or a cluster (default: `E2E_REDIS`).
+    pub redis: RedisKind,
 }
 
 impl Default for Options {
@@ -178,6 +549,7 @@ impl Default for Options {
             apis: 1,
             tweak: None,
             redis_args: Vec::new(),
+            redis: RedisKind::from_env(),
         }
     }
 }
@@ -190,6 +562,12 @@ impl Options {
 
     pub fn redis_args(mut self, args: &[&'static str]) -> Self {
         self.redis_args.extend_from_slice(args);
+        self
+    }
+
+    /// Runs the test on one server or on a cluster, whatever `E2E_REDIS` says.
+    pub fn redis(mut self, kind: RedisKind) -> Self {
+        self.redis = kind;
         self
     }
 
@@ -234,7 +612,7 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(options: Options) -> TestApp {
-    let redis = TestRedis::start_with(&options.redis_args);
+    let redis = TestRedis::start_kind(options.redis, &options.redis_args);
     let log_dir =
         std::env::temp_dir().join(format!("e2e-logs-{}-{}", std::process::id(), redis.port));
     let mut env: HashMap<String, String> = HashMap::from([

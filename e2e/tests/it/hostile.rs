@@ -141,23 +141,29 @@ fn keep_alive_client(port: u16, give_up: Duration, stop: Arc<AtomicBool>) -> Joi
     )
 }
 
-/// Every key of the dataset and its digest (DEBUG DIGEST-VALUE).
+/// Every key of the dataset and its digest (DEBUG DIGEST-VALUE), on every primary.
 pub(crate) async fn key_digests(redis: &TestRedis) -> BTreeMap<String, String> {
-    let client = redis.client().await;
-    let names: Vec<String> = client
-        .custom(fred::cmd!("KEYS"), vec!["*".to_owned()])
-        .await
-        .expect("KEYS");
-    if names.is_empty() {
-        return BTreeMap::new();
+    let mut all = BTreeMap::new();
+    for port in redis.primary_ports() {
+        let client = TestRedis::node_client(port).await;
+        let names: Vec<String> = client
+            .custom(fred::cmd!("KEYS"), vec!["*".to_owned()])
+            .await
+            .expect("KEYS");
+        for name in names {
+            // One key a call: on a cluster one DEBUG may not name keys of several slots.
+            let digest: Vec<String> = client
+                .custom(
+                    fred::cmd!("DEBUG"),
+                    vec!["DIGEST-VALUE".to_owned(), name.clone()],
+                )
+                .await
+                .expect("DEBUG DIGEST-VALUE is enabled on test servers");
+            all.insert(name, digest.into_iter().next().unwrap_or_default());
+        }
+        let _ = fred::interfaces::ClientLike::quit(&client).await;
     }
-    let mut args = vec!["DIGEST-VALUE".to_owned()];
-    args.extend(names.iter().cloned());
-    let digests: Vec<String> = client
-        .custom(fred::cmd!("DEBUG"), args)
-        .await
-        .expect("DEBUG DIGEST-VALUE is enabled on test servers");
-    names.into_iter().zip(digests).collect()
+    all
 }
 
 fn secs(d: Option<Duration>) -> String {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 
-use crate::helpers::{free_port, spawn_app_with, Options, TestApp};
+use crate::helpers::{free_port, spawn_app_with, Options, RedisKind, TestApp};
 
 /// Bytes of the API process's log files (`api.*.log`).
 fn api_log(app: &TestApp) -> String {
@@ -47,7 +47,13 @@ fn raw(port: u16, head: &[u8]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ten_thousand_bad_requests_write_under_20_bytes_of_log_each_at_info() {
     // Arrange: a real API process logging at the default level.
-    let app = spawn_app_with(Options::default().workers(0).env("LOG_LEVEL", "info")).await;
+    let app = spawn_app_with(
+        Options::default()
+            .workers(0)
+            .redis(RedisKind::Single)
+            .env("LOG_LEVEL", "info"),
+    )
+    .await;
     let port = free_port();
     let _api = app.spawn_api_process(port);
     let base = format!("http://127.0.0.1:{port}");

@@ -7,6 +7,7 @@ mod api_contract;
 mod atomicity;
 mod bad_input;
 mod browser;
+mod cluster;
 mod concurrency;
 mod delete_event;
 mod drain_rate;

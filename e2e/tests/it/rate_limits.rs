@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use fred::interfaces::ClientLike;
 use futures::future::join_all;
 use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
@@ -403,11 +402,7 @@ async fn behind_a_trusted_proxy_the_forwarded_address_is_the_client_and_otherwis
         "2001:db8::9 has a bucket of its own: {}",
         other.body
     );
-    let redis = app.redis.client().await;
-    let keys: Vec<String> = redis
-        .custom(fred::cmd!("KEYS"), vec!["rsv:rl:*".to_owned()])
-        .await
-        .expect("KEYS");
+    let keys = app.redis.keys("rsv:rl:*").await;
     for key in [
         "rsv:rl:{a:203.0.113.7}:holds",
         "rsv:rl:{a:203.0.113.8}:holds",
@@ -460,13 +455,7 @@ async fn with_rate_limits_off_the_same_flood_gets_no_429() {
         BTreeMap::from([(202, 600)]),
         "every hold accepted"
     );
-    let keys: Vec<String> = app
-        .redis
-        .client()
-        .await
-        .custom(fred::cmd!("KEYS"), vec!["rsv:rl:*".to_owned()])
-        .await
-        .expect("KEYS");
+    let keys = app.redis.keys("rsv:rl:*").await;
     assert!(keys.is_empty(), "no limiter key is written: {keys:?}");
 }
 

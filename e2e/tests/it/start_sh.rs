@@ -138,3 +138,28 @@ async fn start_sh_warns_about_a_redis_it_did_not_start_that_could_grow_or_evict(
     let said = check();
     assert!(!said.contains("warning"), "a limit and noeviction: {said}");
 }
+
+#[test]
+fn start_sh_does_not_start_a_lone_redis_for_a_cluster_url_and_says_what_to_do() {
+    // Arrange: a cluster URL whose first node does not answer (no cluster there).
+    let port = free_port();
+    let url = format!(
+        "redis-cluster://127.0.0.1:{port}?node=127.0.0.1:{}",
+        free_port()
+    );
+
+    // Act
+    let out = start_sh(&[], &[("REDIS_URL", url)]);
+
+    // Assert: it stops at once, before building or starting anything, and nothing listens.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "start.sh stops: {stderr}");
+    assert!(
+        stderr.contains("not a cluster") && stderr.contains("--cluster create"),
+        "it says it starts no cluster and how to make one: {stderr}"
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "no redis-server was started on {port}"
+    );
+}

@@ -15,20 +15,20 @@ use crate::helpers::{
 
 /// One Server-Sent Event.
 #[derive(Debug, Clone)]
-struct Message {
-    event: String,
-    id: Option<String>,
-    data: Value,
+pub(crate) struct Message {
+    pub(crate) event: String,
+    pub(crate) id: Option<String>,
+    pub(crate) data: Value,
 }
 
 /// A minimal SSE client over one HTTP response.
-struct SseClient {
+pub(crate) struct SseClient {
     response: reqwest::Response,
     buffer: Vec<u8>,
 }
 
 impl SseClient {
-    async fn connect(app: &TestApp, event: &str, last_id: Option<&str>) -> Self {
+    pub(crate) async fn connect(app: &TestApp, event: &str, last_id: Option<&str>) -> Self {
         Self::connect_as(app, event, last_id, None).await
     }
 
@@ -60,7 +60,7 @@ impl SseClient {
     }
 
     /// The next message with an `event:`, or `None` when none comes within `within`.
-    async fn next(&mut self, within: Duration) -> Option<Message> {
+    pub(crate) async fn next(&mut self, within: Duration) -> Option<Message> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             while let Some(end) = self.buffer.windows(2).position(|w| w == b"\n\n") {
