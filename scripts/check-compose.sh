@@ -129,6 +129,44 @@ if problems:
     sys.exit("docker-compose.yml is valid but misses: " + "; ".join(problems))
 ' || die "docker-compose.yml does not give the service what it needs"
 
+# ---------------------------------------------------------------- 2b. the cluster variant
+# docker-compose.cluster.yml over docker-compose.yml: six cluster nodes with what the service
+# needs, joined before the API and the workers start, which use a redis-cluster:// URL.
+cluster=(-f docker-compose.yml -f docker-compose.cluster.yml)
+"${compose[@]}" "${cluster[@]}" config --quiet || die "docker compose config rejects docker-compose.cluster.yml over docker-compose.yml"
+"${compose[@]}" "${cluster[@]}" config --format json | python3 -c '
+import json, sys
+s = json.load(sys.stdin).get("services", {})
+problems = []
+def need(ok, what):
+    if not ok:
+        problems.append(what)
+
+nodes = [f"redis-{n}" for n in range(1, 7)]
+need(set(nodes) <= set(s), "six nodes redis-1 to redis-6")
+need("redis" not in s, "no single redis (it is behind a profile)")
+for name in nodes:
+    cmd = s.get(name, {}).get("command") or []
+    arg = lambda flag: cmd[cmd.index(flag) + 1] if flag in cmd[:-1] else ""
+    need(arg("--cluster-enabled") == "yes", f"{name} runs with --cluster-enabled yes")
+    need(arg("--appendonly") == "yes", f"{name} runs with --appendonly yes")
+    need({"E", "x"} <= set(arg("--notify-keyspace-events")), f"{name} runs with --notify-keyspace-events Ex")
+    need(arg("--maxmemory-policy") == "noeviction" and arg("--maxmemory") not in ("", "0"),
+         f"{name} runs with a --maxmemory and noeviction")
+init = s.get("redis-cluster-init", {})
+need("--cluster-replicas 1" in " ".join(init.get("entrypoint") or []), "redis-cluster-init creates the cluster with a replica per primary")
+need(all((init.get("depends_on") or {}).get(n, {}).get("condition") == "service_healthy" for n in nodes),
+     "redis-cluster-init waits for every node")
+for name in ("api", "worker"):
+    svc = s.get(name, {})
+    need((svc.get("environment") or {}).get("REDIS_URL", "").startswith("redis-cluster://"), f"{name} uses a redis-cluster:// URL")
+    need(set(svc.get("depends_on") or {}) == {"redis-cluster-init"} and
+         svc["depends_on"]["redis-cluster-init"].get("condition") == "service_completed_successfully",
+         f"{name} starts once the cluster is made, and waits for nothing else")
+if problems:
+    sys.exit("docker-compose.cluster.yml is valid but misses: " + "; ".join(problems))
+' || die "docker-compose.cluster.yml does not give the service what it needs"
+
 # ---------------------------------------------------------------- 3. Dockerfile sanity
 # No docker build here (no engine): check at least what the build reads from the context.
 while read -r src; do
@@ -145,4 +183,4 @@ print(" ".join(sorted(t["name"] for p in m["packages"] for t in p["targets"] if 
     done < <(grep -o -- '--bin [A-Za-z0-9_-]*' Dockerfile | awk '{print $2}' | sort -u)
 fi
 
-log "docker-compose.yml and Dockerfile OK ($("${compose[@]}" version | head -n 1))"
+log "docker-compose.yml, docker-compose.cluster.yml and Dockerfile OK ($("${compose[@]}" version | head -n 1))"
