@@ -11,6 +11,8 @@
 #   (g) on-sale efficiency (bench/efficiency.sh, on a Redis of its own): CPU per job of Redis, the
 #       API and the workers, for wrk holds flat out and for the loadgen mix; each script's share
 #       of Redis's time goes to bench/out/<date>/efficiency-<run>.txt
+#   (h) one Redis against a Redis Cluster of 3 primaries (bench/cluster.sh): drain and on-sale,
+#       and each primary's share of the cluster's work
 # It prints a table with each figure and its ratio to the ceiling, and writes the top of
 # bench/RESULTS.md (machine, date, commit, command), keeping the comparison sections below it
 # (each under a `## ` heading). Raw JSON reports of each step go to bench/out/<date>/.
@@ -338,6 +340,20 @@ one_run() { # run number
         done
     done
     flush
+
+    # (h) the same load on one Redis and on a cluster of 3 primaries (bench/cluster.sh, on
+    # servers of its own), and how the cluster's work spreads over its primaries.
+    log "run $r/$RUNS: (h) one Redis and a 3-primary cluster (bench/cluster.sh)"
+    WORKERS="$WORKERS" "$ROOT/bench/cluster.sh" "$BIN" >"$OUT/cluster-$r.txt" 2>&1 ||
+        die "cluster.sh failed: $(tail -3 "$OUT/cluster-$r.txt")"
+    local topo
+    for topo in single cluster; do
+        add "cl_${topo}_drain" "$(awk -v t="$topo" '$1 == t && / drain: / {for (i = 1; i <= NF; i++) if ($i == "drain:") print $(i + 1)}' "$OUT/cluster-$r.txt")"
+        add "cl_${topo}_onsale" "$(awk -v t="$topo" '$1 == t && / onsale: / {for (i = 1; i <= NF; i++) if ($i == "onsale:") print $(i + 1)}' "$OUT/cluster-$r.txt")"
+    done
+    add cl_gap_calls "$(awk '/share of EVALSHA calls/ {v = $NF; sub(/%$/, "", v); print v}' "$OUT/cluster-$r.txt")"
+    add cl_gap_time "$(awk '/share of command time/ {v = $NF; sub(/%$/, "", v); print v}' "$OUT/cluster-$r.txt")"
+    flush
 }
 
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -410,6 +426,12 @@ TABLE="$(
     row "(g) same: Redis CPU per job" eff_b_redis_cpu_us_per_job 1 "µs" "" "≤ 25 µs" "$(yes_if "$(M eff_b_redis_cpu_us_per_job) <= 25")"
     row "(g) same: API CPU per POST (its reads included)" eff_b_api_cpu_us_per_post 1 "µs" "" "" ""
     row "(g) same: worker CPU per job" eff_b_worker_cpu_us_per_job 1 "µs" "" "" ""
+    row "(h) drain of 30 events' holds, one Redis, $WORKERS workers" cl_single_drain 0 "jobs/s" "" "" ""
+    row "(h) same on a cluster of 3 primaries (and 3 replicas)" cl_cluster_drain 0 "jobs/s" "$(ratio "$(M cl_cluster_drain)" "$(M cl_single_drain)") of one Redis" "" ""
+    row "(h) on-sale flat out over 30 other events, one Redis" cl_single_onsale 0 "jobs/s" "" "" ""
+    row "(h) same on the cluster" cl_cluster_onsale 0 "jobs/s" "$(ratio "$(M cl_cluster_onsale)" "$(M cl_single_onsale)") of one Redis" "" ""
+    row "(h) cluster on-sale: largest gap of a primary's EVALSHA calls from an even share" cl_gap_calls 0 "%" "" "≤ 20%" "$(yes_if "$(M cl_gap_calls) <= 20")"
+    row "(h) same for Redis's command time" cl_gap_time 0 "%" "" "≤ 20%" "$(yes_if "$(M cl_gap_time) <= 20")"
 )"
 
 CPU="$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
@@ -441,6 +463,11 @@ without; (e) \`loadgen timings -s 10000 -n 20\`; (f) \`redis-benchmark -P 1 -c 5
 (g) \`bench/efficiency.sh\`: wrk holds flat out over 40 events of 10,000 seats while 2 workers
 apply them, and a 10 s \`loadgen run\` mix, each on a fresh Redis and service; CPU from INFO cpu
 and /proc, per job applied (per POST for the API, whose figure in the mix carries its reads too).
+(h) \`bench/cluster.sh\`: 30 events as many on each primary, a backlog of their holds drained by
+$WORKERS workers, then a 10 s flat-out \`loadgen run\` over 30 other events, on one redis-server and
+on 6 (3 primaries, 3 replicas) on the same machine: with every process on the same 2 cores a
+cluster cannot be faster here; the figure to read is the spread of the work over its primaries
+(INFO commandstats during the on-sale).
 Raw reports: \`bench/out/$STAMP/\` (not committed; \`efficiency-<run>.txt\` has each script's share).
 EOF
 )"
