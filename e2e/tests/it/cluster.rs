@@ -550,10 +550,14 @@ struct Post {
     job: Option<String>,
 }
 
-/// The job once it finished (polled for up to 20 s), or as it stands then; `None` when the API
+/// The job once it finished (polled until `deadline`, shared by all the drill's polls), or as it stands then; `None` when the API
 /// does not know it. A 503 (a client's cue to retry) is counted in `unavailable` and retried.
-async fn finished(app: &TestApp, job: &str, unavailable: &AtomicUsize) -> Option<JobView> {
-    let deadline = Instant::now() + Duration::from_secs(20);
+async fn finished(
+    app: &TestApp,
+    job: &str,
+    unavailable: &AtomicUsize,
+    deadline: Instant,
+) -> Option<JobView> {
     loop {
         match app.api().job_status(job, None).await {
             Ok(Some(view)) if !view.status.is_finished() && Instant::now() < deadline => {}
@@ -561,7 +565,7 @@ async fn finished(app: &TestApp, job: &str, unavailable: &AtomicUsize) -> Option
             Err(e) if format!("{e:#}").contains("answered 503") && Instant::now() < deadline => {
                 unavailable.fetch_add(1, Ordering::Relaxed);
             }
-            Err(e) => panic!("job {job}: {e:#}"),
+            Err(e) => panic!("job {job}: {e:#} (still so at the checks' deadline)"),
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -732,7 +736,13 @@ async fn resharding_the_slots_of_live_events_loses_and_doubles_nothing() {
                 None => panic!("{event} accepts holds after the move: {posted}"),
             }
         };
-        let done = finished(&app, &job, &status_503s).await;
+        let done = finished(
+            &app,
+            &job,
+            &status_503s,
+            Instant::now() + Duration::from_secs(20),
+        )
+        .await;
         assert!(
             done.as_ref().is_some_and(|d| d.code() == Some(200)),
             "{event}'s hold after the move is applied: {done:?}"
@@ -776,12 +786,14 @@ async fn resharding_the_slots_of_live_events_loses_and_doubles_nothing() {
     }
     // Every job answered 202 ended completed or failed, as itself.
     let accepted: Vec<&Post> = posts.iter().filter(|p| p.status == 202).collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
     let views: Vec<Option<JobView>> = futures::stream::iter(&accepted)
         .map(|p| {
             finished(
                 &app,
                 p.job.as_deref().expect("a 202 has a job id"),
                 &status_503s,
+                deadline,
             )
         })
         .buffered(16)
