@@ -18,13 +18,8 @@ WORKERS=${WORKERS:-5}; EVENTS=${EVENTS:-30}
 pids=(); TMP=""
 stop_all() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pids=(); [[ -n $TMP ]] && rm -rf "$TMP"; TMP=""; }
 trap stop_all EXIT
-# A free port whose cluster bus port (+10000) is free too.
-free() { python3 -c 'import socket,random
-while True:
-    p=random.randint(20000,45000)
-    try:
-        a=socket.socket();a.bind(("127.0.0.1",p));b=socket.socket();b.bind(("127.0.0.1",p+10000));a.close();b.close();print(p);break
-    except OSError: pass'; }
+# shellcheck source=bench/cluster_lib.sh
+source "$ROOT/bench/cluster_lib.sh"
 # `cmdstat_evalsha` calls and usec, and the usec of every command, of the server at port $1.
 commandstats() { redis-cli -p "$1" info commandstats | tr -d '\r' | awk -F'[:=,]' '
     /^cmdstat_evalsha:/ {calls = $3; evalsha = $5} /^cmdstat_/ {usec += $5}
@@ -34,24 +29,8 @@ for topology in "${TOPOLOGIES[@]}"; do
     TMP=$(mktemp -d)
     ports=(); primaries=()
     if [[ $topology == cluster ]]; then
-        for _ in 1 2 3 4 5 6; do ports+=("$(free)"); done
-        for p in "${ports[@]}"; do
-            mkdir -p "$TMP/$p"
-            redis-server --port "$p" --bind 127.0.0.1 --cluster-enabled yes --cluster-node-timeout 2000 \
-                --cluster-config-file nodes.conf --save "" --appendonly no --notify-keyspace-events Ex \
-                --dir "$TMP/$p" >"$TMP/$p.log" 2>&1 &
-            pids+=($!)
-        done
-        for p in "${ports[@]}"; do for _ in $(seq 50); do [[ "$(redis-cli -p "$p" ping 2>/dev/null)" == PONG ]] && break; sleep 0.1; done; done
-        redis-cli --cluster create $(for p in "${ports[@]}"; do printf '127.0.0.1:%s ' "$p"; done) \
-            --cluster-replicas 1 --cluster-yes >/dev/null
-        for _ in $(seq 100); do
-            ok=0; for p in "${ports[@]}"; do redis-cli -p "$p" cluster info | grep -q cluster_state:ok && ok=$((ok + 1)); done
-            [[ $ok == 6 ]] && break; sleep 0.1
-        done
+        start_cluster "$TMP"
         for p in "${ports[@]}"; do redis-cli -p "$p" role | head -1 | grep -q master && primaries+=("$p"); done
-        seeds=$(for p in "${ports[@]:1}"; do printf 'node=127.0.0.1:%s&' "$p"; done)
-        export REDIS_URL="redis-cluster://127.0.0.1:${ports[0]}?${seeds%&}"
     else
         ports=("$(free)")
         mkdir -p "$TMP/r"

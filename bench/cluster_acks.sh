@@ -12,29 +12,9 @@ TMP=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$TMP"; }
 trap cleanup EXIT
-free() { python3 -c 'import socket,random
-while True:
-    p=random.randint(20000,45000)
-    try:
-        a=socket.socket();a.bind(("127.0.0.1",p));b=socket.socket();b.bind(("127.0.0.1",p+10000));a.close();b.close();print(p);break
-    except OSError: pass'; }
-ports=()
-for i in 1 2 3 4 5 6; do ports+=("$(free)"); done
-for p in "${ports[@]}"; do
-  mkdir -p "$TMP/$p"
-  redis-server --port "$p" --bind 127.0.0.1 --cluster-enabled yes --cluster-node-timeout 2000 \
-    --cluster-config-file nodes.conf --save "" --appendonly no --notify-keyspace-events Ex \
-    --dir "$TMP/$p" >"$TMP/$p.log" 2>&1 &
-  pids+=($!)
-done
-for p in "${ports[@]}"; do for _ in $(seq 50); do [[ "$(redis-cli -p "$p" ping 2>/dev/null)" == PONG ]] && break; sleep 0.1; done; done
-redis-cli --cluster create $(for p in "${ports[@]}"; do printf '127.0.0.1:%s ' "$p"; done) --cluster-replicas 1 --cluster-yes >/dev/null
-for _ in $(seq 100); do
-  ok=0; for p in "${ports[@]}"; do redis-cli -p "$p" cluster info | grep -q cluster_state:ok && ok=$((ok+1)); done
-  [[ $ok == 6 ]] && break; sleep 0.1
-done
-seeds=$(for p in "${ports[@]:1}"; do printf 'node=127.0.0.1:%s&' "$p"; done)
-export REDIS_URL="redis-cluster://127.0.0.1:${ports[0]}?${seeds%&}"
+# shellcheck source=bench/cluster_lib.sh
+source "$ROOT/bench/cluster_lib.sh"
+start_cluster "$TMP"
 export PORT=$(free) CONFIG_DIR=$ROOT/config LOG_DIR=$TMP/logs LOG_LEVEL=warn HOLD_TTL_SECS=600 MAX_HOLD_LIFETIME_SECS=600 RATE_LIMITS=off REDIS_REPLICA_ACKS=$ACKS
 "$BIN/api" >"$TMP/api.out" 2>&1 & pids+=($!)
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT/health" && break; sleep 0.1; done

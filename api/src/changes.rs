@@ -104,6 +104,35 @@ impl ChangeHub {
         }
     }
 
+    /// Fans out what a read brought, and says once when reads start or stop failing (a failed
+    /// read pauses before the next). The number of changes read; `None` when the read failed.
+    async fn take(
+        &self,
+        read: queue_core::Result<Vec<SeatChange>>,
+        failing: &mut bool,
+        shutdown: &CancellationToken,
+    ) -> Option<usize> {
+        match read {
+            Ok(changes) => {
+                if std::mem::take(failing) {
+                    tracing::info!("the seat feeds read Redis again");
+                }
+                let read = changes.len();
+                if read > 0 {
+                    self.publish(changes);
+                }
+                Some(read)
+            }
+            Err(e) => {
+                if !std::mem::replace(failing, true) {
+                    tracing::warn!(error = %e, "cannot read the seat feeds; retrying");
+                }
+                pause(shutdown).await;
+                None
+            }
+        }
+    }
+
     /// Reads and fans out changes until `shutdown`.
     pub async fn run(&self, store: &Store, shutdown: CancellationToken) {
         let mut client = None;
@@ -123,27 +152,12 @@ impl ChangeHub {
                 continue;
             }
             if store.clustered() {
-                match store.poll_new(&cursors, READ_COUNT).await {
-                    Ok(changes) => {
-                        if failing {
-                            tracing::info!("the seat feeds read Redis again");
-                            failing = false;
-                        }
-                        if changes.is_empty() {
-                            tokio::select! {
-                                () = tokio::time::sleep(CLUSTER_POLL) => {}
-                                () = shutdown.cancelled() => break,
-                            }
-                        } else {
-                            self.publish(changes);
-                        }
-                    }
-                    Err(e) => {
-                        if !failing {
-                            tracing::warn!(error = %e, "cannot read the seat feeds; retrying");
-                            failing = true;
-                        }
-                        pause(&shutdown).await;
+                let read = store.poll_new(&cursors, READ_COUNT).await;
+                if self.take(read, &mut failing, &shutdown).await == Some(0) {
+                    // Nothing came (the reads do not block on a cluster): wait a little.
+                    tokio::select! {
+                        () = tokio::time::sleep(CLUSTER_POLL) => {}
+                        () = shutdown.cancelled() => break,
                     }
                 }
                 continue;
@@ -172,24 +186,7 @@ impl ChangeHub {
                 client = None;
                 continue;
             };
-            match read {
-                Ok(changes) => {
-                    if failing {
-                        tracing::info!("the seat feeds read Redis again");
-                        failing = false;
-                    }
-                    if !changes.is_empty() {
-                        self.publish(changes);
-                    }
-                }
-                Err(e) => {
-                    if !failing {
-                        tracing::warn!(error = %e, "cannot read the seat feeds; retrying");
-                        failing = true;
-                    }
-                    pause(&shutdown).await;
-                }
-            }
+            self.take(read, &mut failing, &shutdown).await;
         }
         if let Some(client) = client {
             let _ = fred::interfaces::ClientLike::quit(&client).await;
