@@ -19,6 +19,7 @@ start_cluster() {
     for p in "${ports[@]}"; do
         mkdir -p "$dir/$p"
         redis-server --port "$p" --bind 127.0.0.1 --cluster-enabled yes --cluster-node-timeout 2000 \
+            --cluster-require-full-coverage no \
             --cluster-config-file nodes.conf --save "" --appendonly no --notify-keyspace-events Ex \
             --dir "$dir/$p" >"$dir/$p.log" 2>&1 &
         pids+=($!)

@@ -9,7 +9,7 @@ use crate::event::{AvailableSeats, Event, EventCursor, EventPage};
 use crate::ids::{EventId, EventName, SeatCount, SeatId};
 use crate::keys::{self, EventKeys};
 use crate::reply::seat_state;
-use crate::scripts::{self, arg, run};
+use crate::scripts::{self, arg};
 use crate::seat::{Seat, SeatState, RECORD_LEN};
 use crate::store::Store;
 
@@ -30,17 +30,17 @@ impl Store {
             attempts += 1;
             let id = EventId::new_random();
             let k = EventKeys::new(id);
-            let mut reply = run(
-                &scripts::CREATE_EVENT,
-                &self.client()?,
-                [&k.event, &k.seats],
-                vec![
-                    arg(name.as_str()),
-                    arg(count.get()),
-                    arg(ends_at.map(|ms| ms.to_string()).unwrap_or_default()),
-                ],
-            )
-            .await?;
+            let mut reply = self
+                .script(
+                    &scripts::CREATE_EVENT,
+                    [&k.event, &k.seats],
+                    vec![
+                        arg(name.as_str()),
+                        arg(count.get()),
+                        arg(ends_at.map(|ms| ms.to_string()).unwrap_or_default()),
+                    ],
+                )
+                .await?;
             if reply.flag()? {
                 break id;
             }
@@ -55,7 +55,7 @@ impl Store {
         // here is logged, not returned: the event is there.
         let created = wall_clock_ms() as f64;
         if let Err(e) = self
-            .client()?
+            .client_for(keys::EVENTS)?
             .zadd::<(), _, _>(
                 keys::EVENTS,
                 None,
@@ -72,7 +72,7 @@ impl Store {
             // Indexed after it exists too; should this fail, the creation fails, so that no event
             // with an `endsAt` is left that the housekeeping would never delete (the client sees
             // a 503 and the event stays until an admin deletes it).
-            self.client()?
+            self.client_for(keys::ENDS)?
                 .zadd::<(), _, _>(
                     keys::ENDS,
                     None,
@@ -102,13 +102,13 @@ impl Store {
             Some(c) => (c.created.to_string(), c.id.to_string()),
             None => (String::new(), String::new()),
         };
-        let mut reply = run(
-            &scripts::LIST_EVENTS,
-            &self.client()?,
-            [keys::EVENTS],
-            vec![arg(limit.max(1)), arg(ms), arg(id)],
-        )
-        .await?;
+        let mut reply = self
+            .script(
+                &scripts::LIST_EVENTS,
+                [keys::EVENTS],
+                vec![arg(limit.max(1)), arg(ms), arg(id)],
+            )
+            .await?;
         let more = reply.flag()?;
         let mut listed = Vec::new();
         while !reply.is_empty() {
@@ -155,13 +155,13 @@ impl Store {
         with_seats: bool,
     ) -> Result<Option<(Event, Millis, Bytes, Option<String>)>> {
         let k = EventKeys::new(id);
-        let mut reply = run(
-            &scripts::READ_EVENT,
-            &self.client()?,
-            [&k.event, &k.seats, &k.deadlines, &k.changes],
-            vec![arg(u8::from(with_seats))],
-        )
-        .await?;
+        let mut reply = self
+            .script(
+                &scripts::READ_EVENT,
+                [&k.event, &k.seats, &k.deadlines, &k.changes],
+                vec![arg(u8::from(with_seats))],
+            )
+            .await?;
         if reply.is_empty() {
             return Ok(None);
         }
@@ -188,13 +188,13 @@ impl Store {
     /// A seat as it is now; `None` when there is no such event or seat.
     pub async fn seat(&self, id: SeatId) -> Result<Option<Seat>> {
         let k = EventKeys::new(id.event());
-        let mut reply = run(
-            &scripts::READ_SEAT,
-            &self.client()?,
-            [&k.event, &k.seats],
-            vec![arg(id.number())],
-        )
-        .await?;
+        let mut reply = self
+            .script(
+                &scripts::READ_SEAT,
+                [&k.event, &k.seats],
+                vec![arg(id.number())],
+            )
+            .await?;
         if reply.is_empty() {
             return Ok(None);
         }

@@ -22,7 +22,7 @@ use crate::clock::Millis;
 use crate::error::Result;
 use crate::ids::EventId;
 use crate::keys::{self, EventKeys, Shard};
-use crate::scripts::{self, arg, run};
+use crate::scripts::{self, arg};
 use crate::store::Store;
 
 /// Most ended events one housekeeping turn deletes.
@@ -34,13 +34,13 @@ impl Store {
     /// the same).
     pub async fn delete_event(&self, id: EventId) -> Result<bool> {
         let k = EventKeys::new(id);
-        let mut reply = run(
-            &scripts::DELETE_EVENT,
-            &self.client()?,
-            [&k.event, &k.deleted],
-            vec![arg(self.queue().job_result_ttl_secs * 1000)],
-        )
-        .await?;
+        let mut reply = self
+            .script(
+                &scripts::DELETE_EVENT,
+                [&k.event, &k.deleted],
+                vec![arg(self.queue().job_result_ttl_secs * 1000)],
+            )
+            .await?;
         let deleted = reply.flag()?;
         let freed = self.free_event(id).await?;
         if deleted {
@@ -56,7 +56,7 @@ impl Store {
     /// repeat, and a no-op for an event that was never there.
     pub(crate) async fn free_event(&self, id: EventId) -> Result<u64> {
         let k = EventKeys::new(id);
-        let client = self.client()?;
+        let client = self.client_for(&k.event)?;
         // All of one slot (the event's hash tag). The event hash is in the list too, for a
         // deletion that met an event hash written after the mark (none is: every script that
         // writes it reads `total` first and stops without it).
@@ -81,7 +81,7 @@ impl Store {
         let retention = i64::try_from(self.queue().event_retention.as_millis()).unwrap_or(i64::MAX);
         let cutoff = now.saturating_sub(retention);
         let due: Vec<String> = self
-            .client()?
+            .client_for(keys::ENDS)?
             .zrangebyscore(
                 keys::ENDS,
                 "-inf",
@@ -93,7 +93,9 @@ impl Store {
         let mut deleted = 0;
         for member in due {
             let Ok(id) = member.parse::<EventId>() else {
-                self.client()?.zrem::<(), _, _>(keys::ENDS, member).await?;
+                self.client_for(keys::ENDS)?
+                    .zrem::<(), _, _>(keys::ENDS, member)
+                    .await?;
                 continue;
             };
             if self.delete_event(id).await? {
@@ -107,10 +109,11 @@ impl Store {
     /// Which of `events` do not exist (any more): the stream hub ends the feeds of an event
     /// deleted by any API process with it.
     pub async fn missing_events(&self, events: &[EventId]) -> Result<Vec<EventId>> {
-        let client = self.client()?;
-        let exists = events
-            .iter()
-            .map(|id| client.exists::<u64, _>(EventKeys::new(*id).event));
+        let exists = events.iter().map(|id| {
+            let key = EventKeys::new(*id).event;
+            let client = self.client_for(&key);
+            async move { Ok::<_, crate::Error>(client?.exists::<u64, _>(key).await?) }
+        });
         let found = futures::future::try_join_all(exists).await?;
         Ok(events
             .iter()

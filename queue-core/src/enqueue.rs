@@ -30,7 +30,7 @@ use crate::ids::{EventId, JobId, SeatId, UserId};
 use crate::job::{Enqueued, JobKind};
 use crate::keys::{slot_of, EventKeys, Shard};
 use crate::reply::{Code, Reply};
-use crate::scripts::{self, arg, arg_bytes, run};
+use crate::scripts::{self, arg, arg_bytes};
 use crate::store::Store;
 
 /// The most jobs one script run accepts; the rest wait for the next run.
@@ -86,8 +86,8 @@ impl Enqueuer {
     /// position, or why it was not accepted (nothing is written then).
     pub async fn enqueue(&self, kind: JobKind, seat: SeatId, user: UserId) -> Result<Enqueued> {
         // Fail at once, as every other operation does, while Redis is known to be down.
-        self.store().client()?;
         let event = seat.event();
+        self.store().client_for(&EventKeys::new(event).queue)?;
         let (answer, answered) = oneshot::channel();
         let job = Pending {
             kind,
@@ -194,8 +194,9 @@ impl Enqueuer {
         } else {
             &with_ready[..]
         };
-        let client = store.client()?;
-        let mut reply = run(&scripts::ENQUEUE, &client, script_keys, args).await?;
+        let (mut reply, client) = store
+            .script_on(&scripts::ENQUEUE, script_keys, args)
+            .await?;
         let wake = reply.flag()?;
         let mut outcomes = Vec::with_capacity(batch.len());
         for _ in batch {
@@ -260,16 +261,20 @@ impl Enqueuer {
                 return Ok(());
             }
         }
+        let hints = Shard::of(event).hints();
         self.store()
-            .client()?
-            .zadd::<(), _, _>(
-                Shard::of(event).hints(),
-                None,
-                Some(Ordering::GreaterThan),
-                false,
-                false,
-                (wall_clock_ms() as f64, event.to_string()),
-            )
+            .routed(hints, |client| async move {
+                Ok(client
+                    .zadd::<(), _, _>(
+                        hints,
+                        None,
+                        Some(Ordering::GreaterThan),
+                        false,
+                        false,
+                        (wall_clock_ms() as f64, event.to_string()),
+                    )
+                    .await?)
+            })
             .await?;
         let mut hinted = self.inner.hinted.lock().map_err(|_| POISONED_HINTS)?;
         if hinted.len() > 100_000 {

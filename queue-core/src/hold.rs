@@ -4,7 +4,7 @@ use crate::error::Result;
 use crate::ids::{SeatId, UserId};
 use crate::keys::EventKeys;
 use crate::reply::{Code, Reply};
-use crate::scripts::{self, arg, arg_bytes, run};
+use crate::scripts::{self, arg, arg_bytes};
 use crate::seat::{Refusal, Seat};
 use crate::store::Store;
 
@@ -14,38 +14,38 @@ impl Store {
     pub async fn refresh(&self, seat: SeatId, user: UserId) -> Result<Result<Seat, Refusal>> {
         let k = EventKeys::new(seat.event());
         let rules = self.rules();
-        let reply = run(
-            &scripts::REFRESH,
-            &self.client()?,
-            [&k.event, &k.seats, &k.deadlines, &k.tick, &k.changes],
-            vec![
-                arg(seat.number()),
-                arg_bytes(&user.to_bytes()),
-                arg(rules.hold_ttl_secs * 1000),
-                arg(rules.max_hold_lifetime_secs * 1000),
-            ],
-        )
-        .await?;
+        let reply = self
+            .script(
+                &scripts::REFRESH,
+                [&k.event, &k.seats, &k.deadlines, &k.tick, &k.changes],
+                vec![
+                    arg(seat.number()),
+                    arg_bytes(&user.to_bytes()),
+                    arg(rules.hold_ttl_secs * 1000),
+                    arg(rules.max_hold_lifetime_secs * 1000),
+                ],
+            )
+            .await?;
         self.hold_outcome(seat, reply)
     }
 
     /// Gives the user's live hold on `seat` back: the seat is Available at once.
     pub async fn release(&self, seat: SeatId, user: UserId) -> Result<Result<Seat, Refusal>> {
         let k = EventKeys::new(seat.event());
-        let reply = run(
-            &scripts::RELEASE,
-            &self.client()?,
-            [
-                &k.event,
-                &k.seats,
-                &k.deadlines,
-                &k.holders,
-                &k.tick,
-                &k.changes,
-            ],
-            vec![arg(seat.number()), arg_bytes(&user.to_bytes())],
-        )
-        .await?;
+        let reply = self
+            .script(
+                &scripts::RELEASE,
+                [
+                    &k.event,
+                    &k.seats,
+                    &k.deadlines,
+                    &k.holders,
+                    &k.tick,
+                    &k.changes,
+                ],
+                vec![arg(seat.number()), arg_bytes(&user.to_bytes())],
+            )
+            .await?;
         self.hold_outcome(seat, reply)
     }
 

@@ -12,7 +12,7 @@ use crate::enqueue::HINT_KEEP;
 use crate::error::Result;
 use crate::ids::EventId;
 use crate::keys::{self, EventKeys, Shard};
-use crate::scripts::{self, arg, run};
+use crate::scripts::{self, arg};
 use crate::store::Store;
 use crate::workers::Heartbeat;
 
@@ -26,23 +26,23 @@ impl Store {
     /// An event that is gone (deleted) is freed instead (`deletion.rs`).
     pub async fn sweep(&self, event: EventId) -> Result<u64> {
         let k = EventKeys::new(event);
-        let mut reply = run(
-            &scripts::SWEEP,
-            &self.client()?,
-            [
-                &k.seats,
-                &k.deadlines,
-                &k.holders,
-                &k.results,
-                &k.done,
-                &k.tick,
-                &k.changes,
-                &k.retry,
-                &k.event,
-            ],
-            vec![arg(SWEEP_LIMIT)],
-        )
-        .await?;
+        let mut reply = self
+            .script(
+                &scripts::SWEEP,
+                [
+                    &k.seats,
+                    &k.deadlines,
+                    &k.holders,
+                    &k.results,
+                    &k.done,
+                    &k.tick,
+                    &k.changes,
+                    &k.retry,
+                    &k.event,
+                ],
+                vec![arg(SWEEP_LIMIT)],
+            )
+            .await?;
         let lapsed = reply.unsigned()?;
         let next_due = reply.int()?;
         let retry_due = reply.int()? > 0;
@@ -68,7 +68,7 @@ impl Store {
     /// earlier already (ZADD LT): a worker scheduling a retry and a sweep scheduling a job
     /// record's expiry must not push each other's time back.
     pub async fn schedule_sweep(&self, event: EventId, at: Millis) -> Result<()> {
-        self.client()?
+        self.client_for(Shard::of(event).due())?
             .zadd::<(), _, _>(
                 Shard::of(event).due(),
                 None,
@@ -86,11 +86,10 @@ impl Store {
     /// moves tidying earlier or later, never correctness.
     pub async fn sweep_due(&self, now: Millis) -> Result<u64> {
         // Every shard's schedule, read at once (on a cluster they are on several primaries).
-        let client = self.client()?;
         let reads = Shard::all().map(|shard| {
-            let client = client.clone();
+            let client = self.client_for(shard.due());
             async move {
-                let due: Vec<(String, f64)> = client
+                let due: Vec<(String, f64)> = client?
                     .zrangebyscore(
                         shard.due(),
                         "-inf",
@@ -106,14 +105,15 @@ impl Store {
         for (shard, due) in futures::future::try_join_all(reads).await? {
             for (event, score) in due {
                 let Ok(id) = event.parse::<EventId>() else {
-                    self.client()?.zrem::<(), _, _>(shard.due(), event).await?;
+                    self.client_for(shard.due())?
+                        .zrem::<(), _, _>(shard.due(), event)
+                        .await?;
                     continue;
                 };
                 // The entry that fell due goes first, unless a worker scheduled the event anew
                 // meanwhile; the sweep then schedules the next time it is needed (if ever).
-                run(
+                self.script(
                     &scripts::FORGET_STALE,
-                    &self.client()?,
                     [shard.due()],
                     vec![arg(event), arg(score)],
                 )
@@ -129,7 +129,10 @@ impl Store {
     /// found lapsed (a queue it wakes is logged).
     pub async fn tidy_all(&self) -> Result<u64> {
         let mut lapsed = 0;
-        let mut pages = std::pin::pin!(self.client()?.zscan(keys::EVENTS, "*", Some(200)));
+        let mut pages =
+            std::pin::pin!(self
+                .client_for(keys::EVENTS)?
+                .zscan(keys::EVENTS, "*", Some(200)));
         while let Some(mut page) = pages.try_next().await? {
             for (member, _) in page.take_results().unwrap_or_default() {
                 if let Some(id) = member.as_str().and_then(|s| s.parse::<EventId>().ok()) {
@@ -145,13 +148,13 @@ impl Store {
     /// the lease. Returns whether it did, and the queue's depth.
     async fn wake_if_stalled(&self, id: EventId) -> Result<(bool, i64)> {
         let k = EventKeys::new(id);
-        let mut reply = run(
-            &scripts::RECONCILE,
-            &self.client()?,
-            [&k.event, &k.queue, &k.retry],
-            vec![arg(self.workers().lease_ms)],
-        )
-        .await?;
+        let mut reply = self
+            .script(
+                &scripts::RECONCILE,
+                [&k.event, &k.queue, &k.retry],
+                vec![arg(self.workers().lease_ms)],
+            )
+            .await?;
         let wake = reply.flag()?;
         let depth = reply.int()?;
         if wake {
@@ -165,11 +168,10 @@ impl Store {
     /// are old and whose queue is empty. Returns the number of queues woken.
     pub async fn reconcile(&self) -> Result<u64> {
         // Every shard's newest hints, read at once; then the newest PASS_LIMIT of them all.
-        let client = self.client()?;
         let reads = Shard::all().map(|shard| {
-            let client = client.clone();
+            let client = self.client_for(shard.hints());
             async move {
-                let hints: Vec<(String, f64)> = client
+                let hints: Vec<(String, f64)> = client?
                     .zrange(
                         shard.hints(),
                         0,
@@ -194,7 +196,7 @@ impl Store {
         let mut woken = 0;
         for (shard, event, hinted_at) in hints {
             let Ok(id) = event.parse::<EventId>() else {
-                self.client()?
+                self.client_for(shard.hints())?
                     .zrem::<(), _, _>(shard.hints(), event)
                     .await?;
                 continue;
@@ -203,9 +205,8 @@ impl Store {
             if wake {
                 woken += 1;
             } else if depth == 0 && hinted_at < stale_before {
-                run(
+                self.script(
                     &scripts::FORGET_STALE,
-                    &self.client()?,
                     [shard.hints()],
                     vec![arg(event), arg(hinted_at)],
                 )
@@ -217,9 +218,23 @@ impl Store {
 
     /// Total jobs waiting across the events with recent activity (those hinted).
     pub async fn queue_depth(&self) -> Result<u64> {
-        let client = self.client()?;
         let reads = Shard::all().map(|shard| {
-            client.zrange::<Vec<String>, _, _, _>(shard.hints(), 0, -1, None, false, None, false)
+            let client = self.client_for(shard.hints());
+            async move {
+                Ok::<_, crate::Error>(
+                    client?
+                        .zrange::<Vec<String>, _, _, _>(
+                            shard.hints(),
+                            0,
+                            -1,
+                            None,
+                            false,
+                            None,
+                            false,
+                        )
+                        .await?,
+                )
+            }
         });
         let events: Vec<String> = futures::future::try_join_all(reads)
             .await?
@@ -229,7 +244,11 @@ impl Store {
         let depths = events
             .iter()
             .filter_map(|e| e.parse::<EventId>().ok())
-            .map(|id| client.llen::<u64, _>(EventKeys::new(id).queue));
+            .map(|id| {
+                let queue = EventKeys::new(id).queue;
+                let client = self.client_for(&queue);
+                async move { Ok::<_, crate::Error>(client?.llen::<u64, _>(queue).await?) }
+            });
         Ok(futures::future::try_join_all(depths)
             .await?
             .into_iter()
@@ -238,11 +257,14 @@ impl Store {
 
     /// Drops heartbeats older than `older_than_ms`.
     pub async fn forget_dead_workers(&self, older_than_ms: i64) -> Result<()> {
-        let beats: HashMap<String, String> = self.client()?.hgetall(keys::WORKERS).await?;
+        let beats: HashMap<String, String> = self
+            .client_for(keys::WORKERS)?
+            .hgetall(keys::WORKERS)
+            .await?;
         let cutoff = wall_clock_ms() - older_than_ms;
         for (worker, beat) in beats {
             if Heartbeat::parse(&beat).is_none_or(|b| b.at < cutoff) {
-                self.client()?
+                self.client_for(keys::WORKERS)?
                     .hdel::<(), _, _>(keys::WORKERS, worker)
                     .await?;
             }
@@ -255,13 +277,13 @@ impl Store {
     /// Takes the housekeeping turn for `ttl_ms` if no other worker holds it: one worker at a time
     /// runs the periodic passes, and the turn passes on by itself if that worker dies.
     pub async fn take_housekeeping_turn(&self, worker: &str, ttl_ms: u64) -> Result<bool> {
-        let mut reply = run(
-            &scripts::TAKE_TURN,
-            &self.client()?,
-            [keys::HOUSEKEEPING_LOCK],
-            vec![arg(worker), arg(ttl_ms)],
-        )
-        .await?;
+        let mut reply = self
+            .script(
+                &scripts::TAKE_TURN,
+                [keys::HOUSEKEEPING_LOCK],
+                vec![arg(worker), arg(ttl_ms)],
+            )
+            .await?;
         reply.flag()
     }
 
@@ -271,12 +293,8 @@ impl Store {
     /// Managed services may forbid CONFIG; the caller logs that and relies on the sweep
     /// schedule alone.
     pub async fn enable_expiry_notifications(&self) -> Result<()> {
-        let client = self.client()?;
-        if !self.clustered() {
-            return enable_expiry_notifications_on(&client).await;
-        }
-        for node in self.primaries()? {
-            enable_expiry_notifications_on(&client.with_cluster_node(node)).await?;
+        for client in self.primary_clients()? {
+            enable_expiry_notifications_on(&client).await?;
         }
         Ok(())
     }

@@ -27,7 +27,7 @@ impl Store {
     ///
     /// The key's value never appears in an error.
     pub async fn job_id_key(&self, fresh: &str) -> Result<String> {
-        let client = self.client()?;
+        let client = self.client_for(keys::JOB_ID_KEY)?;
         client
             .set::<(), _, _>(keys::JOB_ID_KEY, fresh, None, Some(SetOptions::NX), false)
             .await?;

@@ -4,7 +4,7 @@ use crate::error::Result;
 use crate::ids::{EventId, JobId};
 use crate::job::{JobState, JobView};
 use crate::keys::EventKeys;
-use crate::scripts::{self, arg, run};
+use crate::scripts::{self, arg};
 use crate::store::Store;
 use crate::wire::{self, QueuedJob};
 
@@ -15,13 +15,13 @@ impl Store {
     /// Where a job stands; `None` when the id is unknown or its record is past retention.
     pub async fn job(&self, id: JobId) -> Result<Option<JobView>> {
         let k = EventKeys::new(id.event());
-        let mut reply = run(
-            &scripts::JOB_STATUS,
-            &self.client()?,
-            [&k.event, &k.queue, &k.results, &k.deleted],
-            vec![arg(id.seq()), arg(self.workers().lease_ms)],
-        )
-        .await?;
+        let mut reply = self
+            .script(
+                &scripts::JOB_STATUS,
+                [&k.event, &k.queue, &k.results, &k.deleted],
+                vec![arg(id.seq()), arg(self.workers().lease_ms)],
+            )
+            .await?;
         match reply.int()? {
             0 => Ok(None),
             1 => {

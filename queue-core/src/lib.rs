@@ -17,7 +17,8 @@
 //!    [`clock`];
 //! 2. the wire: [`scripts`] (calling the Lua scripts), `reply` (the one decoder of their
 //!    replies, with the reply codes) and [`wire`] (the layouts Rust and Lua both read);
-//! 3. the handle: [`store`], connections only;
+//! 3. the handle: [`store`], connections only, and `routing` (which connection a command goes
+//!    out on: a pool per Redis node, and on a cluster the slots' owners);
 //! 4. operations: [`enqueue`] (accepting jobs, in batches), [`process`] (draining queues),
 //!    [`jobs`] (a job's status), [`job_id_key`] (the key the API's job ids are authenticated
 //!    with), [`catalog`] (events and seats), [`deletion`] (deleting an event), [`hold`]
@@ -45,6 +46,7 @@ pub mod scripts;
 pub mod wire;
 
 // 3. The handle.
+mod routing;
 pub mod store;
 
 // 4. Operations.

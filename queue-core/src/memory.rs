@@ -57,22 +57,12 @@ impl Store {
     /// Redis's memory use and limit: `INFO memory` of every primary, each on the connection the
     /// process already has to it.
     pub async fn memory(&self) -> Result<Memory> {
-        let client = self.client()?;
         let info = CustomCommand::new_static("INFO", ClusterHash::Random, false);
-        let infos: Vec<String> = if self.clustered() {
-            let reads = self.primaries()?.into_iter().map(|node| {
-                let (client, info) = (client.clone(), info.clone());
-                async move {
-                    client
-                        .with_cluster_node(node)
-                        .custom::<String, _>(info, vec!["memory"])
-                        .await
-                }
-            });
-            futures::future::try_join_all(reads).await?
-        } else {
-            vec![client.custom(info, vec!["memory"]).await?]
-        };
+        let reads = self.primary_clients()?.into_iter().map(|client| {
+            let info = info.clone();
+            async move { client.custom::<String, _>(info, vec!["memory"]).await }
+        });
+        let infos: Vec<String> = futures::future::try_join_all(reads).await?;
         let nodes = infos
             .iter()
             .map(|info| {

@@ -12,7 +12,7 @@ use fred::interfaces::HashesInterface;
 use crate::error::Result;
 use crate::job::{JobKind, JobState, JobView};
 use crate::keys;
-use crate::scripts::{self, arg, run};
+use crate::scripts::{self, arg};
 use crate::seat::Refusal;
 use crate::store::Store;
 
@@ -159,7 +159,7 @@ impl Tally {
     /// it, the counts stay for the next flush.
     pub async fn flush(&self, store: &Store) -> Result<()> {
         // Before the counts are taken: with Redis down they stay where they are.
-        let client = store.client()?;
+        store.client_for(keys::METRICS)?;
         let counts = match self.counts.lock() {
             Ok(mut counts) => std::mem::take(&mut *counts),
             Err(_) => return Ok(()),
@@ -171,7 +171,10 @@ impl Tally {
             .iter()
             .flat_map(|(field, amount)| [arg(field), arg(amount)])
             .collect();
-        if let Err(e) = run(&scripts::ADD_METRICS, &client, [keys::METRICS], args).await {
+        if let Err(e) = store
+            .script(&scripts::ADD_METRICS, [keys::METRICS], args)
+            .await
+        {
             for (field, amount) in counts {
                 self.add(field, amount);
             }
@@ -196,7 +199,10 @@ pub struct ServiceFigures {
 impl Store {
     /// Reads the service-wide figures the workers have added up.
     pub async fn service_figures(&self) -> Result<ServiceFigures> {
-        let raw: HashMap<String, i64> = self.client()?.hgetall(keys::METRICS).await?;
+        let raw: HashMap<String, i64> = self
+            .client_for(keys::METRICS)?
+            .hgetall(keys::METRICS)
+            .await?;
         let get = |field: &str| raw.get(field).map_or(0, |n| u64::try_from(*n).unwrap_or(0));
         let kinds = [Some(JobKind::Hold), Some(JobKind::Reserve), None];
         let jobs = kinds

@@ -17,7 +17,7 @@ use crate::error::Result;
 use crate::ids::EventId;
 use crate::job::JobView;
 use crate::keys::{self, EventKeys, Shard};
-use crate::scripts::{self, arg, run};
+use crate::scripts::{self, arg};
 use crate::store::Store;
 use crate::wire::decode_record;
 
@@ -35,10 +35,12 @@ pub struct Batch {
 impl Store {
     /// Tells the workers that `event` has jobs and that the caller holds its lease.
     pub async fn push_ready(&self, event: EventId) -> Result<()> {
-        self.client()?
-            .rpush::<(), _, _>(Shard::of(event).ready(), event.to_string())
-            .await?;
-        Ok(())
+        let (ready, event) = (Shard::of(event).ready(), event.to_string());
+        self.routed(ready, |client| {
+            let event = event.clone();
+            async move { Ok(client.rpush::<(), _, _>(ready, event).await?) }
+        })
+        .await
     }
 
     /// Waits up to `timeout` for a ready token of one of `shards`, on a client of the caller's
@@ -73,37 +75,36 @@ impl Store {
         // With REDIS_REPLICA_ACKS the script publishes nothing: the results are announced here,
         // once the replicas have them.
         let defer = self.waits_for_replicas();
-        let client = self.client()?;
-        let mut reply = run(
-            &scripts::PROCESS,
-            &client,
-            [
-                &k.event,
-                &k.seats,
-                &k.deadlines,
-                &k.holders,
-                &k.queue,
-                &k.results,
-                &k.done,
-                &k.tick,
-                &k.changes,
-                &k.retry,
-            ],
-            vec![
-                arg(max_jobs),
-                arg(rules.hold_ttl_secs * 1000),
-                arg(rules.max_held_seats),
-                arg(queue.job_result_ttl_secs * 1000),
-                arg(self.workers().lease_ms),
-                arg(if defer { "" } else { keys::FINISHED_CHANNEL }),
-                arg(event),
-                arg(queue.retry_attempts),
-                arg(queue.retry_base_ms),
-                arg(queue.retry_max_ms),
-                arg(jitter()),
-            ],
-        )
-        .await?;
+        let (mut reply, client) = self
+            .script_on(
+                &scripts::PROCESS,
+                [
+                    &k.event,
+                    &k.seats,
+                    &k.deadlines,
+                    &k.holders,
+                    &k.queue,
+                    &k.results,
+                    &k.done,
+                    &k.tick,
+                    &k.changes,
+                    &k.retry,
+                ],
+                vec![
+                    arg(max_jobs),
+                    arg(rules.hold_ttl_secs * 1000),
+                    arg(rules.max_held_seats),
+                    arg(queue.job_result_ttl_secs * 1000),
+                    arg(self.workers().lease_ms),
+                    arg(if defer { "" } else { keys::FINISHED_CHANNEL }),
+                    arg(event),
+                    arg(queue.retry_attempts),
+                    arg(queue.retry_base_ms),
+                    arg(queue.retry_max_ms),
+                    arg(jitter()),
+                ],
+            )
+            .await?;
         let applied = reply.unsigned()?;
         let remaining = reply.unsigned()?;
         let next_due = Some(reply.int()?).filter(|d| *d >= 0);

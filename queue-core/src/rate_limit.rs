@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::keys::{self, RateLimitClient};
-use crate::scripts::{self, arg, run};
+use crate::scripts::{self, arg};
 use crate::settings::{Rate, RouteClass};
 use crate::store::Store;
 
@@ -59,7 +59,7 @@ impl Store {
     /// One `rate_limit.lua` call over `keys` (all of one slot on a cluster).
     async fn limit(&self, keys: &[String], rate: Rate) -> Result<Admission> {
         let args = vec![arg(rate.every_ms), arg(rate.burst)];
-        let mut reply = run(&scripts::RATE_LIMIT, &self.client()?, keys, args).await?;
+        let mut reply = self.script(&scripts::RATE_LIMIT, keys, args).await?;
         let admitted = reply.flag()?;
         let first = reply.unsigned()?;
         let reset_ms = reply.unsigned()?;

@@ -64,7 +64,7 @@ pub const COMMON: &str = include_str!("../lua/common.lua");
 pub(crate) async fn run(
     script: &Script,
     client: &Client,
-    keys: impl IntoIterator<Item = impl AsRef<str>>,
+    keys: Vec<String>,
     args: Vec<Value>,
 ) -> Result<Reply> {
     // A command on a connection that is down would wait out its timeout: refuse at once (the
@@ -72,7 +72,6 @@ pub(crate) async fn run(
     if !client.is_connected() {
         return Err(Error::not_connected());
     }
-    let keys: Vec<String> = keys.into_iter().map(|k| k.as_ref().to_owned()).collect();
     let value: Value = script
         .evalsha_with_reload(client, keys, args)
         .await

@@ -1,27 +1,34 @@
 //! The connections to Redis: the handle every operation hangs off, with the settings the
 //! operations call the scripts with. It holds no state of the operations themselves (the enqueue
-//! batches are [`crate::Enqueuer`]'s).
+//! batches are [`crate::Enqueuer`]'s). Which connection a command goes out on is
+//! [`crate::routing`]'s.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
-use std::time::{Duration, Instant};
+use std::future::Future;
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
 
-use fred::clients::{Client, Pool, SubscriberClient};
+use fred::clients::{Client, SubscriberClient};
 use fred::error::ErrorKind;
-use fred::interfaces::{ClientLike, EventInterface};
+use fred::interfaces::ClientLike;
 use fred::types::config::{Config, ReconnectPolicy, Server, ServerConfig};
-use fred::types::{Builder, ClusterHash, CustomCommand};
+use fred::types::scripts::Script;
+use fred::types::{Builder, ClusterHash, CustomCommand, Value};
 
-use crate::error::{Error, Result};
+use crate::error::{ClusterError, Error, Result};
+use crate::keys::slot_of;
+use crate::reply::Reply;
+use crate::routing::{connect_and_wait, node_builder, NodePool, Routes, CONNECT_WAIT};
+use crate::scripts;
 use crate::settings::{
     QueueSettings, RedisSettings, ReservationSettings, Settings, WorkerSettings,
 };
 
-/// How long startup waits for a first connection before going on without one (requests then get
-/// 503 until Redis answers).
-const CONNECT_WAIT: Duration = Duration::from_secs(5);
+/// How many `MOVED` redirections one command follows before its caller is answered 503 (a
+/// resharding moves a slot once; more means the cluster is changing under the command).
+const MAX_REDIRECTIONS: usize = 5;
 
-/// A handle on the service's data in Redis. Cheap to clone; every clone shares one connection pool.
+/// A handle on the service's data in Redis. Cheap to clone; every clone shares one set of
+/// connections.
 #[derive(Clone, Debug)]
 pub struct Store {
     inner: Arc<Inner>,
@@ -29,17 +36,22 @@ pub struct Store {
 
 #[derive(Debug)]
 struct Inner {
-    /// What this pool shares with its siblings.
+    /// What this handle shares with its siblings.
     common: Arc<Common>,
-    pool: Pool,
-    /// Per client of the pool, whether its connection dropped (see [`Link`]).
-    links: Vec<Arc<Link>>,
-    /// Round-robin position over the pool.
-    next: AtomicUsize,
+    links: Links,
 }
 
-/// The settings and connection recipe of the pools one process holds to one Redis (see
-/// [`Store::sibling`]), and the pools themselves.
+/// The connections of one handle.
+#[derive(Debug)]
+enum Links {
+    /// One Redis: one pool.
+    One(Arc<NodePool>),
+    /// A Redis Cluster: a pool per primary, and the routing of slots to them.
+    Cluster(Arc<Routes>),
+}
+
+/// The settings and connection recipe of the handles one process holds to one Redis (see
+/// [`Store::sibling`]), and on one Redis the handles' pools themselves.
 #[derive(Debug)]
 pub(crate) struct Common {
     builder: Builder,
@@ -54,15 +66,17 @@ pub(crate) struct Common {
     /// `cluster_enabled` at startup): then no script may touch keys of two slots, and the
     /// shards' keys are written by commands of their own.
     clustered: bool,
-    /// After an outage each pool reconnects on its own backoff, so one may be back a step (up to
-    /// the 1 s cap) before another; a request whose own pool has no connection up borrows a
-    /// sibling's rather than answer 503 after another request of the process has succeeded.
-    siblings: RwLock<Vec<Weak<Inner>>>,
+    /// One Redis: after an outage each pool reconnects on its own backoff, so one may be back a
+    /// step (up to the 1 s cap) before another; a request whose own pool has no connection up
+    /// borrows a sibling's rather than answer 503 after another request of the process has
+    /// succeeded.
+    siblings: RwLock<Vec<Weak<NodePool>>>,
 }
 
 impl Store {
-    /// Connects a pool to REDIS_URL. Returns once connected, or after a few seconds without Redis
-    /// (the pool keeps reconnecting in the background); fails only on a malformed URL.
+    /// Connects to REDIS_URL. Returns once connected, or after a few seconds without Redis
+    /// (the connections keep being retried in the background); fails only on a malformed URL
+    /// or one of the wrong kind for the server.
     pub async fn connect(settings: &Settings) -> Result<Self> {
         let builder = builder(&settings.redis)?;
         check_mode(&builder, &settings.redis).await?;
@@ -84,48 +98,71 @@ impl Store {
         Self::open(Arc::new(common), settings.redis.pool_size).await
     }
 
-    /// Another pool of `pool_size` connections to the same Redis with the same settings, for a
-    /// thread that should send its commands on connections of its own (the API's HTTP workers).
-    /// While none of its own connections is up it sends on a sibling's that has reconnected
-    /// since.
+    /// Another handle with connections of its own (`pool_size` to each node) to the same Redis
+    /// with the same settings, for a thread that should send its commands on connections of its
+    /// own (the API's HTTP workers). On one Redis, while none of its own connections is up it
+    /// sends on a sibling's that has reconnected since.
     pub async fn sibling(&self, pool_size: usize) -> Result<Self> {
         Self::open(self.inner.common.clone(), pool_size).await
     }
 
     async fn open(common: Arc<Common>, pool_size: usize) -> Result<Self> {
-        let pool = common.builder.build_pool(pool_size.max(1))?;
-        let links: Vec<Arc<Link>> = pool.clients().iter().map(|_| Arc::default()).collect();
-        // On a cluster a dropped connection is one node's: the pool's clients still reach the
-        // other primaries, and fred routes each command to its slot's node, so nothing is
-        // marked down (a command for the lost node's slots fails on its own, within the command
-        // timeout, while fred follows the failover).
-        if !common.clustered {
-            for (client, link) in pool.clients().iter().zip(&links) {
-                Link::watch(client, link, &links);
+        let links = if common.clustered {
+            Links::Cluster(Routes::connect(common.builder.clone(), pool_size).await)
+        } else {
+            let pool = NodePool::open(&common.builder, pool_size, CONNECT_WAIT).await?;
+            if let Ok(mut siblings) = common.siblings.write() {
+                siblings.retain(|sibling| sibling.strong_count() > 0);
+                siblings.push(Arc::downgrade(&pool));
             }
-        }
-        connect_and_wait(&pool).await;
-        let inner = Arc::new(Inner {
-            common,
-            pool,
-            links,
-            next: AtomicUsize::new(0),
-        });
-        if let Ok(mut siblings) = inner.common.siblings.write() {
-            siblings.retain(|sibling| sibling.strong_count() > 0);
-            siblings.push(Arc::downgrade(&inner));
-        }
-        Ok(Self { inner })
+            Links::One(pool)
+        };
+        Ok(Self {
+            inner: Arc::new(Inner { common, links }),
+        })
     }
 
-    /// A client of its own, for a consumer that blocks (BLPOP): a blocked connection delays every
-    /// other command sent on it. Its command timeout is left to the blocking call.
+    /// A client of its own, for a consumer that blocks (BLPOP) on one Redis: a blocked
+    /// connection delays every other command sent on it. Its command timeout is left to the
+    /// blocking call. On a cluster, see [`Store::dedicated_client_at`].
     pub async fn dedicated_client(&self) -> Result<Client> {
         let mut builder = self.inner.common.builder.clone();
         builder.with_performance_config(|p| p.default_command_timeout = Duration::ZERO);
         let client = builder.build()?;
         connect_and_wait(&client).await;
         Ok(client)
+    }
+
+    /// On a cluster, a client of its own to the primary of `slot` as the routing has it now
+    /// (see [`Store::primary_of`] to notice that it moved), for a consumer that blocks.
+    pub async fn dedicated_client_at(&self, slot: u16) -> Result<(Server, Client)> {
+        let Some(node) = self.primary_of(slot) else {
+            return Err(Error::Unavailable(fred::error::Error::new(
+                ErrorKind::Cluster,
+                format!("no primary is known for hash slot {slot} yet"),
+            )));
+        };
+        let mut builder = self.node_builder(&node);
+        builder.with_performance_config(|p| p.default_command_timeout = Duration::ZERO);
+        let client = builder.build()?;
+        connect_and_wait(&client).await;
+        Ok((node, client))
+    }
+
+    /// On a cluster, the primary that owns `slot` now; on one Redis, that one.
+    pub fn primary_of(&self, slot: u16) -> Option<Server> {
+        match &self.inner.links {
+            Links::One(_) => self
+                .inner
+                .common
+                .builder
+                .get_config()?
+                .server
+                .hosts()
+                .into_iter()
+                .next(),
+            Links::Cluster(routes) => routes.server(slot),
+        }
     }
 
     /// A client for pub/sub that re-subscribes by itself after a reconnect.
@@ -135,30 +172,46 @@ impl Store {
         Ok(client)
     }
 
-    /// On a cluster, the primaries as this process's routing table has them now (fred follows
-    /// a failover or a resharding by itself and updates it); on a single Redis, that one.
+    /// On a cluster, the primaries as this process's routing has them now (it follows a
+    /// failover or a resharding by itself); on a single Redis, that one.
     pub fn primaries(&self) -> Result<Vec<Server>> {
-        let client = self.client()?;
-        if !self.clustered() {
-            return Ok(client.client_config().server.hosts());
-        }
-        Ok(client
-            .split_cluster()?
-            .iter()
-            .flat_map(|node| node.client_config().server.hosts())
-            .collect())
+        Ok(match &self.inner.links {
+            Links::One(_) => self
+                .inner
+                .common
+                .builder
+                .get_config()
+                .map(|c| c.server.hosts())
+                .unwrap_or_default(),
+            Links::Cluster(routes) => routes.primaries().into_iter().map(|(s, _)| s).collect(),
+        })
     }
 
-    /// The settings of the pools, for one node only (a primary of a cluster, whose keyspace
-    /// notifications and `INFO` are its own).
+    /// A connected client of each primary (on one Redis, of that one), for what is per node
+    /// (`INFO`, `CONFIG`). A primary with no connection up is an error.
+    pub(crate) fn primary_clients(&self) -> Result<Vec<Client>> {
+        match &self.inner.links {
+            Links::One(_) => Ok(vec![self.client_at(0)?]),
+            Links::Cluster(routes) => routes
+                .primaries()
+                .iter()
+                .map(|(server, pool)| {
+                    pool.connected(None).cloned().ok_or_else(|| {
+                        routes.wake();
+                        Error::Unavailable(fred::error::Error::new(
+                            ErrorKind::IO,
+                            format!("not connected to the Redis primary at {server}"),
+                        ))
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// The settings of the connections, for one node only (a primary of a cluster, whose
+    /// keyspace notifications and `INFO` are its own).
     fn node_builder(&self, node: &Server) -> Builder {
-        let mut builder = self.inner.common.builder.clone();
-        builder.with_config(|c| {
-            c.server = ServerConfig::Centralized {
-                server: node.clone(),
-            }
-        });
-        builder
+        node_builder(&self.inner.common.builder, node)
     }
 
     /// A client of one node, connected.
@@ -232,17 +285,30 @@ impl Store {
         self.inner.common.clustered
     }
 
-    /// A client whose connection is up, or at once the error of Redis being down: a command sent
-    /// on a dropped connection would wait out the command timeout, and the API must answer 503
-    /// without a hang while the pools reconnect by themselves. The pool's own clients come first;
-    /// only while none of them is up is a sibling pool's tried.
-    pub(crate) fn client(&self) -> Result<Client> {
-        if let Some(client) = self.inner.connected(None) {
+    /// A client for a command on `key`: see [`Store::client_at`].
+    pub(crate) fn client_for(&self, key: &str) -> Result<Client> {
+        match &self.inner.links {
+            Links::One(_) => self.client_at(0),
+            Links::Cluster(_) => self.client_at(slot_of(key)),
+        }
+    }
+
+    /// A client whose connection is up, to the node of hash `slot` (on one Redis, the one), or
+    /// at once the error of that node being unreachable: a command sent on a dropped connection
+    /// would wait out the command timeout, and the API must answer 503 without a hang while the
+    /// connections come back by themselves. On one Redis the handle's own pool comes first; only
+    /// while none of its connections is up is a sibling pool's tried.
+    pub(crate) fn client_at(&self, slot: u16) -> Result<Client> {
+        let pool = match &self.inner.links {
+            Links::Cluster(routes) => return routes.client(slot),
+            Links::One(pool) => pool,
+        };
+        if let Some(client) = pool.connected(None) {
             return Ok(client.clone());
         }
         // Only a connection made since this pool saw its own drop: another pool may not have
         // handled the same drop yet, and a command on its dead connection would hang.
-        let dropped = self.inner.dropped_at();
+        let dropped = pool.dropped_at();
         let siblings = self
             .inner
             .common
@@ -252,43 +318,101 @@ impl Store {
         siblings
             .iter()
             .filter_map(Weak::upgrade)
-            .filter(|sibling| !Arc::ptr_eq(sibling, &self.inner))
+            .filter(|sibling| !Arc::ptr_eq(sibling, pool))
             .find_map(|sibling| sibling.connected(dropped).cloned())
             .ok_or_else(Error::not_connected)
     }
 
-    /// Whether Redis answers a PING now.
+    /// Runs `command` on a client for `key`, following the cluster's `MOVED` redirections (Redis
+    /// ran nothing, so the command goes to the slot's new owner and runs there once). Any other
+    /// error is the caller's: nothing is sent twice.
+    pub(crate) async fn routed<T, F, Fut>(&self, key: &str, command: F) -> Result<T>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let Links::Cluster(routes) = &self.inner.links else {
+            return command(self.client_at(0)?).await;
+        };
+        let slot = slot_of(key);
+        let mut redirections = 0;
+        loop {
+            let error = match command(routes.client(slot)?).await {
+                Err(Error::Unavailable(e)) => e,
+                done => return done,
+            };
+            match ClusterError::of(&error) {
+                Some(ClusterError::Moved) if redirections < MAX_REDIRECTIONS => {
+                    redirections += 1;
+                    let to = moved_to(error.details()).unwrap_or_default();
+                    routes.moved(slot, to).await?;
+                }
+                Some(ClusterError::Moved | ClusterError::ClusterDown) => {
+                    routes.wake();
+                    return Err(Error::Unavailable(error));
+                }
+                _ => return Err(Error::Unavailable(error)),
+            }
+        }
+    }
+
+    /// Runs a script over `keys` (the first decides the node; all are of one slot), following
+    /// redirections: see [`Store::routed`].
+    pub(crate) async fn script(
+        &self,
+        script: &Script,
+        keys: impl IntoIterator<Item = impl AsRef<str>>,
+        args: Vec<Value>,
+    ) -> Result<Reply> {
+        Ok(self.script_on(script, keys, args).await?.0)
+    }
+
+    /// [`Store::script`], with the client it ran on (a WAIT for its write must go out on the
+    /// same connection).
+    pub(crate) async fn script_on(
+        &self,
+        script: &Script,
+        keys: impl IntoIterator<Item = impl AsRef<str>>,
+        args: Vec<Value>,
+    ) -> Result<(Reply, Client)> {
+        let keys: Vec<String> = keys.into_iter().map(|k| k.as_ref().to_owned()).collect();
+        if !self.clustered() {
+            let client = self.client_at(0)?;
+            let reply = scripts::run(script, &client, keys, args).await?;
+            return Ok((reply, client));
+        }
+        let first = keys.first().cloned().unwrap_or_default();
+        self.routed(&first, |client| {
+            let (keys, args) = (keys.clone(), args.clone());
+            async move {
+                let reply = scripts::run(script, &client, keys, args).await?;
+                Ok((reply, client))
+            }
+        })
+        .await
+    }
+
+    /// Whether Redis answers a PING now (on a cluster, every primary).
     pub async fn ping(&self) -> Result<()> {
-        self.client()?.ping::<()>(None).await?;
+        for client in self.primary_clients()? {
+            client.ping::<()>(None).await?;
+        }
         Ok(())
     }
 
-    /// Closes the pool's connections.
+    /// Closes the handle's connections.
     pub async fn quit(&self) {
-        let _ = self.inner.pool.quit().await;
+        match &self.inner.links {
+            Links::One(pool) => pool.quit().await,
+            Links::Cluster(routes) => routes.quit().await,
+        }
     }
 }
 
-impl Inner {
-    /// One of this pool's clients whose connection is up, round-robin; with `made_after`, only
-    /// one whose connection was made (or found answering) after that.
-    fn connected(&self, made_after: Option<Instant>) -> Option<&Client> {
-        let clients = self.pool.clients();
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        (0..clients.len())
-            .map(|i| (start + i) % clients.len())
-            .filter(|&n| made_after.is_none_or(|at| self.links[n].up_after(at)))
-            .find(|&n| clients[n].is_connected() && self.links[n].is_up(&clients[n]))
-            .map(|n| &clients[n])
-    }
-
-    /// When this pool last saw one of its connections drop.
-    fn dropped_at(&self) -> Option<Instant> {
-        self.links
-            .iter()
-            .filter_map(|link| read(&link.down_since))
-            .max()
-    }
+/// The `host:port` of a `MOVED <slot> <host:port>` reply (or of a script error that wraps one).
+fn moved_to(details: &str) -> Option<&str> {
+    let at = details.find("MOVED ")?;
+    details[at..].split_whitespace().nth(2)
 }
 
 /// How long the startup check of the server's mode waits for one seed to answer.
@@ -414,104 +538,4 @@ fn builder(settings: &RedisSettings) -> Result<Builder> {
         })
         .set_policy(ReconnectPolicy::new_exponential(0, 50, 1000, 2));
     Ok(builder)
-}
-
-/// Whether one pooled connection is usable. fred notices a dropped connection at once (its reader
-/// broadcasts an error) but reports the client Connected until its reconnect attempt starts, and a
-/// command sent in between waits out the command timeout. So a dropped link is marked down until
-/// fred announces a new connection; should the two announcements be handled out of order, a PING
-/// a little later finds the link up again.
-#[derive(Debug, Default)]
-struct Link {
-    down: AtomicBool,
-    probing: AtomicBool,
-    down_since: Mutex<Option<Instant>>,
-    /// When fred last announced a new connection, or a PING found a link marked down answering.
-    up_since: Mutex<Option<Instant>>,
-}
-
-/// How long a link stays marked down, with fred reporting it connected, before a PING checks it.
-const RECHECK_AFTER: Duration = Duration::from_millis(250);
-/// How long that PING may take (a slow Redis is not a dead one).
-const PING_WITHIN: Duration = Duration::from_secs(1);
-
-impl Link {
-    /// Follows `client`'s connection. A dropped connection marks every link of the pool down,
-    /// not just its own: when Redis goes away they all drop, and the others' announcements may
-    /// come a little later than the next request. Each link is up again on its own reconnect,
-    /// or when a PING finds it answering (a single dropped connection costs the others at most
-    /// [`RECHECK_AFTER`] of 503s).
-    fn watch(client: &Client, link: &Arc<Self>, all: &[Arc<Self>]) {
-        let pool: Vec<Arc<Self>> = all.to_vec();
-        client.on_error(move |(error, _)| {
-            if matches!(
-                error.kind(),
-                ErrorKind::IO | ErrorKind::Canceled | ErrorKind::Timeout
-            ) {
-                for link in &pool {
-                    link.mark_down();
-                }
-            }
-            async { Ok(()) }
-        });
-        let on_reconnect = link.clone();
-        client.on_reconnect(move |_| {
-            on_reconnect.mark_up();
-            async { Ok(()) }
-        });
-    }
-
-    fn mark_up(&self) {
-        if let Ok(mut since) = self.up_since.lock() {
-            *since = Some(Instant::now());
-        }
-        self.down.store(false, Ordering::Release);
-    }
-
-    /// Whether this link came up after `at`.
-    fn up_after(&self, at: Instant) -> bool {
-        read(&self.up_since).is_some_and(|up| up > at)
-    }
-
-    fn mark_down(&self) {
-        if let Ok(mut since) = self.down_since.lock() {
-            *since = Some(Instant::now());
-        }
-        self.down.store(true, Ordering::Release);
-    }
-
-    /// Whether commands may go out on `client` now.
-    fn is_up(self: &Arc<Self>, client: &Client) -> bool {
-        if !self.down.load(Ordering::Acquire) {
-            return true;
-        }
-        let stale = read(&self.down_since).is_some_and(|at| at.elapsed() > RECHECK_AFTER);
-        if stale && !self.probing.swap(true, Ordering::AcqRel) {
-            let (link, client) = (self.clone(), client.clone());
-            tokio::spawn(async move {
-                let answer = tokio::time::timeout(PING_WITHIN, client.ping::<()>(None)).await;
-                if matches!(answer, Ok(Ok(()))) {
-                    link.mark_up();
-                } else {
-                    link.mark_down();
-                }
-                link.probing.store(false, Ordering::Release);
-            });
-        }
-        false
-    }
-}
-
-fn read(at: &Mutex<Option<Instant>>) -> Option<Instant> {
-    at.lock().ok().and_then(|at| *at)
-}
-
-async fn connect_and_wait<C: ClientLike>(client: &C) {
-    client.connect();
-    if tokio::time::timeout(CONNECT_WAIT, client.wait_for_connect())
-        .await
-        .is_err()
-    {
-        tracing::warn!("Redis does not answer yet; carrying on and reconnecting in the background");
-    }
 }

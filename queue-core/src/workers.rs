@@ -7,7 +7,7 @@ use fred::interfaces::HashesInterface;
 use crate::clock::wall_clock_ms;
 use crate::error::{Error, Result};
 use crate::keys;
-use crate::scripts::{self, arg, run};
+use crate::scripts::{self, arg};
 use crate::store::Store;
 
 /// A heartbeat is older than this many heartbeat intervals: its worker counts as dead.
@@ -56,7 +56,7 @@ impl Store {
             applied,
             busy_us,
         };
-        let client = self.client()?;
+        let client = self.client_for(keys::WORKERS)?;
         let refused = match client
             .hset::<(), _, _>(keys::WORKERS, (worker, beat.encode()))
             .await
@@ -68,9 +68,8 @@ impl Store {
             // Redis is full, but this worker is alive: the beat goes in all the same, so that
             // /health reports a full Redis and not dead workers. The refusal is still the answer:
             // it is how the worker knows Redis is full.
-            run(
+            self.script(
                 &scripts::HEARTBEAT_WHEN_FULL,
-                &client,
                 [keys::WORKERS],
                 vec![arg(worker), arg(beat.encode())],
             )
@@ -81,7 +80,7 @@ impl Store {
 
     /// Removes this worker's heartbeat, on a clean exit.
     pub async fn retire(&self, worker: &str) -> Result<()> {
-        self.client()?
+        self.client_for(keys::WORKERS)?
             .hdel::<(), _, _>(keys::WORKERS, worker)
             .await?;
         Ok(())
@@ -89,7 +88,10 @@ impl Store {
 
     /// The workers whose last heartbeat is recent, with their counters summed.
     pub async fn pool(&self) -> Result<PoolSnapshot> {
-        let beats: HashMap<String, String> = self.client()?.hgetall(keys::WORKERS).await?;
+        let beats: HashMap<String, String> = self
+            .client_for(keys::WORKERS)?
+            .hgetall(keys::WORKERS)
+            .await?;
         let cutoff = wall_clock_ms() - MISSED_BEATS * self.workers().heartbeat_ms as i64;
         Ok(beats
             .values()

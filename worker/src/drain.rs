@@ -127,21 +127,49 @@ async fn hand_back(worker: &Worker, event: EventId) {
     }
 }
 
-/// On a cluster: takes the tokens of one shard, on a blocking connection of its own, and hands
-/// each to the next free drain task of the process. A token waits here while every drain task
-/// is busy (at most one per shard and process); on shutdown it goes back to its shard.
+/// On a cluster: takes the tokens of one shard, on a blocking connection of its own to the
+/// shard's primary, and hands each to the next free drain task of the process. A token waits
+/// here while every drain task is busy (at most one per shard and process); on shutdown it goes
+/// back to its shard. When the routing moves the shard's slot to another primary (a failover, a
+/// resharding) the popper reconnects there; a pop that overruns its block (its primary went
+/// away) is dropped with its connection.
 pub(crate) async fn pop_shard(
     worker: Arc<Worker>,
-    client: Client,
     shard: Shard,
     tokens: mpsc::Sender<EventId>,
     shutdown: CancellationToken,
 ) {
     let shards = [shard];
+    let slot = queue_core::keys::slot_of(shard.ready());
+    let mut popper: Option<(fred::types::config::Server, Client)> = None;
     while !shutdown.is_cancelled() {
+        let primary = worker.store.primary_of(slot);
+        if let Some((_, client)) = popper.take_if(|(node, _)| primary.as_ref() != Some(node)) {
+            quit(&client).await;
+        }
+        let client = match &popper {
+            Some((_, client)) => client.clone(),
+            None => match worker.store.dedicated_client_at(slot).await {
+                Ok((node, client)) => popper.insert((node, client)).1.clone(),
+                Err(e) => {
+                    let pause = worker.full.failed(&e, || {
+                        tracing::warn!(shard = shard.index(), error = %e, "cannot take work from Redis")
+                    });
+                    tokio::time::sleep(pause).await;
+                    continue;
+                }
+            },
+        };
+        let limit = POP_TIMEOUT + Duration::from_secs(1);
         let next = tokio::select! {
             _ = shutdown.cancelled() => break,
-            next = worker.store.next_ready(&client, &shards, POP_TIMEOUT) => next,
+            next = tokio::time::timeout(limit, worker.store.next_ready(&client, &shards, POP_TIMEOUT)) => next,
+        };
+        let Ok(next) = next else {
+            if let Some((_, client)) = popper.take() {
+                quit(&client).await;
+            }
+            continue;
         };
         match next {
             Ok(Some(event)) => {
@@ -165,7 +193,9 @@ pub(crate) async fn pop_shard(
             }
         }
     }
-    let _ = fred::interfaces::ClientLike::quit(&client).await;
+    if let Some((_, client)) = popper {
+        quit(&client).await;
+    }
 }
 
 pub(crate) async fn run(
@@ -272,4 +302,14 @@ async fn drain(worker: &Worker, sweeps: &Sweeps, event: EventId, shutdown: &Canc
         }
     }
     hand_back(worker, event).await;
+}
+
+/// Closes a popper's connection, waiting at most a second (a primary that is gone never answers
+/// QUIT).
+async fn quit(client: &Client) {
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        fred::interfaces::ClientLike::quit(client),
+    )
+    .await;
 }

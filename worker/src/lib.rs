@@ -70,15 +70,9 @@ impl Application {
         let mut shared_tokens = None;
         if worker.store.clustered() {
             let (tx, rx) = tokio::sync::mpsc::channel(1);
-            // Connected all at once: each waits up to a few seconds for a cluster not up yet.
-            let clients = futures::future::try_join_all(
-                queue_core::keys::Shard::all().map(|_| worker.store.dedicated_client()),
-            )
-            .await?;
-            for (shard, client) in queue_core::keys::Shard::all().zip(clients) {
+            for shard in queue_core::keys::Shard::all() {
                 tasks.push(tokio::spawn(drain::pop_shard(
                     worker.clone(),
-                    client,
                     shard,
                     tx.clone(),
                     shutdown.clone(),

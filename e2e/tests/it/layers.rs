@@ -38,7 +38,7 @@ const QUEUE_CORE_LAYERS: [(&str, &[&str]); 4] = [
         ],
     ),
     ("the wire", &["scripts", "reply", "wire"]),
-    ("the handle", &["store"]),
+    ("the handle", &["store", "routing"]),
     (
         "operations",
         &[
