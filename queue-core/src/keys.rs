@@ -57,6 +57,11 @@ pub struct EventKeys {
     /// job_status reads every job of the event as `failed` (the event was deleted). The only key
     /// of a deleted event; nothing else writes it.
     pub deleted: String,
+    /// String written, with a 1 s expiry, before a status read answers a finished job under
+    /// REDIS_REPLICA_ACKS: a write of the reading connection's own, whose WAIT then proves the
+    /// replicas have the result written before it (`Store::job`). Read by nothing; not part of
+    /// [`EventKeys::live`], as it expires by itself.
+    pub fence: String,
 }
 
 impl EventKeys {
@@ -74,6 +79,7 @@ impl EventKeys {
             changes: format!("{base}:changes"),
             retry: format!("{base}:retry"),
             deleted: format!("{base}:deleted"),
+            fence: format!("{base}:fence"),
         }
     }
 

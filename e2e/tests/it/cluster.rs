@@ -445,8 +445,7 @@ async fn failover_drill(replica_acks: u32, lag: bool) -> Drill {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_killed_primary_pauses_only_its_own_events_until_its_failover()
-{
+async fn a_killed_primary_pauses_only_its_own_events_until_its_failover() {
     let drill = failover_drill(0, false).await;
 
     let refused: Vec<&Attempt> = drill.others().filter(|a| a.status != 202).collect();
@@ -901,4 +900,79 @@ async fn resharding_the_slots_of_live_events_loses_and_doubles_nothing() {
             "{seat} is as its jobs left it"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_replica_acks_a_status_read_tells_no_result_its_replica_lacks() {
+    // Arrange: acks 1, no worker yet; a hold accepted (its replica has the job), then the
+    // event's replica stopped and cut off, then a worker applies the job: its record is on the
+    // primary only, and the worker's WAIT runs out, so it announces nothing.
+    let mut app = spawn_app_with(
+        Options::default()
+            .redis(RedisKind::Cluster)
+            .workers(0)
+            .env("REDIS_REPLICA_ACKS", 1),
+    )
+    .await;
+    let event = app.create_event(10).await;
+    let seat = seat_of(&event, 1);
+    let posted = app
+        .http
+        .post(app.url("/seats/hold"))
+        .json(&serde_json::json!({"id": seat, "UUID": new_user()}))
+        .send()
+        .await
+        .expect("the API answers");
+    assert_eq!(
+        posted.status().as_u16(),
+        202,
+        "accepted while the replica is up"
+    );
+    let body: serde_json::Value = posted.json().await.expect("a JSON answer");
+    let job = body["jobId"].as_str().expect("a job id").to_owned();
+    let primary = app.redis.primary_of(&event);
+    let replica = app.redis.replica_of(primary);
+    app.redis.signal_node(replica, "STOP");
+    let cut = command(primary, "CLIENT KILL TYPE replica");
+    assert_eq!(cut.as_deref(), Some(":1"), "the replica's link is cut");
+    app.start_worker().await;
+    let results = keys_of(&event).results;
+    let applied = Instant::now() + Duration::from_secs(10);
+    while command(primary, &format!("HLEN {results}")).as_deref() != Some(":1") {
+        assert!(
+            Instant::now() < applied,
+            "the worker applies the job on the primary"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Act: read the job's status while the replica lacks its record.
+    let read = app
+        .http
+        .get(app.url(&format!("/seats/job/{job}/status")))
+        .send()
+        .await
+        .expect("the API answers");
+    let (status, retry_after) = (
+        read.status().as_u16(),
+        read.headers().contains_key("retry-after"),
+    );
+    let told = read.text().await.unwrap_or_default();
+    app.redis.signal_node(replica, "CONT");
+
+    // Assert: not told (a failover now would undo it), but 503 with Retry-After; once the
+    // replica is back and has it, the result is told.
+    assert!(
+        status == 503 && retry_after,
+        "a result only the primary has is not told: {status} {told}"
+    );
+    let view = app
+        .api()
+        .job_status(&job, Some(10))
+        .await
+        .expect("a status once the replica is back");
+    assert!(
+        view.is_some_and(|v| v.status.is_finished()),
+        "the result is told once the replica has it"
+    );
 }
