@@ -313,6 +313,9 @@ struct Drill {
     promoted_at: Duration,
     /// Jobs answered 202 that did not end completed or failed.
     lost: usize,
+    /// When the stream of one of the other primaries' events (opened before the load) brought
+    /// a change.
+    streamed_at: Vec<Duration>,
 }
 
 impl Drill {
@@ -347,7 +350,27 @@ async fn failover_drill(replica_acks: u32, lag: bool) -> Drill {
     let replica = app.redis.replica_of(victim);
     let log = Arc::new(Mutex::new(Vec::<Attempt>::new()));
     let stop = Arc::new(AtomicBool::new(false));
+    let watched = events
+        .iter()
+        .find(|(primary, _)| **primary != victim)
+        .map(|(_, events)| events[0].clone())
+        .expect("another primary");
+    let mut stream = SseClient::connect(&app, &watched, None).await;
     let started = Instant::now();
+    let streamed = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut at = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(message) = stream.next(Duration::from_millis(200)).await {
+                    if message.event != "snapshot" {
+                        at.push(started.elapsed());
+                    }
+                }
+            }
+            at
+        })
+    };
     let load = {
         let all: Vec<String> = events.values().flatten().cloned().collect();
         let (base, http) = (app.url(""), app.http.clone());
@@ -416,6 +439,7 @@ async fn failover_drill(replica_acks: u32, lag: bool) -> Drill {
     tokio::time::sleep(Duration::from_secs(8)).await;
     stop.store(true, Ordering::Relaxed);
     load.await.expect("the load runs");
+    let streamed_at = streamed.await.expect("the stream is read");
     let attempts = log.lock().expect("the log").clone();
     // Lost: unknown, unfinished, or finished as another job (a promoted replica that missed
     // jobs hands their sequence numbers, and so their ids, out again).
@@ -441,6 +465,7 @@ async fn failover_drill(replica_acks: u32, lag: bool) -> Drill {
         killed_at,
         promoted_at,
         lost,
+        streamed_at,
     }
 }
 
@@ -464,6 +489,21 @@ async fn a_killed_primary_pauses_only_its_own_events_until_its_failover() {
          the first {:?}",
         refused.len(),
         refused.first()
+    );
+    // So do their streams: one kept bringing changes while the dead primary's events waited.
+    let while_dead = drill
+        .streamed_at
+        .iter()
+        .filter(|at| **at > drill.killed_at + Duration::from_secs(1) && **at < drill.promoted_at)
+        .count();
+    eprintln!(
+        "another primary's stream: {while_dead} changes between 1 s after the kill and the \
+         promotion, {} in all",
+        drill.streamed_at.len()
+    );
+    assert!(
+        while_dead > 0,
+        "another primary's event streamed changes while the dead primary's events waited"
     );
     for a in drill.theirs().filter(|a| a.status != 202) {
         assert!(
@@ -582,7 +622,6 @@ async fn finished(
 const MOVED_SLOTS: u16 = 2048;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "not met yet: about one run in ten a moved event stays at 503 after the move (docs/ARCHITECTURE.md, Redis Cluster); run with --ignored"]
 async fn resharding_the_slots_of_live_events_loses_and_doubles_nothing() {
     // Arrange: events in the slots that move (on the primary of slot 0) and events that stay,
     // on every primary.
@@ -768,27 +807,31 @@ async fn resharding_the_slots_of_live_events_loses_and_doubles_nothing() {
             "no 503 before the slots moved (from {move_from:?}): {p:?}"
         );
     }
-    // A pooled connection whose slot table is stale still answers 503s after the move (see
-    // docs/ARCHITECTURE.md, Redis Cluster): now and then one moved event gets nothing but 503s
-    // for the seconds the load runs on (the holds above, retried, show it accepts again). Not
-    // asserted, so that the drill does not fail on it: shown.
+    // Once the slots have moved, nothing is refused: a MOVED is followed to the new owner (a
+    // command sent on a stale routing table is not a 503), and every event, moved or not,
+    // keeps accepting.
+    let refused_after: Vec<&&Post> = unavailable.iter().filter(|p| p.at > move_to).collect();
+    assert!(
+        refused_after.is_empty(),
+        "no 503 once the slots have moved ({move_to:?}): {} of them, the first {:?}",
+        refused_after.len(),
+        refused_after.first()
+    );
     for event in &events {
         let after: Vec<&Post> = posts
             .iter()
             .filter(|p| p.seat.starts_with(event.as_str()) && p.at > move_to)
             .collect();
-        if !after.is_empty() && after.iter().all(|p| p.status != 202) {
-            eprintln!(
-                "{event} (moved: {}) got no 202 while the load ran on after the move: {} answers, \
-                 all {:?}",
-                moving.contains(event),
-                after.len(),
-                after
-                    .iter()
-                    .map(|p| p.status)
-                    .collect::<std::collections::BTreeSet<_>>()
-            );
-        }
+        assert!(
+            after.iter().any(|p| p.status == 202),
+            "{event} (moved: {}) got 202s after the move: {} answers, {:?}",
+            moving.contains(event),
+            after.len(),
+            after
+                .iter()
+                .map(|p| p.status)
+                .collect::<std::collections::BTreeSet<_>>()
+        );
     }
     // Every job answered 202 ended completed or failed, as itself.
     let accepted: Vec<&Post> = posts.iter().filter(|p| p.status == 202).collect();
@@ -853,6 +896,11 @@ async fn resharding_the_slots_of_live_events_loses_and_doubles_nothing() {
     assert!(
         lost.is_empty(),
         "every job answered 202 ended completed or failed: lost {lost:?}"
+    );
+    assert_eq!(
+        (status_503s.load(Ordering::Relaxed), hold_503s),
+        (0, 0),
+        "after the load, no status read and no hold is refused (503)"
     );
     assert!(
         accepted
@@ -974,5 +1022,165 @@ async fn with_replica_acks_a_status_read_tells_no_result_its_replica_lacks() {
     assert!(
         view.is_some_and(|v| v.status.is_finished()),
         "the result is told once the replica has it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn after_a_failover_expiry_notifications_are_turned_on_and_heard_on_the_promoted_primary() {
+    // Arrange: nodes that announce nothing, the periodic sweeps out of the way (as in
+    // `expiry_notifications_are_turned_on_and_heard_on_every_primary`), and one primary killed:
+    // its replica, on which nobody turned notifications on, is promoted.
+    let mut app = spawn_app_with(
+        Options::default()
+            .redis(RedisKind::Cluster)
+            .redis_args(&["--notify-keyspace-events", ""])
+            .env("HOLD_TTL_SECS", 1)
+            .tweak(|s| s.workers.housekeeping_ms = 600_000),
+    )
+    .await;
+    let events = events_on_every_primary(&app, 1).await;
+    let victim = *events.keys().next().expect("a primary");
+    let event = events[&victim][0].clone();
+    let replica = app.redis.replica_of(victim);
+    let flags = |port: u16| {
+        command(port, "CONFIG GET notify-keyspace-events")
+            .unwrap_or_default()
+            .split("\r\n")
+            .filter(|line| !line.starts_with(['*', '$']))
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(flags(replica), "", "the replica announces nothing yet");
+    app.redis.kill_node(victim);
+    let redis = &app.redis;
+    tokio::task::block_in_place(|| redis.wait_cluster_ok(Duration::from_secs(30)));
+    assert_eq!(
+        app.redis.primary_of(&event),
+        replica,
+        "the replica took over"
+    );
+
+    // Act: the worker follows the new primary; then a one-second hold on the event it took.
+    let turned_on = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = flags(replica);
+        if now.contains('E') && (now.contains('x') || now.contains('A')) {
+            break;
+        }
+        assert!(
+            Instant::now() < turned_on,
+            "the worker turned expiry events on on the promoted primary: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seat = seat_of(&event, 1);
+    let accepting = Instant::now() + Duration::from_secs(10);
+    let job = loop {
+        let posted = app.hold(&seat, &new_user()).await;
+        if posted.status() == 202 {
+            break posted.job_id().expect("a job id").to_owned();
+        }
+        assert!(
+            Instant::now() < accepting,
+            "the event accepts again: {posted}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let done = app.wait_job(&job, Duration::from_secs(10)).await;
+    assert_eq!(
+        done.code(),
+        Some(200),
+        "held on the promoted primary: {done}"
+    );
+
+    // Assert: the lapsed hold is tidied, which only a notification from the new primary can do.
+    let deadlines = keys_of(&event).deadlines;
+    let tidied = Instant::now() + Duration::from_secs(5);
+    while command(replica, &format!("ZCARD {deadlines}")).as_deref() != Some(":0") {
+        assert!(
+            Instant::now() < tidied,
+            "the lapsed hold on the promoted primary was tidied on its notification"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        app.holds_lapsed().0 >= 1,
+        "the lapse was heard as a notification"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slot_moved_behind_the_services_back_is_followed_without_a_503() {
+    // Arrange: an event in use (the service's routing knows its primary), then its slot moved
+    // to another primary by hand, as `redis-cli --cluster reshard` does it: IMPORTING and
+    // MIGRATING, its keys MIGRATEd, the slot given to the target on every primary.
+    let app = spawn_app_with(Options::default().redis(RedisKind::Cluster).workers(1)).await;
+    let event = app.create_event(20).await;
+    let done = app.hold_and_wait(&seat_of(&event, 1), &new_user()).await;
+    assert_eq!(done.code(), Some(200), "{done}");
+    let keys = keys_of(&event);
+    let slot = queue_core::keys::slot_of(&keys.event);
+    let source = app.redis.primary_of(&event);
+    let primaries = app.redis.primary_ports();
+    let target = *primaries
+        .iter()
+        .find(|p| **p != source)
+        .expect("another primary");
+    let (from, to) = (node_id(source), node_id(target));
+    let ok = |reply: Option<String>, what: &str| {
+        assert!(
+            reply.as_deref().is_some_and(|r| r.contains("OK")),
+            "{what}: {reply:?}"
+        );
+    };
+    ok(
+        command(target, &format!("CLUSTER SETSLOT {slot} IMPORTING {from}")),
+        "IMPORTING",
+    );
+    ok(
+        command(source, &format!("CLUSTER SETSLOT {slot} MIGRATING {to}")),
+        "MIGRATING",
+    );
+    ok(
+        command(
+            source,
+            &format!(
+                "MIGRATE 127.0.0.1 {target} \"\" 0 5000 KEYS {}",
+                keys.live().join(" ")
+            ),
+        ),
+        "MIGRATE",
+    );
+    for primary in &primaries {
+        ok(
+            command(*primary, &format!("CLUSTER SETSLOT {slot} NODE {to}")),
+            "NODE",
+        );
+    }
+    assert_eq!(app.redis.primary_of(&event), target, "the slot moved");
+
+    // Act: at once (before the service's next read of the routing, due within a second),
+    // holds and a status read on the event.
+    let (app_ref, event_ref) = (&app, &event);
+    let posts = futures::future::join_all(
+        (2..=20).map(|n| async move { app_ref.hold(&seat_of(event_ref, n), &new_user()).await }),
+    )
+    .await;
+
+    // Assert: every hold is accepted and applied on the new primary: a MOVED is followed, not
+    // answered 503.
+    for posted in &posts {
+        assert_eq!(posted.status(), 202, "a hold after the move: {posted}");
+    }
+    for posted in &posts {
+        let job = posted.job_id().expect("a job id");
+        let done = app.wait_job(job, Duration::from_secs(10)).await;
+        assert_eq!(done.code(), Some(200), "applied after the move: {done}");
+    }
+    assert_eq!(
+        command(target, &format!("HGET {} total", keys.event)).as_deref(),
+        Some("20"),
+        "the event lives on the new primary"
     );
 }
