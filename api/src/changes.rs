@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use queue_core::changes::read_new;
 use queue_core::{ChangeId, EventId, SeatChange, Store};
 use tokio::sync::{broadcast, Notify};
 use tokio_util::sync::CancellationToken;
@@ -178,7 +177,7 @@ impl ChangeHub {
             // with its connection.
             let limit = Duration::from_millis(BLOCK_MS + 2_000);
             let read = tokio::select! {
-                read = tokio::time::timeout(limit, read_new(reader, &cursors, READ_COUNT, BLOCK_MS)) => read,
+                read = tokio::time::timeout(limit, store.read_new(reader, &cursors, READ_COUNT, BLOCK_MS)) => read,
                 () = shutdown.cancelled() => break,
             };
             let Ok(read) = read else {

@@ -155,8 +155,8 @@ impl Store {
         with_seats: bool,
     ) -> Result<Option<(Event, Millis, Bytes, Option<String>)>> {
         let k = EventKeys::new(id);
-        let mut reply = self
-            .script(
+        let (mut reply, client) = self
+            .script_on(
                 &scripts::READ_EVENT,
                 [&k.event, &k.seats, &k.deadlines, &k.changes],
                 vec![arg(u8::from(with_seats))],
@@ -165,6 +165,7 @@ impl Store {
         if reply.is_empty() {
             return Ok(None);
         }
+        self.fenced(&client, &k.fence).await?;
         let name = reply.string()?;
         let total = reply.count()?;
         let reserved = reply.count()?;
@@ -188,8 +189,8 @@ impl Store {
     /// A seat as it is now; `None` when there is no such event or seat.
     pub async fn seat(&self, id: SeatId) -> Result<Option<Seat>> {
         let k = EventKeys::new(id.event());
-        let mut reply = self
-            .script(
+        let (mut reply, client) = self
+            .script_on(
                 &scripts::READ_SEAT,
                 [&k.event, &k.seats],
                 vec![arg(id.number())],
@@ -198,6 +199,7 @@ impl Store {
         if reply.is_empty() {
             return Ok(None);
         }
+        self.fenced(&client, &k.fence).await?;
         let now: Millis = reply.int()?;
         Ok(Some(reply.seat_state(now)?.into_seat(id)))
     }

@@ -195,8 +195,8 @@ impl Store {
         limit: usize,
     ) -> Result<Option<CatchUp>> {
         let k = EventKeys::new(event);
-        let mut reply = self
-            .script(
+        let (mut reply, client) = self
+            .script_on(
                 &scripts::READ_CHANGES,
                 [&k.event, &k.changes],
                 vec![arg(after), arg(limit)],
@@ -205,6 +205,7 @@ impl Store {
         if reply.is_empty() {
             return Ok(None);
         }
+        self.fenced(&client, &k.fence).await?;
         if reply.string()? == "gap" {
             return Ok(Some(CatchUp::Gap));
         }
@@ -216,17 +217,25 @@ impl Store {
     }
 }
 
-/// Waits up to `block_ms` for changes after each cursor on a connection of its own (XREAD
-/// blocks the connection it runs on), and returns them, at most `count` per event. An empty
-/// answer means none came in time. One Redis only: on a cluster one XREAD may not name streams
-/// of several slots (see [`Store::poll_new`]).
-pub async fn read_new(
-    client: &Client,
-    cursors: &[(EventId, ChangeId)],
-    count: u64,
-    block_ms: u64,
-) -> Result<Vec<SeatChange>> {
-    read_streams(client, cursors, count, Some(block_ms)).await
+impl Store {
+    /// Waits up to `block_ms` for changes after each cursor on a connection of its own (XREAD
+    /// blocks the connection it runs on), and returns them, at most `count` per event. An empty
+    /// answer means none came in time. One Redis only: on a cluster one XREAD may not name
+    /// streams of several slots (see [`Store::poll_new`]).
+    pub async fn read_new(
+        &self,
+        client: &Client,
+        cursors: &[(EventId, ChangeId)],
+        count: u64,
+        block_ms: u64,
+    ) -> Result<Vec<SeatChange>> {
+        let changes = read_streams(client, cursors, count, Some(block_ms)).await?;
+        if let Some(first) = changes.first() {
+            self.fenced(client, &EventKeys::new(first.seat.event()).fence)
+                .await?;
+        }
+        Ok(changes)
+    }
 }
 
 impl Store {
@@ -251,7 +260,13 @@ impl Store {
                 .push((*event, *cursor));
         }
         let reads = by_slot.iter().map(|(slot, group)| async move {
-            read_streams(&self.client_at(*slot)?, group, count, None).await
+            let client = self.client_at(*slot)?;
+            let changes = read_streams(&client, group, count, None).await?;
+            if let Some(first) = changes.first() {
+                self.fenced(&client, &EventKeys::new(first.seat.event()).fence)
+                    .await?;
+            }
+            Ok::<_, crate::Error>(changes)
         });
         let mut changes = Vec::new();
         let mut failed = None;

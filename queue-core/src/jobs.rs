@@ -1,11 +1,9 @@
 //! Where a job stands: read from Redis, or from a record heard on the finished-jobs channel.
 
-use fred::interfaces::KeysInterface;
-
 use crate::error::Result;
 use crate::ids::{EventId, JobId};
 use crate::job::{JobState, JobView};
-use crate::keys::{self, EventKeys};
+use crate::keys::EventKeys;
 use crate::scripts::{self, arg};
 use crate::store::Store;
 use crate::wire::{self, QueuedJob};
@@ -25,22 +23,9 @@ impl Store {
             )
             .await?;
         let found = reply.int()?;
-        if found >= 2 && self.waits_for_replicas() {
-            // REDIS_REPLICA_ACKS: the worker announces a result only once the replicas have it,
-            // but its record is on the primary a moment before; read in between, it would tell
-            // the client a result that a failover could still undo. Replicas acknowledge the
-            // primary's writes in order: once they have a write of this connection's own, made
-            // after the read, they have the record too (or the answer is 503, as for a 202).
-            client
-                .set::<(), _, _>(
-                    &k.fence,
-                    1,
-                    Some(fred::types::Expiration::PX(1000)),
-                    None,
-                    false,
-                )
-                .await?;
-            self.replicated(&client, keys::slot_of(&k.fence)).await?;
+        if found >= 2 {
+            // A finished job: not told before the replicas have its record.
+            self.fenced(&client, &k.fence).await?;
         }
         match found {
             0 => Ok(None),

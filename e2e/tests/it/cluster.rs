@@ -951,10 +951,11 @@ async fn resharding_the_slots_of_live_events_loses_and_doubles_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn with_replica_acks_a_status_read_tells_no_result_its_replica_lacks() {
-    // Arrange: acks 1, no worker yet; a hold accepted (its replica has the job), then the
-    // event's replica stopped and cut off, then a worker applies the job: its record is on the
-    // primary only, and the worker's WAIT runs out, so it announces nothing.
+async fn with_replica_acks_no_read_tells_what_the_replica_lacks() {
+    // Arrange: acks 1, no worker yet; a hold accepted (its replica has the job) and a stream
+    // open on its event; then the event's replica stopped and cut off, then a worker applies
+    // the job: its record and its seat change are on the primary only, and the worker's WAIT
+    // runs out, so it announces nothing.
     let mut app = spawn_app_with(
         Options::default()
             .redis(RedisKind::Cluster)
@@ -978,6 +979,9 @@ async fn with_replica_acks_a_status_read_tells_no_result_its_replica_lacks() {
     );
     let body: serde_json::Value = posted.json().await.expect("a JSON answer");
     let job = body["jobId"].as_str().expect("a job id").to_owned();
+    let mut stream = SseClient::connect(&app, &event, None).await;
+    let snapshot = stream.next(Duration::from_secs(5)).await;
+    assert!(snapshot.is_some(), "the stream opens with its snapshot");
     let primary = app.redis.primary_of(&event);
     let replica = app.redis.replica_of(primary);
     app.redis.signal_node(replica, "STOP");
@@ -994,7 +998,18 @@ async fn with_replica_acks_a_status_read_tells_no_result_its_replica_lacks() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    // Act: read the job's status while the replica lacks its record.
+    // Act: read the job's status, the event and its stream while the replica lacks them.
+    let event_read = app
+        .http
+        .get(app.url(&format!("/events/{event}")))
+        .send()
+        .await
+        .expect("the API answers");
+    let event_status = (
+        event_read.status().as_u16(),
+        event_read.headers().contains_key("retry-after"),
+    );
+    let streamed = stream.next(Duration::from_millis(1500)).await;
     let read = app
         .http
         .get(app.url(&format!("/seats/job/{job}/status")))
@@ -1013,6 +1028,20 @@ async fn with_replica_acks_a_status_read_tells_no_result_its_replica_lacks() {
     assert!(
         status == 503 && retry_after,
         "a result only the primary has is not told: {status} {told}"
+    );
+    assert_eq!(
+        event_status,
+        (503, true),
+        "nor the seat it changed (GET /events/{{id}})"
+    );
+    assert!(
+        streamed.is_none(),
+        "nor the change on the stream: {streamed:?}"
+    );
+    let change = stream.next(Duration::from_secs(10)).await;
+    assert!(
+        change.is_some_and(|m| m.event != "snapshot"),
+        "the change streams once the replica has it"
     );
     let view = app
         .api()
