@@ -56,20 +56,37 @@ impl Store {
     /// repeat, and a no-op for an event that was never there.
     pub(crate) async fn free_event(&self, id: EventId) -> Result<u64> {
         let k = EventKeys::new(id);
-        let client = self.client_for(&k.event)?;
         // All of one slot (the event's hash tag). The event hash is in the list too, for a
         // deletion that met an event hash written after the mark (none is: every script that
         // writes it reads `total` first and stops without it).
-        let freed: u64 = client.unlink(k.live().to_vec()).await?;
+        let freed: u64 = self.client_for(&k.event)?.unlink(k.live().to_vec()).await?;
         let member = id.to_string();
         let shard = Shard::of(id);
-        client.zrem::<(), _, _>(shard.hints(), &member).await?;
-        client.zrem::<(), _, _>(shard.due(), &member).await?;
+        // The shard's keys and the service-wide sets are slots of their own (on a cluster,
+        // maybe other primaries): each command goes to its key's.
+        self.routed(shard.hints(), |c| async move {
+            Ok(c.zrem::<(), _, _>(shard.hints(), id.to_string()).await?)
+        })
+        .await?;
+        self.routed(shard.due(), |c| async move {
+            Ok(c.zrem::<(), _, _>(shard.due(), id.to_string()).await?)
+        })
+        .await?;
         // Walks the shard's ready list, which holds at most a few tokens per busy event.
-        client.lrem::<(), _, _>(shard.ready(), 0, &member).await?;
-        client.zrem::<(), _, _>(keys::ENDS, &member).await?;
+        self.routed(shard.ready(), |c| async move {
+            Ok(c.lrem::<(), _, _>(shard.ready(), 0, id.to_string()).await?)
+        })
+        .await?;
+        self.routed(keys::ENDS, |c| async move {
+            Ok(c.zrem::<(), _, _>(keys::ENDS, id.to_string()).await?)
+        })
+        .await?;
         // Last: while the event is registered, the housekeeping full pass comes back to it.
-        client.zrem::<(), _, _>(keys::EVENTS, &member).await?;
+        self.routed(keys::EVENTS, |c| {
+            let member = member.clone();
+            async move { Ok(c.zrem::<(), _, _>(keys::EVENTS, member).await?) }
+        })
+        .await?;
         Ok(freed)
     }
 

@@ -347,11 +347,10 @@ impl Routes {
         if let Some(pool) = table.pool_of(server) {
             return Ok(pool.clone());
         }
-        let retired = self.retired.lock().ok().and_then(|retired| {
-            retired
-                .iter()
-                .find(|(_, s, _)| same(s, server))
-                .map(|(_, _, pool)| pool.clone())
+        // Taken back out of the retired ones, so that it is not closed under the table.
+        let retired = self.retired.lock().ok().and_then(|mut retired| {
+            let at = retired.iter().position(|(_, s, _)| same(s, server))?;
+            Some(retired.remove(at).2)
         });
         if let Some(pool) = retired {
             return Ok(pool);
@@ -433,7 +432,8 @@ impl Routes {
         Err(last)
     }
 
-    /// Closes the pools retired [`RETIRE_AFTER`] ago.
+    /// Closes the pools retired [`RETIRE_AFTER`] ago. Each leaves the retired list under its lock
+    /// either here or in [`Routes::pool_for`], never both: a pool taken back is not closed.
     async fn close_retired(&self) {
         let due: Vec<Arc<NodePool>> = match self.retired.lock() {
             Ok(mut retired) => {

@@ -51,10 +51,15 @@ scripts! {
     RATE_LIMIT => "rate_limit.lua",
 }
 
-/// A worker's heartbeat while Redis is out of memory: the one script that may write then (its
-/// first line flags it `allow-oom`, so it cannot carry the prelude).
+/// A worker's heartbeat while Redis is out of memory: one of the two scripts that may write
+/// then (its first line flags it `allow-oom`, so it cannot carry the prelude).
 pub(crate) static HEARTBEAT_WHEN_FULL: LazyLock<Script> =
     LazyLock::new(|| Script::from_lua(include_str!("../lua/heartbeat_when_full.lua")));
+
+/// The other: the fence a read writes before its WAIT under REDIS_REPLICA_ACKS (a read must
+/// work while Redis is full).
+pub(crate) static FENCE: LazyLock<Script> =
+    LazyLock::new(|| Script::from_lua(include_str!("../lua/fence.lua")));
 
 /// The shared prelude every script starts with, for tests that run its functions on their own.
 pub const COMMON: &str = include_str!("../lua/common.lua");

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use fred::clients::{Client, SubscriberClient};
 use fred::error::ErrorKind;
-use fred::interfaces::{ClientLike, KeysInterface};
+use fred::interfaces::ClientLike;
 use fred::types::config::{Config, ReconnectPolicy, Server, ServerConfig};
 use fred::types::scripts::Script;
-use fred::types::{Builder, ClusterHash, CustomCommand, Expiration, Value};
+use fred::types::{Builder, ClusterHash, CustomCommand, Value};
 
 use crate::error::{ClusterError, Error, Result};
 use crate::keys::slot_of;
@@ -284,16 +284,15 @@ impl Store {
     /// replicas have it, at once when acks are off. A worker's write is on the primary a moment
     /// before its own WAIT; read in between, a result or a seat change could be told that a
     /// failover would undo. So the read's connection writes a key of its own (`fence`, of the
-    /// read's slot, expiring in a second) and WAITs for it: replicas acknowledge the primary's
+    /// read's slot, expiring in a second, `lua/fence.lua`, which Redis takes even when full) and
+    /// WAITs for it: replicas acknowledge the primary's
     /// writes in order, so once they have the fence they have everything written before it.
     /// Too few acknowledgements is an error, as for a write (the caller answers 503).
     pub(crate) async fn fenced(&self, client: &Client, fence: &str) -> Result<()> {
         if !self.waits_for_replicas() {
             return Ok(());
         }
-        client
-            .set::<(), _, _>(fence, 1, Some(Expiration::PX(1000)), None, false)
-            .await?;
+        scripts::run(&scripts::FENCE, client, vec![fence.to_owned()], Vec::new()).await?;
         self.replicated(client, slot_of(fence)).await
     }
 

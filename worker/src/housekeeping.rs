@@ -112,7 +112,7 @@ const PRIMARIES_CHECK: Duration = Duration::from_secs(2);
 /// Sweeps an event as soon as Redis announces that its tick key expired. Notifications are
 /// fire-and-forget: a missed one only delays tidying until the scheduled sweep. Keyspace
 /// notifications are per node, so on a cluster there is one listener per primary, following
-/// the primaries as fred's routing table has them.
+/// the primaries as the routing table has them.
 pub(crate) async fn listen(worker: Arc<Worker>, shutdown: CancellationToken) {
     if !worker.store.clustered() {
         return listen_on(worker, None, shutdown).await;
@@ -122,6 +122,10 @@ pub(crate) async fn listen(worker: Arc<Worker>, shutdown: CancellationToken) {
     // `Application::build` turned the notifications on where it could; only a primary that
     // comes later (a replica promoted in a failover) needs it again.
     let mut first = true;
+    // Set when a new primary appears, until turning notifications on everywhere succeeds: a
+    // primary just promoted may not be connected yet on the first try. A refusal that is not
+    // Redis being unreachable (a managed service that forbids CONFIG) is said once and left.
+    let mut to_enable = false;
     loop {
         match worker.store.primaries() {
             Ok(primaries) => {
@@ -137,9 +141,17 @@ pub(crate) async fn listen(worker: Arc<Worker>, shutdown: CancellationToken) {
                     .into_iter()
                     .filter(|node| !listening.contains_key(node))
                     .collect();
-                if !new.is_empty() && !first {
-                    if let Err(e) = worker.store.enable_expiry_notifications().await {
-                        tracing::warn!(error = %e, "cannot turn on keyspace notifications on every primary");
+                to_enable |= !new.is_empty() && !first;
+                if to_enable {
+                    match worker.store.enable_expiry_notifications().await {
+                        Ok(()) => to_enable = false,
+                        Err(e @ queue_core::Error::Unavailable(_)) => {
+                            tracing::debug!(error = %e, "cannot turn on keyspace notifications on every primary yet; trying again");
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot turn on keyspace notifications on every primary");
+                            to_enable = false;
+                        }
                     }
                 }
                 for node in new {

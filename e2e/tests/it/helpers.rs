@@ -291,10 +291,14 @@ impl TestRedis {
     /// The port of the primary that serves the event's slot now (the one node of a single
     /// Redis), from `CLUSTER NODES`.
     pub fn primary_of(&self, event: &str) -> u16 {
+        self.primary_of_slot(queue_core::keys::slot_of(&keys_of(event).event))
+    }
+
+    /// The port of the primary that owns hash `slot` (on one server, its port).
+    pub fn primary_of_slot(&self, slot: u16) -> u16 {
         if self.kind == RedisKind::Single {
             return self.port;
         }
-        let slot = queue_core::keys::slot_of(&keys_of(event).event);
         let nodes = self
             .live_ports()
             .into_iter()
@@ -378,6 +382,19 @@ impl TestRedis {
         let node = self.single("kill");
         let _ = node.child.kill();
         let _ = node.child.wait();
+    }
+
+    /// Starts the killed node on `port` again, with its directory (and so its `nodes.conf`): it
+    /// rejoins the cluster, as a replica of whoever took its slots.
+    pub fn restart_node(&mut self, port: u16) {
+        let extra = self.extra.clone();
+        let node = self
+            .nodes
+            .iter_mut()
+            .find(|n| n.port == port)
+            .unwrap_or_else(|| panic!("no node on port {port}"));
+        node.child = Self::spawn(port, &node.dir, &extra)
+            .unwrap_or_else(|| panic!("the node on port {port} starts again"));
     }
 }
 

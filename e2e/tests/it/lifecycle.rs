@@ -55,6 +55,9 @@ async fn an_event_is_deleted_by_the_housekeeping_once_its_end_and_the_retention_
     let ends = wall_clock_ms() + 1_500;
     let ending = create_ending(&app, "Ending soon", Some(ends)).await;
     let endless = create_ending(&app, "No end", None).await;
+    // The list is newest first by creation ms, then by id: two events of the same ms would
+    // come in either order.
+    tokio::time::sleep(Duration::from_millis(3)).await;
     let later = create_ending(&app, "Ending later", Some(wall_clock_ms() + 3_600_000)).await;
     let deleted = create_ending(&app, "Deleted by hand", Some(wall_clock_ms() + 3_600_000)).await;
     // Until it is deleted, an ended event is served as any other (a hold is applied).
