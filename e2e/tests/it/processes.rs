@@ -372,8 +372,10 @@ async fn a_job_that_cannot_be_applied_is_retried_with_backoff_then_fails_without
     let mut app = spawn_app_with(
         Options::default()
             .workers(0)
+            // Long enough that a status poll every 10 ms sees the first wait, at least 150 ms,
+            // on a busy machine and a cluster too (at 100 ms, one run in many missed it).
             .env("JOB_RETRY_ATTEMPTS", 4)
-            .env("JOB_RETRY_BASE_MS", 100),
+            .env("JOB_RETRY_BASE_MS", 300),
     )
     .await;
     let event = app.create_event(10).await;
@@ -441,10 +443,10 @@ async fn a_job_that_cannot_be_applied_is_retried_with_backoff_then_fails_without
         "it says why and how often it tried: {bad}"
     );
     assert_eq!(attempts_seen, [1, 2, 3], "each retry was seen waiting");
-    // Backoff: the three delays are at least half of 100, 200 and 400 ms.
+    // Backoff: the three delays are at least half of 300, 600 and 1,200 ms.
     println!("gave up after {gave_up_after:?}");
     assert!(
-        gave_up_after >= Duration::from_millis(350),
+        gave_up_after >= Duration::from_millis(1050),
         "retries were spaced out: gave up after {gave_up_after:?}"
     );
     let left: u64 = redis.zcard(&keys.retry).await.expect("ZCARD");
