@@ -20,6 +20,6 @@ export PORT=$(free) CONFIG_DIR=$ROOT/config LOG_DIR=$TMP/logs LOG_LEVEL=warn HOL
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT/health" && break; sleep 0.1; done
 for i in 1 2 3 4 5; do WORKER_NAME=b-$i "$BIN/worker" >>"$TMP/worker.out" 2>&1 & pids+=($!); done
 sleep 1.5
-"$BIN/loadgen" --url "http://127.0.0.1:$PORT" --quiet --threads 1 --json "$TMP/run.json" run -e 20 -s 10000 -u 200000 -k 4 -c 256 -d 10s -r "$RATE" >/dev/null 2>&1 || echo "loadgen exit $?"
+"$BIN/loadgen" --url "http://127.0.0.1:$PORT" --quiet --threads 1 --json "$TMP/run.json" run -e 20 -s 10000 -u 200000 -k 4 -c 256 -d 10s -r "$RATE" >"$TMP/loadgen.out" 2>&1 || { echo "loadgen exit $?"; tail -5 "$TMP/loadgen.out"; tail -5 "$TMP/api.out"; }
 jq -c "{counts: (.counts // {} | with_entries(select(.key|test(\"503|error\"))))}" "$TMP/run.json" || true
 printf 'acks=%s finished/s=%s p50=%s p99=%s server_p99=%s\n' "$ACKS" "$(jq -r .finished_per_sec "$TMP/run.json")" "$(jq -r .accept_to_result.p50_ms "$TMP/run.json")" "$(jq -r .accept_to_result.p99_ms "$TMP/run.json")" "$(jq -r .accept_to_result_server.p99_ms "$TMP/run.json")"

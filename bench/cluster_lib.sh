@@ -31,6 +31,14 @@ start_cluster() {
         ok=0; for p in "${ports[@]}"; do redis-cli -p "$p" cluster info | grep -q cluster_state:ok && ok=$((ok + 1)); done
         [[ $ok == 6 ]] && break; sleep 0.1
     done
+    # Every primary's replica in sync: a WAIT (REDIS_REPLICA_ACKS) counts only a replica that
+    # is online, and the first full sync takes a moment.
+    for p in "${ports[@]}"; do
+        redis-cli -p "$p" role | head -1 | grep -q master || continue
+        for _ in $(seq 100); do
+            redis-cli -p "$p" info replication | grep -q 'state=online' && break; sleep 0.1
+        done
+    done
     local seeds
     seeds=$(for p in "${ports[@]:1}"; do printf 'node=127.0.0.1:%s&' "$p"; done)
     export REDIS_URL="redis-cluster://127.0.0.1:${ports[0]}?${seeds%&}"
