@@ -5,7 +5,7 @@
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// Redis could not be reached or did not answer in time, or a cluster is between two
-    /// topologies (`MOVED` or `ASK` not followed, `CLUSTERDOWN`, `TRYAGAIN`: a failover or a
+    /// topologies (`MOVED` not followed, `ASK`, `CLUSTERDOWN`, `TRYAGAIN`: a failover or a
     /// resharding under way); retrying later may work. Shown with Redis's own words, so that a
     /// log line says which.
     #[error("Redis is unavailable ({})", .0.details())]
@@ -52,8 +52,8 @@ impl From<fred::error::Error> for Error {
 /// one, it is logged with its detail by whoever meets it, and all but `CrossSlot` pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClusterError {
-    /// `MOVED <slot> <host:port>`: the slot lives on another node (a redirection fred did not
-    /// follow).
+    /// `MOVED <slot> <host:port>`: the slot lives on another node. `Store::routed` follows it
+    /// (up to 5 times); one that reaches the caller was not followed.
     Moved,
     /// `ASK <slot> <host:port>`: the slot is being migrated.
     Ask,
