@@ -277,19 +277,13 @@ impl Routes {
         let table = self.current();
         let Some((server, pool)) = table.node(slot) else {
             self.wake();
-            return Err(Error::Unavailable(fred::error::Error::new(
-                ErrorKind::Cluster,
-                format!("no primary is known for hash slot {slot} yet"),
-            )));
+            return Err(unrouted(slot));
         };
         match pool.connected(None) {
             Some(client) => Ok(client.clone()),
             None => {
                 self.wake();
-                Err(Error::Unavailable(fred::error::Error::new(
-                    ErrorKind::IO,
-                    format!("not connected to the Redis primary at {server}"),
-                )))
+                Err(unreachable(server))
             }
         }
     }
@@ -456,6 +450,22 @@ impl Routes {
             pool.quit().await;
         }
     }
+}
+
+/// The error of a slot that no primary is known for yet (503).
+pub(crate) fn unrouted(slot: u16) -> Error {
+    Error::Unavailable(fred::error::Error::new(
+        ErrorKind::Cluster,
+        format!("no primary is known for hash slot {slot} yet"),
+    ))
+}
+
+/// The error of a primary with no connection up (503).
+pub(crate) fn unreachable(server: &Server) -> Error {
+    Error::Unavailable(fred::error::Error::new(
+        ErrorKind::IO,
+        format!("not connected to the Redis primary at {server}"),
+    ))
 }
 
 fn parse_slots(value: Value, from: &Server) -> Result<ClusterRouting> {

@@ -17,7 +17,9 @@ use fred::types::{Builder, ClusterHash, CustomCommand, Value};
 use crate::error::{ClusterError, Error, Result};
 use crate::keys::slot_of;
 use crate::reply::Reply;
-use crate::routing::{connect_and_wait, node_builder, NodePool, Routes, CONNECT_WAIT};
+use crate::routing::{
+    connect_and_wait, node_builder, unreachable, unrouted, NodePool, Routes, CONNECT_WAIT,
+};
 use crate::scripts;
 use crate::settings::{
     QueueSettings, RedisSettings, ReservationSettings, Settings, WorkerSettings,
@@ -137,10 +139,7 @@ impl Store {
     /// (see [`Store::primary_of`] to notice that it moved), for a consumer that blocks.
     pub async fn dedicated_client_at(&self, slot: u16) -> Result<(Server, Client)> {
         let Some(node) = self.primary_of(slot) else {
-            return Err(Error::Unavailable(fred::error::Error::new(
-                ErrorKind::Cluster,
-                format!("no primary is known for hash slot {slot} yet"),
-            )));
+            return Err(unrouted(slot));
         };
         let mut builder = self.node_builder(&node);
         builder.with_performance_config(|p| p.default_command_timeout = Duration::ZERO);
@@ -198,10 +197,7 @@ impl Store {
                 .map(|(server, pool)| {
                     pool.connected(None).cloned().ok_or_else(|| {
                         routes.wake();
-                        Error::Unavailable(fred::error::Error::new(
-                            ErrorKind::IO,
-                            format!("not connected to the Redis primary at {server}"),
-                        ))
+                        unreachable(server)
                     })
                 })
                 .collect(),
