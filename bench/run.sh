@@ -339,6 +339,9 @@ one_run() { # run number
                 awk -F= -v f="$field" '$1 == f {print $2}')"
         done
     done
+    # Each script alone (bench/script_cost.sh, on a Redis of its own): raw lines only.
+    "$ROOT/bench/script_cost.sh" "$ROOT" >"$OUT/script-cost-$r.txt" 2>&1 ||
+        log "script_cost.sh failed: $(tail -3 "$OUT/script-cost-$r.txt")"
     flush
 
     # (h) the same load on one Redis and on a cluster of 3 primaries (bench/cluster.sh, on
