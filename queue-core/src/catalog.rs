@@ -165,7 +165,7 @@ impl Store {
         if reply.is_empty() {
             return Ok(None);
         }
-        self.fenced(&client, &k.fence).await?;
+        self.fenced(&client, id).await?;
         let name = reply.string()?;
         let total = reply.count()?;
         let reserved = reply.count()?;
@@ -199,7 +199,7 @@ impl Store {
         if reply.is_empty() {
             return Ok(None);
         }
-        self.fenced(&client, &k.fence).await?;
+        self.fenced(&client, id.event()).await?;
         let now: Millis = reply.int()?;
         Ok(Some(reply.seat_state(now)?.into_seat(id)))
     }

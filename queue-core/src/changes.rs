@@ -205,7 +205,7 @@ impl Store {
         if reply.is_empty() {
             return Ok(None);
         }
-        self.fenced(&client, &k.fence).await?;
+        self.fenced(&client, event).await?;
         if reply.string()? == "gap" {
             return Ok(Some(CatchUp::Gap));
         }
@@ -231,8 +231,7 @@ impl Store {
     ) -> Result<Vec<SeatChange>> {
         let changes = read_streams(client, cursors, count, Some(block_ms)).await?;
         if let Some(first) = changes.first() {
-            self.fenced(client, &EventKeys::new(first.seat.event()).fence)
-                .await?;
+            self.fenced(client, first.seat.event()).await?;
         }
         Ok(changes)
     }
@@ -263,8 +262,7 @@ impl Store {
             let client = self.client_at(*slot)?;
             let changes = read_streams(&client, group, count, None).await?;
             if let Some(first) = changes.first() {
-                self.fenced(&client, &EventKeys::new(first.seat.event()).fence)
-                    .await?;
+                self.fenced(&client, first.seat.event()).await?;
             }
             Ok::<_, crate::Error>(changes)
         });

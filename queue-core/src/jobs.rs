@@ -25,7 +25,7 @@ impl Store {
         let found = reply.int()?;
         if found >= 2 {
             // A finished job: not told before the replicas have its record.
-            self.fenced(&client, &k.fence).await?;
+            self.fenced(&client, id.event()).await?;
         }
         match found {
             0 => Ok(None),

@@ -57,11 +57,6 @@ pub struct EventKeys {
     /// job_status reads every job of the event as `failed` (the event was deleted). The only key
     /// of a deleted event; nothing else writes it.
     pub deleted: String,
-    /// String written, with a 1 s expiry, before a status read answers a finished job under
-    /// REDIS_REPLICA_ACKS: a write of the reading connection's own, whose WAIT then proves the
-    /// replicas have the result written before it (`Store::job`). Read by nothing; not part of
-    /// [`EventKeys::live`], as it expires by itself.
-    pub fence: String,
 }
 
 impl EventKeys {
@@ -79,7 +74,6 @@ impl EventKeys {
             changes: format!("{base}:changes"),
             retry: format!("{base}:retry"),
             deleted: format!("{base}:deleted"),
-            fence: format!("{base}:fence"),
         }
     }
 
@@ -99,6 +93,15 @@ impl EventKeys {
             &self.retry,
         ]
     }
+}
+
+/// String `1` that a read of the event writes, expiring in 1 s, under REDIS_REPLICA_ACKS only
+/// (`lua/fence.lua`): a write of the reading connection's own, whose WAIT then proves the
+/// replicas have everything written before it (`Store::fenced`). Read by nothing; not one of
+/// [`EventKeys::live`], as it expires by itself. Made only when needed, not with the other keys
+/// of every operation.
+pub fn fence(event: EventId) -> String {
+    format!("{PREFIX}:{{{event}}}:fence")
 }
 
 /// The event a tick key belongs to, for the keyspace-notification listener.

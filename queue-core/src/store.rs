@@ -15,7 +15,8 @@ use fred::types::scripts::Script;
 use fred::types::{Builder, ClusterHash, CustomCommand, Value};
 
 use crate::error::{ClusterError, Error, Result};
-use crate::keys::slot_of;
+use crate::ids::EventId;
+use crate::keys::{self, slot_of};
 use crate::reply::Reply;
 use crate::routing::{
     connect_and_wait, node_builder, unreachable, unrouted, NodePool, Routes, CONNECT_WAIT,
@@ -284,12 +285,14 @@ impl Store {
     /// WAITs for it: replicas acknowledge the primary's
     /// writes in order, so once they have the fence they have everything written before it.
     /// Too few acknowledgements is an error, as for a write (the caller answers 503).
-    pub(crate) async fn fenced(&self, client: &Client, fence: &str) -> Result<()> {
+    pub(crate) async fn fenced(&self, client: &Client, event: EventId) -> Result<()> {
         if !self.waits_for_replicas() {
             return Ok(());
         }
-        scripts::run(&scripts::FENCE, client, vec![fence.to_owned()], Vec::new()).await?;
-        self.replicated(client, slot_of(fence)).await
+        let fence = keys::fence(event);
+        let slot = slot_of(&fence);
+        scripts::run(&scripts::FENCE, client, vec![fence], Vec::new()).await?;
+        self.replicated(client, slot).await
     }
 
     /// Whether REDIS_URL names a Redis Cluster.

@@ -161,18 +161,36 @@ async fn one_api_process_streams_the_changes_of_events_on_every_primary() {
     }
 }
 
+/// A cluster whose nodes announce nothing until the worker turns notifications on, holds of
+/// 1 s, and the worker's periodic sweeps kept out of the way: what tidies a lapsed hold is then
+/// a notification alone.
+fn notifications_alone() -> Options {
+    Options::default()
+        .redis(RedisKind::Cluster)
+        .redis_args(&["--notify-keyspace-events", ""])
+        .env("HOLD_TTL_SECS", 1)
+        .tweak(|s| s.workers.housekeeping_ms = 600_000)
+}
+
+/// Whether `notify-keyspace-events` flags announce expired keys.
+fn announces_expiry(flags: &str) -> bool {
+    flags.contains('E') && (flags.contains('x') || flags.contains('A'))
+}
+
+/// Stops the replica on `replica` and cuts its link from `primary`: it acknowledges nothing
+/// more, and gets nothing more (a stopped process's socket would still take in what the
+/// primary sends).
+fn cut_off(redis: &TestRedis, primary: u16, replica: u16) {
+    redis.signal_node(replica, "STOP");
+    let cut = command(primary, "CLIENT KILL TYPE replica");
+    assert_eq!(cut.as_deref(), Some(":1"), "the replica's link is cut");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expiry_notifications_are_turned_on_and_heard_on_every_primary() {
     // Arrange: a cluster whose nodes announce nothing, and a worker whose periodic sweeps are
     // kept out of the way: what tidies lapsed holds here is notifications alone.
-    let app = spawn_app_with(
-        Options::default()
-            .redis(RedisKind::Cluster)
-            .redis_args(&["--notify-keyspace-events", ""])
-            .env("HOLD_TTL_SECS", 1)
-            .tweak(|s| s.workers.housekeeping_ms = 600_000),
-    )
-    .await;
+    let app = spawn_app_with(notifications_alone()).await;
     let flags = app
         .redis
         .config_on_primaries("notify-keyspace-events")
@@ -180,7 +198,7 @@ async fn expiry_notifications_are_turned_on_and_heard_on_every_primary() {
     assert_eq!(flags.len(), CLUSTER_PRIMARIES, "{flags:?}");
     for flag in &flags {
         assert!(
-            flag.contains('E') && (flag.contains('x') || flag.contains('A')),
+            announces_expiry(flag),
             "the worker turned expiry events on on every primary: {flags:?}"
         );
     }
@@ -417,12 +435,8 @@ async fn failover_drill(replica_acks: u32, lag: bool) -> Drill {
         })
     };
     if lag {
-        // Stopped, the replica cannot acknowledge; cut off, it gets nothing more (a stopped
-        // process's socket would still take in what the primary sends).
         tokio::time::sleep(Duration::from_secs(1)).await;
-        app.redis.signal_node(replica, "STOP");
-        let cut = command(victim, "CLIENT KILL TYPE replica");
-        assert_eq!(cut.as_deref(), Some(":1"), "the replica's link is cut");
+        cut_off(&app.redis, victim, replica);
         tokio::time::sleep(Duration::from_secs(1)).await;
     } else {
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -982,28 +996,19 @@ async fn with_replica_acks_no_read_tells_what_the_replica_lacks() {
     .await;
     let event = app.create_event(10).await;
     let seat = seat_of(&event, 1);
-    let posted = app
-        .http
-        .post(app.url("/seats/hold"))
-        .json(&serde_json::json!({"id": seat, "UUID": new_user()}))
-        .send()
-        .await
-        .expect("the API answers");
+    let posted = app.hold(&seat, &new_user()).await;
     assert_eq!(
-        posted.status().as_u16(),
+        posted.status(),
         202,
-        "accepted while the replica is up"
+        "accepted while the replica is up: {posted}"
     );
-    let body: serde_json::Value = posted.json().await.expect("a JSON answer");
-    let job = body["jobId"].as_str().expect("a job id").to_owned();
+    let job = posted.job_id().expect("a job id").to_owned();
     let mut stream = SseClient::connect(&app, &event, None).await;
     let snapshot = stream.next(Duration::from_secs(5)).await;
     assert!(snapshot.is_some(), "the stream opens with its snapshot");
     let primary = app.redis.primary_of(&event);
     let replica = app.redis.replica_of(primary);
-    app.redis.signal_node(replica, "STOP");
-    let cut = command(primary, "CLIENT KILL TYPE replica");
-    assert_eq!(cut.as_deref(), Some(":1"), "the replica's link is cut");
+    cut_off(&app.redis, primary, replica);
     app.start_worker().await;
     let results = keys_of(&event).results;
     let applied = Instant::now() + Duration::from_secs(10);
@@ -1076,14 +1081,7 @@ async fn after_a_failover_expiry_notifications_are_turned_on_and_heard_on_the_pr
     // Arrange: nodes that announce nothing, the periodic sweeps out of the way (as in
     // `expiry_notifications_are_turned_on_and_heard_on_every_primary`), and one primary killed:
     // its replica, on which nobody turned notifications on, is promoted.
-    let mut app = spawn_app_with(
-        Options::default()
-            .redis(RedisKind::Cluster)
-            .redis_args(&["--notify-keyspace-events", ""])
-            .env("HOLD_TTL_SECS", 1)
-            .tweak(|s| s.workers.housekeeping_ms = 600_000),
-    )
-    .await;
+    let mut app = spawn_app_with(notifications_alone()).await;
     let events = events_on_every_primary(&app, 1).await;
     let victim = *events.keys().next().expect("a primary");
     let event = events[&victim][0].clone();
@@ -1111,7 +1109,7 @@ async fn after_a_failover_expiry_notifications_are_turned_on_and_heard_on_the_pr
     let turned_on = Instant::now() + Duration::from_secs(10);
     loop {
         let now = flags(replica);
-        if now.contains('E') && (now.contains('x') || now.contains('A')) {
+        if announces_expiry(&now) {
             break;
         }
         assert!(
