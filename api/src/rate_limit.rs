@@ -200,13 +200,22 @@ pub async fn limit(
             };
             Ok(req.into_response(ApiError::RateLimited(refusal).error_response()))
         }
+        // The limit fails open when its bucket's Redis cannot be reached, as Envoy's and
+        // Stripe's limiters do: on a cluster the bucket's primary may be failing over while the
+        // event's is up, and refusing would turn away every client hashed there from every
+        // event, for the seconds a failover takes. On one Redis the request meets the same
+        // outage at once and is answered 503 by its handler.
+        Err(error @ queue_core::Error::Unavailable(_)) => {
+            // Debug, not warn: during an outage every request comes here, and a line each would
+            // flood the log (the outage itself is reported by /health and the handlers).
+            tracing::debug!(%error, class = class.name(), "rate limit not checked (its Redis cannot be reached): the request goes on unlimited");
+            next.call(req).await
+        }
         Err(error) => match class {
             RouteClass::Holds | RouteClass::Writes | RouteClass::Events => {
                 Ok(req.into_response(ApiError::from(error).error_response()))
             }
             RouteClass::Reads | RouteClass::Streams => {
-                // Debug, not warn: during an outage every read comes here, and a line each would
-                // flood the log (the outage itself is reported by /health and the feeds).
                 tracing::debug!(%error, class = class.name(), "rate limit not checked: a read goes on unlimited");
                 next.call(req).await
             }

@@ -19,7 +19,8 @@
 use fred::interfaces::{KeysInterface, ListInterface, SortedSetsInterface};
 
 use crate::clock::Millis;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::housekeeping::Pass;
 use crate::ids::EventId;
 use crate::keys::{self, EventKeys, Shard};
 use crate::scripts::{self, arg};
@@ -61,22 +62,44 @@ impl Store {
         // writes it reads `total` first and stops without it).
         let freed: u64 = self.client_for(&k.event)?.unlink(k.live().to_vec()).await?;
         let member = id.to_string();
-        let shard = Shard::of(id);
         // The shard's keys and the service-wide sets are slots of their own (on a cluster,
-        // maybe other primaries): each command goes to its key's.
-        self.routed(shard.hints(), |c| async move {
-            Ok(c.zrem::<(), _, _>(shard.hints(), id.to_string()).await?)
-        })
-        .await?;
-        self.routed(shard.due(), |c| async move {
-            Ok(c.zrem::<(), _, _>(shard.due(), id.to_string()).await?)
-        })
-        .await?;
-        // Walks the shard's ready list, which holds at most a few tokens per busy event.
-        self.routed(shard.ready(), |c| async move {
-            Ok(c.lrem::<(), _, _>(shard.ready(), 0, id.to_string()).await?)
-        })
-        .await?;
+        // maybe other primaries): each command goes to its key's. On a cluster the event's
+        // bookkeeping may be in any shard (`Store::shard_of` follows its primary), so every
+        // shard is cleared, each on its own: what a shard whose primary is down keeps is tidied
+        // by the passes that meet it (a sweep of a deleted event frees it again, a hint of an
+        // empty queue is forgotten, a token of a deleted event drains nothing).
+        let shards: Vec<Shard> = if self.clustered() {
+            Shard::all().collect()
+        } else {
+            vec![Shard::of(id)]
+        };
+        let cleared = futures::future::join_all(shards.iter().map(|shard| {
+            let member = member.as_str();
+            async move {
+                self.routed(shard.hints(), |c| async move {
+                    Ok(c.zrem::<(), _, _>(shard.hints(), member).await?)
+                })
+                .await?;
+                self.routed(shard.due(), |c| async move {
+                    Ok(c.zrem::<(), _, _>(shard.due(), member).await?)
+                })
+                .await?;
+                // Walks the shard's ready list, which holds at most a few tokens per busy event.
+                self.routed(shard.ready(), |c| async move {
+                    Ok(c.lrem::<(), _, _>(shard.ready(), 0, member).await?)
+                })
+                .await
+            }
+        }))
+        .await;
+        for (shard, result) in shards.iter().zip(cleared) {
+            match result {
+                Err(Error::Unavailable(e)) if self.clustered() => {
+                    tracing::debug!(event = %id, shard = shard.index(), error = %e, "cannot clear a shard of a deleted event; the passes will");
+                }
+                other => other?,
+            }
+        }
         self.routed(keys::ENDS, |c| async move {
             Ok(c.zrem::<(), _, _>(keys::ENDS, id.to_string()).await?)
         })
@@ -91,36 +114,54 @@ impl Store {
     }
 
     /// Deletes the events whose `endsAt` plus EVENT_RETENTION is at or before `now` (at most
-    /// [`ENDED_PER_PASS`] of them; the rest wait for the next turn). Returns how many it deleted.
+    /// [`ENDED_PER_PASS`] of them; the rest wait for the next turn). Counts the events it deleted.
     /// Run by the housekeeping-turn holder only; a deletion racing an admin's is harmless (the
     /// second finds no event and frees what is left).
-    pub async fn delete_ended(&self, now: Millis) -> Result<u64> {
+    pub async fn delete_ended(&self, now: Millis) -> Pass {
         let retention = i64::try_from(self.queue().event_retention.as_millis()).unwrap_or(i64::MAX);
         let cutoff = now.saturating_sub(retention);
-        let due: Vec<String> = self
-            .client_for(keys::ENDS)?
-            .zrangebyscore(
-                keys::ENDS,
-                "-inf",
-                cutoff as f64,
-                false,
-                Some((0, ENDED_PER_PASS)),
-            )
-            .await?;
-        let mut deleted = 0;
-        for member in due {
-            let Ok(id) = member.parse::<EventId>() else {
-                self.client_for(keys::ENDS)?
-                    .zrem::<(), _, _>(keys::ENDS, member)
-                    .await?;
-                continue;
-            };
-            if self.delete_event(id).await? {
-                tracing::info!(event = %id, "deleted an event that ended EVENT_RETENTION ago");
-                deleted += 1;
-            }
+        let mut pass = Pass::default();
+        let due: Result<Vec<String>> = async {
+            Ok(self
+                .client_for(keys::ENDS)?
+                .zrangebyscore(
+                    keys::ENDS,
+                    "-inf",
+                    cutoff as f64,
+                    false,
+                    Some((0, ENDED_PER_PASS)),
+                )
+                .await?)
         }
-        Ok(deleted)
+        .await;
+        let due = match due {
+            Ok(due) => due,
+            Err(e) => {
+                pass.add(Err(e));
+                return pass;
+            }
+        };
+        // One event whose primary is down does not hold up the others' deletion.
+        for member in due {
+            pass.add(self.delete_ended_one(member).await);
+        }
+        pass
+    }
+
+    /// One member of the `endsAt` set that is due: deletes the event (1), or drops a member
+    /// that names none.
+    async fn delete_ended_one(&self, member: String) -> Result<u64> {
+        let Ok(id) = member.parse::<EventId>() else {
+            self.client_for(keys::ENDS)?
+                .zrem::<(), _, _>(keys::ENDS, member)
+                .await?;
+            return Ok(0);
+        };
+        let deleted = self.delete_event(id).await?;
+        if deleted {
+            tracing::info!(event = %id, "deleted an event that ended EVENT_RETENTION ago");
+        }
+        Ok(u64::from(deleted))
     }
 
     /// Which of `events` do not exist (any more): the stream hub ends the feeds of an event

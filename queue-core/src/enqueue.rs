@@ -261,7 +261,7 @@ impl Enqueuer {
                 return Ok(());
             }
         }
-        let hints = Shard::of(event).hints();
+        let hints = self.store().shard_of(event).hints();
         self.store()
             .routed(hints, |client| async move {
                 Ok(client

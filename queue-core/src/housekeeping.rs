@@ -21,6 +21,29 @@ const SWEEP_LIMIT: usize = 1000;
 /// Most events one pass sweeps or reconciles.
 const PASS_LIMIT: usize = 500;
 
+/// What a periodic pass did. A pass goes on past a shard or an event it cannot reach (on a
+/// cluster, a primary that is down must not hold up the tidying of the others' events) and
+/// reports the first error it met.
+#[derive(Debug, Default)]
+pub struct Pass {
+    /// Holds found lapsed (the sweeps), queues woken (reconcile) or events deleted.
+    pub count: u64,
+    /// The first error met on the way, if any.
+    pub error: Option<crate::Error>,
+}
+
+impl Pass {
+    /// Counts what a step did, or keeps its error and goes on.
+    pub(crate) fn add(&mut self, step: Result<u64>) {
+        match step {
+            Ok(n) => self.count += n,
+            Err(e) => {
+                self.error.get_or_insert(e);
+            }
+        }
+    }
+}
+
 impl Store {
     /// Sweeps one event now and reschedules its next sweep. Returns the holds it found lapsed.
     /// An event that is gone (deleted) is freed instead (`deletion.rs`).
@@ -68,9 +91,10 @@ impl Store {
     /// earlier already (ZADD LT): a worker scheduling a retry and a sweep scheduling a job
     /// record's expiry must not push each other's time back.
     pub async fn schedule_sweep(&self, event: EventId, at: Millis) -> Result<()> {
-        self.client_for(Shard::of(event).due())?
+        let due = self.shard_of(event).due();
+        self.client_for(due)?
             .zadd::<(), _, _>(
-                Shard::of(event).due(),
+                due,
                 None,
                 Some(fred::types::sorted_sets::Ordering::LessThan),
                 false,
@@ -83,65 +107,87 @@ impl Store {
 
     /// Sweeps every event whose sweep is due by `now`. The schedule holds Redis-clock times and
     /// callers pass their own clock: on one machine they agree; across machines a skew only
-    /// moves tidying earlier or later, never correctness.
-    pub async fn sweep_due(&self, now: Millis) -> Result<u64> {
+    /// moves tidying earlier or later, never correctness. Counts the holds found lapsed.
+    pub async fn sweep_due(&self, now: Millis) -> Pass {
         // Every shard's schedule, read at once (on a cluster they are on several primaries).
-        let reads = Shard::all().map(|shard| {
-            let client = self.client_for(shard.due());
-            async move {
-                let due: Vec<(String, f64)> = client?
-                    .zrangebyscore(
-                        shard.due(),
-                        "-inf",
-                        now as f64,
-                        true,
-                        Some((0, PASS_LIMIT as i64)),
-                    )
-                    .await?;
-                Ok::<_, crate::Error>((shard, due))
-            }
-        });
-        let mut lapsed = 0;
-        for (shard, due) in futures::future::try_join_all(reads).await? {
-            for (event, score) in due {
-                let Ok(id) = event.parse::<EventId>() else {
-                    self.client_for(shard.due())?
-                        .zrem::<(), _, _>(shard.due(), event)
-                        .await?;
-                    continue;
-                };
-                // The entry that fell due goes first, unless a worker scheduled the event anew
-                // meanwhile; the sweep then schedules the next time it is needed (if ever).
-                self.script(
-                    &scripts::FORGET_STALE,
-                    [shard.due()],
-                    vec![arg(event), arg(score)],
+        let reads = Shard::all().map(|shard| async move {
+            let due: Vec<(String, f64)> = self
+                .client_for(shard.due())?
+                .zrangebyscore(
+                    shard.due(),
+                    "-inf",
+                    now as f64,
+                    true,
+                    Some((0, PASS_LIMIT as i64)),
                 )
                 .await?;
-                lapsed += self.sweep(id).await?;
+            Ok::<_, crate::Error>((shard, due))
+        });
+        let mut pass = Pass::default();
+        for read in futures::future::join_all(reads).await {
+            let (shard, due) = match read {
+                Ok(read) => read,
+                Err(e) => {
+                    pass.add(Err(e));
+                    continue;
+                }
+            };
+            for (event, score) in due {
+                pass.add(self.sweep_due_one(shard, event, score).await);
             }
         }
-        Ok(lapsed)
+        pass
+    }
+
+    /// One entry of a shard's sweep schedule that fell due.
+    async fn sweep_due_one(&self, shard: Shard, event: String, score: f64) -> Result<u64> {
+        let Ok(id) = event.parse::<EventId>() else {
+            self.client_for(shard.due())?
+                .zrem::<(), _, _>(shard.due(), event)
+                .await?;
+            return Ok(0);
+        };
+        // The entry goes first, unless a worker scheduled the event anew meanwhile; the sweep
+        // then schedules the next time it is needed (if ever).
+        self.script(
+            &scripts::FORGET_STALE,
+            [shard.due()],
+            vec![arg(event), arg(score)],
+        )
+        .await?;
+        self.sweep(id).await
     }
 
     /// Sweeps and reconciles every event ever created: the slow safety net for what a crashed
-    /// process left behind (a sweep schedule, or a hint it never wrote). Returns the holds it
+    /// process left behind (a sweep schedule, or a hint it never wrote). Counts the holds it
     /// found lapsed (a queue it wakes is logged).
-    pub async fn tidy_all(&self) -> Result<u64> {
-        let mut lapsed = 0;
-        let mut pages =
-            std::pin::pin!(self
-                .client_for(keys::EVENTS)?
-                .zscan(keys::EVENTS, "*", Some(200)));
-        while let Some(mut page) = pages.try_next().await? {
+    pub async fn tidy_all(&self) -> Pass {
+        let mut pass = Pass::default();
+        let client = match self.client_for(keys::EVENTS) {
+            Ok(client) => client,
+            Err(e) => {
+                pass.add(Err(e));
+                return pass;
+            }
+        };
+        let mut pages = std::pin::pin!(client.zscan(keys::EVENTS, "*", Some(200)));
+        loop {
+            let mut page = match pages.try_next().await {
+                Ok(Some(page)) => page,
+                Ok(None) => break,
+                Err(e) => {
+                    pass.add(Err(e.into()));
+                    break;
+                }
+            };
             for (member, _) in page.take_results().unwrap_or_default() {
                 if let Some(id) = member.as_str().and_then(|s| s.parse::<EventId>().ok()) {
-                    lapsed += self.sweep(id).await?;
-                    self.wake_if_stalled(id).await?;
+                    pass.add(self.sweep(id).await);
+                    pass.add(self.wake_if_stalled(id).await.map(|_| 0));
                 }
             }
         }
-        Ok(lapsed)
+        pass
     }
 
     /// Takes the event's lease and pushes a ready token if its queue has jobs and no worker holds
@@ -165,55 +211,60 @@ impl Store {
     }
 
     /// Wakes every hinted event whose queue has jobs but no live lease, and forgets hints that
-    /// are old and whose queue is empty. Returns the number of queues woken.
-    pub async fn reconcile(&self) -> Result<u64> {
+    /// are old and whose queue is empty. Counts the queues woken.
+    pub async fn reconcile(&self) -> Pass {
         // Every shard's newest hints, read at once; then the newest PASS_LIMIT of them all.
-        let reads = Shard::all().map(|shard| {
-            let client = self.client_for(shard.hints());
-            async move {
-                let hints: Vec<(String, f64)> = client?
-                    .zrange(
-                        shard.hints(),
-                        0,
-                        PASS_LIMIT as i64 - 1,
-                        None,
-                        true, // newest first: with more hints than that, the busiest matter
-                        None,
-                        true,
-                    )
-                    .await?;
-                Ok::<_, crate::Error>(hints.into_iter().map(move |(e, at)| (shard, e, at)))
-            }
-        });
-        let mut hints: Vec<(Shard, String, f64)> = futures::future::try_join_all(reads)
-            .await?
-            .into_iter()
-            .flatten()
-            .collect();
-        hints.sort_by(|a, b| b.2.total_cmp(&a.2));
-        hints.truncate(PASS_LIMIT);
-        let stale_before = (wall_clock_ms() - HINT_KEEP.as_millis() as i64) as f64;
-        let mut woken = 0;
-        for (shard, event, hinted_at) in hints {
-            let Ok(id) = event.parse::<EventId>() else {
-                self.client_for(shard.hints())?
-                    .zrem::<(), _, _>(shard.hints(), event)
-                    .await?;
-                continue;
-            };
-            let (wake, depth) = self.wake_if_stalled(id).await?;
-            if wake {
-                woken += 1;
-            } else if depth == 0 && hinted_at < stale_before {
-                self.script(
-                    &scripts::FORGET_STALE,
-                    [shard.hints()],
-                    vec![arg(event), arg(hinted_at)],
+        let reads = Shard::all().map(|shard| async move {
+            let hints: Vec<(String, f64)> = self
+                .client_for(shard.hints())?
+                .zrange(
+                    shard.hints(),
+                    0,
+                    PASS_LIMIT as i64 - 1,
+                    None,
+                    true, // newest first: with more hints than that, the busiest matter
+                    None,
+                    true,
                 )
                 .await?;
+            Ok::<_, crate::Error>(hints.into_iter().map(move |(e, at)| (shard, e, at)))
+        });
+        let mut pass = Pass::default();
+        let mut hints: Vec<(Shard, String, f64)> = Vec::new();
+        for read in futures::future::join_all(reads).await {
+            match read {
+                Ok(read) => hints.extend(read),
+                Err(e) => pass.add(Err(e)),
             }
         }
-        Ok(woken)
+        hints.sort_by(|a, b| b.2.total_cmp(&a.2));
+        hints.truncate(PASS_LIMIT);
+        for (shard, event, hinted_at) in hints {
+            pass.add(self.reconcile_one(shard, event, hinted_at).await);
+        }
+        pass
+    }
+
+    /// One hint: wakes its event's queue if it stalled (1), or forgets the hint if it is old and
+    /// the queue empty.
+    async fn reconcile_one(&self, shard: Shard, event: String, hinted_at: f64) -> Result<u64> {
+        let Ok(id) = event.parse::<EventId>() else {
+            self.client_for(shard.hints())?
+                .zrem::<(), _, _>(shard.hints(), event)
+                .await?;
+            return Ok(0);
+        };
+        let (wake, depth) = self.wake_if_stalled(id).await?;
+        let stale_before = (wall_clock_ms() - HINT_KEEP.as_millis() as i64) as f64;
+        if !wake && depth == 0 && hinted_at < stale_before {
+            self.script(
+                &scripts::FORGET_STALE,
+                [shard.hints()],
+                vec![arg(event), arg(hinted_at)],
+            )
+            .await?;
+        }
+        Ok(u64::from(wake))
     }
 
     /// Total jobs waiting across the events with recent activity (those hinted).

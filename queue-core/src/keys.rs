@@ -3,9 +3,9 @@
 //! An event's keys all carry the event id as their hash tag (`rsv:{<event id>}:…`), so every script
 //! touches a single slot and the data model runs unchanged on Redis Cluster. The bookkeeping every
 //! job touches (ready tokens, hints, sweep schedule) is split into [`SHARDS`] shards, each with a
-//! tag of its own, an event's work going to the shard of its slot ([`Shard`]). The few keys shared
-//! by the whole service and touched by no job (the events registry, heartbeats, metrics...) carry
-//! the tag `{sys}`.
+//! tag of its own, an event's work going to one shard (its slot range's; on a cluster, one on its
+//! own primary: [`Shard`]). The few keys shared by the whole service and touched by no job (the
+//! events registry, heartbeats, metrics...) carry the tag `{sys}`.
 
 use crate::ids::EventId;
 
@@ -129,14 +129,17 @@ const SLOTS: usize = 16384;
 /// the events whose hash slot falls in its range (slots `i × 1024 ..= i × 1024 + 1023` of
 /// shard `i`). Each shard's keys carry a hash tag `{q<i>-<n>}` whose own slot lies in that
 /// range too, so that on a cluster whose primaries own ranges of slots (what
-/// `redis-cli --cluster create` and resharding by ranges make), a shard's keys usually sit on
-/// the primary of most of its events, and the shards spread as the events do.
+/// `redis-cli --cluster create` and resharding by ranges make), the shards spread as the events
+/// do. On a cluster an event's bookkeeping goes to a shard on the event's own primary, which is
+/// not always its range's (`Store::shard_of`); [`Shard::of`] is its range's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Shard(u8);
 
 /// The key names of one shard, made once.
 #[derive(Debug)]
 struct ShardKeys {
+    /// The hash slot of the shard's keys.
+    slot: u16,
     ready: String,
     hints: String,
     due: String,
@@ -153,6 +156,7 @@ static SHARD_KEYS: std::sync::LazyLock<Vec<ShardKeys>> = std::sync::LazyLock::ne
                 .unwrap_or_else(|| format!("q{i}"));
             let base = format!("{PREFIX}:{{{tag}}}");
             ShardKeys {
+                slot: slot_of(&tag),
                 ready: format!("{base}:ready"),
                 hints: format!("{base}:hints"),
                 due: format!("{base}:due"),
@@ -169,8 +173,12 @@ pub fn slot_of(key: &str) -> u16 {
 impl Shard {
     /// The shard of an event: the one whose slot range holds the event's slot.
     pub fn of(event: EventId) -> Self {
-        let slot = usize::from(slot_of(&event.to_string()));
-        Self((slot * SHARDS / SLOTS) as u8)
+        Self::of_slot(slot_of(&event.to_string()))
+    }
+
+    /// The shard whose slot range holds `slot`.
+    pub fn of_slot(slot: u16) -> Self {
+        Self((usize::from(slot) * SHARDS / SLOTS) as u8)
     }
 
     /// Every shard, in order.
@@ -185,6 +193,11 @@ impl Shard {
 
     fn keys(self) -> &'static ShardKeys {
         &SHARD_KEYS[self.index()]
+    }
+
+    /// The hash slot of the shard's keys (all three share one tag).
+    pub fn slot(self) -> u16 {
+        self.keys().slot
     }
 
     /// List of the shard's event ids with work: a token tells a worker to drain that event's

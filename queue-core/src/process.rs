@@ -35,7 +35,7 @@ pub struct Batch {
 impl Store {
     /// Tells the workers that `event` has jobs and that the caller holds its lease.
     pub async fn push_ready(&self, event: EventId) -> Result<()> {
-        let (ready, event) = (Shard::of(event).ready(), event.to_string());
+        let (ready, event) = (self.shard_of(event).ready(), event.to_string());
         self.routed(ready, |client| {
             let event = event.clone();
             async move { Ok(client.rpush::<(), _, _>(ready, event).await?) }

@@ -26,6 +26,7 @@ use fred::types::{Builder, ClusterHash, CustomCommand, Value};
 use tokio::sync::Notify;
 
 use crate::error::{Error, Result};
+use crate::keys::Shard;
 
 /// How long startup waits for a first connection before going on without one (requests then get
 /// 503 until Redis answers).
@@ -190,6 +191,30 @@ fn same(a: &Server, b: &Server) -> bool {
     a.host == b.host && a.port == b.port
 }
 
+/// The shard that the bookkeeping of an event in hash slot `slot` goes to, given each slot's
+/// owner: its own range's ([`Shard::of_slot`]) if that shard's keys sit on the event's primary,
+/// else one of the shards whose keys do (picked by the slot, so that the events spread over
+/// them), else its own range's. Ranges of slots rarely end where a primary's do: with 3
+/// primaries about one event in twelve has its range's shard on another primary, and a token or
+/// hint written there would stall the event while that other primary is down, though its own is
+/// up.
+fn shard_for(owner: &[u16], slot: u16) -> Shard {
+    let own = Shard::of_slot(slot);
+    let primary = match owner.get(usize::from(slot)) {
+        Some(primary) if *primary != UNOWNED => *primary,
+        _ => return own,
+    };
+    let on = |shard: Shard| owner.get(usize::from(shard.slot())) == Some(&primary);
+    if on(own) {
+        return own;
+    }
+    let there: Vec<Shard> = Shard::all().filter(|s| on(*s)).collect();
+    match there.len() {
+        0 => own,
+        n => there[usize::from(slot) % n],
+    }
+}
+
 impl Routes {
     /// Reads the cluster's routing from REDIS_URL's seeds and connects a pool to each primary,
     /// waiting up to a few seconds; then follows the cluster in the background for as long as
@@ -291,6 +316,11 @@ impl Routes {
     /// The primary of `slot` now, if known.
     pub(crate) fn server(&self, slot: u16) -> Option<Server> {
         self.current().node(slot).map(|(server, _)| server.clone())
+    }
+
+    /// The shard of the event in hash slot `slot` now (see [`shard_for`]).
+    pub(crate) fn shard_for(&self, slot: u16) -> Shard {
+        shard_for(&self.current().owner, slot)
     }
 
     /// The primaries and their pools.
@@ -573,5 +603,64 @@ pub(crate) async fn connect_and_wait<C: ClientLike>(client: &C) {
         .is_err()
     {
         tracing::warn!("Redis does not answer yet; carrying on and reconnecting in the background");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `redis-cli --cluster create` makes of 3 primaries: 0-5460, 5461-10922, 10923-16383.
+    fn three_primaries() -> Vec<u16> {
+        (0..SLOTS)
+            .map(|slot| match slot {
+                0..=5460 => 0,
+                5461..=10922 => 1,
+                _ => 2,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_events_bookkeeping_goes_to_a_shard_on_its_own_primary_its_ranges_when_it_is() {
+        let owner = three_primaries();
+        let mut moved = 0;
+        for slot in 0..SLOTS as u16 {
+            let shard = shard_for(&owner, slot);
+            assert_eq!(
+                owner[usize::from(shard.slot())],
+                owner[usize::from(slot)],
+                "slot {slot}'s bookkeeping is on its own primary"
+            );
+            if owner[usize::from(Shard::of_slot(slot).slot())] == owner[usize::from(slot)] {
+                assert_eq!(
+                    shard,
+                    Shard::of_slot(slot),
+                    "slot {slot} keeps its range's shard"
+                );
+            } else {
+                moved += 1;
+            }
+        }
+        // Shards 5 (5120-6143) and 10 (10240-11263) straddle two primaries each, and their
+        // tags' slots (5642, 11066) lie on the upper one: slots 5120-5460 and 10240-10922 move.
+        assert_eq!(
+            moved,
+            341 + 683,
+            "only the straddling ranges' lower ends move"
+        );
+    }
+
+    #[test]
+    fn a_primary_with_no_shard_or_an_unowned_slot_keeps_its_ranges_shard() {
+        // Slots 0-99 on a primary of their own, whose range holds no shard's tag (shard 0's
+        // lies at 233); slot 100 unowned.
+        let mut owner = three_primaries();
+        owner[..100].fill(3);
+        owner[100] = UNOWNED;
+        for slot in [0u16, 42, 99, 100] {
+            assert_eq!(shard_for(&owner, slot), Shard::of_slot(slot), "slot {slot}");
+        }
+        assert_eq!(shard_for(&[], 7), Shard::of_slot(7), "no table yet");
     }
 }

@@ -16,7 +16,7 @@ use fred::types::{Builder, ClusterHash, CustomCommand, Value};
 
 use crate::error::{ClusterError, Error, Result};
 use crate::ids::EventId;
-use crate::keys::{self, slot_of};
+use crate::keys::{self, slot_of, Shard};
 use crate::reply::Reply;
 use crate::routing::{
     connect_and_wait, node_builder, unreachable, unrouted, NodePool, Routes, CONNECT_WAIT,
@@ -162,6 +162,18 @@ impl Store {
                 .into_iter()
                 .next(),
             Links::Cluster(routes) => routes.server(slot),
+        }
+    }
+
+    /// The shard that `event`'s bookkeeping (ready tokens, hints, sweep schedule) goes to: on one
+    /// Redis its slot range's ([`Shard::of`]); on a cluster one whose keys sit on the event's own
+    /// primary as the routing has it now, so that a primary that is down holds up its own events
+    /// alone. Processes whose tables differ for a moment may pick different shards for one
+    /// event: every reader takes every shard, and a token means the same in any list.
+    pub fn shard_of(&self, event: EventId) -> Shard {
+        match &self.inner.links {
+            Links::One(_) => Shard::of(event),
+            Links::Cluster(routes) => routes.shard_for(slot_of(&event.to_string())),
         }
     }
 

@@ -20,9 +20,12 @@ const POP_TIMEOUT: Duration = Duration::from_secs(1);
 /// busy event does not starve the others and several workers take turns on it.
 const ROUNDS_PER_TURN: usize = 16;
 /// How long a task that holds a token keeps trying to apply its event's jobs while Redis is
-/// unavailable to the process's pool: the token came on the task's own connection, so Redis is
-/// back and the pool follows within one reconnect step (capped at 1 s). Giving up sooner would
-/// leave the event to its lease lapsing (2 s) and the next housekeeping pass.
+/// unavailable to the process's pool, on one Redis: the token came on the task's own
+/// connection, so Redis is back and the pool follows within one reconnect step (capped at 1 s).
+/// Giving up sooner would leave the event to its lease lapsing (2 s) and the next housekeeping
+/// pass. Not on a cluster: there the token came from another connection, and the event's
+/// primary is most likely failing over, which takes longer; a task waiting on it would hold up
+/// the live primaries' events, whose tokens wait for a free task.
 const UNAVAILABLE_PATIENCE: Duration = Duration::from_millis(1500);
 /// How often it tries meanwhile.
 const UNAVAILABLE_POLL: Duration = Duration::from_millis(25);
@@ -243,7 +246,9 @@ async fn process(
             .await
         {
             Err(queue_core::Error::Unavailable(_))
-                if started.elapsed() < UNAVAILABLE_PATIENCE && !shutdown.is_cancelled() =>
+                if !worker.store.clustered()
+                    && started.elapsed() < UNAVAILABLE_PATIENCE
+                    && !shutdown.is_cancelled() =>
             {
                 tokio::time::sleep(UNAVAILABLE_POLL).await;
             }
@@ -261,12 +266,16 @@ async fn drain(worker: &Worker, sweeps: &Sweeps, event: EventId, shutdown: &Canc
         let batch = match process(worker, event, shutdown).await {
             Ok(batch) => batch,
             Err(e) => {
-                // The lease lapses and the housekeeping pass wakes the event again.
+                // The lease lapses and the housekeeping pass wakes the event again. On a
+                // cluster the task goes straight back to the other events: a primary found
+                // unreachable is refused without a round trip, so nothing is hammered.
                 let pause = worker.full.failed(
                     &e,
                     || tracing::warn!(%event, error = %e, "cannot apply jobs"),
                 );
-                tokio::time::sleep(pause).await;
+                if !(worker.store.clustered() && matches!(e, queue_core::Error::Unavailable(_))) {
+                    tokio::time::sleep(pause).await;
+                }
                 return;
             }
         };

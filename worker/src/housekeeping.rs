@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use fred::interfaces::{EventInterface, PubsubInterface};
 use fred::types::config::Server;
 use queue_core::clock::wall_clock_ms;
+use queue_core::housekeeping::Pass;
 use queue_core::keys;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
@@ -50,40 +51,25 @@ pub(crate) async fn run(worker: Arc<Worker>, shutdown: CancellationToken) {
                 continue;
             }
         }
-        match store.sweep_due(wall_clock_ms()).await {
-            Ok(lapsed) => count_sweep(&worker, lapsed),
-            Err(e) => {
-                worker
-                    .full
-                    .failed(&e, || tracing::warn!(error = %e, "sweep failed"));
-            }
-        }
+        let sweep = store.sweep_due(wall_clock_ms()).await;
+        count_sweep(&worker, sweep.count);
+        failed(&worker, sweep, "a sweep");
         if last_reconcile.elapsed() >= RECONCILE_EVERY {
             last_reconcile = Instant::now();
-            if let Err(e) = store.reconcile().await {
-                worker
-                    .full
-                    .failed(&e, || tracing::warn!(error = %e, "reconcile failed"));
-            }
+            failed(&worker, store.reconcile().await, "the reconcile pass");
             // Events whose `endsAt` plus EVENT_RETENTION has passed go, by the deletion an
             // admin's DELETE runs.
-            if let Err(e) = store.delete_ended(wall_clock_ms()).await {
-                worker.full.failed(
-                    &e,
-                    || tracing::warn!(error = %e, "deleting ended events failed"),
-                );
-            }
+            failed(
+                &worker,
+                store.delete_ended(wall_clock_ms()).await,
+                "deleting ended events",
+            );
         }
         if last_full_pass.elapsed() >= FULL_PASS_EVERY {
             last_full_pass = Instant::now();
-            match store.tidy_all().await {
-                Ok(lapsed) => count_sweep(&worker, lapsed),
-                Err(e) => {
-                    worker
-                        .full
-                        .failed(&e, || tracing::warn!(error = %e, "full pass failed"));
-                }
-            }
+            let full = store.tidy_all().await;
+            count_sweep(&worker, full.count);
+            failed(&worker, full, "the full pass");
             if let Err(e) = store.forget_dead_workers(FORGET_WORKER_AFTER_MS).await {
                 worker.full.failed(
                     &e,
@@ -91,6 +77,16 @@ pub(crate) async fn run(worker: Arc<Worker>, shutdown: CancellationToken) {
                 );
             }
         }
+    }
+}
+
+/// Logs the first error a pass met (it went on past it with the rest of its work).
+fn failed(worker: &Worker, pass: Pass, what: &'static str) {
+    if let Some(e) = pass.error {
+        worker.full.failed(
+            &e,
+            || tracing::warn!(error = %e, "{what} could not do all its work"),
+        );
     }
 }
 
