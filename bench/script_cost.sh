@@ -15,7 +15,8 @@
 #   process_64    process.lua applying up to 64 jobs per call, until the queue is empty; also
 #                 per job
 #   process_empty process.lua on the empty queue: its fixed cost
-# Prints one line per step: `<step> calls=N usec_per_call=X [per_job=Y]`.
+# Prints one line per step: `<step> calls=N usec_per_call=X [per_job=Y]`, then the commands the
+# script ran per call (`<command>=<calls>x<usec>`), their total, and what is left for the Lua.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SRC=${1:-$ROOT}; CALLS=${2:-20000}
@@ -48,6 +49,19 @@ step() {
             line = sprintf("%s calls=%d usec_per_call=%.2f", name, $3, $7)
             if (jobs > 0) line = line sprintf(" per_job=%.2f", $5 / jobs)
             print line
+        }'
+    # The commands the script ran, per script call (commandstats counts them too): what they
+    # cost, and what is left for the Lua itself.
+    cli info commandstats | tr -d '\r' | awk -F'[:=,]' -v name="$name" '
+        /^cmdstat_/ { cmd = substr($1, 9); calls[cmd] = $3; usec[cmd] = $5 }
+        END {
+            n = calls["evalsha"]; if (n == 0) exit
+            inner = 0; detail = ""
+            for (c in usec) if (c != "evalsha" && c != "config") {
+                inner += usec[c]
+                detail = detail sprintf(" %s=%.2fx%.2f", c, calls[c] / n, usec[c] / n)
+            }
+            printf "  %s commands=%.2f lua=%.2f (usec per call;%s)\n", name, inner / n, (usec["evalsha"] - inner) / n, detail
         }'
 }
 

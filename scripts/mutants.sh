@@ -45,7 +45,7 @@ MUTANTS=(
 mutation() {
   case $1 in
     batch-order) # the jobs of a batch applied by seat, then sequence, instead of in queue order
-      from="local jobs = redis.call('LPOP', queue, max_jobs) or {}"
+      from="local jobs = redis.call('LPOP', queue, ARGV[1]) or {}"
       to="$from
 table.sort(jobs, function(a, b)
   local _, _, seat_a, _, seq_a = decode_job(a)
@@ -54,7 +54,7 @@ table.sort(jobs, function(a, b)
   return tonumber(seq_a) < tonumber(seq_b)
 end)" ;;
     reserve-twice) # reserve forgets to refuse a seat that is already Reserved
-      from="  if status == 'R' then return CODE.CONFLICT, raw end
+      from="    if status == 'R' then return CODE.CONFLICT, raw end
 "
       to="" ;;
     lease-in-seconds) # the renewed lease read as seconds: a dead worker's queue waits ~33 minutes
@@ -76,16 +76,13 @@ end)" ;;
       from="arg(rules.hold_ttl_secs * 1000),"
       to="arg((rules.hold_ttl_secs + 1) * 1000)," ;;
     write-then-fail) # a job meets a key of the wrong type only at the write, after others
-      from="    if wrong_for_jobs then error(wrong_for_jobs) end
+      from="      if wrong_for_jobs then error(wrong_for_jobs) end
 "
       to="" ;;
-    count-last) # a reserve increments the reserved count after its other writes
-      from="  redis.call('HINCRBY', ev, 'reserved', 1)
-  local record = reserved_record(user, now)
-  write_seat(seats, seat, record)"
-      to="  local record = reserved_record(user, now)
-  write_seat(seats, seat, record)
-  redis.call('HINCRBY', ev, 'reserved', 1)" ;;
+    count-last) # a reserve writes without checking the count first: its HINCRBY fails after
+      from="    if not reserved_ok then error('the event\\'s reserved count is not an integer') end
+"
+      to="" ;;
     tag-per-event) # a job id's tag authenticates its event only: every job of it has one tag
       from="mac.update(job.to_string().as_bytes());"
       to="mac.update(job.event().to_string().as_bytes());" ;;

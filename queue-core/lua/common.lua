@@ -53,29 +53,22 @@ local function split(s, sep)
   return out
 end
 
-local function u48(n)
-  local b = {}
-  for i = 6, 1, -1 do
-    b[i] = n % 256
-    n = math.floor(n / 256)
-  end
-  return string.char(unpack(b))
-end
-
+-- 6-byte big-endian integers (times in ms) are packed and read by Redis's `struct` library
+-- (`struct.pack('>I6I6', ...)` in the records below): one C call each, where a byte-by-byte
+-- loop in Lua cost several times more.
 local function from_u48(s, at)
-  local n = 0
-  for i = at, at + 5 do n = n * 256 + string.byte(s, i) end
-  return n
+  return (struct.unpack('>I6', s, at))
 end
 
 -- The raw record of seat `n` (a number or numeric string).
 local function seat_record(seats_key, n)
   local from = (tonumber(n) - 1) * RECORD
-  return redis.call('GETRANGE', seats_key, from, from + RECORD - 1)
+  return redis.call('GETRANGE', seats_key, string.format('%d', from),
+    string.format('%d', from + RECORD - 1))
 end
 
 local function write_seat(seats_key, n, record)
-  redis.call('SETRANGE', seats_key, (tonumber(n) - 1) * RECORD, record)
+  redis.call('SETRANGE', seats_key, string.format('%d', (tonumber(n) - 1) * RECORD), record)
 end
 
 -- Decodes a raw seat record at time `now`.
@@ -94,11 +87,11 @@ local function seat_at(raw, now)
 end
 
 local function hold_record(user, deadline, start)
-  return 'H' .. user .. u48(deadline) .. u48(start)
+  return 'H' .. user .. struct.pack('>I6I6', deadline, start)
 end
 
 local function reserved_record(user, at)
-  return 'R' .. user .. u48(at) .. u48(0)
+  return 'R' .. user .. struct.pack('>I6I6', at, 0)
 end
 
 -- A queued job, as enqueue.lua appends it to the event's queue and process.lua takes it off:
@@ -112,10 +105,15 @@ local function encode_job(kind, user, seat, accepted, seq, attempts)
 end
 
 -- The fields of a queued job: kind, user, then seat, accepted and seq as text (nil where a
--- corrupt job lacks them), and the attempts made (0 when absent).
+-- corrupt job lacks them), and the attempts made (0 when absent). A job as enqueue.lua and
+-- process.lua write it is read with one match; anything else by the general split.
 local function decode_job(job)
-  local f = split(string.sub(job, 18), '|')
-  return string.sub(job, 1, 1), string.sub(job, 2, 17), f[1], f[2], f[3], tonumber(f[4]) or 0
+  local seat, accepted, seq, attempts = string.match(job, '^(%d+)|(%d+)|(%d+)|?(%d*)$', 18)
+  if not seat then
+    local f = split(string.sub(job, 18), '|')
+    seat, accepted, seq, attempts = f[1], f[2], f[3], f[4]
+  end
+  return string.sub(job, 1, 1), string.sub(job, 2, 17), seat, accepted, seq, tonumber(attempts) or 0
 end
 
 -- The `holders` hash maps a user (16 raw bytes) to the seats they hold in this event, "n,n,n".
@@ -139,13 +137,14 @@ end
 -- an entry id misses nothing and sees nothing twice. The entry id's milliseconds are the time of
 -- the change. Fields: k = kind ('h' held, 'f' refreshed, 'x' released, 'l' lapsed, 'r' reserved),
 -- n = seat number, u = the user concerned (16 raw bytes; for 'x' and 'l' the former holder),
--- x = the hold's deadline in ms ('h', 'f', and 'l': when it lapsed) or 0. The stream keeps about CHANGES_KEPT entries;
+-- x = the hold's deadline in ms ('h', 'f', and 'l': when it lapsed) or 0. The stream keeps about 10,000 entries;
 -- a reader further behind than that starts again from a snapshot.
-local CHANGES_KEPT = 10000
+-- Numbers go to redis.call as `%d` text: a Lua number is printed with `%.17g`, which costs.
+local CHANGES_KEPT_TEXT = '10000'
 
 local function log_change(changes_key, kind, seat, user, deadline)
-  redis.call('XADD', changes_key, 'MAXLEN', '~', CHANGES_KEPT, '*',
-    'k', kind, 'n', tonumber(seat), 'u', user, 'x', deadline or 0)
+  redis.call('XADD', changes_key, 'MAXLEN', '~', CHANGES_KEPT_TEXT, '*',
+    'k', kind, 'n', string.format('%d', seat), 'u', user, 'x', string.format('%d', deadline or 0))
 end
 
 -- Clears a hold on `seat` that lapsed ('l') or was given back ('x'): the seat reads Available,
@@ -161,28 +160,29 @@ end
 -- Keeps the event's tick key expiring at its earliest hold deadline, so that the keyspace
 -- notification for it prompts a sweep. Returns that deadline, or false when no hold is left.
 local function rearm_tick(deadlines_key, tick_key)
-  local first = redis.call('ZRANGE', deadlines_key, 0, 0, 'WITHSCORES')
+  local first = redis.call('ZRANGE', deadlines_key, '0', '0', 'WITHSCORES')
   if #first == 0 then
     redis.call('DEL', tick_key)
     return false
   end
   local at = tonumber(first[2])
-  redis.call('SET', tick_key, '1', 'PXAT', at)
+  redis.call('SET', tick_key, '1', 'PXAT', string.format('%d', at))
   return at
 end
 
 -- Removes finished job records whose retention has passed (at most `limit` of them).
 -- Returns the earliest retention deadline still pending, or false.
 local function trim_results(results_key, done_key, now, limit)
-  local first = redis.call('ZRANGE', done_key, 0, 0, 'WITHSCORES')
+  local first = redis.call('ZRANGE', done_key, '0', '0', 'WITHSCORES')
   if #first == 0 then return false end
   if tonumber(first[2]) > now then return tonumber(first[2]) end
-  local old = redis.call('ZRANGEBYSCORE', done_key, '-inf', now, 'LIMIT', 0, limit)
+  local old = redis.call('ZRANGEBYSCORE', done_key, '-inf', string.format('%d', now), 'LIMIT',
+    '0', string.format('%d', limit))
   if #old > 0 then
     redis.call('HDEL', results_key, unpack(old))
     redis.call('ZREM', done_key, unpack(old))
   end
-  first = redis.call('ZRANGE', done_key, 0, 0, 'WITHSCORES')
+  first = redis.call('ZRANGE', done_key, '0', '0', 'WITHSCORES')
   if #first == 0 then return false end
   return tonumber(first[2])
 end
@@ -193,7 +193,8 @@ end
 -- that a requeued job is applied in the same call and the queue otherwise holds only jobs that
 -- were never tried (job_status.lua counts positions on that). Returns how many.
 local function requeue_due(retry_key, queue_key, now, limit)
-  local due = redis.call('ZRANGEBYSCORE', retry_key, '-inf', now, 'LIMIT', 0, limit)
+  local due = redis.call('ZRANGEBYSCORE', retry_key, '-inf', string.format('%d', now), 'LIMIT',
+    '0', string.format('%d', limit))
   if #due == 0 then return 0 end
   -- Jobs retried together keep their order of acceptance (G3 among themselves): by sequence
   -- number.
@@ -209,7 +210,7 @@ end
 
 -- The lowest score of a sorted set, or false when it is empty.
 local function first_score(key)
-  local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  local first = redis.call('ZRANGE', key, '0', '0', 'WITHSCORES')
   if #first == 0 then return false end
   return tonumber(first[2])
 end

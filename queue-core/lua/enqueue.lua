@@ -27,6 +27,9 @@
 --          (the codes of CODE in common.lua; the queued job's layout is `encode_job` there)
 -- Nothing is written unless at least one job is accepted.
 local now = now_ms()
+-- Times go into jobs and to Redis as `%d` text: a Lua number joined with `..` or handed to
+-- redis.call is printed with `%.14g` / `%.17g`, which costs.
+local now_s = string.format('%d', now)
 local event = redis.call('HMGET', KEYS[1], 'total', 'enq', 'deq', 'lease')
 local total, seq, lease = tonumber(event[1]), tonumber(event[2]) or 0, tonumber(event[4])
 local max_depth = tonumber(ARGV[1])
@@ -58,7 +61,7 @@ for i = 4, #ARGV, 3 do
       outcome = {CODE.QUEUE_FULL, ahead}
     else
       seq = seq + 1
-      queued[#queued + 1] = encode_job(kind, user, seat, now, seq)
+      queued[#queued + 1] = encode_job(kind, user, seat, now_s, string.format('%d', seq))
       outcome = {CODE.ACCEPTED, seq, ahead}
     end
   end
@@ -74,7 +77,8 @@ if #queued > 0 then
   if lease and lease > now then
     redis.call('HSET', KEYS[1], 'enq', string.format('%d', seq))
   else
-    redis.call('HSET', KEYS[1], 'enq', string.format('%d', seq), 'lease', now + tonumber(ARGV[2]))
+    redis.call('HSET', KEYS[1], 'enq', string.format('%d', seq),
+      'lease', string.format('%d', now + tonumber(ARGV[2])))
     if KEYS[4] then
       redis.call('RPUSH', KEYS[4], ARGV[3])
     else

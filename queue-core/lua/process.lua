@@ -38,20 +38,20 @@ local now = now_ms()
 local ev, seats, deadlines, holders = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local queue, results, done, tick, changes = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local retry = KEYS[10]
-local max_attempts = tonumber(ARGV[8])
-local retry_base_ms, retry_max_ms = tonumber(ARGV[9]), tonumber(ARGV[10])
-local jitter = tonumber(ARGV[11]) or 0.5
 local max_jobs = tonumber(ARGV[1])
-local hold_ms = tonumber(ARGV[2])
-local max_held = tonumber(ARGV[3])
-local keep_ms = tonumber(ARGV[4])
+
+-- Times and numbers go to Redis, and into records, as text made with `%d`: a Lua number handed
+-- to redis.call or joined with `..` is printed with `%.17g` / `%.14g`, which costs more than
+-- the command. What only the jobs need is made once there are jobs (an empty call is common:
+-- a token for a queue another worker drained).
+local now_s = string.format('%d', now)
 
 -- Besides its counters, the event hash keeps `trim` for this script: when the first finished
--- record's retention ends, or -1 (none kept, or not known: look). It is never later than the
--- truth, since records added later end later (sweep.lua may trim some first; the next look here
--- then finds the true time), so a call with nothing to trim reads no sorted set for it. At a
--- steady trickle of jobs each call carries one or two, and every command it runs weighs.
-local fields = redis.call('HMGET', ev, 'total', 'deq', 'enq', 'trim')
+-- record's retention ends; 0 when none is kept; -1 when not known (look). It is never later than
+-- the truth, since records added later end later (sweep.lua may trim some first; the next look
+-- here then finds the true time), so a call with nothing to trim reads no sorted set for it. At
+-- a steady trickle of jobs each call carries one or two, and every command it runs weighs.
+local fields = redis.call('HMGET', ev, 'total', 'deq', 'enq', 'trim', 'reserved')
 -- No event (it was deleted, delete_event.lua): take no job and write nothing; the deletion frees
 -- the queue.
 if not fields[1] then return {0, 0, -1} end
@@ -74,139 +74,269 @@ if retry_first and retry_first <= now then
   retry_first = first_score(retry)
 end
 
--- A job's record, as the results hash keeps it and ARGV[6] announces it (see the header); the
--- Lua side of the layout, `wire::decode_record` in Rust the other.
-local function job_record(seq, outcome, kind, seat, code, created, at, tail)
-  return seq .. '|' .. outcome .. '|' .. kind .. '|' .. seat .. '|' .. code .. '|' .. created
-    .. '|' .. at .. '|' .. tail
-end
-
-local function valid_seat(seat)
-  local n = tonumber(seat)
-  return n ~= nil and n >= 1 and n <= total and n == math.floor(n)
-end
-
--- Whether this call made a hold (and so must see that the event's tick is armed).
-local held = false
-
--- Each returns an HTTP-style code and the seat record to report; they check before they write.
-local function hold(seat, user)
-  if not valid_seat(seat) then return CODE.NO_SUCH_SEAT, '' end
-  local raw = seat_record(seats, seat)
-  local status, _, _, _, lapsed = seat_at(raw, now)
-  if status ~= 'A' then return CODE.CONFLICT, raw end
-  local live = {}
-  for _, s in ipairs(split(redis.call('HGET', holders, user), ',')) do
-    local st, who = seat_at(seat_record(seats, s), now)
-    if st == 'H' and who == user then live[#live + 1] = s end
-  end
-  if #live >= max_held then return CODE.HOLD_LIMIT, '' end
-  if lapsed then clear_hold(seats, deadlines, holders, changes, seat, raw, 'l') end
-  local record = hold_record(user, now + hold_ms, now)
-  write_seat(seats, seat, record)
-  redis.call('ZADD', deadlines, now + hold_ms, seat)
-  held = true
-  live[#live + 1] = seat
-  redis.call('HSET', holders, user, table.concat(live, ','))
-  log_change(changes, 'h', seat, user, now + hold_ms)
-  return CODE.OK, record
-end
-
-local function reserve(seat, user)
-  if not valid_seat(seat) then return CODE.NO_SUCH_SEAT, '' end
-  local raw = seat_record(seats, seat)
-  local status, holder, _, _, lapsed = seat_at(raw, now)
-  if status == 'R' then return CODE.CONFLICT, raw end
-  if status == 'A' then
-    if lapsed then clear_hold(seats, deadlines, holders, changes, seat, raw, 'l') end
-    return CODE.CONFLICT, ''
-  end
-  if holder ~= user then return CODE.HELD_BY_ANOTHER, raw end
-  -- The count first: HINCRBY fails on a `reserved` that is not an integer, which no type
-  -- check can see, so it goes before every other write.
-  redis.call('HINCRBY', ev, 'reserved', 1)
-  local record = reserved_record(user, now)
-  write_seat(seats, seat, record)
-  redis.call('ZREM', deadlines, seat)
-  holder_remove(holders, user, seat)
-  log_change(changes, 'r', seat, user)
-  return CODE.OK, record
-end
-
 local out = {0, 0, -1}
 local defer = ARGV[6] == ''
 if defer then out[4] = '' end
 local applied = 0
-local finished = {}
--- Written once per batch rather than once per job: fewer commands, same effect, since nothing
--- else runs between them.
-local records, expiries, last_seq = {}, {}, nil
+-- Whether this call made a hold (and so must see that the event's tick is armed), and when the
+-- holds it made end.
+local held, hold_until = false, nil
+local last_seq = nil
 local retried = false
 -- One LPOP with a count takes the whole batch (Redis 6.2+); nil when the queue is empty.
-local jobs = redis.call('LPOP', queue, max_jobs) or {}
--- What the jobs write besides the seats string (which each job reads first): one of these of the
--- wrong type fails every job before its first write, so it is retried, then ends failed, and
--- leaves its seat and the feed as they were.
-local wrong_for_jobs = #jobs > 0
-  and wrong_key_type({deadlines, 'zset', holders, 'hash', changes, 'stream'}) or nil
-for _, job in ipairs(jobs) do
-  applied = applied + 1
-  -- A job is written only by enqueue.lua, but a corrupt one must still end `failed`, not stop
-  -- the script halfway, so nothing below assumes its fields are there.
-  local kind, user, job_seat, accepted, job_seq, attempt = decode_job(job)
-  local seat, created = job_seat or '0', tostring(tonumber(accepted) or 0)
-  local seq = tonumber(job_seq) or (math.max(last_seq or 0, deq) + 1)
-  last_seq = math.max(last_seq or 0, seq)
-  local record
-  local ok, code, state = pcall(function()
-    if wrong_for_jobs then error(wrong_for_jobs) end
-    if #user ~= 16 then error('corrupt job') end
-    if kind == 'H' then return hold(seat, user) end
-    if kind == 'R' then return reserve(seat, user) end
-    error('unknown job kind')
-  end)
-  -- The record's text fields must parse whatever the job held: an odd kind or seat is masked.
-  local shown_kind = (kind == 'H' or kind == 'R') and kind or '?'
-  local shown_seat = tostring(tonumber(seat) or 0)
-  local tries, retrying = attempt + 1, false
-  if ok then
-    record = job_record(seq, 'c', shown_kind, shown_seat, code, created, now, state or '')
-  else
-    if type(code) == 'table' then code = code.err end
-    local reason = tostring(code)
-    if tonumber(job_seq) and tries < max_attempts then
-      -- Exponential backoff with jitter; the job keeps its sequence number (its id).
-      local delay = math.min(retry_max_ms, retry_base_ms * 2 ^ (tries - 1))
-      local at = now + math.floor(delay * (0.5 + 0.5 * jitter))
-      redis.call('ZADD', retry, at, encode_job(kind, user, job_seat, accepted, job_seq, tries))
-      retrying = true
-      retried = true
-      record = job_record(seq, 'r', shown_kind, shown_seat, tries, created, at, reason)
+local jobs = redis.call('LPOP', queue, ARGV[1]) or {}
+
+if #jobs > 0 then
+  local hold_ms = tonumber(ARGV[2])
+  local max_held = tonumber(ARGV[3])
+  local keep_ms = tonumber(ARGV[4])
+  hold_until = now + hold_ms
+  local hold_until_s = string.format('%d', hold_until)
+
+  -- A job's record, as the results hash keeps it and ARGV[6] announces it (see the header);
+  -- the Lua side of the layout, `wire::decode_record` in Rust the other.
+  local function job_record(seq, outcome, kind, seat, code, created, at, tail)
+    return seq .. '|' .. outcome .. '|' .. kind .. '|' .. seat .. '|' .. code .. '|' .. created
+      .. '|' .. at .. '|' .. tail
+  end
+
+  -- A field's integer as `%d` text, or nil when it holds none.
+  local function int_text(field)
+    local n = tonumber(field)
+    if n and n == math.floor(n) and n > -2 ^ 53 and n < 2 ^ 53 then
+      return string.format('%d', n)
+    end
+    return nil
+  end
+
+  -- The seat number of a job's seat field, or nil when it names no seat of the event.
+  local function seat_number(seat)
+    local n = tonumber(seat)
+    if n ~= nil and n >= 1 and n <= total and n == math.floor(n) then return n end
+    return nil
+  end
+
+  -- What the jobs of this call read and change, besides the changes stream: seat records are
+  -- read once and written at once (SETRANGE); who holds what (`holders`) and the hold deadlines
+  -- are kept here and written once, after the jobs. Nothing else runs in between, so the effect
+  -- is the same as writing each at once, in fewer commands. Seats are keyed by number; members
+  -- and fields are written as `%d` text.
+  local seat_cache = {}
+  local function read_seat(n)
+    local raw = seat_cache[n]
+    if raw == nil then
+      raw = seat_record(seats, n)
+      seat_cache[n] = raw
+    end
+    return raw
+  end
+  local function put_seat(n, record)
+    write_seat(seats, n, record)
+    seat_cache[n] = record
+  end
+
+  -- user -> the seat numbers their `holders` entry names (live or not), as read or since.
+  local holding, holding_changed = {}, {}
+  local function held_by(user)
+    local list = holding[user]
+    if list == nil then
+      list = {}
+      for _, s in ipairs(split(redis.call('HGET', holders, user), ',')) do
+        list[#list + 1] = tonumber(s) or s
+      end
+      holding[user] = list
+    end
+    return list
+  end
+  local function set_held(user, list)
+    holding[user] = list
+    holding_changed[user] = true
+  end
+  local function drop_held(user, n)
+    local kept = {}
+    for _, s in ipairs(held_by(user)) do
+      if s ~= n then kept[#kept + 1] = s end
+    end
+    set_held(user, kept)
+  end
+
+  -- seat number -> its new deadline (text), or false once it has none; in the order first met.
+  local deadline_of, deadline_order = {}, {}
+  local function set_deadline(n, at)
+    if deadline_of[n] == nil then deadline_order[#deadline_order + 1] = n end
+    deadline_of[n] = at
+  end
+
+  -- A hold that lapsed, cleared as `clear_hold` does (its seat is written over next).
+  local function lapse(n, raw)
+    drop_held(string.sub(raw, 2, 17), n)
+    set_deadline(n, false)
+    log_change(changes, 'l', n, string.sub(raw, 2, 17), from_u48(raw, 18))
+  end
+
+  -- Reserves made (added to the event's count after the jobs). The event's `reserved` count
+  -- must be an integer as Redis reads one (no sign but '-', no leading zero, at most 19 digits)
+  -- for that HINCRBY, which would fail on it after the seats were written: checked before a
+  -- reserve writes anything.
+  local reserved = 0
+  local count = fields[5]
+  local reserved_ok = not count or count == '0'
+    or (#count <= 19 and string.find(count, '^%-?[1-9]%d*$') ~= nil)
+
+  -- Each returns an HTTP-style code and the seat record to report; they check before they write.
+  local function hold(seat, user)
+    local n = seat_number(seat)
+    if not n then return CODE.NO_SUCH_SEAT, '' end
+    local raw = read_seat(n)
+    local status, _, _, _, lapsed = seat_at(raw, now)
+    if status ~= 'A' then return CODE.CONFLICT, raw end
+    local live = {}
+    for _, s in ipairs(held_by(user)) do
+      local st, who = seat_at(read_seat(s), now)
+      if st == 'H' and who == user then live[#live + 1] = s end
+    end
+    if #live >= max_held then return CODE.HOLD_LIMIT, '' end
+    if lapsed then lapse(n, raw) end
+    local record = hold_record(user, hold_until, now)
+    put_seat(n, record)
+    set_deadline(n, hold_until_s)
+    held = true
+    live[#live + 1] = n
+    set_held(user, live)
+    log_change(changes, 'h', n, user, hold_until)
+    return CODE.OK, record
+  end
+
+  local function reserve(seat, user)
+    local n = seat_number(seat)
+    if not n then return CODE.NO_SUCH_SEAT, '' end
+    local raw = read_seat(n)
+    local status, holder, _, _, lapsed = seat_at(raw, now)
+    if status == 'R' then return CODE.CONFLICT, raw end
+    if status == 'A' then
+      if lapsed then
+        put_seat(n, EMPTY)
+        lapse(n, raw)
+      end
+      return CODE.CONFLICT, ''
+    end
+    if holder ~= user then return CODE.HELD_BY_ANOTHER, raw end
+    if not reserved_ok then error('the event\'s reserved count is not an integer') end
+    reserved = reserved + 1
+    local record = reserved_record(user, now)
+    put_seat(n, record)
+    set_deadline(n, false)
+    drop_held(user, n)
+    log_change(changes, 'r', n, user, 0)
+    return CODE.OK, record
+  end
+
+  local max_attempts = tonumber(ARGV[8])
+  local finished = {}
+  -- Written once per batch rather than once per job: fewer commands, same effect, since nothing
+  -- else runs between them.
+  local records, expiries = {}, {}
+  local keep_until_s = string.format('%d', now + keep_ms)
+  -- What the jobs write besides the seats string (which each job reads first): one of these of
+  -- the wrong type fails every job before its first write, so it is retried, then ends failed,
+  -- and leaves its seat and the feed as they were.
+  local wrong_for_jobs = wrong_key_type({deadlines, 'zset', holders, 'hash', changes, 'stream'})
+  for _, job in ipairs(jobs) do
+    applied = applied + 1
+    -- A job is written only by enqueue.lua, but a corrupt one must still end `failed`, not stop
+    -- the script halfway, so nothing below assumes its fields are there.
+    local kind, user, job_seat, accepted, job_seq, attempt = decode_job(job)
+    local seat = job_seat or '0'
+    local created = int_text(accepted) or '0'
+    local seq = tonumber(job_seq) or (math.max(last_seq or 0, deq) + 1)
+    local seq_s = int_text(seq) or tostring(seq)
+    last_seq = math.max(last_seq or 0, seq)
+    local record
+    local ok, code, state = pcall(function()
+      if wrong_for_jobs then error(wrong_for_jobs) end
+      if #user ~= 16 then error('corrupt job') end
+      if kind == 'H' then return hold(seat, user) end
+      if kind == 'R' then return reserve(seat, user) end
+      error('unknown job kind')
+    end)
+    -- The record's text fields must parse whatever the job held: an odd kind or seat is masked.
+    local shown_kind = (kind == 'H' or kind == 'R') and kind or '?'
+    local shown_seat = int_text(seat) or tostring(tonumber(seat) or 0)
+    local tries, retrying = attempt + 1, false
+    if ok then
+      record = job_record(seq_s, 'c', shown_kind, shown_seat, string.format('%d', code), created,
+        now_s, state or '')
     else
-      if tries > 1 then reason = 'gave up after ' .. tries .. ' attempts: ' .. reason end
-      record = job_record(seq, 'f', shown_kind, shown_seat, 0, created, now, reason)
+      if type(code) == 'table' then code = code.err end
+      local reason = tostring(code)
+      if tonumber(job_seq) and tries < max_attempts then
+        -- Exponential backoff with jitter; the job keeps its sequence number (its id).
+        local retry_base_ms, retry_max_ms = tonumber(ARGV[9]), tonumber(ARGV[10])
+        local jitter = tonumber(ARGV[11]) or 0.5
+        local delay = math.min(retry_max_ms, retry_base_ms * 2 ^ (tries - 1))
+        local at = now + math.floor(delay * (0.5 + 0.5 * jitter))
+        local at_s = string.format('%d', at)
+        redis.call('ZADD', retry, at_s, encode_job(kind, user, job_seat, accepted, job_seq, tries))
+        retrying = true
+        retried = true
+        record = job_record(seq_s, 'r', shown_kind, shown_seat, string.format('%d', tries),
+          created, at_s, reason)
+      else
+        if tries > 1 then reason = 'gave up after ' .. tries .. ' attempts: ' .. reason end
+        record = job_record(seq_s, 'f', shown_kind, shown_seat, '0', created, now_s, reason)
+      end
+    end
+    records[#records + 1] = seq_s
+    records[#records + 1] = record
+    out[#out + 1] = record
+    if not retrying then
+      expiries[#expiries + 1] = keep_until_s
+      expiries[#expiries + 1] = seq_s
+      finished[#finished + 1] = string.format('%d', #record) .. ' ' .. record
     end
   end
-  records[#records + 1] = seq
-  records[#records + 1] = record
-  out[#out + 1] = record
-  if not retrying then
-    expiries[#expiries + 1] = now + keep_ms
-    expiries[#expiries + 1] = seq
-    finished[#finished + 1] = #record .. ' ' .. record
+
+  -- The batch's hold deadlines, holders and reserved count, written once (see `seat_cache`).
+  local add, gone = {}, {}
+  for _, n in ipairs(deadline_order) do
+    local at = deadline_of[n]
+    if at then
+      add[#add + 1] = at
+      add[#add + 1] = string.format('%d', n)
+    else
+      gone[#gone + 1] = string.format('%d', n)
+    end
   end
-end
-if applied > 0 then
+  if #add > 0 then redis.call('ZADD', deadlines, unpack(add)) end
+  if #gone > 0 then redis.call('ZREM', deadlines, unpack(gone)) end
+  local lists, emptied = {}, {}
+  for user in pairs(holding_changed) do
+    local list = holding[user]
+    if #list == 0 then
+      emptied[#emptied + 1] = user
+    else
+      local names = {}
+      for i, n in ipairs(list) do names[i] = type(n) == 'number' and string.format('%d', n) or n end
+      lists[#lists + 1] = user
+      lists[#lists + 1] = table.concat(names, ',')
+    end
+  end
+  if #lists > 0 then redis.call('HSET', holders, unpack(lists)) end
+  if #emptied > 0 then redis.call('HDEL', holders, unpack(emptied)) end
+  if reserved > 0 then redis.call('HINCRBY', ev, 'reserved', string.format('%d', reserved)) end
+
   redis.call('HSET', results, unpack(records))
   if #expiries > 0 then
     redis.call('ZADD', done, unpack(expiries))
+    -- Records were added: the first to end is the earliest known one, or these.
+    if trim_at == 0 then trim_at = now + keep_ms end
     local message = ARGV[7] .. ' ' .. table.concat(finished, ' ')
     if defer then out[4] = message else redis.call('PUBLISH', ARGV[6], message) end
   end
 end
 
 if retried then retry_first = first_score(retry) end
-if trim_at <= now then trim_at = trim_results(results, done, now, max_jobs * 2) or -1 end
+if trim_at ~= 0 and trim_at <= now then trim_at = trim_results(results, done, now, max_jobs * 2) or 0 end
 
 -- The tick key's expiry prompts a sweep of the event's lapsed holds. A hold made now ends at
 -- now + HOLD_TTL, and no other hold ends later (each one, or its last refresh, ended at most
@@ -218,8 +348,8 @@ if trim_at <= now then trim_at = trim_results(results, done, now, max_jobs * 2) 
 -- made, and the full pass catches the rest. Prompt cleanup only, never correctness (G5).
 local next_due = nil
 if held then
-  next_due = now + hold_ms
-  redis.call('SET', tick, '1', 'PXAT', next_due, 'NX')
+  next_due = hold_until
+  redis.call('SET', tick, '1', 'PXAT', string.format('%d', hold_until), 'NX')
 end
 
 -- `drained`, when a worker last drained this queue: job_status reports the head job `active`
@@ -227,8 +357,8 @@ end
 -- short of the batch size emptied the queue.
 local remaining = 0
 if #jobs >= max_jobs then remaining = redis.call('LLEN', queue) end
-local event_fields = {'drained', now, 'trim', trim_at,
-  'lease', remaining == 0 and 0 or now + tonumber(ARGV[5])}
+local event_fields = {'drained', now_s, 'trim', string.format('%d', trim_at),
+  'lease', remaining == 0 and '0' or string.format('%d', now + tonumber(ARGV[5]))}
 -- `deq`: the last job taken. With the queue empty every accepted job was taken, so it catches up
 -- with `enq` (enqueue.lua counts the depth as enq - deq: should jobs ever leave the list some
 -- other way, the count heals at the next drain).
@@ -239,7 +369,7 @@ if new_deq ~= deq then
   event_fields[#event_fields + 1] = string.format('%d', new_deq)
 end
 redis.call('HSET', ev, unpack(event_fields))
-next_due = earliest(next_due, trim_at >= 0 and trim_at or nil)
+next_due = earliest(next_due, trim_at > 0 and trim_at or nil)
 next_due = earliest(next_due, retry_first)
 out[1], out[2], out[3] = applied, remaining, next_due or -1
 return out
