@@ -7,8 +7,9 @@
 #   (b) a loadgen run of B_SECS (10) s: users hold up to 4 seats, wait with ?wait, reserve half
 #   (c) the same mix again for 4 s with SLOWLOG recording every command: each script's share of
 #       Redis's time, its mean time per call, and the jobs per process.lua call
-# Prints one line per step: jobs/s, Redis CPU per job, API CPU per POST, worker CPU per job (and
-# for (c) a line per script). BIN_DIR holds the build's `api` and `worker`; the load generators
+# Prints one line per step: jobs/s, Redis CPU per job, API CPU per POST, worker CPU per job (for
+# (a) also Redis's user and system CPU per job and each command's calls per job; for (c) a line
+# per script). BIN_DIR holds the build's `api` and `worker`; the load generators
 # (wrk, this checkout's loadgen) are the same for both builds.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -41,6 +42,24 @@ for _ in $(seq 100); do curl -sf -o /dev/null "$URL/health" && break; sleep 0.1;
 # CPU seconds so far: of Redis, of the API, of every worker.
 redis_cpu() { "${R[@]}" info cpu | awk -F: '/used_cpu_(sys|user):/ {s+=$2} END {printf "%.6f", s}'; }
 proc_cpu() { local s=0 p; for p in "$@"; do s=$(awk -v s="$s" -v t="$(getconf CLK_TCK)" '{print s + ($14 + $15) / t}' "/proc/$p/stat"); done; echo "$s"; }
+redis_user() { "${R[@]}" info cpu | awk -F: '/used_cpu_user:/ {printf "%.6f", $2}'; }
+# Where Redis's CPU per job goes: user (commands, scripts) and system (the kernel: sockets), and
+# each command's calls per job (INFO commandstats, reset before the step; scripts' own commands
+# counted too).
+per_job() { # label jobs u0 u1 r0 r1
+    local label=$1 jobs=$2
+    python3 - "$@" <<'PY'
+import sys
+label, jobs, u0, u1, r0, r1 = sys.argv[1:]
+jobs = max(int(jobs), 1)
+user = (float(u1) - float(u0)) * 1e6 / jobs
+total = (float(r1) - float(r0)) * 1e6 / jobs
+print(f"{label} redis_user_us_per_job={user:.1f} redis_sys_us_per_job={total - user:.1f}")
+PY
+    "${R[@]}" info commandstats | tr -d '\r' | awk -F'[:=,]' -v label="$label" -v jobs="$jobs" '
+        /^cmdstat_/ { if ($3 / jobs >= 0.01) line = line sprintf(" %s=%.2f", substr($1, 9), $3 / jobs) }
+        END { print label " calls per job:" line }'
+}
 report() { # label jobs posts r0 r1 a0 a1 w0 w1 t0 t1
     python3 - "$@" <<'PY'
 import sys
@@ -77,6 +96,8 @@ function request()
 end
 LUA
 } >"$TMP/holds.lua"
+"${R[@]}" config resetstat >/dev/null
+u0=$(redis_user)
 r0=$(redis_cpu); a0=$(proc_cpu "$APID"); w0=$(proc_cpu "${WPIDS[@]}"); t0=$(date +%s.%N)
 wrk -t 1 -c "$A_CONNS" -d "${A_SECS}s" -s "$TMP/holds.lua" "$URL" >"$TMP/wrk.txt" 2>&1
 posts=$(awk '/requests in/ {print $1}' "$TMP/wrk.txt")
@@ -89,6 +110,7 @@ for _ in $(seq 600); do
 done
 t1=$(date +%s.%N); r1=$(redis_cpu); a1=$(proc_cpu "$APID"); w1=$(proc_cpu "${WPIDS[@]}")
 report "$LABEL (a)wrk" "$jobs" "$posts" "$r0" "$r1" "$a0" "$a1" "$w0" "$w1" "$t0" "$t1"
+per_job "$LABEL (a)wrk" "$jobs" "$u0" "$(redis_user)" "$r0" "$r1"
 
 # (b) the loadgen mix.
 r0=$(redis_cpu); a0=$(proc_cpu "$APID"); w0=$(proc_cpu "${WPIDS[@]}"); t0=$(date +%s.%N)

@@ -342,6 +342,11 @@ one_run() { # run number
     # Each script alone (bench/script_cost.sh, on a Redis of its own): raw lines only.
     "$ROOT/bench/script_cost.sh" "$ROOT" >"$OUT/script-cost-$r.txt" 2>&1 ||
         log "script_cost.sh failed: $(tail -3 "$OUT/script-cost-$r.txt")"
+    # Their instructions (callgrind: the same every run, so once is enough).
+    if ((r == 1)); then
+        "$ROOT/bench/script_instructions.sh" "$ROOT" >"$OUT/script-instructions.txt" 2>&1 ||
+            log "script_instructions.sh failed: $(tail -3 "$OUT/script-instructions.txt")"
+    fi
     flush
 
     # (h) the same load on one Redis and on a cluster of 3 primaries (bench/cluster.sh, on

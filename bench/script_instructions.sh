@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# What the hot scripts cost Redis in instructions rather than time (issue 16): redis-server runs
+# under callgrind, which counts every instruction it executes while redis-benchmark sends one
+# EVALSHA at a time (request parsing and reply included). On this shared 2-core VM a script's
+# time per call varies by a third between runs (bench/script_cost.sh); its instruction count by
+# well under 1%, so two versions of a script are told apart in one run.
+#   bench/script_instructions.sh [CHECKOUT ...]    # whose queue-core/lua (default: this one)
+# N (default 2000) calls per step, on one event of 10,000 seats, as bench/script_cost.sh:
+#   enqueue   enqueue.lua, one hold of a random seat by one of 10,000 users per call
+#   process_1 process.lua applying those holds 1 per call
+#   process_8 process.lua applying as many more 8 per call (the figure is per job)
+#   empty     process.lua on the empty queue
+# Prints one line per checkout: `<checkout> enqueue=I process_1=I process_8_per_job=I empty=I`
+# (instructions per call, or per job). Needs valgrind (installed when missing).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+N=${N:-2000}
+(($# > 0)) || set -- "$ROOT"
+if ! command -v valgrind >/dev/null 2>&1; then
+    env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind
+fi
+for src in "$@"; do
+    LUA=$src/queue-core/lua
+    TMP=$(mktemp -d)
+    RP=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+    valgrind --tool=callgrind --callgrind-out-file="$TMP/cg" --instr-atstart=no \
+        redis-server --port "$RP" --bind 127.0.0.1 --save "" --appendonly no --dir "$TMP" \
+        >/dev/null 2>"$TMP/valgrind.log" &
+    VPID=$!
+    for _ in $(seq 150); do [[ "$(redis-cli -p "$RP" ping 2>/dev/null)" == PONG ]] && break; sleep 0.2; done
+    cli() { redis-cli -p "$RP" "$@"; }
+    load() { cli -x script load < <(cat "$LUA/common.lua"; echo; cat "$LUA/$1"); }
+    EV=00000000-0000-4000-8000-00000000b001; K="rsv:{$EV}"
+    KP=("$K" "$K:seats" "$K:deadlines" "$K:holders" "$K:queue" "$K:results" "$K:done" "$K:tick" "$K:changes" "$K:retry")
+    PA=(60000 6 300000 2000 "rsv:{sys}:finished" "$EV" 3 100 5000 0.5)
+    cli evalsha "$(load create_event.lua)" 2 "$K" "$K:seats" bench 10000 "" >/dev/null
+    enqueue=$(load enqueue.lua); process=$(load process.lua)
+    holds() {
+        redis-benchmark -p "$RP" -c 1 -n "$N" -r 10000 -q evalsha "$enqueue" 4 "$K" "$K:seats" "$K:queue" \
+            "rsv:{bench}:ready" 1000000 2000 "$EV" H __rand_int__ user__rand_int__ >/dev/null
+    }
+    # measured CALLS COMMAND...: the instructions of CALLS calls, dumped to the next file.
+    dumps=0
+    measured() {
+        callgrind_control -i on "$VPID" >/dev/null 2>&1
+        redis-benchmark -p "$RP" -c 1 -n "$1" -q "${@:2}" >/dev/null
+        callgrind_control -i off "$VPID" >/dev/null 2>&1
+        callgrind_control -d "$VPID" >/dev/null 2>&1
+        dumps=$((dumps + 1))
+    }
+    total() { callgrind_annotate "$TMP/cg.$1" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}'; }
+    callgrind_control -i on "$VPID" >/dev/null 2>&1; holds; callgrind_control -i off "$VPID" >/dev/null 2>&1
+    callgrind_control -d "$VPID" >/dev/null 2>&1; dumps=1
+    measured "$N" evalsha "$process" 10 "${KP[@]}" 1 "${PA[@]}"
+    holds
+    measured $((N / 8)) evalsha "$process" 10 "${KP[@]}" 8 "${PA[@]}"
+    measured "$N" evalsha "$process" 10 "${KP[@]}" 8 "${PA[@]}"
+    cli shutdown nosave >/dev/null 2>&1 || true
+    wait "$VPID" 2>/dev/null || true
+    echo "$src enqueue=$(($(total 1) / N)) process_1=$(($(total 2) / N)) process_8_per_job=$(($(total 3) / N)) empty=$(($(total 4) / N))"
+    rm -rf "$TMP"
+done
