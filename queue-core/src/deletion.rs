@@ -143,7 +143,9 @@ impl Store {
         };
         // One event whose primary is down does not hold up the others' deletion.
         for member in due {
-            pass.add(self.delete_ended_one(member).await);
+            if !pass.add(self.delete_ended_one(member).await) {
+                break;
+            }
         }
         pass
     }

@@ -21,9 +21,11 @@ const SWEEP_LIMIT: usize = 1000;
 /// Most events one pass sweeps or reconciles.
 const PASS_LIMIT: usize = 500;
 
-/// What a periodic pass did. A pass goes on past a shard or an event it cannot reach (on a
-/// cluster, a primary that is down must not hold up the tidying of the others' events) and
-/// reports the first error it met.
+/// What a periodic pass did. A pass goes on past a shard or an event it cannot do (on a
+/// cluster, a primary that is down must not hold up the tidying of the others' events; one
+/// event with a broken key must not hold up the rest) and reports the first error it met. It
+/// stops at a Redis that is out of memory: every further write would be refused too, and a
+/// pass of thousands of refused calls every period would only add to its load.
 #[derive(Debug, Default)]
 pub struct Pass {
     /// Holds found lapsed (the sweeps), queues woken (reconcile) or events deleted.
@@ -33,12 +35,17 @@ pub struct Pass {
 }
 
 impl Pass {
-    /// Counts what a step did, or keeps its error and goes on.
-    pub(crate) fn add(&mut self, step: Result<u64>) {
+    /// Counts what a step did, or keeps its error. Returns whether the pass goes on.
+    pub(crate) fn add(&mut self, step: Result<u64>) -> bool {
         match step {
-            Ok(n) => self.count += n,
+            Ok(n) => {
+                self.count += n;
+                true
+            }
             Err(e) => {
+                let go_on = !matches!(e, crate::Error::StoreFull(_));
                 self.error.get_or_insert(e);
+                go_on
             }
         }
     }
@@ -128,12 +135,16 @@ impl Store {
             let (shard, due) = match read {
                 Ok(read) => read,
                 Err(e) => {
-                    pass.add(Err(e));
+                    if !pass.add(Err(e)) {
+                        return pass;
+                    }
                     continue;
                 }
             };
             for (event, score) in due {
-                pass.add(self.sweep_due_one(shard, event, score).await);
+                if !pass.add(self.sweep_due_one(shard, event, score).await) {
+                    return pass;
+                }
             }
         }
         pass
@@ -182,8 +193,11 @@ impl Store {
             };
             for (member, _) in page.take_results().unwrap_or_default() {
                 if let Some(id) = member.as_str().and_then(|s| s.parse::<EventId>().ok()) {
-                    pass.add(self.sweep(id).await);
-                    pass.add(self.wake_if_stalled(id).await.map(|_| 0));
+                    if !pass.add(self.sweep(id).await)
+                        || !pass.add(self.wake_if_stalled(id).await.map(|_| 0))
+                    {
+                        return pass;
+                    }
                 }
             }
         }
@@ -234,13 +248,19 @@ impl Store {
         for read in futures::future::join_all(reads).await {
             match read {
                 Ok(read) => hints.extend(read),
-                Err(e) => pass.add(Err(e)),
+                Err(e) => {
+                    if !pass.add(Err(e)) {
+                        return pass;
+                    }
+                }
             }
         }
         hints.sort_by(|a, b| b.2.total_cmp(&a.2));
         hints.truncate(PASS_LIMIT);
         for (shard, event, hinted_at) in hints {
-            pass.add(self.reconcile_one(shard, event, hinted_at).await);
+            if !pass.add(self.reconcile_one(shard, event, hinted_at).await) {
+                break;
+            }
         }
         pass
     }
