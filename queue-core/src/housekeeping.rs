@@ -112,35 +112,55 @@ impl Store {
         Ok(())
     }
 
+    /// `read` of every shard, all at once (on a cluster they are on several primaries): the
+    /// shards that answered, each with its answer. A shard that failed is left out, its error
+    /// kept in `pass`; `None` when the pass must stop there (see [`Pass`]).
+    async fn each_shard<T, F, Fut>(&self, pass: &mut Pass, read: F) -> Option<Vec<(Shard, T)>>
+    where
+        F: Fn(Shard) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let reads = Shard::all().map(|shard| {
+            let read = read(shard);
+            async move { (shard, read.await) }
+        });
+        let mut answered = Vec::with_capacity(crate::keys::SHARDS);
+        for (shard, answer) in futures::future::join_all(reads).await {
+            match answer {
+                Ok(answer) => answered.push((shard, answer)),
+                Err(e) => {
+                    if !pass.add(Err(e)) {
+                        return None;
+                    }
+                }
+            }
+        }
+        Some(answered)
+    }
+
     /// Sweeps every event whose sweep is due by `now`. The schedule holds Redis-clock times and
     /// callers pass their own clock: on one machine they agree; across machines a skew only
     /// moves tidying earlier or later, never correctness. Counts the holds found lapsed.
     pub async fn sweep_due(&self, now: Millis) -> Pass {
-        // Every shard's schedule, read at once (on a cluster they are on several primaries).
-        let reads = Shard::all().map(|shard| async move {
-            let due: Vec<(String, f64)> = self
-                .client_for(shard.due())?
-                .zrangebyscore(
-                    shard.due(),
-                    "-inf",
-                    now as f64,
-                    true,
-                    Some((0, PASS_LIMIT as i64)),
-                )
-                .await?;
-            Ok::<_, crate::Error>((shard, due))
-        });
         let mut pass = Pass::default();
-        for read in futures::future::join_all(reads).await {
-            let (shard, due) = match read {
-                Ok(read) => read,
-                Err(e) => {
-                    if !pass.add(Err(e)) {
-                        return pass;
-                    }
-                    continue;
-                }
-            };
+        let Some(shards) = self
+            .each_shard(&mut pass, |shard| async move {
+                Ok(self
+                    .client_for(shard.due())?
+                    .zrangebyscore::<Vec<(String, f64)>, _, _, _>(
+                        shard.due(),
+                        "-inf",
+                        now as f64,
+                        true,
+                        Some((0, PASS_LIMIT as i64)),
+                    )
+                    .await?)
+            })
+            .await
+        else {
+            return pass;
+        };
+        for (shard, due) in shards {
             for (event, score) in due {
                 if !pass.add(self.sweep_due_one(shard, event, score).await) {
                     return pass;
@@ -227,34 +247,31 @@ impl Store {
     /// Wakes every hinted event whose queue has jobs but no live lease, and forgets hints that
     /// are old and whose queue is empty. Counts the queues woken.
     pub async fn reconcile(&self) -> Pass {
-        // Every shard's newest hints, read at once; then the newest PASS_LIMIT of them all.
-        let reads = Shard::all().map(|shard| async move {
-            let hints: Vec<(String, f64)> = self
-                .client_for(shard.hints())?
-                .zrange(
-                    shard.hints(),
-                    0,
-                    PASS_LIMIT as i64 - 1,
-                    None,
-                    true, // newest first: with more hints than that, the busiest matter
-                    None,
-                    true,
-                )
-                .await?;
-            Ok::<_, crate::Error>(hints.into_iter().map(move |(e, at)| (shard, e, at)))
-        });
+        // Every shard's newest hints; then the newest PASS_LIMIT of them all.
         let mut pass = Pass::default();
-        let mut hints: Vec<(Shard, String, f64)> = Vec::new();
-        for read in futures::future::join_all(reads).await {
-            match read {
-                Ok(read) => hints.extend(read),
-                Err(e) => {
-                    if !pass.add(Err(e)) {
-                        return pass;
-                    }
-                }
-            }
-        }
+        let Some(shards) = self
+            .each_shard(&mut pass, |shard| async move {
+                Ok(self
+                    .client_for(shard.hints())?
+                    .zrange::<Vec<(String, f64)>, _, _, _>(
+                        shard.hints(),
+                        0,
+                        PASS_LIMIT as i64 - 1,
+                        None,
+                        true, // newest first: with more hints than that, the busiest matter
+                        None,
+                        true,
+                    )
+                    .await?)
+            })
+            .await
+        else {
+            return pass;
+        };
+        let mut hints: Vec<(Shard, String, f64)> = shards
+            .into_iter()
+            .flat_map(|(shard, hints)| hints.into_iter().map(move |(e, at)| (shard, e, at)))
+            .collect();
         hints.sort_by(|a, b| b.2.total_cmp(&a.2));
         hints.truncate(PASS_LIMIT);
         for (shard, event, hinted_at) in hints {

@@ -208,10 +208,13 @@ fn shard_for(owner: &[u16], slot: u16) -> Shard {
     if on(own) {
         return own;
     }
-    let there: Vec<Shard> = Shard::all().filter(|s| on(*s)).collect();
-    match there.len() {
+    // No allocation: this runs for every token push and hint of such an event.
+    match Shard::all().filter(|s| on(*s)).count() {
         0 => own,
-        n => there[usize::from(slot) % n],
+        n => Shard::all()
+            .filter(|s| on(*s))
+            .nth(usize::from(slot) % n)
+            .unwrap_or(own),
     }
 }
 

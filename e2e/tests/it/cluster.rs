@@ -1295,15 +1295,6 @@ async fn deleting_an_event_frees_it_and_its_bookkeeping_on_every_primary_they_si
     assert_eq!(registered, None, "out of the events registry");
 }
 
-/// A client machine: HTTP requests from source address `ip` (all of 127/8 is loopback).
-fn machine(ip: std::net::Ipv4Addr) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(std::net::IpAddr::V4(ip))
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("an HTTP client")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_primary_gone_for_good_holds_up_its_own_events_alone() {
     // Arrange: an event whose slot range's shard (`keys::Shard::of`) has its keys on another
@@ -1403,7 +1394,7 @@ async fn a_primary_gone_for_good_holds_up_its_own_events_alone() {
 
     // Act 3 and assert: the client whose bucket was on the dead primary is served on a live
     // primary's event (the limit fails open), not refused with the dead primary.
-    let answer = machine(client)
+    let answer = crate::helpers::machine(client.into())
         .post(format!("{}/seats/hold", limited.base()))
         .json(&serde_json::json!({"id": seat_of(&event, 22), "UUID": new_user()}))
         .send()

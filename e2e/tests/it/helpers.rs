@@ -1113,6 +1113,18 @@ impl Drop for ChildProcess {
     }
 }
 
+/// A client machine: HTTP requests from source address `ip` (all of 127/8 is loopback, so each
+/// 127.0.0.x stands for a machine of its own).
+pub fn machine(ip: std::net::IpAddr) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(ip)
+        .pool_max_idle_per_host(64)
+        .pool_idle_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("an HTTP client")
+}
+
 pub fn new_user() -> String {
     Uuid::new_v4().to_string()
 }

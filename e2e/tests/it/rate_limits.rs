@@ -16,13 +16,7 @@ use crate::helpers::{new_user, seat_of, spawn_app_with, Options, TestApp, TestRe
 
 /// A client machine: HTTP requests from source address `ip`.
 fn machine(ip: &str) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(ip.parse::<IpAddr>().expect("an address"))
-        .pool_max_idle_per_host(64)
-        .pool_idle_timeout(Duration::from_secs(3))
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("an HTTP client")
+    crate::helpers::machine(ip.parse::<IpAddr>().expect("an address"))
 }
 
 /// One answer: status, headers, JSON body (Null when there is none).
