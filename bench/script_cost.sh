@@ -78,7 +78,7 @@ step read_seat 0 "$CALLS" evalsha "$read_seat" 2 "$K" "$K:seats" 1
 # One hold per call: a random seat (redis-benchmark writes __rand_int__ as 12 digits, 0 to 9,999)
 # by one of 10,000 users (a 16-byte id, as the service's).
 step enqueue "$CALLS" "$CALLS" evalsha "$enqueue" 4 "$K" "$K:seats" "$K:queue" "rsv:{bench}:ready" \
-    1000000 2000 "$EV" H __rand_int__ user__rand_int__
+    1000000 2000 4 "$EV" 1 H __rand_int__ user__rand_int__
 queued=$(cli llen "$K:queue")
 echo "queued=$queued (of $CALLS enqueue calls)"
 process_args=(60000 6 300000 2000 "rsv:{sys}:finished" "$EV" 3 100 5000 0.5)

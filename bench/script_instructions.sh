@@ -10,7 +10,9 @@
 #   process_1 process.lua applying those holds 1 per call
 #   process_8 process.lua applying as many more 8 per call (the figure is per job)
 #   empty     process.lua on the empty queue
-# Prints one line per checkout: `<checkout> enqueue=I process_1=I process_8_per_job=I empty=I`
+#   enqueue_8_events  enqueue.lua, one hold on each of 8 events per call (the figure is per job)
+# Prints one line per checkout: `<checkout> enqueue=I process_1=I process_8_per_job=I empty=I
+# enqueue_8_events_per_job=I`
 # (instructions per call, or per job). Needs valgrind (installed when missing).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -36,28 +38,50 @@ for src in "$@"; do
     PA=(60000 6 300000 2000 "rsv:{sys}:finished" "$EV" 3 100 5000 0.5)
     cli evalsha "$(load create_event.lua)" 2 "$K" "$K:seats" bench 10000 "" >/dev/null
     enqueue=$(load enqueue.lua); process=$(load process.lua)
+    # enqueue.lua's arguments: since it takes the jobs of several events per call (this commit on), the
+    # keys per event and each event's count of jobs come in; before, neither.
+    if grep -q 'keys per event' "$LUA/enqueue.lua"; then
+        several=1; one=(1000000 2000 4 "$EV" 1)
+    else
+        several=0; one=(1000000 2000 "$EV")
+    fi
     holds() {
         redis-benchmark -p "$RP" -c 1 -n "$N" -r 10000 -q evalsha "$enqueue" 4 "$K" "$K:seats" "$K:queue" \
-            "rsv:{bench}:ready" 1000000 2000 "$EV" H __rand_int__ user__rand_int__ >/dev/null
+            "rsv:{bench}:ready" "${one[@]}" H __rand_int__ user__rand_int__ >/dev/null
     }
     # measured CALLS COMMAND...: the instructions of CALLS calls, dumped to the next file.
     dumps=0
     measured() {
         callgrind_control -i on "$VPID" >/dev/null 2>&1
-        redis-benchmark -p "$RP" -c 1 -n "$1" -q "${@:2}" >/dev/null
+        redis-benchmark -p "$RP" -c 1 -n "$1" -r 10000 -q "${@:2}" >/dev/null
         callgrind_control -i off "$VPID" >/dev/null 2>&1
         callgrind_control -d "$VPID" >/dev/null 2>&1
         dumps=$((dumps + 1))
     }
-    total() { callgrind_annotate "$TMP/cg.$1" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}'; }
+    total() { callgrind_annotate "$TMP/cg.$1" 2>/dev/null | awk '/PROGRAM TOTALS/ && !n++ {gsub(",", "", $1); print $1}'; }
     callgrind_control -i on "$VPID" >/dev/null 2>&1; holds; callgrind_control -i off "$VPID" >/dev/null 2>&1
     callgrind_control -d "$VPID" >/dev/null 2>&1; dumps=1
     measured "$N" evalsha "$process" 10 "${KP[@]}" 1 "${PA[@]}"
     holds
     measured $((N / 8)) evalsha "$process" 10 "${KP[@]}" 8 "${PA[@]}"
     measured "$N" evalsha "$process" 10 "${KP[@]}" 8 "${PA[@]}"
+    # 8 events of one hold each per call, as the group commit sends them at an on-sale of many
+    # events (a checkout whose enqueue.lua takes one event per call: not measured).
+    per_job_of_8_events=-
+    if ((several)); then
+        keys8=(); args8=(1000000 2000 4)
+        for i in 1 2 3 4 5 6 7; do
+            E=00000000-0000-4000-8000-00000000c00$i
+            cli evalsha "$(load create_event.lua)" 2 "rsv:{$E}" "rsv:{$E}:seats" bench 10000 "" >/dev/null
+            keys8+=("rsv:{$E}" "rsv:{$E}:seats" "rsv:{$E}:queue" "rsv:{bench}:ready")
+            args8+=("$E" 1 H __rand_int__ user__rand_int__)
+        done
+        keys8+=("$K" "$K:seats" "$K:queue" "rsv:{bench}:ready"); args8+=("$EV" 1 H __rand_int__ user__rand_int__)
+        measured $((N / 8)) evalsha "$enqueue" 32 "${keys8[@]}" "${args8[@]}"
+        per_job_of_8_events=$(($(total 5) / N))
+    fi
     cli shutdown nosave >/dev/null 2>&1 || true
     wait "$VPID" 2>/dev/null || true
-    echo "$src enqueue=$(($(total 1) / N)) process_1=$(($(total 2) / N)) process_8_per_job=$(($(total 3) / N)) empty=$(($(total 4) / N))"
+    echo "$src enqueue=$(($(total 1) / N)) process_1=$(($(total 2) / N)) process_8_per_job=$(($(total 3) / N)) empty=$(($(total 4) / N)) enqueue_8_events_per_job=$per_job_of_8_events"
     rm -rf "$TMP"
 done

@@ -38,6 +38,7 @@ MUTANTS=(
   "hold-a-second-long queue-core/src/process.rs     expiry::g6"
   "write-then-fail    queue-core/lua/process.lua    atomicity::a_job_that_meets"
   "count-last         queue-core/lua/process.lua    atomicity::a_reserve_whose_count"
+  "broken-fails-all   queue-core/lua/enqueue.lua    atomicity::an_event_whose_queue_is_broken"
   "tag-per-event      api/src/job_ids.rs            job_ids::"
 )
 
@@ -76,13 +77,16 @@ end)" ;;
       from="arg(rules.hold_ttl_secs * 1000),"
       to="arg((rules.hold_ttl_secs + 1) * 1000)," ;;
     write-then-fail) # a job meets a key of the wrong type only at the write, after others
-      from="      if wrong_for_jobs then error(wrong_for_jobs) end
+      from="    if wrong_for_jobs then error(wrong_for_jobs) end
 "
       to="" ;;
     count-last) # a reserve writes without checking the count first: its HINCRBY fails after
       from="    if not reserved_ok then error('the event\\'s reserved count is not an integer') end
 "
       to="" ;;
+    broken-fails-all) # an event's broken key fails the whole enqueue run, other events' jobs too
+      from="  return {-1, 'cannot accept jobs: ' .. why}"
+      to="  error(CORRUPT .. 'cannot accept jobs: ' .. why)" ;;
     tag-per-event) # a job id's tag authenticates its event only: every job of it has one tag
       from="mac.update(job.to_string().as_bytes());"
       to="mac.update(job.event().to_string().as_bytes());" ;;

@@ -1,89 +1,133 @@
--- Accepts a batch of HOLD_SEAT and RESERVE_SEAT jobs of one event: pre-checks each seat as it is
--- now, then appends the accepted jobs to the event's queue, in argument order. Jobs of one event
--- are applied in the order of their sequence numbers, handed out here (G3).
+-- Accepts HOLD_SEAT and RESERVE_SEAT jobs, of one event or of several: pre-checks each seat as it
+-- is now, then appends each event's accepted jobs to its queue, in argument order. Jobs of one
+-- event are applied in the order of their sequence numbers, handed out here (G3).
 --
--- One API process sends the jobs that arrived while its previous batch for the event was in
--- flight together (see `enqueue.rs`): one script run, one RPUSH, one lease check for them all.
--- Each job is judged as if it were sent alone: the pre-check reads the seat as it is now, which
--- the jobs queued before it (in this batch or an earlier one) have not changed yet.
+-- One API process sends the jobs that arrived while its previous batch was in flight together
+-- (see `enqueue.rs`): on one Redis, those of every event, so that a call's fixed cost (the
+-- EVALSHA, this prelude, TIME) is shared by them all; on a cluster, those of one event (a
+-- script stays in one slot). Each job is judged as if it were sent alone: the pre-check reads
+-- the seat as it is now, which the jobs queued before it (in this call or an earlier one) have
+-- not changed yet.
 --
--- KEYS[1]: event hash   KEYS[2]: seats string   KEYS[3]: queue list
--- KEYS[4]: (optional) the ready list: when given, the script pushes the ready token itself
---          (on a single Redis; on a cluster the ready list lives in another slot, so the caller
---          pushes it)
+-- KEYS, for each event in turn: its event hash, seats string and queue list, then, when ARGV[3]
+--       is 4, its shard's ready list: the script pushes the ready token itself (on one Redis;
+--       on a cluster the ready list lives in another slot, so the caller pushes it)
 -- ARGV[1]: queue depth at which jobs are refused
 -- ARGV[2]: lease length in ms for the worker that the token wakes
--- ARGV[3]: the ready token (the event id)
--- ARGV[4], ARGV[5], ARGV[6], then the same for each further job:
---          kind, 'H' (hold) or 'R' (reserve); seat number; user id (16 raw bytes)
--- Returns: {wake, outcome of job 1, outcome of job 2, ...} where wake=1 means that jobs were
---          queued, no worker held the event's lease and no KEYS[4] was given, so the caller must
---          push the ready token; and each outcome is one of
+-- ARGV[3]: keys per event, 3 or 4
+-- ARGV[4...], for each event in turn: its ready token (the event id); n, its number of jobs;
+--          then for each of its jobs: kind, 'H' (hold) or 'R' (reserve); seat number; user id
+--          (16 raw bytes)
+-- Returns one reply per event, in order: {wake, outcome of job 1, outcome of job 2, ...} where
+--          wake=1 means that jobs were queued, no worker held the event's lease and no ready list
+--          was given, so the caller must push the ready token; and each outcome is one of
 --          {ACCEPTED, seq, position} accepted: `position` jobs are ahead of it
 --          {NO_SUCH_SEAT} no such event or seat
 --          {CONFLICT, status} the seat is not in the state the job needs ('A', 'H' or 'R')
 --          {HELD_BY_ANOTHER, 'H'} reserve of a seat another user holds
 --          {QUEUE_FULL, depth} the queue is full
---          (the codes of CODE in common.lua; the queued job's layout is `encode_job` there)
--- Nothing is written unless at least one job is accepted.
+--          (the codes of CODE in common.lua; the queued job's layout is `encode_job` there);
+--          or {-1, why} when one of the event's keys has the wrong type (`CORRUPT`): none of its
+--          jobs is accepted, and the other events' are judged as if it were not there.
+-- Nothing of an event is written unless at least one of its jobs is accepted.
 local now = now_ms()
 -- Times go into jobs and to Redis as `%d` text: a Lua number joined with `..` or handed to
 -- redis.call is printed with `%.14g` / `%.17g`, which costs.
 local now_s = string.format('%d', now)
-local event = redis.call('HMGET', KEYS[1], 'total', 'enq', 'deq', 'lease')
-local total, seq, lease = tonumber(event[1]), tonumber(event[2]) or 0, tonumber(event[4])
-local max_depth = tonumber(ARGV[1])
--- The queue holds exactly the jobs numbered deq+1..enq (they are queued and taken in order), so
--- its depth is known without asking the list; a queue that looks full is checked against the
--- list itself, so that jobs lost some other way (a manual DEL) never keep an event refusing.
-local depth = seq - (tonumber(event[3]) or 0)
-if depth >= max_depth then depth = redis.call('LLEN', KEYS[3]) end
+local max_depth, lease_ms, per_event = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+-- The ready lists this call found to be lists (or absent): events of one shard share one.
+local ready_ok = {}
 
-local out, queued = {0}, {}
-for i = 4, #ARGV, 3 do
-  local kind, seat, user = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local outcome
-  if not total or not tonumber(seat) or tonumber(seat) > total then
-    outcome = {CODE.NO_SUCH_SEAT}
-  else
-    local status, holder = seat_at(seat_record(KEYS[2], seat), now)
-    if kind == 'H' then
-      if status ~= 'A' then outcome = {CODE.CONFLICT, status} end
-    elseif status ~= 'H' then
-      outcome = {CODE.CONFLICT, status}
-    elseif holder ~= user then
-      outcome = {CODE.HELD_BY_ANOTHER, status}
-    end
-  end
-  if not outcome then
-    local ahead = depth + #queued
-    if ahead >= max_depth then
-      outcome = {CODE.QUEUE_FULL, ahead}
-    else
-      seq = seq + 1
-      queued[#queued + 1] = encode_job(kind, user, seat, now_s, string.format('%d', seq))
-      outcome = {CODE.ACCEPTED, seq, ahead}
-    end
-  end
-  out[#out + 1] = outcome
+-- An event's keys read and written with redis.pcall: a key of the wrong type must stop that
+-- event's jobs alone, before any of its writes, and leave the events before it in this call
+-- (written already) and after it alone.
+local function broken(why)
+  return {-1, 'cannot accept jobs: ' .. why}
 end
 
-if #queued > 0 then
-  -- The queue is the first key written, and the event hash was read; the ready list, written
-  -- last, is looked at first (see `wrong_key_type`).
-  local wrong = KEYS[4] and wrong_key_type({KEYS[4], 'list'})
-  if wrong then return redis.error_reply(CORRUPT .. 'cannot accept jobs: ' .. wrong) end
-  redis.call('RPUSH', KEYS[3], unpack(queued))
-  if lease and lease > now then
-    redis.call('HSET', KEYS[1], 'enq', string.format('%d', seq))
+-- The reply for the jobs of ARGV[first..last] (3 arguments each), of the event whose keys
+-- are `ev`, `seats` and `queue` (and `ready`, or nil).
+local function accept(ev, seats, queue, ready, token, first, last)
+  local event = redis.pcall('HMGET', ev, 'total', 'enq', 'deq', 'lease')
+  if event.err then return broken(ev .. ': ' .. event.err) end
+  local total, seq, lease = tonumber(event[1]), tonumber(event[2]) or 0, tonumber(event[4])
+  -- The queue holds exactly the jobs numbered deq+1..enq (they are queued and taken in order),
+  -- so its depth is known without asking the list; a queue that looks full is checked against
+  -- the list itself, so that jobs lost some other way (a manual DEL) never keep an event
+  -- refusing.
+  local depth = seq - (tonumber(event[3]) or 0)
+  if depth >= max_depth then
+    depth = redis.pcall('LLEN', queue)
+    if type(depth) == 'table' then return broken(queue .. ': ' .. tostring(depth.err)) end
+  end
+
+  local out, queued = {0}, {}
+  for i = first, last, 3 do
+    local kind, seat, user = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+    local outcome
+    if not total or not tonumber(seat) or tonumber(seat) > total then
+      outcome = {CODE.NO_SUCH_SEAT}
+    else
+      local from = (tonumber(seat) - 1) * RECORD
+      local raw = redis.pcall('GETRANGE', seats, string.format('%d', from),
+        string.format('%d', from + RECORD - 1))
+      if type(raw) == 'table' then return broken(seats .. ': ' .. tostring(raw.err)) end
+      local status, holder = seat_at(raw, now)
+      if kind == 'H' then
+        if status ~= 'A' then outcome = {CODE.CONFLICT, status} end
+      elseif status ~= 'H' then
+        outcome = {CODE.CONFLICT, status}
+      elseif holder ~= user then
+        outcome = {CODE.HELD_BY_ANOTHER, status}
+      end
+    end
+    if not outcome then
+      local ahead = depth + #queued
+      if ahead >= max_depth then
+        outcome = {CODE.QUEUE_FULL, ahead}
+      else
+        seq = seq + 1
+        queued[#queued + 1] = encode_job(kind, user, seat, now_s, string.format('%d', seq))
+        outcome = {CODE.ACCEPTED, seq, ahead}
+      end
+    end
+    out[#out + 1] = outcome
+  end
+  if #queued == 0 then return out end
+
+  -- Writes: the queue first (a queue of the wrong type fails there, before anything else of the
+  -- event is written), then the event hash (read above, so a hash), then the ready list, looked
+  -- at first when it is to be written.
+  local wake = not (lease and lease > now)
+  if wake and ready and not ready_ok[ready] then
+    local wrong = wrong_key_type({ready, 'list'})
+    if wrong then return broken(wrong) end
+    ready_ok[ready] = true
+  end
+  local pushed = redis.pcall('RPUSH', queue, unpack(queued))
+  if type(pushed) == 'table' then return broken(queue .. ': ' .. tostring(pushed.err)) end
+  if not wake then
+    redis.call('HSET', ev, 'enq', string.format('%d', seq))
   else
-    redis.call('HSET', KEYS[1], 'enq', string.format('%d', seq),
-      'lease', string.format('%d', now + tonumber(ARGV[2])))
-    if KEYS[4] then
-      redis.call('RPUSH', KEYS[4], ARGV[3])
+    redis.call('HSET', ev, 'enq', string.format('%d', seq),
+      'lease', string.format('%d', now + lease_ms))
+    if ready then
+      redis.call('RPUSH', ready, token)
     else
       out[1] = 1
     end
   end
+  return out
 end
-return out
+
+local replies = {}
+local at = 4
+for k = 1, #KEYS, per_event do
+  local n = tonumber(ARGV[at + 1])
+  local first = at + 2
+  local last = first + 3 * n - 1
+  replies[#replies + 1] = accept(KEYS[k], KEYS[k + 1], KEYS[k + 2],
+    per_event == 4 and KEYS[k + 3] or nil, ARGV[at], first, last)
+  at = last + 1
+end
+return replies

@@ -241,6 +241,15 @@ if #jobs > 0 then
   -- the wrong type fails every job before its first write, so it is retried, then ends failed,
   -- and leaves its seat and the feed as they were.
   local wrong_for_jobs = wrong_key_type({deadlines, 'zset', holders, 'hash', changes, 'stream'})
+  -- One job, run under pcall: an error stops that job alone. (One function for the batch: a
+  -- closure made per job cost more than the pcall.)
+  local function apply(kind, seat, user)
+    if wrong_for_jobs then error(wrong_for_jobs) end
+    if #user ~= 16 then error('corrupt job') end
+    if kind == 'H' then return hold(seat, user) end
+    if kind == 'R' then return reserve(seat, user) end
+    error('unknown job kind')
+  end
   for _, job in ipairs(jobs) do
     applied = applied + 1
     -- A job is written only by enqueue.lua, but a corrupt one must still end `failed`, not stop
@@ -252,13 +261,7 @@ if #jobs > 0 then
     local seq_s = int_text(seq) or tostring(seq)
     last_seq = math.max(last_seq or 0, seq)
     local record
-    local ok, code, state = pcall(function()
-      if wrong_for_jobs then error(wrong_for_jobs) end
-      if #user ~= 16 then error('corrupt job') end
-      if kind == 'H' then return hold(seat, user) end
-      if kind == 'R' then return reserve(seat, user) end
-      error('unknown job kind')
-    end)
+    local ok, code, state = pcall(apply, kind, seat, user)
     -- The record's text fields must parse whatever the job held: an odd kind or seat is masked.
     local shown_kind = (kind == 'H' or kind == 'R') and kind or '?'
     local shown_seat = int_text(seat) or tostring(tonumber(seat) or 0)

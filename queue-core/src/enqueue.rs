@@ -1,15 +1,21 @@
 //! Accepting jobs, in batches.
 //!
-//! At an on-sale, many requests for one event arrive while the previous one is still at Redis.
-//! Rather than one script run each, the jobs of an event that arrive while a batch of it is in
-//! flight wait in this process's outbox and go together in the next run of `enqueue.lua` (group
-//! commit). A lone request goes at once, so nothing waits for a batch to fill: batches form only
-//! under load, where they save Redis and this process the per-command work (one script run, one
-//! RPUSH and one lease check for the batch).
+//! At an on-sale, many requests arrive while the previous one is still at Redis. Rather than one
+//! script run each, the jobs that arrive while a batch is in flight wait in this process's outbox
+//! and go together in the next run of `enqueue.lua` (group commit). A lone request goes at once,
+//! so nothing waits for a batch to fill: batches form only under load, where they save Redis and
+//! this process the per-command work.
 //!
-//! Order (G3) is the order of the sequence numbers the script hands out: the order the jobs
-//! joined the outbox, and batch after batch. A batch is sent by a task of its own, never by a
-//! request, so a client that goes away mid-batch cannot strand the others.
+//! Which jobs may share a run is a [`Group`]: on one Redis, those of every event, since at an
+//! on-sale of many events each one gets a job only every few ms, and a run's fixed cost (the
+//! EVALSHA, the prelude, TIME) is most of what a lone job costs Redis; on a cluster, those of
+//! one event, since a script stays in one slot. Within a run each event still gets one queue
+//! push and one lease check for its jobs, and a broken key of one event fails its jobs alone.
+//!
+//! Order (G3) is the order of the sequence numbers the script hands out: per event, the order
+//! the jobs joined the outbox, and batch after batch (a group has at most one batch in flight).
+//! A batch is sent by a task of its own, never by a request, so a client that goes away
+//! mid-batch cannot strand the others.
 //!
 //! The batches and the hints are [`Enqueuer`]'s: one per connection pool (each HTTP worker of
 //! the API has one), so that a batch goes out on the connections of the thread that formed it.
@@ -40,17 +46,27 @@ const HINT_EVERY: Duration = Duration::from_secs(5);
 /// A hint older than this, on an empty queue, is forgotten; it must exceed HINT_EVERY by far.
 pub const HINT_KEEP: Duration = Duration::from_secs(60);
 
+/// Which waiting jobs may go in one script run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Group {
+    /// One Redis: every event's.
+    All,
+    /// A cluster: one event's (its keys are one slot).
+    Event(EventId),
+}
+
 /// One job waiting to be sent, and where its answer goes.
 #[derive(Debug)]
 struct Pending {
+    event: EventId,
     kind: JobKind,
     seat: SeatId,
     user: UserId,
     answer: oneshot::Sender<Result<Enqueued>>,
 }
 
-/// Accepts jobs onto their events' queues, in batches per event. Cheap to clone; clones share
-/// one outbox.
+/// Accepts jobs onto their events' queues, in batches (see [`Group`]). Cheap to clone; clones
+/// share one outbox.
 #[derive(Debug, Clone)]
 pub struct Enqueuer {
     inner: Arc<Inner>,
@@ -59,9 +75,9 @@ pub struct Enqueuer {
 #[derive(Debug)]
 struct Inner {
     store: Store,
-    /// The jobs of each event waiting for the next batch. An event is in the map exactly while
-    /// a sender task runs for it.
-    outbox: Mutex<HashMap<EventId, Vec<Pending>>>,
+    /// The jobs of each group waiting for the next batch, in the order they came. A group is in
+    /// the map exactly while a sender task runs for it.
+    outbox: Mutex<HashMap<Group, Vec<Pending>>>,
     /// When this enqueuer last recorded an enqueue hint per event (see [`Shard::hints`]).
     hinted: Mutex<HashMap<EventId, Instant>>,
 }
@@ -89,7 +105,13 @@ impl Enqueuer {
         let event = seat.event();
         self.store().client_for(&EventKeys::new(event).queue)?;
         let (answer, answered) = oneshot::channel();
+        let group = if self.store().clustered() {
+            Group::Event(event)
+        } else {
+            Group::All
+        };
         let job = Pending {
+            event,
             kind,
             seat,
             user,
@@ -97,7 +119,7 @@ impl Enqueuer {
         };
         let start_sender = {
             let mut events = self.inner.outbox.lock().map_err(|_| POISONED_OUTBOX)?;
-            match events.entry(event) {
+            match events.entry(group) {
                 Entry::Occupied(mut waiting) => {
                     waiting.get_mut().push(job);
                     false
@@ -109,18 +131,18 @@ impl Enqueuer {
             }
         };
         if start_sender {
-            tokio::spawn(self.clone().send_batches(event));
+            tokio::spawn(self.clone().send_batches(group));
         }
         // The sender answers every job it takes; a sender that is gone (the runtime is shutting
         // down) leaves the job's fate unknown, like a connection dropped mid-command.
         answered.await.map_err(|_| Error::not_connected())?
     }
 
-    /// Sends the event's waiting jobs, a batch at a time, until none are left.
-    async fn send_batches(self, event: EventId) {
+    /// Sends the group's waiting jobs, a batch at a time, until none are left.
+    async fn send_batches(self, group: Group) {
         let mut guard = SenderGuard {
             enqueuer: &self,
-            event,
+            group,
             armed: true,
         };
         loop {
@@ -128,33 +150,26 @@ impl Enqueuer {
                 let Ok(mut events) = self.inner.outbox.lock() else {
                     return;
                 };
-                let Some(waiting) = events.get_mut(&event) else {
+                let Some(waiting) = events.get_mut(&group) else {
                     return;
                 };
                 if waiting.is_empty() {
-                    events.remove(&event);
+                    events.remove(&group);
                     guard.armed = false;
                     return;
                 }
                 let take = waiting.len().min(MAX_BATCH);
                 waiting.drain(..take).collect()
             };
-            match self.enqueue_batch(event, &batch).await {
-                Ok((outcomes, wake)) => {
-                    let accepted = outcomes
-                        .iter()
-                        .any(|o| matches!(o, Enqueued::Accepted { .. }));
-                    for (job, outcome) in batch.into_iter().zip(outcomes) {
-                        let _ = job.answer.send(Ok(outcome));
-                    }
-                    // The jobs are stored and answered: telling the workers comes next, and a
-                    // failure to must not turn their 202s into errors.
-                    if accepted {
-                        self.after_accepting(event, wake).await;
+            let events = by_event(batch);
+            match self.enqueue_batch(&events).await {
+                Ok(replies) => {
+                    for ((event, jobs), reply) in events.into_iter().zip(replies) {
+                        self.answer(event, jobs, reply).await;
                     }
                 }
                 Err(e) => {
-                    for job in batch {
+                    for job in events.into_iter().flat_map(|(_, jobs)| jobs) {
                         let _ = job.answer.send(Err(e.clone()));
                     }
                 }
@@ -162,60 +177,101 @@ impl Enqueuer {
         }
     }
 
-    /// One run of `enqueue.lua` for `batch` (jobs of `event`): one outcome per job, in order, and
-    /// whether the caller took the event's lease and must wake a worker.
+    /// Answers the jobs of `event` in a batch with what the script said of them.
+    async fn answer(&self, event: EventId, jobs: Vec<Pending>, reply: Result<EventReply>) {
+        match reply {
+            Ok(EventReply { outcomes, wake }) => {
+                let accepted = outcomes
+                    .iter()
+                    .any(|o| matches!(o, Enqueued::Accepted { .. }));
+                for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                    let _ = job.answer.send(Ok(outcome));
+                }
+                // The jobs are stored and answered: telling the workers comes next, and a
+                // failure to must not turn their 202s into errors.
+                if accepted {
+                    self.after_accepting(event, wake).await;
+                }
+            }
+            Err(e) => {
+                for job in jobs {
+                    let _ = job.answer.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+
+    /// One run of `enqueue.lua` for a batch, its jobs grouped by event (one event on a
+    /// cluster): what the script said of each event's jobs, in order. An error of the run is
+    /// every job's; an event whose keys are broken is its own jobs' alone.
     async fn enqueue_batch(
         &self,
-        event: EventId,
-        batch: &[Pending],
-    ) -> Result<(Vec<Enqueued>, bool)> {
-        let k = EventKeys::new(event);
+        events: &[(EventId, Vec<Pending>)],
+    ) -> Result<Vec<Result<EventReply>>> {
         let store = self.store();
-        let mut args: Vec<Value> = Vec::with_capacity(3 + 3 * batch.len());
-        args.push(arg(store.queue().max_depth));
-        args.push(arg(store.workers().lease_ms));
-        args.push(arg(event));
-        for job in batch {
-            args.push(arg(job.kind.code()));
-            args.push(arg(job.seat.number()));
-            args.push(arg_bytes(&job.user.to_bytes()));
-        }
         // On a single Redis the script pushes the ready token itself, which saves the wake-up a
         // round trip; on a cluster the shard's ready list is in another slot than the event, so
         // it is left out and `after_accepting` pushes the token.
-        let with_ready = [
-            k.event.as_str(),
-            &k.seats,
-            &k.queue,
-            Shard::of(event).ready(),
-        ];
-        let script_keys = if store.clustered() {
-            &with_ready[..3]
-        } else {
-            &with_ready[..]
+        let with_ready = !store.clustered();
+        let jobs: usize = events.iter().map(|(_, jobs)| jobs.len()).sum();
+        let mut keys: Vec<String> = Vec::with_capacity(4 * events.len());
+        let mut args: Vec<Value> = Vec::with_capacity(3 + 2 * events.len() + 3 * jobs);
+        args.push(arg(store.queue().max_depth));
+        args.push(arg(store.workers().lease_ms));
+        args.push(arg(if with_ready { 4 } else { 3 }));
+        for (event, jobs) in events {
+            let k = EventKeys::new(*event);
+            keys.extend([k.event, k.seats, k.queue]);
+            if with_ready {
+                keys.push(Shard::of(*event).ready().to_owned());
+            }
+            args.push(arg(event));
+            args.push(arg(jobs.len()));
+            for job in jobs {
+                args.push(arg(job.kind.code()));
+                args.push(arg(job.seat.number()));
+                args.push(arg_bytes(&job.user.to_bytes()));
+            }
+        }
+        let slot = keys.get(2).map(|queue| slot_of(queue)).unwrap_or_default();
+        let (mut reply, client) = store.script_on(&scripts::ENQUEUE, keys, args).await?;
+        let mut replies = Vec::with_capacity(events.len());
+        for (event, jobs) in events {
+            let one = reply
+                .value()
+                .ok_or_else(|| Error::Corrupt("an enqueue reply is short of events".into()))?;
+            replies.push(self.event_reply(*event, jobs.len(), Reply::new(one)));
+        }
+        let accepted = replies.iter().flatten().any(|r| {
+            r.outcomes
+                .iter()
+                .any(|o| matches!(o, Enqueued::Accepted { .. }))
+        });
+        if accepted {
+            // REDIS_REPLICA_ACKS: no 202 before the replicas have the jobs. Should they not
+            // acknowledge in time the batch is answered 503, though its jobs are queued on the
+            // primary (and applied, unless a failover undoes them): like a reply lost on the
+            // way, the client cannot tell.
+            store.replicated(&client, slot).await?;
+        }
+        Ok(replies)
+    }
+
+    /// What `enqueue.lua` said of one event's `jobs` jobs: `{wake, outcome...}`, or `{-1, why}`
+    /// when one of its keys has the wrong type.
+    fn event_reply(&self, event: EventId, jobs: usize, mut reply: Reply) -> Result<EventReply> {
+        let wake = match reply.int()? {
+            -1 => return Err(Error::Corrupt(reply.string()?)),
+            flag => flag == 1,
         };
-        let (mut reply, client) = store
-            .script_on(&scripts::ENQUEUE, script_keys, args)
-            .await?;
-        let wake = reply.flag()?;
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for _ in batch {
+        let mut outcomes = Vec::with_capacity(jobs);
+        for _ in 0..jobs {
             let outcome = reply
                 .value()
                 .ok_or_else(|| Error::Corrupt("an enqueue reply is short of outcomes".into()))?;
             outcomes.push(self.outcome(event, Reply::new(outcome))?);
         }
-        if outcomes
-            .iter()
-            .any(|o| matches!(o, Enqueued::Accepted { .. }))
-        {
-            // REDIS_REPLICA_ACKS: no 202 before the replicas have the jobs. Should they not
-            // acknowledge in time the batch is answered 503, though its jobs are queued on the
-            // primary (and applied, unless a failover undoes them): like a reply lost on the
-            // way, the client cannot tell.
-            store.replicated(&client, slot_of(&k.queue)).await?;
-        }
-        Ok((outcomes, wake))
+        Ok(EventReply { outcomes, wake })
     }
 
     /// After jobs of `event` were accepted: wakes a worker if this process took the lease, and
@@ -285,13 +341,39 @@ impl Enqueuer {
     }
 }
 
-/// Takes the event out of the outbox when its sender stops before it has emptied it (the task
+/// What `enqueue.lua` said of one event's jobs in a batch.
+#[derive(Debug)]
+struct EventReply {
+    /// One per job, in order.
+    outcomes: Vec<Enqueued>,
+    /// Whether the caller took the event's lease and must wake a worker.
+    wake: bool,
+}
+
+/// A batch's jobs grouped by event, the events in the order of their first job and each
+/// event's jobs in the order they came (the order of their sequence numbers).
+fn by_event(batch: Vec<Pending>) -> Vec<(EventId, Vec<Pending>)> {
+    let mut events: Vec<(EventId, Vec<Pending>)> = Vec::new();
+    let mut at: HashMap<EventId, usize> = HashMap::new();
+    for job in batch {
+        match at.entry(job.event) {
+            Entry::Occupied(i) => events[*i.get()].1.push(job),
+            Entry::Vacant(slot) => {
+                slot.insert(events.len());
+                events.push((job.event, vec![job]));
+            }
+        }
+    }
+    events
+}
+
+/// Takes the group out of the outbox when its sender stops before it has emptied it (the task
 /// was dropped, say, as the runtime shut down), answering the jobs still waiting with an error:
 /// a later request then starts a new sender instead of waiting on one that is gone.
 struct SenderGuard<'a> {
     enqueuer: &'a Enqueuer,
-    event: EventId,
-    /// Cleared by the sender when it leaves the outbox empty and the event out of the map, after
+    group: Group,
+    /// Cleared by the sender when it leaves the outbox empty and the group out of the map, after
     /// which the map entry, if any, belongs to a newer sender.
     armed: bool,
 }
@@ -302,7 +384,7 @@ impl Drop for SenderGuard<'_> {
             return;
         }
         let left = match self.enqueuer.inner.outbox.lock() {
-            Ok(mut events) => events.remove(&self.event).unwrap_or_default(),
+            Ok(mut events) => events.remove(&self.group).unwrap_or_default(),
             Err(_) => Vec::new(),
         };
         for job in left {

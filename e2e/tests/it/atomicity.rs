@@ -10,7 +10,9 @@
 use std::time::{Duration, Instant};
 
 use fred::clients::Client;
-use fred::interfaces::{HashesInterface, KeysInterface, ListInterface};
+use fred::interfaces::{
+    ClientLike, ConfigInterface, HashesInterface, KeysInterface, ListInterface,
+};
 use fred::types::Value;
 use loadgen::api::{JobStatus, SeatStatus};
 
@@ -328,6 +330,92 @@ async fn an_enqueue_whose_ready_list_is_broken_accepts_nothing() {
     repair_key(&redis, ready).await;
     let posted = app.hold(&seat_of(&event, 1), &new_user()).await;
     assert_eq!(posted.status(), 202, "repaired, it accepts: {posted}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_event_whose_queue_is_broken_fails_alone_in_a_batch_shared_with_another() {
+    // One Redis only: there one script run takes the jobs of several events (on a cluster,
+    // of one).
+    let app = spawn_app_with(Options::default().workers(0).redis(RedisKind::Single)).await;
+    let redis = app.redis.client().await;
+    let (broken, sound) = (app.create_event(100).await, app.create_event(100).await);
+    let (broken_keys, sound_keys) = (keys_of(&broken), keys_of(&sound));
+    break_key(&redis, &broken_keys.queue).await;
+    // Every command Redis runs is logged with its arguments, to see which runs were shared.
+    for (name, value) in [("slowlog-max-len", 100_000), ("slowlog-log-slower-than", 0)] {
+        let _: () = redis.config_set(name, value).await.expect("CONFIG SET");
+    }
+    let _: () = redis
+        .custom(fred::cmd!("SLOWLOG"), vec!["RESET".to_owned()])
+        .await
+        .expect("SLOWLOG RESET");
+
+    // 200 holds at once, the two events' interleaved, so that most runs carry both.
+    let posts = (1..=100).flat_map(|n| {
+        [&broken, &sound].map(|event| {
+            let app = &app;
+            async move { (event, app.hold(&seat_of(event, n), &new_user()).await) }
+        })
+    });
+    let answers = futures::future::join_all(posts).await;
+
+    for (event, posted) in &answers {
+        if *event == &sound {
+            assert_eq!(posted.status(), 202, "the sound event accepts: {posted}");
+        } else {
+            assert_eq!(posted.status(), 500, "the broken event refuses: {posted}");
+        }
+    }
+    let queued: u64 = redis.llen(&sound_keys.queue).await.expect("LLEN");
+    assert_eq!(queued, 100, "every hold of the sound event is queued");
+    let enq: Option<String> = redis.hget(&broken_keys.event, "enq").await.expect("HGET");
+    assert_eq!(
+        enq.as_deref(),
+        Some("0"),
+        "the broken event handed out no sequence number"
+    );
+    let shared = runs_naming_both(&redis, &broken_keys.event, &sound_keys.event).await;
+    assert!(
+        shared > 0,
+        "at least one script run carried the jobs of both events"
+    );
+    repair_key(&redis, &broken_keys.queue).await;
+    let posted = app.hold(&seat_of(&broken, 1), &new_user()).await;
+    assert_eq!(posted.status(), 202, "repaired, it accepts: {posted}");
+}
+
+/// How many EVALSHAs in the slow log name both keys among their arguments.
+async fn runs_naming_both(redis: &Client, a: &str, b: &str) -> usize {
+    let entries: Value = redis
+        .custom(
+            fred::cmd!("SLOWLOG"),
+            vec!["GET".to_owned(), "-1".to_owned()],
+        )
+        .await
+        .expect("SLOWLOG GET");
+    let Value::Array(entries) = entries else {
+        panic!("SLOWLOG GET answers an array: {entries:?}");
+    };
+    entries
+        .iter()
+        .filter_map(|entry| match entry {
+            Value::Array(fields) => match fields.get(3) {
+                Some(Value::Array(args)) => Some(
+                    args.iter()
+                        .filter_map(|a| a.as_str().map(|s| s.to_string()))
+                        .collect::<Vec<_>>(),
+                ),
+                _ => None,
+            },
+            _ => None,
+        })
+        .filter(|args| {
+            args.first()
+                .is_some_and(|c| c.eq_ignore_ascii_case("evalsha"))
+                && args.iter().any(|x| x == a)
+                && args.iter().any(|x| x == b)
+        })
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,7 @@ use loadgen::api::{JobKind as Post, JobView, Posted, SeatStatus};
 
 use crate::helpers::{
     applied_by_worker, job_seq, keys_of, new_user, queue_state, seat_of, spawn_app_with,
-    wait_drained, Options, TestApp,
+    wait_drained, Options, RedisKind, TestApp,
 };
 
 /// Sends one request per user at once, spread over the API instances; returns (user, answer).
@@ -583,4 +583,62 @@ async fn jobs_sent_together_go_in_batches_and_each_gets_its_own_answer() {
         "400 jobs sent at once went to Redis in {scripts_run} script runs"
     );
     println!("400 jobs sent at once: {scripts_run} script runs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_one_redis_the_jobs_of_many_events_sent_together_share_script_runs_in_order() {
+    use queue_core::{Enqueued, Enqueuer, JobKind, SeatId, Store, UserId};
+
+    // One Redis: there a run takes the jobs of every event (on a cluster, of one event).
+    let app = spawn_app_with(Options::default().workers(0).redis(RedisKind::Single)).await;
+    let store = Store::connect(&app.settings).await.expect("a store");
+    let mut events: Vec<queue_core::EventId> = Vec::new();
+    for _ in 0..40 {
+        events.push(app.create_event(20).await.parse().expect("an event id"));
+    }
+    // 400 holds at once from one process, the 40 events' interleaved: 10 per event, of seats
+    // 1 to 10 in that order.
+    let jobs: Vec<(queue_core::EventId, u32)> = (0..400u32)
+        .map(|i| (events[(i % 40) as usize], i / 40 + 1))
+        .collect();
+    let enqueuer = Enqueuer::new(store.clone());
+    let scripts_before = evalsha_calls(&app).await;
+    let answers = join_all(jobs.iter().map(|(event, n)| {
+        let seat = SeatId::new(*event, *n).expect("a seat number in range");
+        let user: UserId = new_user().parse().expect("a UUID");
+        enqueuer.enqueue(JobKind::Hold, seat, user)
+    }))
+    .await;
+    let scripts_run = evalsha_calls(&app).await - scripts_before;
+
+    // Each event's jobs got the sequence numbers 1 to 10 in the order they were sent (G3):
+    // seat n's hold is job n.
+    for ((event, n), answer) in jobs.iter().zip(&answers) {
+        match answer.as_ref().expect("Redis answers") {
+            Enqueued::Accepted { job, position } => {
+                assert_eq!(job.event(), *event, "the job is its event's");
+                assert_eq!(job.seq(), u64::from(*n), "seat {n}'s hold is job {n}");
+                assert_eq!(
+                    *position,
+                    u64::from(*n) - 1,
+                    "with the jobs before it ahead"
+                );
+            }
+            other => panic!("a hold of a free seat: {other:?}"),
+        }
+    }
+    let redis = app.redis.client().await;
+    for event in &events {
+        let queued: u64 =
+            fred::interfaces::ListInterface::llen(&redis, keys_of(&event.to_string()).queue)
+                .await
+                .expect("LLEN");
+        assert_eq!(queued, 10, "the event's queue holds its 10 jobs");
+    }
+    // Sent per event, that would have been at least 40 script runs (one per event).
+    assert!(
+        scripts_run < 40,
+        "400 jobs of 40 events sent at once went to Redis in {scripts_run} script runs"
+    );
+    println!("400 jobs of 40 events sent at once: {scripts_run} script runs");
 }
