@@ -85,7 +85,7 @@ end)" ;;
 "
       to="" ;;
     broken-fails-all) # an event's broken key fails the whole enqueue run, other events' jobs too
-      from="  return {-1, 'cannot accept jobs: ' .. why}"
+      from="  replies[base + 1] = -1"
       to="  error(CORRUPT .. 'cannot accept jobs: ' .. why)" ;;
     tag-per-event) # a job id's tag authenticates its event only: every job of it has one tag
       from="mac.update(job.to_string().as_bytes());"

@@ -142,9 +142,12 @@ end
 -- Numbers go to redis.call as `%d` text: a Lua number is printed with `%.17g`, which costs.
 local CHANGES_KEPT_TEXT = '10000'
 
+-- `seat` and `deadline` are numbers, or already such text.
 local function log_change(changes_key, kind, seat, user, deadline)
+  if type(seat) ~= 'string' then seat = string.format('%d', seat) end
+  if type(deadline) ~= 'string' then deadline = string.format('%d', deadline or 0) end
   redis.call('XADD', changes_key, 'MAXLEN', '~', CHANGES_KEPT_TEXT, '*',
-    'k', kind, 'n', string.format('%d', seat), 'u', user, 'x', string.format('%d', deadline or 0))
+    'k', kind, 'n', seat, 'u', user, 'x', deadline)
 end
 
 -- Clears a hold on `seat` that lapsed ('l') or was given back ('x'): the seat reads Available,

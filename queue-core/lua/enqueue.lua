@@ -18,17 +18,19 @@
 -- ARGV[4...], for each event in turn: its ready token (the event id); n, its number of jobs;
 --          then for each of its jobs: kind, 'H' (hold) or 'R' (reserve); seat number; user id
 --          (16 raw bytes)
--- Returns one reply per event, in order: {wake, outcome of job 1, outcome of job 2, ...} where
---          wake=1 means that jobs were queued, no worker held the event's lease and no ready list
---          was given, so the caller must push the ready token; and each outcome is one of
---          {ACCEPTED, seq, position} accepted: `position` jobs are ahead of it
---          {NO_SUCH_SEAT} no such event or seat
---          {CONFLICT, status} the seat is not in the state the job needs ('A', 'H' or 'R')
---          {HELD_BY_ANOTHER, 'H'} reserve of a seat another user holds
---          {QUEUE_FULL, depth} the queue is full
+-- Returns one flat array (each table in a reply costs Redis several lookups to convert, so
+--          there is one): for each event in turn, `wake` then three items per job, where wake=1
+--          means that jobs were queued, no worker held the event's lease and no ready list was
+--          given, so the caller must push the ready token; and each job's three are one of
+--          ACCEPTED, seq, position   accepted: `position` jobs are ahead of it
+--          NO_SUCH_SEAT, 0, 0        no such event or seat
+--          CONFLICT, status, 0       the seat is not in the state the job needs ('A', 'H', 'R')
+--          HELD_BY_ANOTHER, 'H', 0   reserve of a seat another user holds
+--          QUEUE_FULL, depth, 0      the queue is full
 --          (the codes of CODE in common.lua; the queued job's layout is `encode_job` there);
---          or {-1, why} when one of the event's keys has the wrong type (`CORRUPT`): none of its
---          jobs is accepted, and the other events' are judged as if it were not there.
+--          or, for an event one of whose keys has the wrong type (`CORRUPT`), -1 then why, and
+--          no item for its jobs: none of them is accepted, and the other events' are judged as
+--          if it were not there.
 -- Nothing of an event is written unless at least one of its jobs is accepted.
 local now = now_ms()
 -- Times go into jobs and to Redis as `%d` text: a Lua number joined with `..` or handed to
@@ -41,15 +43,20 @@ local ready_ok = {}
 -- An event's keys read and written with redis.pcall: a key of the wrong type must stop that
 -- event's jobs alone, before any of its writes, and leave the events before it in this call
 -- (written already) and after it alone.
-local function broken(why)
-  return {-1, 'cannot accept jobs: ' .. why}
+local replies = {}
+-- Takes back what the event's jobs added to the reply after `base`, and says why instead.
+local function broken(base, why)
+  for i = #replies, base + 1, -1 do replies[i] = nil end
+  replies[base + 1] = -1
+  replies[base + 2] = 'cannot accept jobs: ' .. why
 end
 
--- The reply for the jobs of ARGV[first..last] (3 arguments each), of the event whose keys
--- are `ev`, `seats` and `queue` (and `ready`, or nil).
+-- Adds to the reply what becomes of the jobs of ARGV[first..last] (3 arguments each), of the
+-- event whose keys are `ev`, `seats` and `queue` (and `ready`, or nil).
 local function accept(ev, seats, queue, ready, token, first, last)
+  local base = #replies
   local event = redis.pcall('HMGET', ev, 'total', 'enq', 'deq', 'lease')
-  if event.err then return broken(ev .. ': ' .. event.err) end
+  if event.err then return broken(base, ev .. ': ' .. event.err) end
   local total, seq, lease = tonumber(event[1]), tonumber(event[2]) or 0, tonumber(event[4])
   -- The queue holds exactly the jobs numbered deq+1..enq (they are queued and taken in order),
   -- so its depth is known without asking the list; a queue that looks full is checked against
@@ -58,42 +65,45 @@ local function accept(ev, seats, queue, ready, token, first, last)
   local depth = seq - (tonumber(event[3]) or 0)
   if depth >= max_depth then
     depth = redis.pcall('LLEN', queue)
-    if type(depth) == 'table' then return broken(queue .. ': ' .. tostring(depth.err)) end
+    if type(depth) == 'table' then return broken(base, queue .. ': ' .. tostring(depth.err)) end
   end
 
-  local out, queued = {0}, {}
+  local queued = {}
+  local out, wake_at = replies, base + 1
+  out[wake_at] = 0
   for i = first, last, 3 do
     local kind, seat, user = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-    local outcome
+    local code, a, b
     if not total or not tonumber(seat) or tonumber(seat) > total then
-      outcome = {CODE.NO_SUCH_SEAT}
+      code, a, b = CODE.NO_SUCH_SEAT, 0, 0
     else
       local from = (tonumber(seat) - 1) * RECORD
       local raw = redis.pcall('GETRANGE', seats, string.format('%d', from),
         string.format('%d', from + RECORD - 1))
-      if type(raw) == 'table' then return broken(seats .. ': ' .. tostring(raw.err)) end
+      if type(raw) == 'table' then return broken(base, seats .. ': ' .. tostring(raw.err)) end
       local status, holder = seat_at(raw, now)
       if kind == 'H' then
-        if status ~= 'A' then outcome = {CODE.CONFLICT, status} end
+        if status ~= 'A' then code, a, b = CODE.CONFLICT, status, 0 end
       elseif status ~= 'H' then
-        outcome = {CODE.CONFLICT, status}
+        code, a, b = CODE.CONFLICT, status, 0
       elseif holder ~= user then
-        outcome = {CODE.HELD_BY_ANOTHER, status}
+        code, a, b = CODE.HELD_BY_ANOTHER, status, 0
       end
     end
-    if not outcome then
+    if not code then
       local ahead = depth + #queued
       if ahead >= max_depth then
-        outcome = {CODE.QUEUE_FULL, ahead}
+        code, a, b = CODE.QUEUE_FULL, ahead, 0
       else
         seq = seq + 1
         queued[#queued + 1] = encode_job(kind, user, seat, now_s, string.format('%d', seq))
-        outcome = {CODE.ACCEPTED, seq, ahead}
+        code, a, b = CODE.ACCEPTED, seq, ahead
       end
     end
-    out[#out + 1] = outcome
+    local at = #out
+    out[at + 1], out[at + 2], out[at + 3] = code, a, b
   end
-  if #queued == 0 then return out end
+  if #queued == 0 then return end
 
   -- Writes: the queue first (a queue of the wrong type fails there, before anything else of the
   -- event is written), then the event hash (read above, so a hash), then the ready list, looked
@@ -101,11 +111,11 @@ local function accept(ev, seats, queue, ready, token, first, last)
   local wake = not (lease and lease > now)
   if wake and ready and not ready_ok[ready] then
     local wrong = wrong_key_type({ready, 'list'})
-    if wrong then return broken(wrong) end
+    if wrong then return broken(base, wrong) end
     ready_ok[ready] = true
   end
   local pushed = redis.pcall('RPUSH', queue, unpack(queued))
-  if type(pushed) == 'table' then return broken(queue .. ': ' .. tostring(pushed.err)) end
+  if type(pushed) == 'table' then return broken(base, queue .. ': ' .. tostring(pushed.err)) end
   if not wake then
     redis.call('HSET', ev, 'enq', string.format('%d', seq))
   else
@@ -114,20 +124,18 @@ local function accept(ev, seats, queue, ready, token, first, last)
     if ready then
       redis.call('RPUSH', ready, token)
     else
-      out[1] = 1
+      out[wake_at] = 1
     end
   end
-  return out
 end
 
-local replies = {}
 local at = 4
 for k = 1, #KEYS, per_event do
   local n = tonumber(ARGV[at + 1])
   local first = at + 2
   local last = first + 3 * n - 1
-  replies[#replies + 1] = accept(KEYS[k], KEYS[k + 1], KEYS[k + 2],
-    per_event == 4 and KEYS[k + 3] or nil, ARGV[at], first, last)
+  accept(KEYS[k], KEYS[k + 1], KEYS[k + 2], per_event == 4 and KEYS[k + 3] or nil, ARGV[at],
+    first, last)
   at = last + 1
 end
 return replies

@@ -100,8 +100,12 @@ if #jobs > 0 then
       .. '|' .. at .. '|' .. tail
   end
 
-  -- A field's integer as `%d` text, or nil when it holds none.
+  -- A field's integer as `%d` text, or nil when it holds none. A field that is such text
+  -- already (as every field enqueue.lua writes is) is returned as it is.
   local function int_text(field)
+    if type(field) == 'string' and #field <= 15 and string.find(field, '^[1-9]%d*$') then
+      return field
+    end
     local n = tonumber(field)
     if n and n == math.floor(n) and n > -2 ^ 53 and n < 2 ^ 53 then
       return string.format('%d', n)
@@ -184,7 +188,8 @@ if #jobs > 0 then
     or (#count <= 19 and string.find(count, '^%-?[1-9]%d*$') ~= nil)
 
   -- Each returns an HTTP-style code and the seat record to report; they check before they write.
-  local function hold(seat, user)
+  -- `seat_s` is the seat's number as text, for the feed.
+  local function hold(seat, user, seat_s)
     local n = seat_number(seat)
     if not n then return CODE.NO_SUCH_SEAT, '' end
     local raw = read_seat(n)
@@ -203,11 +208,11 @@ if #jobs > 0 then
     held = true
     live[#live + 1] = n
     set_held(user, live)
-    log_change(changes, 'h', n, user, hold_until)
+    log_change(changes, 'h', seat_s, user, hold_until_s)
     return CODE.OK, record
   end
 
-  local function reserve(seat, user)
+  local function reserve(seat, user, seat_s)
     local n = seat_number(seat)
     if not n then return CODE.NO_SUCH_SEAT, '' end
     local raw = read_seat(n)
@@ -227,7 +232,7 @@ if #jobs > 0 then
     put_seat(n, record)
     set_deadline(n, false)
     drop_held(user, n)
-    log_change(changes, 'r', n, user, 0)
+    log_change(changes, 'r', seat_s, user, '0')
     return CODE.OK, record
   end
 
@@ -243,13 +248,15 @@ if #jobs > 0 then
   local wrong_for_jobs = wrong_key_type({deadlines, 'zset', holders, 'hash', changes, 'stream'})
   -- One job, run under pcall: an error stops that job alone. (One function for the batch: a
   -- closure made per job cost more than the pcall.)
-  local function apply(kind, seat, user)
+  local function apply(kind, seat, user, seat_s)
     if wrong_for_jobs then error(wrong_for_jobs) end
     if #user ~= 16 then error('corrupt job') end
-    if kind == 'H' then return hold(seat, user) end
-    if kind == 'R' then return reserve(seat, user) end
+    if kind == 'H' then return hold(seat, user, seat_s) end
+    if kind == 'R' then return reserve(seat, user, seat_s) end
     error('unknown job kind')
   end
+  -- Reply codes as text, made once per code.
+  local code_texts = {}
   for _, job in ipairs(jobs) do
     applied = applied + 1
     -- A job is written only by enqueue.lua, but a corrupt one must still end `failed`, not stop
@@ -258,17 +265,21 @@ if #jobs > 0 then
     local seat = job_seat or '0'
     local created = int_text(accepted) or '0'
     local seq = tonumber(job_seq) or (math.max(last_seq or 0, deq) + 1)
-    local seq_s = int_text(seq) or tostring(seq)
+    local seq_s = int_text(job_seq) or int_text(seq) or tostring(seq)
     last_seq = math.max(last_seq or 0, seq)
     local record
-    local ok, code, state = pcall(apply, kind, seat, user)
     -- The record's text fields must parse whatever the job held: an odd kind or seat is masked.
     local shown_kind = (kind == 'H' or kind == 'R') and kind or '?'
     local shown_seat = int_text(seat) or tostring(tonumber(seat) or 0)
+    local ok, code, state = pcall(apply, kind, seat, user, shown_seat)
     local tries, retrying = attempt + 1, false
     if ok then
-      record = job_record(seq_s, 'c', shown_kind, shown_seat, string.format('%d', code), created,
-        now_s, state or '')
+      local code_s = code_texts[code]
+      if not code_s then
+        code_s = string.format('%d', code)
+        code_texts[code] = code_s
+      end
+      record = job_record(seq_s, 'c', shown_kind, shown_seat, code_s, created, now_s, state or '')
     else
       if type(code) == 'table' then code = code.err end
       local reason = tostring(code)

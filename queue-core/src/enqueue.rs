@@ -237,10 +237,7 @@ impl Enqueuer {
         let (mut reply, client) = store.script_on(&scripts::ENQUEUE, keys, args).await?;
         let mut replies = Vec::with_capacity(events.len());
         for (event, jobs) in events {
-            let one = reply
-                .value()
-                .ok_or_else(|| Error::Corrupt("an enqueue reply is short of events".into()))?;
-            replies.push(self.event_reply(*event, jobs.len(), Reply::new(one)));
+            replies.push(self.event_reply(*event, jobs.len(), &mut reply)?);
         }
         let accepted = replies.iter().flatten().any(|r| {
             r.outcomes
@@ -257,21 +254,29 @@ impl Enqueuer {
         Ok(replies)
     }
 
-    /// What `enqueue.lua` said of one event's `jobs` jobs: `{wake, outcome...}`, or `{-1, why}`
-    /// when one of its keys has the wrong type.
-    fn event_reply(&self, event: EventId, jobs: usize, mut reply: Reply) -> Result<EventReply> {
+    /// Reads what `enqueue.lua` said of one event's `jobs` jobs off the reply: `wake` and three
+    /// items per job, or `-1, why` when one of its keys has the wrong type (that event's
+    /// error). An error of the reply's shape is the whole batch's: past it, nothing can be
+    /// told apart.
+    fn event_reply(
+        &self,
+        event: EventId,
+        jobs: usize,
+        reply: &mut Reply,
+    ) -> Result<Result<EventReply>> {
         let wake = match reply.int()? {
-            -1 => return Err(Error::Corrupt(reply.string()?)),
+            -1 => return Ok(Err(Error::Corrupt(reply.string()?))),
             flag => flag == 1,
         };
         let mut outcomes = Vec::with_capacity(jobs);
         for _ in 0..jobs {
-            let outcome = reply
-                .value()
+            let items: Vec<Value> = (0..3)
+                .map(|_| reply.value())
+                .collect::<Option<_>>()
                 .ok_or_else(|| Error::Corrupt("an enqueue reply is short of outcomes".into()))?;
-            outcomes.push(self.outcome(event, Reply::new(outcome))?);
+            outcomes.push(self.outcome(event, Reply::new(Value::Array(items)))?);
         }
-        Ok(EventReply { outcomes, wake })
+        Ok(Ok(EventReply { outcomes, wake }))
     }
 
     /// After jobs of `event` were accepted: wakes a worker if this process took the lease, and
