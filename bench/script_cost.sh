@@ -29,7 +29,8 @@ trap 'kill $RPID 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$TMP"' E
 for _ in $(seq 50); do [[ "$(redis-cli -p "$RP" ping 2>/dev/null)" == PONG ]] && break; sleep 0.1; done
 cli() { redis-cli -p "$RP" "$@"; }
 # The service's form of a script: common.lua, a newline, the script (queue-core/src/scripts.rs).
-load() { cli -x script load < <(cat "$LUA/common.lua"; echo; cat "$LUA/$1"); }
+# Each script as the service loads it (bench/lua_script.py).
+load() { cli -x script load < <(python3 "$ROOT/bench/lua_script.py" "$LUA" "$1"); }
 load_bare() { printf '%s' "$1" | cli -x script load; }
 
 EV=00000000-0000-4000-8000-00000000b001

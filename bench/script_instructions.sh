@@ -32,7 +32,11 @@ for src in "$@"; do
     VPID=$!
     for _ in $(seq 150); do [[ "$(redis-cli -p "$RP" ping 2>/dev/null)" == PONG ]] && break; sleep 0.2; done
     cli() { redis-cli -p "$RP" "$@"; }
-    load() { cli -x script load < <(cat "$LUA/common.lua"; echo; cat "$LUA/$1"); }
+    # Each script as that checkout's service loads it (a checkout of the scripts alone, or one
+    # from before scripts.rs cut the prelude per script: with the whole of common.lua).
+    whole=--whole
+    grep -qs 'fn with_prelude' "$src/queue-core/src/scripts.rs" && whole=
+    load() { cli -x script load < <(python3 "$ROOT/bench/lua_script.py" $whole "$LUA" "$1"); }
     EV=00000000-0000-4000-8000-00000000b001; K="rsv:{$EV}"
     KP=("$K" "$K:seats" "$K:deadlines" "$K:holders" "$K:queue" "$K:results" "$K:done" "$K:tick" "$K:changes" "$K:retry")
     PA=(60000 6 300000 2000 "rsv:{sys}:finished" "$EV" 3 100 5000 0.5)
@@ -45,15 +49,32 @@ for src in "$@"; do
     else
         several=0; one=(1000000 2000 "$EV")
     fi
+    # calls SEED CALLS COMMAND...: CALLS copies of COMMAND, sent one at a time by redis-cli, each
+    # `__seat__` a seat number from 1 to 10,000 written as the service writes it, each `__user__`
+    # one of 10,000 16-byte users; the same numbers for every checkout (seeded). (redis-benchmark's
+    # __rand_int__ pads to 12 digits, which no caller of the service sends.)
+    calls() {
+        python3 - "$@" > "$TMP/calls.txt" <<'PY'
+import random, sys
+seed, n, words = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+rng = random.Random(seed)
+for _ in range(n):
+    print(" ".join(str(rng.randint(1, 10000)) if w == "__seat__"
+                   else "user%012d" % rng.randint(0, 9999) if w == "__user__" else w for w in words))
+PY
+        redis-cli -p "$RP" < "$TMP/calls.txt" >/dev/null
+    }
+    rounds=0
     holds() {
-        redis-benchmark -p "$RP" -c 1 -n "$N" -r 10000 -q evalsha "$enqueue" 4 "$K" "$K:seats" "$K:queue" \
-            "rsv:{bench}:ready" "${one[@]}" H __rand_int__ user__rand_int__ >/dev/null
+        rounds=$((rounds + 1))
+        calls "$rounds" "$N" evalsha "$enqueue" 4 "$K" "$K:seats" "$K:queue" \
+            "rsv:{bench}:ready" "${one[@]}" H __seat__ __user__
     }
     # measured CALLS COMMAND...: the instructions of CALLS calls, dumped to the next file.
     dumps=0
     measured() {
         callgrind_control -i on "$VPID" >/dev/null 2>&1
-        redis-benchmark -p "$RP" -c 1 -n "$1" -r 10000 -q "${@:2}" >/dev/null
+        redis-benchmark -p "$RP" -c 1 -n "$1" -q "${@:2}" >/dev/null
         callgrind_control -i off "$VPID" >/dev/null 2>&1
         callgrind_control -d "$VPID" >/dev/null 2>&1
         dumps=$((dumps + 1))
@@ -74,10 +95,13 @@ for src in "$@"; do
             E=00000000-0000-4000-8000-00000000c00$i
             cli evalsha "$(load create_event.lua)" 2 "rsv:{$E}" "rsv:{$E}:seats" bench 10000 "" >/dev/null
             keys8+=("rsv:{$E}" "rsv:{$E}:seats" "rsv:{$E}:queue" "rsv:{bench}:ready")
-            args8+=("$E" 1 H __rand_int__ user__rand_int__)
+            args8+=("$E" 1 H __seat__ __user__)
         done
-        keys8+=("$K" "$K:seats" "$K:queue" "rsv:{bench}:ready"); args8+=("$EV" 1 H __rand_int__ user__rand_int__)
-        measured $((N / 8)) evalsha "$enqueue" 32 "${keys8[@]}" "${args8[@]}"
+        keys8+=("$K" "$K:seats" "$K:queue" "rsv:{bench}:ready"); args8+=("$EV" 1 H __seat__ __user__)
+        callgrind_control -i on "$VPID" >/dev/null 2>&1
+        calls 9 $((N / 8)) evalsha "$enqueue" 32 "${keys8[@]}" "${args8[@]}"
+        callgrind_control -i off "$VPID" >/dev/null 2>&1
+        callgrind_control -d "$VPID" >/dev/null 2>&1
         per_job_of_8_events=$(($(total 5) / N))
     fi
     cli shutdown nosave >/dev/null 2>&1 || true

@@ -11,6 +11,9 @@ import os
 import socket
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lua_script  # noqa: E402
+
 
 def resp(sock_file):
     line = sock_file.readline()
@@ -41,15 +44,16 @@ def command(port, *args):
 
 
 def script_names(lua_dir):
-    """SHA1 → file name, as the service loads them: common.lua + "\\n" + the file, but for the
-    allow-oom heartbeat, which is loaded as it is."""
+    """SHA1 → file name, as the service loads them: the parts of common.lua the file uses, then
+    the file (lua_script.py); as checkouts before that loaded them, the whole of common.lua; and
+    the allow-oom heartbeat, loaded as it is."""
     common = open(os.path.join(lua_dir, "common.lua")).read()
     names = {}
     for name in os.listdir(lua_dir):
         if not name.endswith(".lua") or name == "common.lua":
             continue
         body = open(os.path.join(lua_dir, name)).read()
-        for source in (common + "\n" + body, body):
+        for source in (lua_script.with_prelude(common, body), common + "\n" + body, body):
             names[hashlib.sha1(source.encode()).hexdigest()] = name
     return names
 

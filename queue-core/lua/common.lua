@@ -105,15 +105,19 @@ local function encode_job(kind, user, seat, accepted, seq, attempts)
 end
 
 -- The fields of a queued job: kind, user, then seat, accepted and seq as text (nil where a
--- corrupt job lacks them), and the attempts made (0 when absent). A job as enqueue.lua and
--- process.lua write it is read with one match; anything else by the general split.
+-- corrupt job lacks them), the attempts made (0 when absent), and whether seat, accepted and seq
+-- are plain integers (`%d` text of a positive number). A job as enqueue.lua and process.lua
+-- write it is read with one match, and is plain; anything else by the general split.
 local function decode_job(job)
-  local seat, accepted, seq, attempts = string.match(job, '^(%d+)|(%d+)|(%d+)|?(%d*)$', 18)
-  if not seat then
+  local seat, accepted, seq, attempts =
+    string.match(job, '^([1-9]%d*)|([1-9]%d*)|([1-9]%d*)|?(%d*)$', 18)
+  local plain = seat ~= nil
+  if not plain then
     local f = split(string.sub(job, 18), '|')
     seat, accepted, seq, attempts = f[1], f[2], f[3], f[4]
   end
-  return string.sub(job, 1, 1), string.sub(job, 2, 17), seat, accepted, seq, tonumber(attempts) or 0
+  return string.sub(job, 1, 1), string.sub(job, 2, 17), seat, accepted, seq,
+    tonumber(attempts) or 0, plain
 end
 
 -- The `holders` hash maps a user (16 raw bytes) to the seats they hold in this event, "n,n,n".
@@ -142,12 +146,21 @@ end
 -- Numbers go to redis.call as `%d` text: a Lua number is printed with `%.17g`, which costs.
 local CHANGES_KEPT_TEXT = '10000'
 
--- `seat` and `deadline` are numbers, or already such text.
-local function log_change(changes_key, kind, seat, user, deadline)
+-- `seat` and `deadline` are numbers, or already such text. With `untrimmed`, the caller trims
+-- the stream itself once it has logged its changes (`trim_changes`).
+local function log_change(changes_key, kind, seat, user, deadline, untrimmed)
   if type(seat) ~= 'string' then seat = string.format('%d', seat) end
   if type(deadline) ~= 'string' then deadline = string.format('%d', deadline or 0) end
-  redis.call('XADD', changes_key, 'MAXLEN', '~', CHANGES_KEPT_TEXT, '*',
-    'k', kind, 'n', seat, 'u', user, 'x', deadline)
+  if untrimmed then
+    redis.call('XADD', changes_key, '*', 'k', kind, 'n', seat, 'u', user, 'x', deadline)
+  else
+    redis.call('XADD', changes_key, 'MAXLEN', '~', CHANGES_KEPT_TEXT, '*',
+      'k', kind, 'n', seat, 'u', user, 'x', deadline)
+  end
+end
+
+local function trim_changes(changes_key)
+  redis.call('XTRIM', changes_key, 'MAXLEN', '~', CHANGES_KEPT_TEXT)
 end
 
 -- Clears a hold on `seat` that lapsed ('l') or was given back ('x'): the seat reads Available,

@@ -40,9 +40,16 @@ local max_depth, lease_ms, per_event = tonumber(ARGV[1]), tonumber(ARGV[2]), ton
 -- The ready lists this call found to be lists (or absent): events of one shard share one.
 local ready_ok = {}
 
--- An event's keys read and written with redis.pcall: a key of the wrong type must stop that
+-- An event's keys are read and written with redis.pcall: a key of the wrong type must stop that
 -- event's jobs alone, before any of its writes, and leave the events before it in this call
--- (written already) and after it alone.
+-- (written already) and after it alone. `wrong_type` gives the error of such a reply; any other
+-- error is the whole call's, raised as redis.call would raise it (the one to expect: Redis out
+-- of memory refuses a script's first write, before anything is written).
+local function wrong_type(reply)
+  if type(reply) ~= 'table' or not reply.err then return nil end
+  if string.sub(reply.err, 1, 9) ~= 'WRONGTYPE' then error(reply) end
+  return reply.err
+end
 local replies = {}
 -- Takes back what the event's jobs added to the reply after `base`, and says why instead.
 local function broken(base, why)
@@ -56,7 +63,8 @@ end
 local function accept(ev, seats, queue, ready, token, first, last)
   local base = #replies
   local event = redis.pcall('HMGET', ev, 'total', 'enq', 'deq', 'lease')
-  if event.err then return broken(base, ev .. ': ' .. event.err) end
+  local wrong = wrong_type(event)
+  if wrong then return broken(base, ev .. ': ' .. wrong) end
   local total, seq, lease = tonumber(event[1]), tonumber(event[2]) or 0, tonumber(event[4])
   -- The queue holds exactly the jobs numbered deq+1..enq (they are queued and taken in order),
   -- so its depth is known without asking the list; a queue that looks full is checked against
@@ -65,7 +73,8 @@ local function accept(ev, seats, queue, ready, token, first, last)
   local depth = seq - (tonumber(event[3]) or 0)
   if depth >= max_depth then
     depth = redis.pcall('LLEN', queue)
-    if type(depth) == 'table' then return broken(base, queue .. ': ' .. tostring(depth.err)) end
+    wrong = wrong_type(depth)
+    if wrong then return broken(base, queue .. ': ' .. wrong) end
   end
 
   local queued = {}
@@ -80,7 +89,8 @@ local function accept(ev, seats, queue, ready, token, first, last)
       local from = (tonumber(seat) - 1) * RECORD
       local raw = redis.pcall('GETRANGE', seats, string.format('%d', from),
         string.format('%d', from + RECORD - 1))
-      if type(raw) == 'table' then return broken(base, seats .. ': ' .. tostring(raw.err)) end
+      wrong = wrong_type(raw)
+      if wrong then return broken(base, seats .. ': ' .. wrong) end
       local status, holder = seat_at(raw, now)
       if kind == 'H' then
         if status ~= 'A' then code, a, b = CODE.CONFLICT, status, 0 end
@@ -110,12 +120,13 @@ local function accept(ev, seats, queue, ready, token, first, last)
   -- at first when it is to be written.
   local wake = not (lease and lease > now)
   if wake and ready and not ready_ok[ready] then
-    local wrong = wrong_key_type({ready, 'list'})
+    wrong = wrong_key_type({ready, 'list'})
     if wrong then return broken(base, wrong) end
     ready_ok[ready] = true
   end
   local pushed = redis.pcall('RPUSH', queue, unpack(queued))
-  if type(pushed) == 'table' then return broken(base, queue .. ': ' .. tostring(pushed.err)) end
+  wrong = wrong_type(pushed)
+  if wrong then return broken(base, queue .. ': ' .. wrong) end
   if not wake then
     redis.call('HSET', ev, 'enq', string.format('%d', seq))
   else

@@ -100,12 +100,8 @@ if #jobs > 0 then
       .. '|' .. at .. '|' .. tail
   end
 
-  -- A field's integer as `%d` text, or nil when it holds none. A field that is such text
-  -- already (as every field enqueue.lua writes is) is returned as it is.
+  -- A field's integer as `%d` text, or nil when it holds none.
   local function int_text(field)
-    if type(field) == 'string' and #field <= 15 and string.find(field, '^[1-9]%d*$') then
-      return field
-    end
     local n = tonumber(field)
     if n and n == math.floor(n) and n > -2 ^ 53 and n < 2 ^ 53 then
       return string.format('%d', n)
@@ -171,11 +167,15 @@ if #jobs > 0 then
     deadline_of[n] = at
   end
 
+  -- Whether a change went to the feed (trimmed once, after the jobs).
+  local logged = false
+
   -- A hold that lapsed, cleared as `clear_hold` does (its seat is written over next).
   local function lapse(n, raw)
     drop_held(string.sub(raw, 2, 17), n)
     set_deadline(n, false)
-    log_change(changes, 'l', n, string.sub(raw, 2, 17), from_u48(raw, 18))
+    log_change(changes, 'l', n, string.sub(raw, 2, 17), from_u48(raw, 18), true)
+    logged = true
   end
 
   -- Reserves made (added to the event's count after the jobs). The event's `reserved` count
@@ -208,7 +208,8 @@ if #jobs > 0 then
     held = true
     live[#live + 1] = n
     set_held(user, live)
-    log_change(changes, 'h', seat_s, user, hold_until_s)
+    log_change(changes, 'h', seat_s, user, hold_until_s, true)
+    logged = true
     return CODE.OK, record
   end
 
@@ -232,7 +233,8 @@ if #jobs > 0 then
     put_seat(n, record)
     set_deadline(n, false)
     drop_held(user, n)
-    log_change(changes, 'r', seat_s, user, '0')
+    log_change(changes, 'r', seat_s, user, '0', true)
+    logged = true
     return CODE.OK, record
   end
 
@@ -255,31 +257,42 @@ if #jobs > 0 then
     if kind == 'R' then return reserve(seat, user, seat_s) end
     error('unknown job kind')
   end
-  -- Reply codes as text, made once per code.
-  local code_texts = {}
+  -- Reply codes and record lengths as text, each made once per call.
+  local texts = {}
+  local function text_of(n)
+    local s = texts[n]
+    if not s then
+      s = string.format('%d', n)
+      texts[n] = s
+    end
+    return s
+  end
   for _, job in ipairs(jobs) do
     applied = applied + 1
     -- A job is written only by enqueue.lua, but a corrupt one must still end `failed`, not stop
     -- the script halfway, so nothing below assumes its fields are there.
-    local kind, user, job_seat, accepted, job_seq, attempt = decode_job(job)
-    local seat = job_seat or '0'
-    local created = int_text(accepted) or '0'
-    local seq = tonumber(job_seq) or (math.max(last_seq or 0, deq) + 1)
-    local seq_s = int_text(job_seq) or int_text(seq) or tostring(seq)
-    last_seq = math.max(last_seq or 0, seq)
-    local record
+    local kind, user, job_seat, accepted, job_seq, attempt, plain = decode_job(job)
     -- The record's text fields must parse whatever the job held: an odd kind or seat is masked.
+    local seat, created, seq, seq_s, shown_seat
+    if plain and #job_seat <= 9 and #accepted <= 15 and #job_seq <= 15 then
+      -- As enqueue.lua writes a job: its numbers are `%d` text already.
+      seat, created, seq_s, shown_seat = job_seat, accepted, job_seq, job_seat
+      seq = tonumber(job_seq)
+    else
+      seat = job_seat or '0'
+      created = int_text(accepted) or '0'
+      seq = tonumber(job_seq) or (math.max(last_seq or 0, deq) + 1)
+      seq_s = int_text(job_seq) or int_text(seq) or tostring(seq)
+      shown_seat = int_text(seat) or tostring(tonumber(seat) or 0)
+    end
+    if not last_seq or seq > last_seq then last_seq = seq end
+    local record
     local shown_kind = (kind == 'H' or kind == 'R') and kind or '?'
-    local shown_seat = int_text(seat) or tostring(tonumber(seat) or 0)
     local ok, code, state = pcall(apply, kind, seat, user, shown_seat)
     local tries, retrying = attempt + 1, false
     if ok then
-      local code_s = code_texts[code]
-      if not code_s then
-        code_s = string.format('%d', code)
-        code_texts[code] = code_s
-      end
-      record = job_record(seq_s, 'c', shown_kind, shown_seat, code_s, created, now_s, state or '')
+      record = job_record(seq_s, 'c', shown_kind, shown_seat, text_of(code), created, now_s,
+        state or '')
     else
       if type(code) == 'table' then code = code.err end
       local reason = tostring(code)
@@ -306,10 +319,11 @@ if #jobs > 0 then
     if not retrying then
       expiries[#expiries + 1] = keep_until_s
       expiries[#expiries + 1] = seq_s
-      finished[#finished + 1] = string.format('%d', #record) .. ' ' .. record
+      finished[#finished + 1] = text_of(#record) .. ' ' .. record
     end
   end
 
+  if logged then trim_changes(changes) end
   -- The batch's hold deadlines, holders and reserved count, written once (see `seat_cache`).
   local add, gone = {}, {}
   for _, n in ipairs(deadline_order) do

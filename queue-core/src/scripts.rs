@@ -1,5 +1,6 @@
-//! The Lua scripts of `lua/`, one per state transition, each prefixed with `lua/common.lua`, and
-//! how they are called. Their replies are read with [`crate::reply::Reply`].
+//! The Lua scripts of `lua/`, one per state transition, each prefixed with the parts of
+//! `lua/common.lua` it uses, and how they are called. Their replies are read with
+//! [`crate::reply::Reply`].
 
 use std::sync::LazyLock;
 
@@ -16,11 +17,7 @@ macro_rules! scripts {
     ($($name:ident => $file:literal),* $(,)?) => {
         $(
             pub(crate) static $name: LazyLock<Script> = LazyLock::new(|| {
-                Script::from_lua(concat!(
-                    include_str!("../lua/common.lua"),
-                    "\n",
-                    include_str!(concat!("../lua/", $file))
-                ))
+                Script::from_lua(with_prelude(include_str!(concat!("../lua/", $file))))
             });
         )*
         /// File name and source of every script, for tests that read them.
@@ -61,8 +58,68 @@ pub(crate) static HEARTBEAT_WHEN_FULL: LazyLock<Script> =
 pub(crate) static FENCE: LazyLock<Script> =
     LazyLock::new(|| Script::from_lua(include_str!("../lua/fence.lua")));
 
-/// The shared prelude every script starts with, for tests that run its functions on their own.
+/// The shared prelude, for tests that run its functions on their own.
 pub const COMMON: &str = include_str!("../lua/common.lua");
+
+/// `body` after the definitions of [`COMMON`] that it uses, directly or through another one, in
+/// their order there. Redis runs a script's prelude on every call, and each function it defines
+/// costs about a thousand instructions to make (bench/RESULTS.md): a script that reads one seat
+/// need not pay for the ones that drain a queue.
+pub fn with_prelude(body: &str) -> String {
+    let parts = prelude_parts(COMMON);
+    let mut wanted = vec![false; parts.len()];
+    let mut uses: Vec<&str> = vec![body];
+    while let Some(text) = uses.pop() {
+        for (i, (name, part)) in parts.iter().enumerate() {
+            if !wanted[i] && mentions(text, name) {
+                wanted[i] = true;
+                uses.push(part);
+            }
+        }
+    }
+    let mut script: String = parts
+        .iter()
+        .zip(&wanted)
+        .filter(|(_, wanted)| **wanted)
+        .map(|((_, part), _)| *part)
+        .collect();
+    script.push('\n');
+    script.push_str(body);
+    script
+}
+
+/// The top-level definitions of a prelude, each with the name it defines: a part starts at a
+/// line `local NAME ...` or `local function NAME(...` and runs to the next one (comments between
+/// two go with the part before; what comes before the first is left out, being comments).
+fn prelude_parts(prelude: &str) -> Vec<(&str, &str)> {
+    let starts: Vec<usize> = prelude
+        .match_indices("\nlocal ")
+        .map(|(at, _)| at + 1)
+        .collect();
+    starts
+        .iter()
+        .enumerate()
+        .map(|(i, &start)| {
+            let end = starts.get(i + 1).copied().unwrap_or(prelude.len());
+            let part = &prelude[start..end];
+            let rest = part["local ".len()..].trim_start_matches("function ");
+            let name_len = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            (&rest[..name_len], part)
+        })
+        .collect()
+}
+
+/// Whether `text` uses the identifier `name` (as a whole word).
+fn mentions(text: &str, name: &str) -> bool {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    text.match_indices(name).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + name.len()..].chars().next();
+        !before.is_some_and(word) && !after.is_some_and(word)
+    })
+}
 
 /// Runs a script by its SHA, loading it first when Redis does not know it (after a restart or a
 /// SCRIPT FLUSH).
@@ -109,7 +166,83 @@ pub(crate) fn arg_bytes(bytes: &[u8]) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use super::SOURCES;
+    use super::{prelude_parts, with_prelude, SOURCES};
+
+    /// The prelude is cut into its definitions, each named, with nothing of its code left out.
+    #[test]
+    fn the_prelude_is_cut_into_named_definitions() {
+        let parts = prelude_parts(super::COMMON);
+        let names: Vec<&str> = parts.iter().map(|(name, _)| *name).collect();
+        for name in [
+            "RECORD",
+            "EMPTY",
+            "CODE",
+            "wrong_key_type",
+            "seat_at",
+            "earliest",
+        ] {
+            assert!(names.contains(&name), "{name} in {names:?}");
+        }
+        let kept: usize = parts.iter().map(|(_, part)| part.len()).sum();
+        let first = super::COMMON.find("\nlocal ").expect("a definition") + 1;
+        assert!(
+            super::COMMON[..first]
+                .lines()
+                .all(|line| line.is_empty() || line.starts_with("--")),
+            "only comments come before the first definition"
+        );
+        assert_eq!(
+            kept,
+            super::COMMON.len() - first,
+            "every definition is kept whole"
+        );
+    }
+
+    /// A script gets what it uses, and what that uses, in the prelude's order, and nothing else.
+    #[test]
+    fn a_script_gets_the_definitions_it_uses_and_no_other() {
+        let script = with_prelude("return seat_at(raw, now_ms())");
+        let at = |what: &str| script.find(what);
+        for needed in [
+            "local function seat_at",
+            "local function now_ms",
+            "local function from_u48",
+            "local RECORD",
+        ] {
+            assert!(at(needed).is_some(), "{needed} in:\n{script}");
+        }
+        assert!(at("local RECORD") < at("local function from_u48"));
+        assert!(at("local function from_u48") < at("local function seat_at"));
+        for unused in [
+            "local function split",
+            "local EMPTY",
+            "local function log_change",
+        ] {
+            assert!(at(unused).is_none(), "{unused} is left out:\n{script}");
+        }
+        assert!(script.ends_with("return seat_at(raw, now_ms())"));
+    }
+
+    /// The benches load the scripts into a redis-server of their own with bench/lua_script.py,
+    /// which must build each one as the service does (else they time other scripts).
+    #[test]
+    fn the_benches_build_each_script_as_the_service_does() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+        for (name, body) in SOURCES.iter().filter(|(name, _)| *name != "common.lua") {
+            let built = std::process::Command::new("python3")
+                .arg(format!("{root}/bench/lua_script.py"))
+                .arg(format!("{root}/queue-core/lua"))
+                .arg(name)
+                .output()
+                .expect("python3 runs bench/lua_script.py");
+            assert!(built.status.success(), "{name}: {built:?}");
+            assert_eq!(
+                String::from_utf8_lossy(&built.stdout),
+                with_prelude(body),
+                "{name}: bench/lua_script.py builds it otherwise"
+            );
+        }
+    }
     use crate::reply::Code;
     use crate::seat::SeatStatus;
 
