@@ -7,6 +7,8 @@
 #   (b) a loadgen run of B_SECS (10) s: users hold up to 4 seats, wait with ?wait, reserve half
 #   (c) the same mix again for 4 s with SLOWLOG recording every command: each script's share of
 #       Redis's time, its mean time per call, and the jobs per process.lua call
+#   (d) the same mix for D_SECS (10) s at D_RATE POSTs/s (default: half of (b)'s rate; give both
+#       builds of an A/B the same one): accept-to-result p50 and p99, client and server side
 # Prints one line per step: jobs/s, Redis CPU per job, API CPU per POST, worker CPU per job (for
 # (a) also Redis's user and system CPU per job and each command's calls per job; for (c) a line
 # per script). BIN_DIR holds the build's `api` and `worker`; the load generators
@@ -15,6 +17,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN=$1; LABEL=$2
 WORKERS=${WORKERS:-2}; A_SECS=${A_SECS:-8}; A_CONNS=${A_CONNS:-128}; B_SECS=${B_SECS:-10}
+D_SECS=${D_SECS:-10}; D_RATE=${D_RATE:-}
 LG=$ROOT/target/release/loadgen
 [[ -x $LG ]] || (cd "$ROOT" && cargo build --release -p loadgen >&2)
 if ! command -v wrk >/dev/null 2>&1; then
@@ -128,3 +131,12 @@ report "$LABEL (b)loadgen" "$(jq -r .finished "$TMP/run.json")" "$(jq -r .posts 
     -d 4s --no-read-back >/dev/null 2>&1 || true
 "${R[@]}" config set slowlog-log-slower-than 10000 >/dev/null
 python3 "$ROOT/bench/slowlog_share.py" "$RP" "$ROOT/queue-core/lua" "$LABEL (c)" "$(jq -r .finished "$TMP/c.json")"
+
+# (d) the mix at a fixed rate of POSTs: half of (b)'s flat-out rate unless D_RATE says.
+"${R[@]}" config set slowlog-log-slower-than 10000 >/dev/null
+rate=${D_RATE:-$(jq -r '(.posts / .send_secs / 2) | floor' "$TMP/run.json" 2>/dev/null || echo 2000)}
+"$LG" --url "$URL" --quiet --threads 1 --json "$TMP/d.json" run -e 20 -s 10000 -u 200000 -k 4 -c 256 \
+    -d "${D_SECS}s" -r "$rate" --no-read-back >/dev/null 2>&1 || echo "$LABEL (d) loadgen exit $?"
+jq -r --arg name "$LABEL (d)" --arg rate "$rate" \
+    '"\($name) rate=\($rate) posts=\(.posts) accept_to_result_p50_ms=\(.accept_to_result.p50_ms) accept_to_result_p99_ms=\(.accept_to_result.p99_ms) server_p99_ms=\(.accept_to_result_server.p99_ms)"' \
+    "$TMP/d.json"

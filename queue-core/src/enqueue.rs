@@ -164,38 +164,27 @@ impl Enqueuer {
             let events = by_event(batch);
             match self.enqueue_batch(&events).await {
                 Ok(replies) => {
-                    for ((event, jobs), reply) in events.into_iter().zip(replies) {
-                        self.answer(event, jobs, reply).await;
-                    }
+                    let woken: Vec<(EventId, bool)> = events
+                        .into_iter()
+                        .zip(replies)
+                        .filter_map(|((event, jobs), reply)| {
+                            answer(jobs, reply).map(|wake| (event, wake))
+                        })
+                        .collect();
+                    // The jobs are stored and answered: telling the workers comes next, for
+                    // every event at once (one round trip, not one per event), and a failure
+                    // to must not turn their 202s into errors.
+                    futures::future::join_all(
+                        woken
+                            .into_iter()
+                            .map(|(event, wake)| self.after_accepting(event, wake)),
+                    )
+                    .await;
                 }
                 Err(e) => {
                     for job in events.into_iter().flat_map(|(_, jobs)| jobs) {
                         let _ = job.answer.send(Err(e.clone()));
                     }
-                }
-            }
-        }
-    }
-
-    /// Answers the jobs of `event` in a batch with what the script said of them.
-    async fn answer(&self, event: EventId, jobs: Vec<Pending>, reply: Result<EventReply>) {
-        match reply {
-            Ok(EventReply { outcomes, wake }) => {
-                let accepted = outcomes
-                    .iter()
-                    .any(|o| matches!(o, Enqueued::Accepted { .. }));
-                for (job, outcome) in jobs.into_iter().zip(outcomes) {
-                    let _ = job.answer.send(Ok(outcome));
-                }
-                // The jobs are stored and answered: telling the workers comes next, and a
-                // failure to must not turn their 202s into errors.
-                if accepted {
-                    self.after_accepting(event, wake).await;
-                }
-            }
-            Err(e) => {
-                for job in jobs {
-                    let _ = job.answer.send(Err(e.clone()));
                 }
             }
         }
@@ -353,6 +342,28 @@ struct EventReply {
     outcomes: Vec<Enqueued>,
     /// Whether the caller took the event's lease and must wake a worker.
     wake: bool,
+}
+
+/// Answers an event's jobs in a batch with what the script said of them. Returns, when it
+/// accepted any, whether the caller took the event's lease (see [`EventReply::wake`]).
+fn answer(jobs: Vec<Pending>, reply: Result<EventReply>) -> Option<bool> {
+    match reply {
+        Ok(EventReply { outcomes, wake }) => {
+            let accepted = outcomes
+                .iter()
+                .any(|o| matches!(o, Enqueued::Accepted { .. }));
+            for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                let _ = job.answer.send(Ok(outcome));
+            }
+            accepted.then_some(wake)
+        }
+        Err(e) => {
+            for job in jobs {
+                let _ = job.answer.send(Err(e.clone()));
+            }
+            None
+        }
+    }
 }
 
 /// A batch's jobs grouped by event, the events in the order of their first job and each
