@@ -38,23 +38,7 @@ for _ in $(seq 40); do
 done
 {
     echo "local events = {"; printf '"%s",\n' "${ids[@]}"; echo "}"
-    cat <<'LUA'
-local requests, n = {}, 0
-function init(args)
-  wrk.method = "POST"
-  wrk.headers["Content-Type"] = "application/json"
-  for k = 1, 200000 do
-    local e = events[(k % #events) + 1]
-    local seat = (math.floor(k / #events) % 10000) + 1
-    local body = string.format('{"id":"%s:%d","UUID":"00000000-0000-4000-8000-%012x"}', e, seat, k)
-    requests[k] = wrk.format(nil, "/seats/hold", nil, body)
-  end
-end
-function request()
-  n = n % #requests + 1
-  return requests[n]
-end
-LUA
+    cat "$ROOT/bench/wrk_holds.lua"
 } >"$TMP/holds.lua"
 callgrind_control -i on "$APID" >/dev/null 2>&1
 wrk -t 1 -c 32 -d 8s -s "$TMP/holds.lua" "$URL" >"$TMP/wrk.txt" 2>&1

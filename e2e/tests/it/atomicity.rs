@@ -18,7 +18,9 @@ use loadgen::api::{JobStatus, SeatStatus};
 
 use queue_core::keys::Shard;
 
-use crate::helpers::{keys_of, new_user, seat_of, spawn_app_with, Options, RedisKind, TestApp};
+use crate::helpers::{
+    keys_of, new_user, seat_of, slowlog, spawn_app_with, Options, RedisKind, TestApp,
+};
 
 /// Picks one of an event's keys: the write point a case breaks.
 type KeyOf = fn(&queue_core::keys::EventKeys) -> &String;
@@ -386,29 +388,10 @@ async fn an_event_whose_queue_is_broken_fails_alone_in_a_batch_shared_with_anoth
 
 /// How many EVALSHAs in the slow log name both keys among their arguments.
 async fn runs_naming_both(redis: &Client, a: &str, b: &str) -> usize {
-    let entries: Value = redis
-        .custom(
-            fred::cmd!("SLOWLOG"),
-            vec!["GET".to_owned(), "-1".to_owned()],
-        )
+    slowlog(redis)
         .await
-        .expect("SLOWLOG GET");
-    let Value::Array(entries) = entries else {
-        panic!("SLOWLOG GET answers an array: {entries:?}");
-    };
-    entries
-        .iter()
-        .filter_map(|entry| match entry {
-            Value::Array(fields) => match fields.get(3) {
-                Some(Value::Array(args)) => Some(
-                    args.iter()
-                        .filter_map(|a| a.as_str().map(|s| s.to_string()))
-                        .collect::<Vec<_>>(),
-                ),
-                _ => None,
-            },
-            _ => None,
-        })
+        .into_iter()
+        .map(|(_, args)| args)
         .filter(|args| {
             args.first()
                 .is_some_and(|c| c.eq_ignore_ascii_case("evalsha"))

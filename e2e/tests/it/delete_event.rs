@@ -12,13 +12,12 @@ use fred::interfaces::{
     ClientLike, ConfigInterface, KeysInterface, ListInterface, MemoryInterface,
     SortedSetsInterface, StreamsInterface,
 };
-use fred::types::Value;
 use futures::stream::{self, StreamExt};
 use queue_core::{Enqueued, Enqueuer, JobKind, SeatId, Store, UserId};
 use serde_json::Value as Json;
 
 use crate::helpers::{
-    keys_of, new_user, queue_holds, queue_state, seat_of, spawn_app_with, Options, TestApp,
+    keys_of, new_user, queue_holds, queue_state, seat_of, slowlog, spawn_app_with, Options, TestApp,
 };
 
 const ADMIN_TOKEN: &str = "an-admin-token-for-the-tests-0123";
@@ -227,36 +226,18 @@ impl OpenStream {
 /// The longest command Redis logged since `SLOWLOG RESET` (it logs every command here), with its
 /// name.
 async fn longest_logged_command(redis: &Client) -> (Duration, String) {
-    let entries: Value = redis
-        .custom(
-            fred::cmd!("SLOWLOG"),
-            vec!["GET".to_owned(), "-1".to_owned()],
-        )
-        .await
-        .expect("SLOWLOG GET");
-    let mut longest = (Duration::ZERO, String::new());
-    let Value::Array(entries) = entries else {
-        panic!("SLOWLOG GET answers an array: {entries:?}");
-    };
+    let entries = slowlog(redis).await;
     assert!(!entries.is_empty(), "the slow log recorded the commands");
-    for entry in entries {
-        let Value::Array(fields) = entry else {
-            continue;
-        };
-        let micros = fields.get(2).and_then(Value::as_i64).unwrap_or(0);
-        let name = match fields.get(3) {
-            Some(Value::Array(args)) => args
-                .first()
-                .and_then(|a| a.as_str().map(|s| s.to_string()))
-                .unwrap_or_default(),
-            _ => String::new(),
-        };
-        let took = Duration::from_micros(micros.max(0) as u64);
-        if took > longest.0 {
-            longest = (took, name);
-        }
-    }
-    longest
+    entries
+        .into_iter()
+        .map(|(took, args)| (took, args.into_iter().next().unwrap_or_default()))
+        .fold((Duration::ZERO, String::new()), |longest, entry| {
+            if entry.0 > longest.0 {
+                entry
+            } else {
+                longest
+            }
+        })
 }
 
 /// What [`measured_delete`] saw.

@@ -1388,3 +1388,35 @@ pub async fn applied_by_worker(redis: &Client) -> HashMap<String, u64> {
         })
         .collect()
 }
+
+/// Every entry of Redis's slow log (`SLOWLOG GET -1`), oldest last: how long the command took,
+/// and its arguments as text (the command's name first; Redis keeps at most 32).
+pub async fn slowlog(redis: &Client) -> Vec<(Duration, Vec<String>)> {
+    let entries: fred::types::Value = redis
+        .custom(
+            fred::cmd!("SLOWLOG"),
+            vec!["GET".to_owned(), "-1".to_owned()],
+        )
+        .await
+        .expect("SLOWLOG GET");
+    let fred::types::Value::Array(entries) = entries else {
+        panic!("SLOWLOG GET answers an array: {entries:?}");
+    };
+    entries
+        .iter()
+        .filter_map(|entry| match entry {
+            fred::types::Value::Array(fields) => {
+                let micros = fields.get(2).and_then(fred::types::Value::as_i64)?;
+                let args = match fields.get(3) {
+                    Some(fred::types::Value::Array(args)) => args
+                        .iter()
+                        .filter_map(|a| a.as_str().map(|s| s.to_string()))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                Some((Duration::from_micros(micros.max(0) as u64), args))
+            }
+            _ => None,
+        })
+        .collect()
+}
