@@ -1,4 +1,5 @@
--- Shared prelude, prepended to every script of queue-core/lua/ (see scripts.rs).
+-- Shared prelude: each script of queue-core/lua/ is prefixed with the definitions below that it
+-- uses (scripts.rs `with_prelude`; this header, before the first definition, goes to none).
 --
 -- Seat state lives in the event's `seats` string: one fixed-width record of RECORD bytes per seat,
 -- seat n at offset (n - 1) * RECORD, so that every seat exists from the event's creation and a
