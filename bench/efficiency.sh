@@ -10,7 +10,7 @@
 #   (d) the same mix for D_SECS (10) s at D_RATE POSTs/s (default: half of (b)'s rate; give both
 #       builds of an A/B the same one): accept-to-result p50 and p99, client and server side
 # Prints one line per step: jobs/s, Redis CPU per job, API CPU per POST, worker CPU per job (for
-# (a) also Redis's user and system CPU per job and each command's calls per job; for (c) a line
+# (a) and (b) also Redis's user and system CPU per job and each command's calls per job; for (c) a line
 # per script). BIN_DIR holds the build's `api` and `worker`; the load generators
 # (wrk, this checkout's loadgen) are the same for both builds.
 set -euo pipefail
@@ -100,6 +100,8 @@ report "$LABEL (a)wrk" "$jobs" "$posts" "$r0" "$r1" "$a0" "$a1" "$w0" "$w1" "$t0
 per_job "$LABEL (a)wrk" "$jobs" "$u0" "$(redis_user)" "$r0" "$r1"
 
 # (b) the loadgen mix.
+"${R[@]}" config resetstat >/dev/null
+u0=$(redis_user)
 r0=$(redis_cpu); a0=$(proc_cpu "$APID"); w0=$(proc_cpu "${WPIDS[@]}"); t0=$(date +%s.%N)
 "$LG" --url "$URL" --quiet --threads 1 --json "$TMP/run.json" run -e 20 -s 10000 -u 200000 -k 4 -c 256 \
     -d "${B_SECS}s" --no-read-back >/dev/null 2>&1 || echo "$LABEL (b) loadgen exit $?"
@@ -107,6 +109,7 @@ t1=$(date +%s.%N); r1=$(redis_cpu); a1=$(proc_cpu "$APID"); w1=$(proc_cpu "${WPI
 # The CPU of the whole run, read-backs of results included, over its jobs and its POSTs.
 report "$LABEL (b)loadgen" "$(jq -r .finished "$TMP/run.json")" "$(jq -r .posts "$TMP/run.json")" \
     "$r0" "$r1" "$a0" "$a1" "$w0" "$w1" "$t0" "$t1"
+per_job "$LABEL (b)loadgen" "$(jq -r .finished "$TMP/run.json")" "$u0" "$(redis_user)" "$r0" "$r1"
 
 # (c) each script's share of Redis's time: the same mix for 4 s with every command logged.
 "${R[@]}" config set slowlog-log-slower-than 0 >/dev/null

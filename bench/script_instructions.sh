@@ -107,5 +107,5 @@ PY
     cli shutdown nosave >/dev/null 2>&1 || true
     wait "$VPID" 2>/dev/null || true
     echo "$src enqueue=$(($(total 1) / N)) process_1=$(($(total 2) / N)) process_8_per_job=$(($(total 3) / N)) empty=$(($(total 4) / N)) enqueue_8_events_per_job=$per_job_of_8_events"
-    rm -rf "$TMP"
+    if [[ -n ${KEEP:-} ]]; then echo "kept: $TMP" >&2; else rm -rf "$TMP"; fi
 done

@@ -222,6 +222,9 @@ impl Waiters {
             }
         };
         let _resubscribe = subscriber.manage_subscriptions();
+        // Listening before subscribing: a message published as the subscription takes effect
+        // would otherwise be missed by a waiter that registered once `subscribed` was set.
+        let mut messages = subscriber.message_rx();
         // Until the subscription is in place `?wait=` reads and answers at once (see
         // `subscribed`); tried again until it is.
         let mut warned = false;
@@ -246,7 +249,6 @@ impl Waiters {
                 }
             }
         }
-        let mut messages = subscriber.message_rx();
         loop {
             let message = tokio::select! {
                 _ = shutdown.cancelled() => break,

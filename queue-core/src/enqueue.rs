@@ -103,7 +103,7 @@ impl Enqueuer {
     pub async fn enqueue(&self, kind: JobKind, seat: SeatId, user: UserId) -> Result<Enqueued> {
         // Fail at once, as every other operation does, while Redis is known to be down.
         let event = seat.event();
-        self.store().client_for(&EventKeys::new(event).queue)?;
+        self.store().client_for_event(event)?;
         let (answer, answered) = oneshot::channel();
         let group = if self.store().clustered() {
             Group::Event(event)
@@ -209,8 +209,7 @@ impl Enqueuer {
         args.push(arg(store.workers().lease_ms));
         args.push(arg(if with_ready { 4 } else { 3 }));
         for (event, jobs) in events {
-            let k = EventKeys::new(*event);
-            keys.extend([k.event, k.seats, k.queue]);
+            keys.extend(EventKeys::for_enqueue(*event));
             if with_ready {
                 keys.push(Shard::of(*event).ready().to_owned());
             }

@@ -52,6 +52,12 @@ impl EventId {
     pub fn new_random() -> Self {
         Self(Uuid::new_v4())
     }
+
+    /// The id as its text, written into `buf`: what `Display` gives, without the formatting
+    /// machinery or an allocation (key names are built on every request).
+    pub fn encode<'a>(&self, buf: &'a mut [u8; uuid::fmt::Hyphenated::LENGTH]) -> &'a str {
+        self.0.hyphenated().encode_lower(buf)
+    }
 }
 
 impl FromStr for EventId {

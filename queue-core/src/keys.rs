@@ -61,20 +61,28 @@ pub struct EventKeys {
 
 impl EventKeys {
     pub fn new(event: EventId) -> Self {
-        let base = format!("{PREFIX}:{{{event}}}");
+        let base = event_base(event);
         Self {
-            event: base.clone(),
-            seats: format!("{base}:seats"),
-            deadlines: format!("{base}:deadlines"),
-            holders: format!("{base}:holders"),
-            queue: format!("{base}:queue"),
-            results: format!("{base}:results"),
-            done: format!("{base}:done"),
-            tick: format!("{base}:tick"),
-            changes: format!("{base}:changes"),
-            retry: format!("{base}:retry"),
-            deleted: format!("{base}:deleted"),
+            seats: event_key(&base, ":seats"),
+            deadlines: event_key(&base, ":deadlines"),
+            holders: event_key(&base, ":holders"),
+            queue: event_key(&base, ":queue"),
+            results: event_key(&base, ":results"),
+            done: event_key(&base, ":done"),
+            tick: event_key(&base, ":tick"),
+            changes: event_key(&base, ":changes"),
+            retry: event_key(&base, ":retry"),
+            deleted: event_key(&base, ":deleted"),
+            event: base,
         }
+    }
+
+    /// The keys enqueue.lua takes for the event, in its order: `event`, `seats`, `queue` (an
+    /// accepted job builds these three, not all eleven).
+    pub fn for_enqueue(event: EventId) -> [String; 3] {
+        let base = event_base(event);
+        let (seats, queue) = (event_key(&base, ":seats"), event_key(&base, ":queue"));
+        [base, seats, queue]
     }
 
     /// Every key of a live event (all but `deleted`): the one list of them, for the deletion
@@ -93,6 +101,33 @@ impl EventKeys {
             &self.retry,
         ]
     }
+}
+
+/// `rsv:{<event id>}`: the event hash's name, and the start of every other key of the event.
+fn event_base(event: EventId) -> String {
+    let mut id = [0; uuid::fmt::Hyphenated::LENGTH];
+    let id = event.encode(&mut id);
+    let mut base = String::with_capacity(PREFIX.len() + id.len() + 3);
+    base.push_str(PREFIX);
+    base.push_str(":{");
+    base.push_str(id);
+    base.push('}');
+    base
+}
+
+/// `base` followed by `suffix`, allocated once (`format!` costs several times more).
+fn event_key(base: &str, suffix: &str) -> String {
+    let mut key = String::with_capacity(base.len() + suffix.len());
+    key.push_str(base);
+    key.push_str(suffix);
+    key
+}
+
+/// The hash slot of every key of `event` (they share its id as their hash tag), without
+/// building one.
+pub fn slot_of_event(event: EventId) -> u16 {
+    let mut id = [0; uuid::fmt::Hyphenated::LENGTH];
+    slot_of(event.encode(&mut id))
 }
 
 /// String `1` that a read of the event writes, expiring in 1 s, under REDIS_REPLICA_ACKS only
@@ -173,7 +208,7 @@ pub fn slot_of(key: &str) -> u16 {
 impl Shard {
     /// The shard of an event: the one whose slot range holds the event's slot.
     pub fn of(event: EventId) -> Self {
-        Self::of_slot(slot_of(&event.to_string()))
+        Self::of_slot(slot_of_event(event))
     }
 
     /// The shard whose slot range holds `slot`.
@@ -333,6 +368,38 @@ mod tests {
         }
         assert_eq!(event_of_tick(&keys.tick), Some(event));
         assert_eq!(event_of_tick(&keys.seats), None);
+    }
+
+    #[test]
+    fn the_keys_built_without_formatting_are_the_documented_names() {
+        let event: EventId = "3f2b8c1e-9a4d-4e6f-8b7a-0c1d2e3f4a5b".parse().expect("an id");
+        let keys = EventKeys::new(event);
+        let base = "rsv:{3f2b8c1e-9a4d-4e6f-8b7a-0c1d2e3f4a5b}";
+        assert_eq!(keys.event, base);
+        for (key, suffix) in [
+            (&keys.seats, "seats"),
+            (&keys.deadlines, "deadlines"),
+            (&keys.holders, "holders"),
+            (&keys.queue, "queue"),
+            (&keys.results, "results"),
+            (&keys.done, "done"),
+            (&keys.tick, "tick"),
+            (&keys.changes, "changes"),
+            (&keys.retry, "retry"),
+            (&keys.deleted, "deleted"),
+        ] {
+            assert_eq!(*key, format!("{base}:{suffix}"));
+        }
+        assert_eq!(
+            EventKeys::for_enqueue(event),
+            [keys.event.clone(), keys.seats.clone(), keys.queue.clone()]
+        );
+        for _ in 0..100 {
+            let event = EventId::new_random();
+            let mut buf = [0; uuid::fmt::Hyphenated::LENGTH];
+            assert_eq!(event.encode(&mut buf), event.to_string());
+            assert_eq!(slot_of_event(event), slot_of(&EventKeys::new(event).queue));
+        }
     }
 
     /// The hash tag between the first `{` and the next `}`.

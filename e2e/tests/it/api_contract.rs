@@ -500,11 +500,9 @@ async fn a_job_that_just_finished_is_answered_from_what_the_api_heard() {
     assert_eq!(posted.status(), 202, "{posted}");
     let job = posted.job_id().expect("a job id").to_owned();
     let (status, finished) = app.get(&format!("/seats/job/{job}/status?wait=5")).await;
-    assert_eq!(
-        (status, finished["status"].as_str()),
-        (200, Some("completed")),
-        "{finished}"
-    );
+    if finished["status"] != "completed" {
+        panic!("{status} {finished}; {}", app.work_of(&event).await);
+    }
     let heard = std::time::Instant::now();
 
     // The record goes from Redis; the API still answers as Redis did, from what it heard.

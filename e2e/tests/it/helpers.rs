@@ -781,6 +781,37 @@ impl TestApp {
         self.job_ids().await.public(job)
     }
 
+    /// Where an event's work stands, for a failing test's message: its hash (`enq`, `deq`,
+    /// `lease`), its queue's length, the ready tokens waiting in every shard, the jobs the
+    /// in-process workers applied, and the clock.
+    pub async fn work_of(&self, event: &str) -> String {
+        use fred::interfaces::{HashesInterface, ListInterface};
+        let redis = self.redis.client().await;
+        let keys = keys_of(event);
+        let hash: HashMap<String, String> = redis.hgetall(&keys.event).await.unwrap_or_default();
+        let queued: i64 = redis.llen(&keys.queue).await.unwrap_or(-1);
+        let mut ready = Vec::new();
+        for shard in queue_core::keys::Shard::all() {
+            let tokens: Vec<String> = redis
+                .lrange(shard.ready(), 0, -1)
+                .await
+                .unwrap_or_default();
+            if !tokens.is_empty() {
+                ready.push((shard.index(), tokens));
+            }
+        }
+        let applied: u64 = self
+            .counters
+            .iter()
+            .map(|c| c.applied.load(Ordering::Relaxed))
+            .sum();
+        format!(
+            "event {hash:?}, queue length {queued}, ready tokens {ready:?}, applied by the \
+             in-process workers {applied}, now {} ms",
+            now_ms()
+        )
+    }
+
     /// Holds the in-process workers found lapsed: (by keyspace notification, by sweep).
     pub fn holds_lapsed(&self) -> (u64, u64) {
         self.counters.iter().fold((0, 0), |(n, s), c| {
