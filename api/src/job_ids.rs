@@ -70,11 +70,8 @@ impl JobIds {
     pub fn public(&self, job: JobId) -> String {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         // Built by hand: one `format!` per byte of the tag cost more than the MAC itself.
-        let internal = job.to_string();
-        let mut mac = self.mac.clone();
-        mac.update(internal.as_bytes());
-        let full = mac.finalize().into_bytes();
-        let mut id = internal;
+        let full = self.mac_of(job).finalize().into_bytes();
+        let mut id = job.to_string();
         id.reserve_exact(1 + 2 * TAG_BYTES);
         id.push('.');
         for byte in &full[..TAG_BYTES] {

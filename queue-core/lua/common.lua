@@ -87,12 +87,18 @@ local function seat_at(raw, now)
   return 'A', '', 0, 0, false
 end
 
+-- A record is its status, its user, then `record_times(t1, t2)`; a caller that makes many records
+-- with the same times packs them once.
+local function record_times(t1, t2)
+  return struct.pack('>I6I6', t1, t2)
+end
+
 local function hold_record(user, deadline, start)
-  return 'H' .. user .. struct.pack('>I6I6', deadline, start)
+  return 'H' .. user .. record_times(deadline, start)
 end
 
 local function reserved_record(user, at)
-  return 'R' .. user .. struct.pack('>I6I6', at, 0)
+  return 'R' .. user .. record_times(at, 0)
 end
 
 -- A queued job, as enqueue.lua appends it to the event's queue and process.lua takes it off:
@@ -110,15 +116,15 @@ end
 -- are plain integers (`%d` text of a positive number). A job as enqueue.lua and process.lua
 -- write it is read with one match, and is plain; anything else by the general split.
 local function decode_job(job)
-  local seat, accepted, seq, attempts =
-    string.match(job, '^([1-9]%d*)|([1-9]%d*)|([1-9]%d*)|?(%d*)$', 18)
-  local plain = seat ~= nil
-  if not plain then
-    local f = split(string.sub(job, 18), '|')
-    seat, accepted, seq, attempts = f[1], f[2], f[3], f[4]
+  -- One match takes every field (each C call a script makes costs about as much as a field).
+  local kind, user, seat, accepted, seq, attempts = string.match(job,
+    '^(.)(................)([1-9]%d*)|([1-9]%d*)|([1-9]%d*)|?(%d*)$')
+  if kind then
+    return kind, user, seat, accepted, seq, attempts == '' and 0 or tonumber(attempts), true
   end
-  return string.sub(job, 1, 1), string.sub(job, 2, 17), seat, accepted, seq,
-    tonumber(attempts) or 0, plain
+  local f = split(string.sub(job, 18), '|')
+  return string.sub(job, 1, 1), string.sub(job, 2, 17), f[1], f[2], f[3], tonumber(f[4]) or 0,
+    false
 end
 
 -- The `holders` hash maps a user (16 raw bytes) to the seats they hold in this event, "n,n,n".
@@ -147,13 +153,19 @@ end
 -- Numbers go to redis.call as `%d` text: a Lua number is printed with `%.17g`, which costs.
 local CHANGES_KEPT_TEXT = '10000'
 
+-- The entry, for a caller whose seat and deadline are `%d` text already; untrimmed (the caller
+-- trims: `trim_changes`).
+local function log_text(changes_key, kind, seat, user, deadline)
+  redis.call('XADD', changes_key, '*', 'k', kind, 'n', seat, 'u', user, 'x', deadline)
+end
+
 -- `seat` and `deadline` are numbers, or already such text. With `untrimmed`, the caller trims
 -- the stream itself once it has logged its changes (`trim_changes`).
 local function log_change(changes_key, kind, seat, user, deadline, untrimmed)
   if type(seat) ~= 'string' then seat = string.format('%d', seat) end
   if type(deadline) ~= 'string' then deadline = string.format('%d', deadline or 0) end
   if untrimmed then
-    redis.call('XADD', changes_key, '*', 'k', kind, 'n', seat, 'u', user, 'x', deadline)
+    log_text(changes_key, kind, seat, user, deadline)
   else
     redis.call('XADD', changes_key, 'MAXLEN', '~', CHANGES_KEPT_TEXT, '*',
       'k', kind, 'n', seat, 'u', user, 'x', deadline)

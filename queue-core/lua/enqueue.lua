@@ -37,8 +37,6 @@ local now = now_ms()
 -- redis.call is printed with `%.14g` / `%.17g`, which costs.
 local now_s = string.format('%d', now)
 local max_depth, lease_ms, per_event = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
--- The ready lists this call found to be lists (or absent): events of one shard share one.
-local ready_ok = {}
 
 -- An event's keys are read and written with redis.pcall: a key of the wrong type must stop that
 -- event's jobs alone, before any of its writes, and leave the events before it in this call
@@ -83,10 +81,11 @@ local function accept(ev, seats, queue, ready, token, first, last)
   for i = first, last, 3 do
     local kind, seat, user = ARGV[i], ARGV[i + 1], ARGV[i + 2]
     local code, a, b
-    if not total or not tonumber(seat) or tonumber(seat) > total then
+    local n = tonumber(seat)
+    if not total or not n or n > total then
       code, a, b = CODE.NO_SUCH_SEAT, 0, 0
     else
-      local from = (tonumber(seat) - 1) * RECORD
+      local from = (n - 1) * RECORD
       local raw = redis.pcall('GETRANGE', seats, string.format('%d', from),
         string.format('%d', from + RECORD - 1))
       wrong = wrong_type(raw)
@@ -115,14 +114,16 @@ local function accept(ev, seats, queue, ready, token, first, last)
   end
   if #queued == 0 then return end
 
-  -- Writes: the queue first (a queue of the wrong type fails there, before anything else of the
-  -- event is written), then the event hash (read above, so a hash), then the ready list, looked
-  -- at first when it is to be written.
+  -- Writes: the ready token first, when there is one to push (a ready list of the wrong type
+  -- fails there, before anything is written; pushed, it is a hint: should the queue then turn
+  -- out broken, the worker it wakes finds so and drops it), then the queue (one of the wrong type
+  -- fails there, before anything of the event is written), then the event hash (read above, so
+  -- a hash). So no key needs a TYPE look first.
   local wake = not (lease and lease > now)
-  if wake and ready and not ready_ok[ready] then
-    wrong = wrong_key_type({ready, 'list'})
-    if wrong then return broken(base, wrong) end
-    ready_ok[ready] = true
+  if wake and ready then
+    local woken = redis.pcall('RPUSH', ready, token)
+    wrong = wrong_type(woken)
+    if wrong then return broken(base, ready .. ': ' .. wrong) end
   end
   local pushed = redis.pcall('RPUSH', queue, unpack(queued))
   wrong = wrong_type(pushed)
@@ -132,11 +133,7 @@ local function accept(ev, seats, queue, ready, token, first, last)
   else
     redis.call('HSET', ev, 'enq', string.format('%d', seq),
       'lease', string.format('%d', now + lease_ms))
-    if ready then
-      redis.call('RPUSH', ready, token)
-    else
-      out[wake_at] = 1
-    end
+    if not ready then out[wake_at] = 1 end
   end
 end
 

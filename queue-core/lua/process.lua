@@ -92,6 +92,8 @@ if #jobs > 0 then
   local keep_ms = tonumber(ARGV[4])
   hold_until = now + hold_ms
   local hold_until_s = string.format('%d', hold_until)
+  -- The times of every hold and every reserve this call makes (`hold_record`, `reserved_record`).
+  local held_times, reserved_times = record_times(hold_until, now), nil
 
   -- A job's record, as the results hash keeps it and ARGV[6] announces it (see the header);
   -- the Lua side of the layout, `wire::decode_record` in Rust the other.
@@ -121,19 +123,24 @@ if #jobs > 0 then
   -- are kept here and written once, after the jobs. Nothing else runs in between, so the effect
   -- is the same as writing each at once, in fewer commands. Seats are keyed by number; members
   -- and fields are written as `%d` text.
+  -- `n` is a seat number (`seat_record` and `write_seat` of common.lua, for a number).
   local seat_cache = {}
   local function read_seat(n)
     local raw = seat_cache[n]
     if raw == nil then
-      raw = seat_record(seats, n)
+      local from = (n - 1) * RECORD
+      raw = redis.call('GETRANGE', seats, string.format('%d', from),
+        string.format('%d', from + RECORD - 1))
       seat_cache[n] = raw
     end
     return raw
   end
   local function put_seat(n, record)
-    write_seat(seats, n, record)
+    redis.call('SETRANGE', seats, string.format('%d', (n - 1) * RECORD), record)
     seat_cache[n] = record
   end
+  -- seat number -> its `%d` text, where a job gave it (to write it without formatting it again).
+  local seat_text = {}
 
   -- user -> the seat numbers their `holders` entry names (live or not), as read or since.
   local holding, holding_changed = {}, {}
@@ -189,8 +196,8 @@ if #jobs > 0 then
 
   -- Each returns an HTTP-style code and the seat record to report; they check before they write.
   -- `seat_s` is the seat's number as text, for the feed.
-  local function hold(seat, user, seat_s)
-    local n = seat_number(seat)
+  -- `n` is the seat's number, nil when the job names no seat of the event.
+  local function hold(n, user, seat_s)
     if not n then return CODE.NO_SUCH_SEAT, '' end
     local raw = read_seat(n)
     local status, _, _, _, lapsed = seat_at(raw, now)
@@ -202,19 +209,18 @@ if #jobs > 0 then
     end
     if #live >= max_held then return CODE.HOLD_LIMIT, '' end
     if lapsed then lapse(n, raw) end
-    local record = hold_record(user, hold_until, now)
+    local record = 'H' .. user .. held_times
     put_seat(n, record)
     set_deadline(n, hold_until_s)
     held = true
     live[#live + 1] = n
     set_held(user, live)
-    log_change(changes, 'h', seat_s, user, hold_until_s, true)
+    log_text(changes, 'h', seat_s, user, hold_until_s)
     logged = true
     return CODE.OK, record
   end
 
-  local function reserve(seat, user, seat_s)
-    local n = seat_number(seat)
+  local function reserve(n, user, seat_s)
     if not n then return CODE.NO_SUCH_SEAT, '' end
     local raw = read_seat(n)
     local status, holder, _, _, lapsed = seat_at(raw, now)
@@ -229,11 +235,12 @@ if #jobs > 0 then
     if holder ~= user then return CODE.HELD_BY_ANOTHER, raw end
     if not reserved_ok then error('the event\'s reserved count is not an integer') end
     reserved = reserved + 1
-    local record = reserved_record(user, now)
+    reserved_times = reserved_times or record_times(now, 0)
+    local record = 'R' .. user .. reserved_times
     put_seat(n, record)
     set_deadline(n, false)
     drop_held(user, n)
-    log_change(changes, 'r', seat_s, user, '0', true)
+    log_text(changes, 'r', seat_s, user, '0')
     logged = true
     return CODE.OK, record
   end
@@ -250,11 +257,11 @@ if #jobs > 0 then
   local wrong_for_jobs = wrong_key_type({deadlines, 'zset', holders, 'hash', changes, 'stream'})
   -- One job, run under pcall: an error stops that job alone. (One function for the batch: a
   -- closure made per job cost more than the pcall.)
-  local function apply(kind, seat, user, seat_s)
+  local function apply(kind, n, user, seat_s)
     if wrong_for_jobs then error(wrong_for_jobs) end
     if #user ~= 16 then error('corrupt job') end
-    if kind == 'H' then return hold(seat, user, seat_s) end
-    if kind == 'R' then return reserve(seat, user, seat_s) end
+    if kind == 'H' then return hold(n, user, seat_s) end
+    if kind == 'R' then return reserve(n, user, seat_s) end
     error('unknown job kind')
   end
   -- Reply codes and record lengths as text, each made once per call.
@@ -273,13 +280,16 @@ if #jobs > 0 then
     -- the script halfway, so nothing below assumes its fields are there.
     local kind, user, job_seat, accepted, job_seq, attempt, plain = decode_job(job)
     -- The record's text fields must parse whatever the job held: an odd kind or seat is masked.
-    local seat, created, seq, seq_s, shown_seat
+    local n, created, seq, seq_s, shown_seat
     if plain and #job_seat <= 9 and #accepted <= 15 and #job_seq <= 15 then
-      -- As enqueue.lua writes a job: its numbers are `%d` text already.
-      seat, created, seq_s, shown_seat = job_seat, accepted, job_seq, job_seat
+      -- As enqueue.lua writes a job: its numbers are `%d` text already, the seat's at least 1.
+      created, seq_s, shown_seat = accepted, job_seq, job_seat
       seq = tonumber(job_seq)
+      n = tonumber(job_seat)
+      if n > total then n = nil else seat_text[n] = job_seat end
     else
-      seat = job_seat or '0'
+      local seat = job_seat or '0'
+      n = seat_number(seat)
       created = int_text(accepted) or '0'
       seq = tonumber(job_seq) or (math.max(last_seq or 0, deq) + 1)
       seq_s = int_text(job_seq) or int_text(seq) or tostring(seq)
@@ -288,7 +298,7 @@ if #jobs > 0 then
     if not last_seq or seq > last_seq then last_seq = seq end
     local record
     local shown_kind = (kind == 'H' or kind == 'R') and kind or '?'
-    local ok, code, state = pcall(apply, kind, seat, user, shown_seat)
+    local ok, code, state = pcall(apply, kind, n, user, shown_seat)
     local tries, retrying = attempt + 1, false
     if ok then
       record = job_record(seq_s, 'c', shown_kind, shown_seat, text_of(code), created, now_s,
@@ -330,9 +340,9 @@ if #jobs > 0 then
     local at = deadline_of[n]
     if at then
       add[#add + 1] = at
-      add[#add + 1] = string.format('%d', n)
+      add[#add + 1] = seat_text[n] or string.format('%d', n)
     else
-      gone[#gone + 1] = string.format('%d', n)
+      gone[#gone + 1] = seat_text[n] or string.format('%d', n)
     end
   end
   if #add > 0 then redis.call('ZADD', deadlines, unpack(add)) end
@@ -344,9 +354,11 @@ if #jobs > 0 then
       emptied[#emptied + 1] = user
     else
       local names = {}
-      for i, n in ipairs(list) do names[i] = type(n) == 'number' and string.format('%d', n) or n end
+      for i, n in ipairs(list) do
+        names[i] = seat_text[n] or (type(n) == 'number' and string.format('%d', n) or n)
+      end
       lists[#lists + 1] = user
-      lists[#lists + 1] = table.concat(names, ',')
+      lists[#lists + 1] = #names == 1 and names[1] or table.concat(names, ',')
     end
   end
   if #lists > 0 then redis.call('HSET', holders, unpack(lists)) end
