@@ -14,6 +14,9 @@
 # Prints one line per checkout: `<checkout> enqueue=I process_1=I process_8_per_job=I empty=I
 # enqueue_8_events_per_job=I`
 # (instructions per call, or per job). Needs valgrind (installed when missing).
+# KEEP=1 keeps the profiles (cg.1 enqueue, cg.2 process_1, cg.3 process_8, cg.4 empty, cg.5
+# enqueue_8_events) and says where; REDIS_BIN names another redis-server, such as one built with
+# symbols, so that `callgrind_annotate` can name Lua's and Redis's functions.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 N=${N:-2000}
@@ -27,7 +30,7 @@ for src in "$@"; do
     TMP=$(mktemp -d)
     RP=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
     valgrind --tool=callgrind --callgrind-out-file="$TMP/cg" --instr-atstart=no \
-        redis-server --port "$RP" --bind 127.0.0.1 --save "" --appendonly no --dir "$TMP" \
+        "${REDIS_BIN:-redis-server}" --port "$RP" --bind 127.0.0.1 --save "" --appendonly no --dir "$TMP" \
         >/dev/null 2>"$TMP/valgrind.log" &
     VPID=$!
     for _ in $(seq 150); do [[ "$(redis-cli -p "$RP" ping 2>/dev/null)" == PONG ]] && break; sleep 0.2; done

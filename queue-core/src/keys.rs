@@ -372,7 +372,9 @@ mod tests {
 
     #[test]
     fn the_keys_built_without_formatting_are_the_documented_names() {
-        let event: EventId = "3f2b8c1e-9a4d-4e6f-8b7a-0c1d2e3f4a5b".parse().expect("an id");
+        let event: EventId = "3f2b8c1e-9a4d-4e6f-8b7a-0c1d2e3f4a5b"
+            .parse()
+            .expect("an id");
         let keys = EventKeys::new(event);
         let base = "rsv:{3f2b8c1e-9a4d-4e6f-8b7a-0c1d2e3f4a5b}";
         assert_eq!(keys.event, base);

@@ -792,10 +792,7 @@ impl TestApp {
         let queued: i64 = redis.llen(&keys.queue).await.unwrap_or(-1);
         let mut ready = Vec::new();
         for shard in queue_core::keys::Shard::all() {
-            let tokens: Vec<String> = redis
-                .lrange(shard.ready(), 0, -1)
-                .await
-                .unwrap_or_default();
+            let tokens: Vec<String> = redis.lrange(shard.ready(), 0, -1).await.unwrap_or_default();
             if !tokens.is_empty() {
                 ready.push((shard.index(), tokens));
             }
