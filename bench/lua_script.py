@@ -30,16 +30,44 @@ def mentions(text, name):
     return re.search(r"(?<![A-Za-z0-9_])" + re.escape(name) + r"(?![A-Za-z0-9_])", text) is not None
 
 
+def comment_start(line):
+    """Where a `--` comment starts in `line`, outside a quoted string; None when it has none."""
+    quote, i = None, 0
+    while i < len(line):
+        c = line[i]
+        if quote:
+            if c == "\\":
+                i += 1
+            elif c == quote:
+                quote = None
+        elif c in "'\"":
+            quote = c
+        elif line.startswith("--", i):
+            return i
+        i += 1
+    return None
+
+
+def code_of(text):
+    """`text` without its comments (names in comments bring nothing in)."""
+    out = []
+    for line in text.split("\n"):
+        at = comment_start(line)
+        out.append(line if at is None else line[:at])
+    return "\n".join(out)
+
+
 def with_prelude(common, body):
     defs = parts(common)
+    codes = [code_of(part) for _, part in defs]
     wanted = [False] * len(defs)
-    uses = [body]
+    uses = [code_of(body)]
     while uses:
         text = uses.pop()
-        for i, (name, part) in enumerate(defs):
+        for i, (name, _) in enumerate(defs):
             if not wanted[i] and mentions(text, name):
                 wanted[i] = True
-                uses.append(part)
+                uses.append(codes[i])
     return "".join(part for (_, part), w in zip(defs, wanted) if w) + "\n" + body
 
 

@@ -123,7 +123,7 @@ if #jobs > 0 then
   -- are kept here and written once, after the jobs. Nothing else runs in between, so the effect
   -- is the same as writing each at once, in fewer commands. Seats are keyed by number; members
   -- and fields are written as `%d` text.
-  -- `n` is a seat number (`seat_record` and `write_seat` of common.lua, for a number).
+  -- `n` is a seat number (read and written as `seat_record` and `write_seat` do, for a number).
   local seat_cache = {}
   local function read_seat(n)
     local raw = seat_cache[n]

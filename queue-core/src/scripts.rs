@@ -65,17 +65,18 @@ pub const COMMON: &str = include_str!("../lua/common.lua");
 /// their order there. Redis runs a script's prelude on every call, and each function it defines
 /// costs about a thousand instructions to make (bench/RESULTS.md): a script that reads one seat
 /// need not pay for the ones that drain a queue. A name is looked for as a whole word, in code
-/// and comments alike: a comment that names a definition brings it in, which costs a little and
-/// breaks nothing.
+/// only ([`code_of`]): a comment may name a definition (a part's comments are those after it)
+/// without bringing it in.
 pub fn with_prelude(body: &str) -> String {
     let parts = prelude_parts(COMMON);
+    let codes: Vec<String> = parts.iter().map(|(_, part)| code_of(part)).collect();
     let mut wanted = vec![false; parts.len()];
-    let mut uses: Vec<&str> = vec![body];
+    let mut uses: Vec<String> = vec![code_of(body)];
     while let Some(text) = uses.pop() {
-        for (i, (name, part)) in parts.iter().enumerate() {
-            if !wanted[i] && mentions(text, name) {
+        for (i, (name, _)) in parts.iter().enumerate() {
+            if !wanted[i] && mentions(&text, name) {
                 wanted[i] = true;
-                uses.push(part);
+                uses.push(codes[i].clone());
             }
         }
     }
@@ -111,6 +112,37 @@ fn prelude_parts(prelude: &str) -> Vec<(&str, &str)> {
             (&rest[..name_len], part)
         })
         .collect()
+}
+
+/// `text` without its comments: each line up to a `--` outside a quoted string. (The scripts
+/// have no long strings or block comments, `[[ ]]`.)
+fn code_of(text: &str) -> String {
+    let mut code = String::with_capacity(text.len());
+    for line in text.lines() {
+        code.push_str(&line[..comment_start(line).unwrap_or(line.len())]);
+        code.push('\n');
+    }
+    code
+}
+
+/// Where a `--` comment starts in `line`, if it has one outside a quoted string.
+fn comment_start(line: &str) -> Option<usize> {
+    let bytes = line.as_bytes();
+    let mut quote: Option<u8> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match quote {
+            Some(_) if b == b'\\' => i += 1,
+            Some(q) if b == q => quote = None,
+            Some(_) => {}
+            None if b == b'\'' || b == b'"' => quote = Some(b),
+            None if b == b'-' && bytes.get(i + 1) == Some(&b'-') => return Some(i),
+            None => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 /// Whether `text` uses the identifier `name` (as a whole word).
@@ -168,7 +200,7 @@ pub(crate) fn arg_bytes(bytes: &[u8]) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use super::{prelude_parts, with_prelude, SOURCES};
+    use super::{comment_start, prelude_parts, with_prelude, SOURCES};
 
     /// The prelude is cut into its definitions, each named, with nothing of its code left out.
     #[test]
@@ -223,6 +255,22 @@ mod tests {
             assert!(at(unused).is_none(), "{unused} is left out:\n{script}");
         }
         assert!(script.ends_with("return seat_at(raw, now_ms())"));
+    }
+
+    /// Only code brings a definition in: not a comment that names it, and a `--` in a string is
+    /// no comment.
+    #[test]
+    fn a_name_in_a_comment_brings_nothing_in() {
+        let script = with_prelude("-- unlike split(s, sep)\nreturn now_ms() -- not from_u48\n");
+        assert!(script.contains("local function now_ms"), "{script}");
+        for unused in ["local function split", "local function from_u48"] {
+            assert!(!script.contains(unused), "{unused} is left out:\n{script}");
+        }
+        let quoted = with_prelude("return '--', \"it's -- \\\" --\", split(s, ',') -- x\n");
+        assert!(quoted.contains("local function split"), "{quoted}");
+        assert_eq!(comment_start("local a = 'x' -- c"), Some(14));
+        assert_eq!(comment_start("local a = '--'"), None);
+        assert_eq!(comment_start("local a = \"\\\"--\" -- c"), Some(17));
     }
 
     /// The benches load the scripts into a redis-server of their own with bench/lua_script.py,
