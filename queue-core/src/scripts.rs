@@ -271,6 +271,13 @@ mod tests {
         assert_eq!(comment_start("local a = 'x' -- c"), Some(14));
         assert_eq!(comment_start("local a = '--'"), None);
         assert_eq!(comment_start("local a = \"\\\"--\" -- c"), Some(17));
+        // `code_of` reads comments line by line: a long string or block comment would fool it.
+        for (name, source) in SOURCES {
+            assert!(
+                !source.contains("[["),
+                "{name} has a `[[`: teach code_of about it"
+            );
+        }
     }
 
     /// The benches load the scripts into a redis-server of their own with bench/lua_script.py,
