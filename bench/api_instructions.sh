@@ -9,6 +9,7 @@
 # not with the figures of bench/efficiency.sh. Needs valgrind and wrk (installed when missing).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+. "$ROOT/bench/wrk_holds.sh"
 BIN=$1; LABEL=$2
 for tool in valgrind wrk; do
     if ! command -v "$tool" >/dev/null 2>&1; then
@@ -32,14 +33,7 @@ valgrind --tool=callgrind --callgrind-out-file="$TMP/cg" --instr-atstart=no "$BI
 APID=$!; PIDS+=("$APID")
 for i in 1 2; do WORKER_NAME=cg-$i "$BIN/worker" >>"$TMP/worker.out" 2>&1 & PIDS+=("$!"); done
 for _ in $(seq 300); do curl -sf -o /dev/null "$URL/health" && break; sleep 0.2; done
-ids=()
-for _ in $(seq 40); do
-    ids+=("$(curl -sf -XPOST -H 'content-type: application/json' -d '{"name":"cg","totalSeats":10000}' "$URL/events/create" | jq -r .id)")
-done
-{
-    echo "local events = {"; printf '"%s",\n' "${ids[@]}"; echo "}"
-    cat "$ROOT/bench/wrk_holds.lua"
-} >"$TMP/holds.lua"
+wrk_holds "$URL" 40 cg "$TMP/holds.lua"
 callgrind_control -i on "$APID" >/dev/null 2>&1
 wrk -t 1 -c 32 -d 8s -s "$TMP/holds.lua" "$URL" >"$TMP/wrk.txt" 2>&1
 callgrind_control -i off "$APID" >/dev/null 2>&1

@@ -15,6 +15,7 @@
 # (wrk, this checkout's loadgen) are the same for both builds.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+. "$ROOT/bench/wrk_holds.sh"
 BIN=$1; LABEL=$2
 WORKERS=${WORKERS:-2}; A_SECS=${A_SECS:-8}; A_CONNS=${A_CONNS:-128}; B_SECS=${B_SECS:-10}
 D_SECS=${D_SECS:-10}; D_RATE=${D_RATE:-}
@@ -75,14 +76,8 @@ PY
 }
 
 # (a) wrk flat out, the workers applying as the holds come.
-ids=()
-for _ in $(seq 40); do
-    ids+=("$(curl -sf -XPOST -H 'content-type: application/json' -d '{"name":"eff","totalSeats":10000}' "$URL/events/create" | jq -r .id)")
-done
-{
-    echo "local events = {"; printf '"%s",\n' "${ids[@]}"; echo "}"
-    cat "$ROOT/bench/wrk_holds.lua"
-} >"$TMP/holds.lua"
+wrk_holds "$URL" 40 eff "$TMP/holds.lua"
+ids=("${WRK_EVENTS[@]}")
 "${R[@]}" config resetstat >/dev/null
 u0=$(redis_user)
 r0=$(redis_cpu); a0=$(proc_cpu "$APID"); w0=$(proc_cpu "${WPIDS[@]}"); t0=$(date +%s.%N)

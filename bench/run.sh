@@ -26,6 +26,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+. "$ROOT/bench/wrk_holds.sh"
 RUNS="${RUNS:-3}"
 WORKERS="${WORKERS:-5}"
 BACKLOG_EVENTS=10      # 10 events x 10,000 seats = a backlog of 100,000 holds
@@ -199,38 +200,8 @@ ceiling() { # run
 # ceiling); no worker runs, so nothing competes with the accepts.
 accept_wrk() { # run
     local r=$1 ids=() i out total non2xx secs p99 queued
-    for i in $(seq "$BACKLOG_EVENTS"); do
-        ids+=("$(curl -sf -XPOST -H 'content-type: application/json' \
-            -d '{"name":"wrk","totalSeats":10000}' "$URL/events/create" | jq -r .id)")
-    done
-    {
-        echo "local events = {"
-        printf '"%s",\n' "${ids[@]}"
-        echo "}"
-        cat <<'LUA'
-local requests, n = {}, 0
-local thread_no = 0
-function setup(thread)
-  thread:set("thread_no", thread_no)
-  thread_no = thread_no + 1
-end
-function init(args)
-  wrk.method = "POST"
-  wrk.headers["Content-Type"] = "application/json"
-  for i = 1, 100000 do
-    local k = thread_no * 100000 + i
-    local e = events[(k % #events) + 1]
-    local seat = (math.floor(k / #events) % 10000) + 1
-    local body = string.format('{"id":"%s:%d","UUID":"%08x-0000-4000-8000-%012x"}', e, seat, thread_no, k)
-    requests[i] = wrk.format(nil, "/seats/hold", nil, body)
-  end
-end
-function request()
-  n = n % #requests + 1
-  return requests[n]
-end
-LUA
-    } >"$TMP/holds.lua"
+    wrk_holds "$URL" "$BACKLOG_EVENTS" wrk "$TMP/holds.lua"
+    ids=("${WRK_EVENTS[@]}")
     out="$OUT/wrk-$r.txt"
     wrk -t 1 -c "$A_CONNS" -d "${A_SECS}s" --latency -s "$TMP/holds.lua" "$URL" >"$out" 2>&1 ||
         die "wrk failed: $(tail -3 "$out")"

@@ -1,7 +1,8 @@
 -- wrk: POST /seats/hold of distinct seats by fresh users, over the events of the `events` table
 -- that the caller puts before this file (`local events = {"<id>", ...}`): request k holds seat
--- floor(k / #events) % 10,000 + 1 of event k % #events. Used by bench/efficiency.sh (a) and
--- bench/api_instructions.sh.
+-- floor(k / #events) % 10,000 + 1 of event k % #events, by user k (once every seat has had a hold,
+-- the next round's are refused). Put together by bench/wrk_holds.sh, for bench/efficiency.sh (a),
+-- bench/api_instructions.sh and bench/run.sh (a).
 local requests, n = {}, 0
 function init(args)
   wrk.method = "POST"

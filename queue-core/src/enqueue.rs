@@ -34,7 +34,7 @@ use crate::clock::wall_clock_ms;
 use crate::error::{Error, Result};
 use crate::ids::{EventId, JobId, SeatId, UserId};
 use crate::job::{Enqueued, JobKind};
-use crate::keys::{slot_of, EventKeys, Shard};
+use crate::keys::{slot_of, slot_of_event, EventKeys, Shard};
 use crate::reply::{Code, Reply};
 use crate::scripts::{self, arg, arg_bytes};
 use crate::store::Store;
@@ -103,7 +103,7 @@ impl Enqueuer {
     pub async fn enqueue(&self, kind: JobKind, seat: SeatId, user: UserId) -> Result<Enqueued> {
         // Fail at once, as every other operation does, while Redis is known to be down.
         let event = seat.event();
-        self.store().client_for_event(event)?;
+        self.store().client_at(slot_of_event(event))?;
         let (answer, answered) = oneshot::channel();
         let group = if self.store().clustered() {
             Group::Event(event)

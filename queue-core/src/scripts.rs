@@ -70,13 +70,14 @@ pub const COMMON: &str = include_str!("../lua/common.lua");
 pub fn with_prelude(body: &str) -> String {
     let parts = prelude_parts(COMMON);
     let codes: Vec<String> = parts.iter().map(|(_, part)| code_of(part)).collect();
+    let body_code = code_of(body);
     let mut wanted = vec![false; parts.len()];
-    let mut uses: Vec<String> = vec![code_of(body)];
+    let mut uses: Vec<&str> = vec![&body_code];
     while let Some(text) = uses.pop() {
         for (i, (name, _)) in parts.iter().enumerate() {
-            if !wanted[i] && mentions(&text, name) {
+            if !wanted[i] && mentions(text, name) {
                 wanted[i] = true;
-                uses.push(codes[i].clone());
+                uses.push(&codes[i]);
             }
         }
     }

@@ -320,14 +320,6 @@ impl Store {
         }
     }
 
-    /// [`Store::client_for`] any key of `event`.
-    pub(crate) fn client_for_event(&self, event: EventId) -> Result<Client> {
-        match &self.inner.links {
-            Links::One(_) => self.client_at(0),
-            Links::Cluster(_) => self.client_at(keys::slot_of_event(event)),
-        }
-    }
-
     /// A client whose connection is up, to the node of hash `slot` (on one Redis, the one), or
     /// at once the error of that node being unreachable: a command sent on a dropped connection
     /// would wait out the command timeout, and the API must answer 503 without a hang while the
