@@ -17,6 +17,18 @@
 local RECORD = 29
 local EMPTY = string.rep('\0', RECORD)
 
+-- A small hash is kept in Redis's compact encoding (a listpack, up to hash-max-listpack-entries
+-- fields, 512 by default), which a lookup searches field by field: at a few hundred holders one
+-- HGET of a user costs Redis about 15,000 instructions, more than the rest of the job. A value
+-- longer than hash-max-listpack-value (64 bytes by default) makes the hash a hash table for good
+-- (Redis never turns it back, and loads it from an RDB as one), whose lookups cost the same at any
+-- size. So the hashes searched on every job, an event's hash and its holders, carry this field:
+-- create_event.lua writes it into the event's, process.lua with every write of holders (which
+-- also covers a holders hash deleted by hand, or older than this field). No user or counter is
+-- named `~` (a user id is 16 bytes); `keys::HASH_TABLE_FIELD` in Rust.
+local HASH_TABLE_FIELD = '~'
+local HASH_TABLE_VALUE = '~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~'
+
 -- The reply codes, HTTP-style. `Code` in reply.rs is the same table on the Rust side (a test
 -- ties the two, and fails on a code spelled as a bare number in any script).
 local CODE = { OK = 200, ACCEPTED = 202, HELD_BY_ANOTHER = 403, NO_SUCH_SEAT = 404, CONFLICT = 409, HOLD_LIMIT = 429, QUEUE_FULL = 503 }

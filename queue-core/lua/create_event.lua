@@ -8,6 +8,7 @@
 -- Returns: 1 when created, 0 when an event with this id already exists (nothing written)
 if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 redis.call('SETRANGE', KEYS[2], tonumber(ARGV[2]) * RECORD - 1, '\0')
-redis.call('HSET', KEYS[1], 'name', ARGV[1], 'total', ARGV[2], 'reserved', 0, 'enq', 0, 'deq', 0)
+redis.call('HSET', KEYS[1], 'name', ARGV[1], 'total', ARGV[2], 'reserved', 0, 'enq', 0, 'deq', 0,
+  HASH_TABLE_FIELD, HASH_TABLE_VALUE)
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'ends', ARGV[3]) end
 return 1

@@ -361,7 +361,12 @@ if #jobs > 0 then
       lists[#lists + 1] = #names == 1 and names[1] or table.concat(names, ',')
     end
   end
-  if #lists > 0 then redis.call('HSET', holders, unpack(lists)) end
+  if #lists > 0 then
+    -- With the field that keeps the hash a hash table (see HASH_TABLE_FIELD).
+    lists[#lists + 1] = HASH_TABLE_FIELD
+    lists[#lists + 1] = HASH_TABLE_VALUE
+    redis.call('HSET', holders, unpack(lists))
+  end
   if #emptied > 0 then redis.call('HDEL', holders, unpack(emptied)) end
   if reserved > 0 then redis.call('HINCRBY', ev, 'reserved', string.format('%d', reserved)) end
 

@@ -290,6 +290,13 @@ pub const METRICS: &str = "rsv:{sys}:metrics";
 /// and keep the records a few seconds to answer status reads without Redis.
 pub const FINISHED_CHANNEL: &str = "rsv:{sys}:finished";
 
+/// The field that keeps an event's hash and its holders hash in Redis's hash-table encoding,
+/// with a value longer than `hash-max-listpack-value`: a small hash is otherwise a listpack,
+/// which a lookup searches field by field (at a few hundred holders, one HGET of a user costs
+/// more than the rest of the job). `HASH_TABLE_FIELD` in `lua/common.lua`; it names no user
+/// (16 bytes) and no counter.
+pub const HASH_TABLE_FIELD: &str = "~";
+
 /// String holding a rate-limit bucket's theoretical arrival time (ms, Redis's clock), with an
 /// expiry at that instant (a missing key is a full bucket): `rsv:rl:{a:<address>}:<class>` per
 /// client address (an IPv6 client by its /64, written `<prefix>/64`), `rsv:rl:{u:<user>}:<class>`

@@ -327,6 +327,31 @@ mod tests {
         assert!(seen > 10, "the scan found only {seen} status literals");
     }
 
+    /// The field that keeps a hash a hash table is the one Rust names, and its value is longer
+    /// than Redis's default `hash-max-listpack-value` (64 bytes).
+    #[test]
+    fn the_hash_table_field_is_the_rust_one_and_long_enough() {
+        let common = super::COMMON;
+        assert!(
+            common.contains(&format!(
+                "local HASH_TABLE_FIELD = '{}'\n",
+                crate::keys::HASH_TABLE_FIELD
+            )),
+            "common.lua's HASH_TABLE_FIELD is `{}`",
+            crate::keys::HASH_TABLE_FIELD
+        );
+        let value = common
+            .split("local HASH_TABLE_VALUE = '")
+            .nth(1)
+            .and_then(|rest| rest.split('\'').next())
+            .expect("common.lua defines HASH_TABLE_VALUE as a literal");
+        assert!(
+            value.len() > 64,
+            "HASH_TABLE_VALUE is {} bytes",
+            value.len()
+        );
+    }
+
     /// The prefix of a script's corruption error is the one Rust looks for.
     #[test]
     fn lua_corruption_errors_start_as_rust_expects() {

@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use fred::interfaces::{KeysInterface, MemoryInterface};
+use fred::interfaces::{ClientLike, HashesInterface, KeysInterface, MemoryInterface};
 use futures::stream::{self, StreamExt};
 use queue_core::seat::RECORD_LEN;
 use queue_core::{Enqueuer, EventName, JobKind, SeatCount, SeatId, Store, UserId};
 
-use crate::helpers::{keys_of, spawn_app_with, Options, TestApp};
+use crate::helpers::{keys_of, new_user, seat_of, spawn_app_with, Options, TestApp};
 
 const SEATS: u32 = 10_000;
 
@@ -127,5 +127,55 @@ async fn a_ten_thousand_seat_event_costs_33_bytes_a_seat_fresh_and_75_full() {
     assert!(
         (FULLY_RESERVED / MARGIN..FULLY_RESERVED * MARGIN).contains(&full),
         "{full:.2} bytes per seat fully reserved; documented: {FULLY_RESERVED}"
+    );
+}
+
+/// Redis's encoding of a key (OBJECT ENCODING).
+async fn encoding(app: &TestApp, key: &str) -> String {
+    let redis = app.redis.client().await;
+    redis
+        .custom(
+            fred::cmd!("OBJECT"),
+            vec!["ENCODING".to_owned(), key.to_owned()],
+        )
+        .await
+        .expect("OBJECT ENCODING")
+}
+
+/// The hashes searched on every job are hash tables from the start, not listpacks that a lookup
+/// searches field by field (at a few hundred holders an HGET costs more than the rest of a job):
+/// the event's from its creation, the holders' from its first hold, also after it was deleted by
+/// hand; and they keep nothing else once the holds are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_and_holders_hashes_are_hash_tables_from_the_first_write() {
+    let app = spawn_app_with(Options::default()).await;
+    let event = app.create_event(10).await;
+    let keys = keys_of(&event);
+    assert_eq!(encoding(&app, &keys.event).await, "hashtable");
+
+    let user = new_user();
+    let held = app.hold_and_wait(&seat_of(&event, 1), &user).await;
+    assert_eq!(held.code(), Some(200), "{held}");
+    assert_eq!(encoding(&app, &keys.holders).await, "hashtable");
+
+    let redis = app.redis.client().await;
+    let _: () = redis.del(&keys.holders).await.expect("DEL");
+    let held = app.hold_and_wait(&seat_of(&event, 2), &user).await;
+    assert_eq!(held.code(), Some(200), "{held}");
+    assert_eq!(encoding(&app, &keys.holders).await, "hashtable");
+
+    // A reserve of the user's one listed seat empties their entry: the field stays alone.
+    let reserved = app.reserve(&seat_of(&event, 2), &user).await;
+    let job = reserved.job_id().expect("a reserve accepted");
+    let done = app.wait_job(job, Duration::from_secs(10)).await;
+    assert_eq!(done.code(), Some(200), "{done}");
+    let fields: Vec<fred::types::Value> = redis.hkeys(&keys.holders).await.expect("HKEYS");
+    let fields: Vec<_> = fields
+        .iter()
+        .map(|f| f.as_bytes().map(<[u8]>::to_vec))
+        .collect();
+    assert_eq!(
+        fields,
+        [Some(queue_core::keys::HASH_TABLE_FIELD.as_bytes().to_vec())]
     );
 }
