@@ -20,9 +20,9 @@ local EMPTY = string.rep('\0', RECORD)
 -- A small hash is kept in Redis's compact encoding (a listpack, up to hash-max-listpack-entries
 -- fields, 512 by default), which a lookup searches field by field: at a few hundred holders one
 -- HGET of a user costs Redis about 15,000 instructions, more than the rest of the job. A value
--- longer than hash-max-listpack-value (64 bytes by default) makes the hash a hash table for good
--- (Redis never turns it back, and loads it from an RDB as one), whose lookups cost the same at any
--- size. So the hashes searched on every job, an event's hash and its holders, carry this field:
+-- longer than hash-max-listpack-value (64 bytes by default) makes the hash a hash table, whose
+-- lookups cost the same at any size; Redis does not turn it back while the field is there (an
+-- RDB load applies the same size rule: reasoned from Redis's code, not tested here). So the hashes searched on every job, an event's hash and its holders, carry this field:
 -- create_event.lua writes it into the event's, process.lua with every write of holders (which
 -- also covers a holders hash deleted by hand, or older than this field). No user or counter is
 -- named `~` (a user id is 16 bytes); `keys::HASH_TABLE_FIELD` in Rust.
