@@ -40,6 +40,8 @@ MUTANTS=(
   "count-last         queue-core/lua/process.lua    atomicity::a_reserve_whose_count"
   "broken-fails-all   queue-core/lua/enqueue.lua    atomicity::an_event_whose_queue_is_broken"
   "tag-per-event      api/src/job_ids.rs            job_ids::"
+  "wait-past-a-miss   api/src/waiters.rs            api_contract::a_wait_on_a_job_accepted_here"
+  "wait-past-forget   api/src/waiters.rs            api_contract::a_wait_on_a_job_whose_record"
 )
 
 # Sets `from` (text that must occur exactly once in the mutant's file) and `to` (what replaces it).
@@ -90,6 +92,12 @@ end)" ;;
     tag-per-event) # a job id's tag authenticates its event only: every job of it has one tag
       from="mac.update(job.to_string().as_bytes());"
       to="mac.update(job.event().to_string().as_bytes());" ;;
+    wait-past-a-miss) # a lost subscription leaves the jobs accepted before it trusted to be heard
+      from="        self.epoch.fetch_add(1, Ordering::AcqRel);"
+      to="" ;;
+    wait-past-forget) # a job whose record was forgotten is still trusted to be heard
+      from="self.ticket.epoch == epoch && forgot_upto.is_none_or(|f| self.ticket.sent > f)"
+      to="self.ticket.epoch == epoch && (forgot_upto.is_some() || true)" ;;
     *)
       echo "mutants.sh: mutant $1 has no mutation" >&2
       exit 2 ;;

@@ -88,13 +88,15 @@ impl Application {
         let listener = TcpListener::bind((api.bind.as_str(), api.port))
             .with_context(|| format!("cannot listen on {}:{}", api.bind, api.port))?;
         let port = listener.local_addr()?.port();
+        let replica_acks = store.waits_for_replicas();
         let state = Arc::new(AppState {
             enqueuer: Enqueuer::new(store.clone()),
             store,
             drain: Arc::default(),
-            waiters: Arc::new(Waiters::new(Duration::from_secs(
-                settings.queue.job_result_ttl_secs,
-            ))),
+            waiters: Arc::new(Waiters::new(
+                Duration::from_secs(settings.queue.job_result_ttl_secs),
+                replica_acks,
+            )),
             changes: Arc::default(),
             snapshots: Arc::default(),
             metrics: Arc::new(metrics::Metrics::new().context("cannot set up the metrics")?),

@@ -7,17 +7,25 @@
 //!   recently is answered without Redis. That is the common case: a client asks for its result
 //!   right after its 202, and under load the job is often done by the time the request arrives.
 //!   A finished job's record never changes, so the copy is as good as Redis's; a job not heard
-//!   of (it finished earlier, or while the subscription was down) is read from Redis as before.
+//!   of (it finished earlier, or while the subscription was down) is read from Redis as before;
+//! - knows, for a job accepted after a job this process accepted while subscribed, that its
+//!   finishing will be heard (its announcement comes after its acceptance): a `?wait` on it that
+//!   finds no record heard waits without reading Redis first. That read is most of what a wait
+//!   costs Redis, and a client waits on nearly every job it sends. Whatever could make an
+//!   announcement go unheard (the subscription made again, the listener falling behind, a record
+//!   forgotten) ends that knowledge until a job is accepted again; a wait that waited in vain
+//!   reads Redis at its deadline, as before.
 
 use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
 use futures::FutureExt;
 use queue_core::keys::FINISHED_CHANNEL;
-use queue_core::{JobId, JobView, Store};
+use queue_core::{EventId, JobId, JobView, Store};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +36,9 @@ pub const MAX_WAIT_SECS: u64 = 30;
 /// at the longest records; at the pool's full drain rate the count, not the time, is the limit).
 const KEEP_AT_MOST: Duration = Duration::from_secs(5);
 const KEEP_MAX_JOBS: usize = 100_000;
+/// Events with a job accepted kept at most (see [`Accepted`]); past it, those that tell nothing
+/// any more are dropped.
+const KEEP_MAX_EVENTS: usize = 10_000;
 
 #[derive(Debug)]
 pub struct Waiters {
@@ -39,6 +50,30 @@ pub struct Waiters {
     /// its subscriber first learns the topology), an announcement would go unheard, and a
     /// waiter would sit out its whole wait for a job finished meanwhile.
     subscribed: std::sync::atomic::AtomicBool,
+    /// Counts the moments since which announcements may have gone unheard: the connection
+    /// failed or was made again, the listener fell behind, the subscription ended. A job
+    /// accepted in an earlier epoch is not known to be heard.
+    epoch: AtomicU64,
+    /// Whether a job's acceptance here tells that its finishing will be heard; not with
+    /// REDIS_REPLICA_ACKS, where a worker announces a batch only once replicas have it, and never
+    /// when they do not (its jobs are read from Redis as before).
+    follows: bool,
+}
+
+/// Taken before a job is sent to be accepted ([`Waiters::ticket`]), handed back with the job
+/// accepted ([`Waiters::accepted`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Ticket {
+    epoch: u64,
+    sent: Instant,
+}
+
+/// Per event, a job this process had accepted while subscribed: the event's jobs from this one on
+/// are announced after the subscription was in place.
+#[derive(Debug, Clone, Copy)]
+struct Accepted {
+    seq: u64,
+    ticket: Ticket,
 }
 
 #[derive(Debug, Default)]
@@ -47,6 +82,20 @@ struct Inner {
     recent: HashMap<JobId, Heard>,
     /// The jobs in `recent`, oldest first, to forget them in time.
     heard: VecDeque<(Instant, JobId)>,
+    /// See [`Accepted`].
+    accepted: HashMap<EventId, Accepted>,
+    /// When the last record forgotten was heard: a job accepted after it is heard later, and so
+    /// still in `recent` if heard at all.
+    forgot_upto: Option<Instant>,
+}
+
+impl Accepted {
+    /// Whether the event's jobs from this one on are still known to be heard when they finish: no
+    /// announcement may have been missed since it was sent, and every record forgotten since
+    /// was heard before it was sent (its jobs are heard after, so none of them was forgotten).
+    fn tells(&self, epoch: u64, forgot_upto: Option<Instant>) -> bool {
+        self.ticket.epoch == epoch && forgot_upto.is_none_or(|f| self.ticket.sent > f)
+    }
 }
 
 /// A finished job's record: a range of the message it came in (shared by its jobs).
@@ -64,15 +113,61 @@ enum Looked {
     Finished(JobView),
     /// Not heard of: read it from Redis. With a wait, the receiver gets the job if it finishes.
     Unknown(Option<oneshot::Receiver<JobView>>),
+    /// Not finished: its finishing will be heard, and the receiver gets it.
+    Pending(oneshot::Receiver<JobView>),
 }
 
 impl Waiters {
-    /// Keeps finished records for at most `job_result_ttl / 2` (and at most a few seconds).
-    pub fn new(job_result_ttl: Duration) -> Self {
+    /// Keeps finished records for at most `job_result_ttl / 2` (and at most a few seconds);
+    /// `replica_acks`: REDIS_REPLICA_ACKS is on.
+    pub fn new(job_result_ttl: Duration, replica_acks: bool) -> Self {
         Self {
             inner: Mutex::default(),
             keep: KEEP_AT_MOST.min(job_result_ttl / 2),
             subscribed: std::sync::atomic::AtomicBool::new(false),
+            epoch: AtomicU64::new(0),
+            follows: !replica_acks,
+        }
+    }
+
+    /// To be taken just before a job is sent to Redis to be accepted: `None` when its acceptance
+    /// will not tell that its finishing is heard (not subscribed; REDIS_REPLICA_ACKS).
+    pub fn ticket(&self) -> Option<Ticket> {
+        (self.follows && self.subscribed.load(Ordering::Acquire)).then(|| Ticket {
+            epoch: self.epoch.load(Ordering::Acquire),
+            sent: Instant::now(),
+        })
+    }
+
+    /// `job` was accepted, sent with `ticket`: from it on, its event's jobs are announced while
+    /// subscribed. Only the first such job per event is kept (with the latest ticket once the
+    /// one kept no longer tells anything).
+    pub fn accepted(&self, job: JobId, ticket: Option<Ticket>) {
+        let Some(ticket) = ticket else {
+            return;
+        };
+        let Ok(mut inner) = self.inner.lock() else {
+            return;
+        };
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let forgot_upto = inner.forgot_upto;
+        let told = |a: &Accepted| a.tells(epoch, forgot_upto);
+        let entry = Accepted {
+            seq: job.seq(),
+            ticket,
+        };
+        if !told(&entry) {
+            return;
+        }
+        match inner.accepted.get_mut(&job.event()) {
+            Some(kept) if told(kept) && kept.seq <= entry.seq => {}
+            Some(kept) => *kept = entry,
+            None => {
+                if inner.accepted.len() >= KEEP_MAX_EVENTS {
+                    inner.accepted.retain(|_, a| a.tells(epoch, forgot_upto));
+                }
+                inner.accepted.insert(job.event(), entry);
+            }
         }
     }
 
@@ -88,10 +183,18 @@ impl Waiters {
         // A job that finished moments ago is answered from what this process heard; otherwise the
         // waiter is registered before the read, so that a job finishing in between still wakes us.
         // Not subscribed yet: no announcement would come, so the job is read as it stands now.
-        let wait = wait.filter(|_| self.subscribed.load(std::sync::atomic::Ordering::Acquire));
+        let wait = wait.filter(|_| self.subscribed.load(Ordering::Acquire));
         let woken = match self.look(store, job, wait.is_some()) {
             Looked::Finished(finished) => return Ok(Some(finished)),
             Looked::Unknown(woken) => woken,
+            Looked::Pending(woken) => {
+                let wait = wait.unwrap_or_default();
+                return match tokio::time::timeout(wait, woken).await {
+                    Ok(Ok(finished)) => Ok(Some(finished)),
+                    // The deadline, or no announcement will come: as it stands now.
+                    _ => store.job(job).await,
+                };
+            }
         };
         let (Some(wait), Some(woken)) = (wait, woken) else {
             return store.job(job).await;
@@ -130,6 +233,9 @@ impl Waiters {
             };
             match inner.recent.get(&job) {
                 Some(heard) if heard.at.elapsed() < self.keep => heard.clone(),
+                None if wait && self.heard_when_finished(&inner, job) => {
+                    return Looked::Pending(inner.register(job))
+                }
                 _ if wait => return Looked::Unknown(Some(inner.register(job))),
                 _ => return Looked::Unknown(None),
             }
@@ -144,6 +250,21 @@ impl Waiters {
             // heard): Redis answers, or the request fails as it would have without the copy.
             None => self.look_in_redis(job, wait),
         }
+    }
+
+    /// Whether `job`, not heard of, is known not to have finished: had it, it would have been
+    /// heard and kept (see [`Accepted`]).
+    fn heard_when_finished(&self, inner: &Inner, job: JobId) -> bool {
+        let epoch = self.epoch.load(Ordering::Acquire);
+        inner
+            .accepted
+            .get(&job.event())
+            .is_some_and(|a| a.seq <= job.seq() && a.tells(epoch, inner.forgot_upto))
+    }
+
+    /// Announcements may have gone unheard from now on: what was accepted so far tells nothing.
+    fn missed(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
     fn look_in_redis(&self, job: JobId, wait: bool) -> Looked {
@@ -162,6 +283,11 @@ impl Waiters {
                 return;
             }
         };
+        if records.is_empty() {
+            // The event was deleted (delete_event.lua): none of its jobs will be announced.
+            self.event_deleted(event);
+            return;
+        }
         let message: Arc<[u8]> = Arc::from(message);
         let now = Instant::now();
         let mut woken = Vec::new();
@@ -209,6 +335,18 @@ impl Waiters {
     pub fn forget_event(&self, event: queue_core::EventId) {
         if let Ok(mut inner) = self.inner.lock() {
             inner.recent.retain(|job, _| job.event() != event);
+            inner.accepted.remove(&event);
+        }
+    }
+
+    /// `event` was deleted, by this process or another: its jobs will not be announced, so its
+    /// waiters read them from Redis now (they are `failed`) instead of at their deadline.
+    fn event_deleted(&self, event: EventId) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.recent.retain(|job, _| job.event() != event);
+            inner.accepted.remove(&event);
+            // Dropping their senders wakes them, with no job: they read it.
+            inner.waiting.retain(|job, _| job.event() != event);
         }
     }
 
@@ -225,14 +363,17 @@ impl Waiters {
         // Listening before subscribing: a message published as the subscription takes effect
         // would otherwise be missed by a waiter that registered once `subscribed` was set.
         let mut messages = subscriber.message_rx();
+        // A connection that fails loses what is published until it is made again and the
+        // subscription with it (fred does both).
+        let mut errors = subscriber.error_rx();
+        let mut reconnects = subscriber.reconnect_rx();
         // Until the subscription is in place `?wait=` reads and answers at once (see
         // `subscribed`); tried again until it is.
         let mut warned = false;
         loop {
             match subscriber.subscribe(FINISHED_CHANNEL).await {
                 Ok(()) => {
-                    self.subscribed
-                        .store(true, std::sync::atomic::Ordering::Release);
+                    self.subscribed.store(true, Ordering::Release);
                     break;
                 }
                 Err(e) => {
@@ -252,6 +393,20 @@ impl Waiters {
         loop {
             let message = tokio::select! {
                 _ = shutdown.cancelled() => break,
+                event = errors.recv() => {
+                    if matches!(event, Err(RecvError::Closed)) {
+                        break;
+                    }
+                    self.missed();
+                    continue;
+                }
+                event = reconnects.recv() => {
+                    if matches!(event, Err(RecvError::Closed)) {
+                        break;
+                    }
+                    self.missed();
+                    continue;
+                }
                 message = messages.recv() => message,
             };
             match message {
@@ -261,13 +416,14 @@ impl Waiters {
                     }
                 }
                 Err(RecvError::Lagged(missed)) => {
+                    self.missed();
                     tracing::warn!(missed, "the finished-jobs listener fell behind");
                 }
                 Err(RecvError::Closed) => break,
             }
         }
-        self.subscribed
-            .store(false, std::sync::atomic::Ordering::Release);
+        self.subscribed.store(false, Ordering::Release);
+        self.missed();
         let _ = subscriber.quit().await;
     }
 }
@@ -292,6 +448,7 @@ impl Inner {
                 break;
             }
             self.heard.pop_front();
+            self.forgot_upto = Some(at);
             // Only if this is the entry heard then (a job is heard once, but be sure).
             if self.recent.get(&job).is_some_and(|h| h.at == at) {
                 self.recent.remove(&job);

@@ -9,6 +9,9 @@
 --
 -- KEYS[1]: event hash   KEYS[2]: tombstone string
 -- ARGV[1]: how long the tombstone is kept, in ms (JOB_RESULT_TTL)
+-- ARGV[2]: the finished-jobs channel, ARGV[3]: the event id: the deletion is announced there as
+--          a message of no jobs, "<event id>", so that API processes stop waiting for its jobs to
+--          be announced (none will be) and read them from Redis, where they are `failed`
 -- Returns: 1 when the event was marked deleted, 0 when there is no such event (already deleted,
 --          or never created; nothing written)
 local ev = redis.call('HMGET', KEYS[1], 'total', 'enq')
@@ -20,4 +23,5 @@ if wrong then return redis.error_reply(CORRUPT .. 'cannot delete the event: ' ..
 redis.call('SET', KEYS[2], string.format('%d', tonumber(ev[2]) or 0) .. '|' .. now_ms(),
   'PX', tonumber(ARGV[1]))
 redis.call('UNLINK', KEYS[1])
+redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1

@@ -39,7 +39,11 @@ impl Store {
             .script(
                 &scripts::DELETE_EVENT,
                 [&k.event, &k.deleted],
-                vec![arg(self.queue().job_result_ttl_secs * 1000)],
+                vec![
+                    arg(self.queue().job_result_ttl_secs * 1000),
+                    arg(keys::FINISHED_CHANNEL),
+                    arg(id),
+                ],
             )
             .await?;
         let deleted = reply.flag()?;

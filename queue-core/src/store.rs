@@ -257,7 +257,7 @@ impl Store {
     }
 
     /// Whether writes wait for replicas (REDIS_REPLICA_ACKS > 0) before they are told.
-    pub(crate) fn waits_for_replicas(&self) -> bool {
+    pub fn waits_for_replicas(&self) -> bool {
         self.inner.common.replica_acks > 0
     }
 

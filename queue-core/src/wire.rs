@@ -68,7 +68,8 @@ pub type FinishedRecord = (JobId, Range<usize>);
 
 /// Reads one message on [`crate::keys::FINISHED_CHANNEL`], as `process.lua` publishes it:
 /// `"<event id>"`, then `" <length> <record>"` per job. Returns the event and, per job, its id
-/// and where its record lies in `message` (read it with [`decode_record`]).
+/// and where its record lies in `message` (read it with [`decode_record`]). A message of no jobs
+/// announces the event's deletion (`delete_event.lua`).
 pub fn finished_records(message: &[u8]) -> Result<(EventId, Vec<FinishedRecord>)> {
     let corrupt = || {
         Error::Corrupt(format!(

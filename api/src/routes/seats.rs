@@ -105,8 +105,12 @@ async fn enqueue(
     };
     // The key first: a job is accepted only when its id can be handed out.
     let job_ids = state.job_ids.get(&state.store).await?;
+    // Taken before the job goes to Redis: its acceptance then tells that the event's later jobs
+    // are announced while this process listens (`Waiters::accepted`).
+    let ticket = state.waiters.ticket();
     match state.enqueuer.enqueue(kind, seat, user).await? {
         Enqueued::Accepted { job, position } => {
+            state.waiters.accepted(job, ticket);
             state.metrics.job_accepted(kind);
             let job_id = job_ids.public(job);
             let endpoint = format!("/seats/job/{job_id}/status");

@@ -869,3 +869,46 @@ async fn a_deletion_cut_short_is_finished_by_a_sweep_and_the_tombstone_expires()
         "past retention the job is unknown"
     );
 }
+
+/// A client waiting on a job of an event that another API process deletes is answered at once,
+/// `failed`, not at its deadline: the deletion is announced to every API process, and none of
+/// the event's jobs will be.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_on_a_job_of_an_event_deleted_meanwhile_ends_failed_at_once() {
+    let app = spawn_app_with(
+        Options::default()
+            .workers(0)
+            .apis(2)
+            .env("ADMIN_TOKEN", ADMIN_TOKEN),
+    )
+    .await;
+    let redis = app.redis.client().await;
+    crate::helpers::wait_finished_subscribers(&redis, 2).await;
+    let event = app.create_event(10).await;
+    let posted = app.hold(&seat_of(&event, 1), &new_user()).await;
+    let job = posted.job_id().expect("accepted").to_owned();
+    let waiting = {
+        let (http, url) = (
+            app.http.clone(),
+            app.url(&format!("/seats/job/{job}/status?wait=20")),
+        );
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let response = http.get(url).send().await.expect("the API answers");
+            let body: Json = response.json().await.expect("JSON");
+            (body, started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "the job waits in its queue");
+    assert_eq!(
+        delete(&app, 1, &event, Some(ADMIN_TOKEN)).await.status(),
+        204
+    );
+    let (body, took) = waiting.await.expect("the waiting request ends");
+    assert_eq!(body["status"], "failed", "{body}");
+    assert!(
+        took < Duration::from_secs(10),
+        "answered {took:?} after it began waiting, not at its 20 s deadline"
+    );
+}

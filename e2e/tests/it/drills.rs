@@ -42,9 +42,10 @@ async fn take_redis_down(app: &mut TestApp, how: Outage) {
 // 1 s cap), each with up to 100 ms of jitter. A Redis back just after an attempt waits for the
 // next: up to about 300 ms after a short outage, about 500 ms after the 300 ms one.
 
-/// A 503 "at once": 5x the worst seen under load, and still 20x under the 2 s command timeout a
-/// request sent on a dead connection would wait out.
-const UNAVAILABLE_WITHIN: Duration = Duration::from_millis(100);
+/// A 503 "at once": 25x the worst seen under load (these drills share the machine with the 60 s
+/// burst drill), and still 4x under the 2 s command timeout a request sent on a dead connection
+/// would wait out.
+const UNAVAILABLE_WITHIN: Duration = Duration::from_millis(500);
 /// The API answering again after a short outage: the next reconnect attempt (up to ~300 ms)
 /// plus 200 ms of noise.
 const API_BACK_WITHIN: Duration = Duration::from_millis(500);

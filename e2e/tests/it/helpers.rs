@@ -1448,3 +1448,58 @@ pub async fn slowlog(redis: &Client) -> Vec<(Duration, Vec<String>)> {
         })
         .collect()
 }
+
+/// How many job status reads (`job_status.lua`, the only script given the event's tombstone key
+/// with three others) the slow log holds for `event`; the slow log must record every command,
+/// and the script must be loaded already (a first EVALSHA that meets NOSCRIPT is sent again).
+pub async fn job_status_reads(redis: &Client, event: &str) -> usize {
+    let tombstone = keys_of(event).deleted;
+    slowlog(redis)
+        .await
+        .into_iter()
+        .filter(|(_, args)| {
+            args.first()
+                .is_some_and(|c| c.eq_ignore_ascii_case("evalsha"))
+                && args.get(2).is_some_and(|n| n == "4")
+                && args.contains(&tombstone)
+        })
+        .count()
+}
+
+/// Makes Redis log every command it runs (SLOWLOG), from an empty log.
+pub async fn log_every_command(redis: &Client) {
+    for (name, value) in [("slowlog-max-len", 100_000), ("slowlog-log-slower-than", 0)] {
+        let _: () = fred::interfaces::ConfigInterface::config_set(redis, name, value)
+            .await
+            .expect("CONFIG SET");
+    }
+    let _: () = redis
+        .custom(fred::cmd!("SLOWLOG"), vec!["RESET".to_owned()])
+        .await
+        .expect("SLOWLOG RESET");
+}
+
+/// Waits until `n` connections subscribe to the finished-jobs channel (PUBSUB NUMSUB).
+pub async fn wait_finished_subscribers(redis: &Client, n: i64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply: Vec<fred::types::Value> = redis
+            .custom(
+                fred::cmd!("PUBSUB"),
+                vec![
+                    "NUMSUB".to_owned(),
+                    queue_core::keys::FINISHED_CHANNEL.to_owned(),
+                ],
+            )
+            .await
+            .expect("PUBSUB NUMSUB");
+        if reply.get(1).and_then(fred::types::Value::as_i64) == Some(n) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{n} finished-jobs subscribers within 10 s: {reply:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -142,8 +142,10 @@ async fn a_full_redis_refuses_writes_at_once_with_store_full_while_reads_go_on()
         }
     }
     eprintln!("{created} filler events filled {MAXMEMORY}; the slowest of 60 store_full refusals took {worst:?}");
+    // "At once": a refusal that waited on Redis would take the 2 s command timeout; 500 ms
+    // leaves room for a machine busy with the rest of the suite (the median is ~1 ms).
     assert!(
-        worst < Duration::from_millis(100),
+        worst < Duration::from_millis(500),
         "the slowest store_full refusal took {worst:?}"
     );
 
