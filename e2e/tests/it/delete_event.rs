@@ -830,6 +830,8 @@ async fn a_deletion_cut_short_is_finished_by_a_sweep_and_the_tombstone_expires()
                 k.event.clone(),
                 k.deleted.clone(),
                 "2000".to_owned(),
+                queue_core::keys::FINISHED_CHANNEL.to_owned(),
+                event.clone(),
             ],
         )
         .await
