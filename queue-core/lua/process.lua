@@ -142,13 +142,24 @@ if #jobs > 0 then
   -- seat number -> its `%d` text, where a job gave it (to write it without formatting it again).
   local seat_text = {}
 
+  -- The holders hash and the changes stream get no TYPE look (each costs a command a call):
+  -- every job that writes either reads its user's holders entry first, then appends its change,
+  -- before anything else it writes or keeps for the batch's writes. A key of the wrong type
+  -- fails the job there, with nothing of it done, and with the key named. `hold` and `reserve`
+  -- keep that order; the lapse a job clears on its way goes by the same rule.
+  local function broken(key, reply)
+    error(key .. ' cannot be used: ' .. tostring(reply.err))
+  end
+
   -- user -> the seat numbers their `holders` entry names (live or not), as read or since.
   local holding, holding_changed = {}, {}
   local function held_by(user)
     local list = holding[user]
     if list == nil then
+      local entry = redis.pcall('HGET', holders, user)
+      if type(entry) == 'table' then broken(holders, entry) end
       list = {}
-      for _, s in ipairs(split(redis.call('HGET', holders, user), ',')) do
+      for _, s in ipairs(split(entry, ',')) do
         list[#list + 1] = tonumber(s) or s
       end
       holding[user] = list
@@ -176,13 +187,21 @@ if #jobs > 0 then
 
   -- Whether a change went to the feed (trimmed once, after the jobs).
   local logged = false
-
-  -- A hold that lapsed, cleared as `clear_hold` does (its seat is written over next).
-  local function lapse(n, raw)
-    drop_held(string.sub(raw, 2, 17), n)
-    set_deadline(n, false)
-    log_change(changes, 'l', n, string.sub(raw, 2, 17), from_u48(raw, 18), true)
+  -- Appends a change to the feed (`log_text`, untrimmed), naming the stream if it is broken.
+  local function log(kind, seat_s, user, deadline)
+    local added = redis.pcall('XADD', changes, '*', 'k', kind, 'n', seat_s, 'u', user, 'x', deadline)
+    if type(added) == 'table' and added.err then broken(changes, added) end
     logged = true
+  end
+
+  -- A hold that lapsed, cleared as `clear_hold` does (its seat is written over next): the
+  -- holder's entry read and the change logged before anything is changed.
+  local function lapse(n, raw)
+    local former = string.sub(raw, 2, 17)
+    held_by(former)
+    log('l', seat_text[n] or string.format('%d', n), former, string.format('%d', from_u48(raw, 18)))
+    drop_held(former, n)
+    set_deadline(n, false)
   end
 
   -- Reserves made (added to the event's count after the jobs). The event's `reserved` count
@@ -209,14 +228,13 @@ if #jobs > 0 then
     end
     if #live >= max_held then return CODE.HOLD_LIMIT, '' end
     if lapsed then lapse(n, raw) end
+    log('h', seat_s, user, hold_until_s)
     local record = 'H' .. user .. held_times
     put_seat(n, record)
     set_deadline(n, hold_until_s)
     held = true
     live[#live + 1] = n
     set_held(user, live)
-    log_text(changes, 'h', seat_s, user, hold_until_s)
-    logged = true
     return CODE.OK, record
   end
 
@@ -227,21 +245,21 @@ if #jobs > 0 then
     if status == 'R' then return CODE.CONFLICT, raw end
     if status == 'A' then
       if lapsed then
-        put_seat(n, EMPTY)
         lapse(n, raw)
+        put_seat(n, EMPTY)
       end
       return CODE.CONFLICT, ''
     end
     if holder ~= user then return CODE.HELD_BY_ANOTHER, raw end
     if not reserved_ok then error('the event\'s reserved count is not an integer') end
+    held_by(user)
+    log('r', seat_s, user, '0')
     reserved = reserved + 1
     reserved_times = reserved_times or record_times(now, 0)
     local record = 'R' .. user .. reserved_times
     put_seat(n, record)
     set_deadline(n, false)
     drop_held(user, n)
-    log_text(changes, 'r', seat_s, user, '0')
-    logged = true
     return CODE.OK, record
   end
 
@@ -251,10 +269,10 @@ if #jobs > 0 then
   -- else runs between them.
   local records, expiries = {}, {}
   local keep_until_s = string.format('%d', now + keep_ms)
-  -- What the jobs write besides the seats string (which each job reads first): one of these of
-  -- the wrong type fails every job before its first write, so it is retried, then ends failed,
-  -- and leaves its seat and the feed as they were.
-  local wrong_for_jobs = wrong_key_type({deadlines, 'zset', holders, 'hash', changes, 'stream'})
+  -- The deadlines set, which the jobs write after them without reading it: one of the wrong
+  -- type fails every job before its first write, so it is retried, then ends failed, and leaves
+  -- its seat and the feed as they were. (The holders and the feed: see `broken`.)
+  local wrong_for_jobs = wrong_key_type({deadlines, 'zset'})
   -- One job, run under pcall: an error stops that job alone. (One function for the batch: a
   -- closure made per job cost more than the pcall.)
   local function apply(kind, n, user, seat_s)
