@@ -37,6 +37,8 @@ MUTANTS=(
   "read-lapse-late    queue-core/src/seat.rs        expiry::g5 seat_record::"
   "hold-a-second-long queue-core/src/process.rs     expiry::g6"
   "write-then-fail    queue-core/lua/process.lua    atomicity::a_job_that_meets"
+  "log-after-write    queue-core/lua/process.lua    atomicity::a_job_that_meets"
+  "holders-read-late  queue-core/lua/process.lua    atomicity::a_job_that_meets"
   "count-last         queue-core/lua/process.lua    atomicity::a_reserve_whose_count"
   "broken-fails-all   queue-core/lua/enqueue.lua    atomicity::an_event_whose_queue_is_broken"
   "tag-per-event      api/src/job_ids.rs            job_ids::"
@@ -82,6 +84,21 @@ end)" ;;
       from="    if wrong_for_jobs then error(wrong_for_jobs) end
 "
       to="" ;;
+    log-after-write) # a hold writes its seat before it appends its change (a broken feed)
+      from="    log('h', seat_s, user, hold_until_s)
+    local record = 'H' .. user .. held_times
+    put_seat(n, record)
+"
+      to="    local record = 'H' .. user .. held_times
+    put_seat(n, record)
+    log('h', seat_s, user, hold_until_s)
+" ;;
+    holders-read-late) # a reserve logs and writes before it reads its holders entry
+      from="    held_by(user)
+    log('r', seat_s, user, '0')
+"
+      to="    log('r', seat_s, user, '0')
+" ;;
     count-last) # a reserve writes without checking the count first: its HINCRBY fails after
       from="    if not reserved_ok then error('the event\\'s reserved count is not an integer') end
 "

@@ -28,11 +28,12 @@ command -v cargo >/dev/null 2>&1 || { echo "cargo not found: install Rust from h
 cargo test --workspace --locked "$@"
 
 # The guarantee tests (G1-G7) once more, each on a Redis Cluster of its own that the harness
-# starts on loopback (6 redis-servers: G11). The filters name the modules; arguments after a
-# `--` of the caller's go along.
+# starts on loopback (6 redis-servers: G11), with the ?wait tests whose answers depend on the
+# finished-jobs announcements (published on one node, heard on another). The filters name the
+# modules; arguments after a `--` of the caller's go along.
 cluster_tests=(concurrency:: atomicity:: expiry:: model:: stream:: processes::
     drills::a_worker_sigkilled drills::the_api_sigkilled drills::holds_lapse_on_time_while
-    rate_limits::)
+    rate_limits:: api_contract::a_wait_on_a_job_whose delete_event::a_wait)
 if [[ " $* " == *" -- "* ]]; then
   E2E_REDIS=cluster cargo test -p e2e --test it --locked "$@" "${cluster_tests[@]}"
 else

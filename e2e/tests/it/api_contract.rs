@@ -550,7 +550,7 @@ async fn timed_wait(app: &crate::helpers::TestApp, job: &str, secs: u64) -> (Str
 async fn a_wait_on_a_job_accepted_here_reads_redis_first_only_when_an_announcement_may_be_missed() {
     let mut app = spawn_app_with(Options::default().workers(0).redis(RedisKind::Single)).await;
     let redis = app.redis.client().await;
-    crate::helpers::wait_finished_subscribers(&redis, 1).await;
+    crate::helpers::wait_finished_subscribers(&app.redis, 1).await;
     let event = app.create_event(10).await;
     let first = app.hold(&seat_of(&event, 1), &new_user()).await;
     let first = first.job_id().expect("accepted").to_owned();
@@ -575,7 +575,7 @@ async fn a_wait_on_a_job_accepted_here_reads_redis_first_only_when_an_announceme
         )
         .await
         .expect("CLIENT KILL");
-    crate::helpers::wait_finished_subscribers(&redis, 1).await;
+    crate::helpers::wait_finished_subscribers(&app.redis, 1).await;
     crate::helpers::log_every_command(&redis).await;
     let (state, _) = timed_wait(&app, &first, 1).await;
     assert_eq!(state, "waiting");
@@ -621,8 +621,7 @@ async fn a_wait_on_a_job_accepted_here_reads_redis_first_only_when_an_announceme
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wait_on_a_job_whose_record_this_process_forgot_is_answered_from_redis_at_once() {
     let mut app = spawn_app_with(Options::default().env("JOB_RESULT_TTL_SECS", 8)).await;
-    let redis = app.redis.client().await;
-    crate::helpers::wait_finished_subscribers(&redis, 1).await;
+    crate::helpers::wait_finished_subscribers(&app.redis, 1).await;
     let (event, other) = (app.create_event(10).await, app.create_event(10).await);
     let held = app.hold_and_wait(&seat_of(&event, 1), &new_user()).await;
     assert!(held.succeeded(), "{held}");

@@ -884,8 +884,7 @@ async fn a_wait_on_a_job_of_an_event_deleted_meanwhile_ends_failed_at_once() {
             .env("ADMIN_TOKEN", ADMIN_TOKEN),
     )
     .await;
-    let redis = app.redis.client().await;
-    crate::helpers::wait_finished_subscribers(&redis, 2).await;
+    crate::helpers::wait_finished_subscribers(&app.redis, 2).await;
     let event = app.create_event(10).await;
     let posted = app.hold(&seat_of(&event, 1), &new_user()).await;
     let job = posted.job_id().expect("accepted").to_owned();

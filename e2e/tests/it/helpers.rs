@@ -1479,26 +1479,38 @@ pub async fn log_every_command(redis: &Client) {
         .expect("SLOWLOG RESET");
 }
 
-/// Waits until `n` connections subscribe to the finished-jobs channel (PUBSUB NUMSUB).
-pub async fn wait_finished_subscribers(redis: &Client, n: i64) {
+/// Waits until `n` connections subscribe to the finished-jobs channel: PUBSUB NUMSUB summed
+/// over every node that answers (on a cluster a subscriber is on any one of them).
+pub async fn wait_finished_subscribers(redis: &TestRedis, n: i64) {
     let deadline = Instant::now() + Duration::from_secs(10);
+    let mut nodes = Vec::new();
+    for port in redis.live_ports() {
+        nodes.push(TestRedis::node_client(port).await);
+    }
     loop {
-        let reply: Vec<fred::types::Value> = redis
-            .custom(
-                fred::cmd!("PUBSUB"),
-                vec![
-                    "NUMSUB".to_owned(),
-                    queue_core::keys::FINISHED_CHANNEL.to_owned(),
-                ],
-            )
-            .await
-            .expect("PUBSUB NUMSUB");
-        if reply.get(1).and_then(fred::types::Value::as_i64) == Some(n) {
+        let mut found = 0;
+        for node in &nodes {
+            let reply: Vec<fred::types::Value> = node
+                .custom(
+                    fred::cmd!("PUBSUB"),
+                    vec![
+                        "NUMSUB".to_owned(),
+                        queue_core::keys::FINISHED_CHANNEL.to_owned(),
+                    ],
+                )
+                .await
+                .expect("PUBSUB NUMSUB");
+            found += reply
+                .get(1)
+                .and_then(fred::types::Value::as_i64)
+                .unwrap_or(0);
+        }
+        if found == n {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "{n} finished-jobs subscribers within 10 s: {reply:?}"
+            "{n} finished-jobs subscribers within 10 s, not {found}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
