@@ -39,6 +39,10 @@ const KEEP_MAX_JOBS: usize = 100_000;
 /// Events with a job accepted kept at most (see [`Accepted`]); past it, those that tell nothing
 /// any more are dropped.
 const KEEP_MAX_EVENTS: usize = 10_000;
+/// How long a deletion heard is remembered: an acceptance whose answer is handled after the
+/// event's deletion was heard (it was sent before) must not make the event's jobs look sure to
+/// be announced. An answer comes within the command timeout of its sending, or not at all.
+const DELETIONS_KEPT: Duration = Duration::from_secs(60);
 
 #[derive(Debug)]
 pub struct Waiters {
@@ -87,6 +91,8 @@ struct Inner {
     /// When the last record forgotten was heard: a job accepted after it is heard later, and so
     /// still in `recent` if heard at all.
     forgot_upto: Option<Instant>,
+    /// The events deleted lately, and when this process heard so (see [`DELETIONS_KEPT`]).
+    deleted: HashMap<EventId, Instant>,
 }
 
 impl Accepted {
@@ -157,6 +163,14 @@ impl Waiters {
             ticket,
         };
         if !told(&entry) {
+            return;
+        }
+        // Sent before the event's deletion was heard: none of its jobs will be announced.
+        if inner
+            .deleted
+            .get(&job.event())
+            .is_some_and(|heard| *heard > ticket.sent)
+        {
             return;
         }
         match inner.accepted.get_mut(&job.event()) {
@@ -335,7 +349,7 @@ impl Waiters {
     pub fn forget_event(&self, event: queue_core::EventId) {
         if let Ok(mut inner) = self.inner.lock() {
             inner.recent.retain(|job, _| job.event() != event);
-            inner.accepted.remove(&event);
+            inner.gone(event);
         }
     }
 
@@ -344,7 +358,7 @@ impl Waiters {
     fn event_deleted(&self, event: EventId) {
         if let Ok(mut inner) = self.inner.lock() {
             inner.recent.retain(|job, _| job.event() != event);
-            inner.accepted.remove(&event);
+            inner.gone(event);
             // Dropping their senders wakes them, with no job: they read it.
             inner.waiting.retain(|job, _| job.event() != event);
         }
@@ -442,6 +456,16 @@ impl Inner {
         rx
     }
 
+    /// `event` was deleted: what was accepted of it tells nothing, and nothing accepted of it
+    /// before now will (see [`Waiters::accepted`]).
+    fn gone(&mut self, event: EventId) {
+        let now = Instant::now();
+        self.accepted.remove(&event);
+        self.deleted
+            .retain(|_, heard| now.duration_since(*heard) < DELETIONS_KEPT);
+        self.deleted.insert(event, now);
+    }
+
     fn forget_old(&mut self, now: Instant, keep: Duration) {
         while let Some(&(at, job)) = self.heard.front() {
             if now.duration_since(at) < keep && self.heard.len() <= KEEP_MAX_JOBS {
@@ -454,5 +478,60 @@ impl Inner {
                 self.recent.remove(&job);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A process that subscribed, with `event`'s job 1 sent for acceptance under `ticket`.
+    fn subscribed() -> (Waiters, Ticket, EventId, JobId) {
+        let waiters = Waiters::new(Duration::from_secs(300), false);
+        waiters.subscribed.store(true, Ordering::Release);
+        let ticket = waiters.ticket().expect("subscribed: a ticket");
+        let event = EventId::new_random();
+        let job = JobId::new(event, 1).expect("a job id");
+        (waiters, ticket, event, job)
+    }
+
+    fn sure_to_be_heard(waiters: &Waiters, job: JobId) -> bool {
+        let inner = waiters.inner.lock().expect("the lock");
+        waiters.heard_when_finished(&inner, job)
+    }
+
+    #[test]
+    fn a_job_accepted_while_subscribed_is_sure_to_be_heard() {
+        let (waiters, ticket, _, job) = subscribed();
+        waiters.accepted(job, Some(ticket));
+        assert!(sure_to_be_heard(&waiters, job));
+    }
+
+    #[test]
+    fn an_acceptance_answered_after_its_events_deletion_was_heard_tells_nothing() {
+        let (waiters, ticket, event, job) = subscribed();
+        // The job was accepted, then the event deleted; this process hears the deletion before
+        // it handles the acceptance's answer.
+        waiters.event_deleted(event);
+        waiters.accepted(job, Some(ticket));
+        assert!(
+            !sure_to_be_heard(&waiters, job),
+            "a wait on it would sit to its deadline"
+        );
+        // A deletion by this process itself counts the same.
+        let (waiters, ticket, event, job) = subscribed();
+        waiters.forget_event(event);
+        waiters.accepted(job, Some(ticket));
+        assert!(!sure_to_be_heard(&waiters, job));
+    }
+
+    #[test]
+    fn a_deletion_heard_before_a_ticket_was_taken_does_not_void_it() {
+        let (waiters, _, event, job) = subscribed();
+        waiters.event_deleted(event);
+        std::thread::sleep(Duration::from_millis(2));
+        let later = waiters.ticket().expect("a ticket");
+        waiters.accepted(job, Some(later));
+        assert!(sure_to_be_heard(&waiters, job));
     }
 }
