@@ -9,7 +9,7 @@ use std::time::Duration;
 use actix_service::{IntoServiceFactory, ServiceFactoryExt};
 use actix_web::dev::{Server, Service};
 use actix_web::http::header;
-use actix_web::middleware::{from_fn, ErrorHandlers};
+use actix_web::middleware::ErrorHandlers;
 use actix_web::web::{self, PayloadConfig};
 use actix_web::{App, HttpRequest, HttpResponse, ResponseError, Route};
 use anyhow::Context;
@@ -270,7 +270,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
     let resource = |path: &'static str, allow: &'static str, route: Route| {
         web::resource(path)
             .app_data(RouteLabel(path))
-            .wrap(from_fn(move |req, next| rate_limit::limit(path, req, next)))
+            .wrap(rate_limit::RateLimit(path))
             .route(route)
             .default_service(web::to(move |req: HttpRequest| {
                 method_not_allowed(req, allow)

@@ -1,5 +1,5 @@
 //! Rate limits (docs/CONTRACT.md §2, admission G10): each limited resource is wrapped in
-//! [`limit`], which runs before routing hands the request to its handler, so before any body is
+//! [`RateLimit`], which runs before routing hands the request to its handler, so before any body is
 //! read. One `rate_limit.lua` call (queue-core's [`Store::admit`]) charges the request to its
 //! client address and, in jwt mode, to the user of its bearer token, in Redis, so that every API
 //! instance shares the buckets.
@@ -15,14 +15,16 @@
 //!   are refused as the error says (503 with `Retry-After`, they need Redis anyway); reads and
 //!   streams go on unlimited, and answer from what they can (`/health` says Redis is down).
 
+use std::future::{ready, Ready};
 use std::net::IpAddr;
+use std::rc::Rc;
 
 use actix_web::body::BoxBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::http::Method;
-use actix_web::middleware::Next;
 use actix_web::{web, ResponseError};
+use futures::future::{Either, LocalBoxFuture};
 use ipnet::IpNet;
 use queue_core::keys::RateLimitClient;
 use queue_core::rate_limit::Admission;
@@ -140,39 +142,119 @@ pub fn class_of(path: &str, method: &Method) -> Option<RouteClass> {
     }
 }
 
-/// The middleware of the resource at `path` (`from_fn(move |req, next| limit(path, req,
-/// next))`).
-pub async fn limit(
+/// The rate limit of the resource at `path`, as its middleware
+/// (`web::resource(path).wrap(RateLimit(path))`).
+///
+/// Written as a `Transform` rather than with `from_fn` for what a request costs when no limit
+/// applies to it (`RATE_LIMITS=off`, the seat map): it then goes straight to the resource, its
+/// future unboxed and small. A `from_fn` middleware's future is its whole async fn, with the
+/// rate-limit script's Redis call inside (about 13 KB, copied into a box for every request),
+/// and its `Next` boxes the resource's future once more.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimit(pub &'static str);
+
+impl<S> Transform<S, ServiceRequest> for RateLimit
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<BoxBody>, Error = actix_web::Error>
+        + 'static,
+{
+    type Response = ServiceResponse<BoxBody>;
+    type Error = actix_web::Error;
+    type Transform = RateLimitService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(RateLimitService {
+            path: self.0,
+            service: Rc::new(service),
+        }))
+    }
+}
+
+/// The resource at `path` behind its rate limit (see [`RateLimit`]).
+#[derive(Debug)]
+pub struct RateLimitService<S> {
     path: &'static str,
+    service: Rc<S>,
+}
+
+impl<S> Service<ServiceRequest> for RateLimitService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<BoxBody>, Error = actix_web::Error>
+        + 'static,
+{
+    type Response = ServiceResponse<BoxBody>;
+    type Error = actix_web::Error;
+    type Future = Either<S::Future, LocalBoxFuture<'static, Result<Self::Response, Self::Error>>>;
+
+    forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        match Charge::of(self.path, &req) {
+            None => Either::Left(self.service.call(req)),
+            Some(charge) => Either::Right(Box::pin(limit(charge, req, self.service.clone()))),
+        }
+    }
+}
+
+/// What a limited request is charged to: its route class's buckets of each of its clients.
+struct Charge {
+    class: RouteClass,
+    limiter: web::Data<RateLimiter>,
+    state: web::Data<AppState>,
+    clients: Vec<RateLimitClient>,
+}
+
+impl Charge {
+    /// `None` for a request that goes on unlimited: a resource without a class, limits off, no
+    /// client to charge (no peer address, no token), or an app without the limiter or the
+    /// store (a test's).
+    fn of(path: &'static str, req: &ServiceRequest) -> Option<Self> {
+        let class = class_of(path, req.method())?;
+        let limiter = req.app_data::<web::Data<RateLimiter>>()?.clone();
+        if !limiter.settings.enabled {
+            return None;
+        }
+        let mut clients = Vec::with_capacity(2);
+        if let Some(peer) = req.peer_addr() {
+            let address = limiter.client_address(peer.ip(), req.headers());
+            clients.push(RateLimitClient::of_address(address));
+        }
+        if let Some(user) = req
+            .app_data::<web::Data<Identity>>()
+            .and_then(|identity| identity.token_user(req.headers()))
+        {
+            clients.push(RateLimitClient::User(user));
+        }
+        let state = req.app_data::<web::Data<AppState>>()?.clone();
+        if clients.is_empty() {
+            return None;
+        }
+        Some(Self {
+            class,
+            limiter,
+            state,
+            clients,
+        })
+    }
+}
+
+/// Charges a request and, unless refused, hands it to `next` (the resource).
+async fn limit<S>(
+    charge: Charge,
     req: ServiceRequest,
-    next: Next<BoxBody>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let Some(class) = class_of(path, req.method()) else {
-        return next.call(req).await;
-    };
-    let Some(limiter) = req.app_data::<web::Data<RateLimiter>>().cloned() else {
-        return next.call(req).await;
-    };
-    if !limiter.settings.enabled {
-        return next.call(req).await;
-    }
-    let mut clients = Vec::with_capacity(2);
-    if let Some(peer) = req.peer_addr() {
-        let address = limiter.client_address(peer.ip(), req.headers());
-        clients.push(RateLimitClient::of_address(address));
-    }
-    if let Some(user) = req
-        .app_data::<web::Data<Identity>>()
-        .and_then(|identity| identity.token_user(req.headers()))
-    {
-        clients.push(RateLimitClient::User(user));
-    }
-    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        return next.call(req).await;
-    };
-    if clients.is_empty() {
-        return next.call(req).await;
-    }
+    next: Rc<S>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<BoxBody>, Error = actix_web::Error>,
+{
+    let Charge {
+        class,
+        limiter,
+        state,
+        clients,
+    } = charge;
     let rate: Rate = limiter.settings.rate(class);
     let admission = state.store.admit(class, rate, &clients).await;
     let policy = limiter.policy(class);
