@@ -9,10 +9,10 @@
 //! `script-src 'self'` is enough; its components set inline styles, hence `'unsafe-inline'` for
 //! styles only there.
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use std::future::Future;
+
+use actix_web::dev::ServiceResponse;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::middleware::Next;
 
 /// The policy of Swagger UI's page: its own files, the OpenAPI document and "Try it out" requests
 /// to this origin, its inline SVG icons (`data:`), and no framing.
@@ -22,11 +22,14 @@ pub const SWAGGER_UI_POLICY: &str = "default-src 'none'; script-src 'self'; \
 
 /// Adds the headers to an answer. An HTML page without a policy of its own (Swagger UI's) gets
 /// [`SWAGGER_UI_POLICY`]; the seat map sets its own.
-pub async fn security_headers(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let mut res = next.call(req).await?;
+///
+/// It takes the answer's future rather than the request and a `from_fn` `Next`
+/// (`App::wrap_fn(|req, service| secured(service.call(req)))`): the future then stays unboxed,
+/// where `Next` would put it into a box of its own for every request.
+pub async fn secured<B>(
+    answer: impl Future<Output = Result<ServiceResponse<B>, actix_web::Error>>,
+) -> Result<ServiceResponse<B>, actix_web::Error> {
+    let mut res = answer.await?;
     let headers = res.headers_mut();
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,

@@ -141,7 +141,7 @@ impl Application {
                 // A body has as long to arrive as the head (actix's timeout covers the head only).
                 .app_data(json::BodyTimeout(body_timeout))
                 .wrap(ErrorHandlers::new().default_handler(json_error_body))
-                .wrap(actix_web::middleware::from_fn(headers::security_headers))
+                .wrap_fn(|req, service| headers::secured(service.call(req)))
                 .wrap_fn({
                     move |req, service| {
                         let started = std::time::Instant::now();
