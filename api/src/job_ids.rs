@@ -9,7 +9,7 @@
 //! (`queue_core::keys::JOB_ID_KEY`), read once per process. Either way it is shown nowhere: not
 //! in `Debug`, not in a log line, not in an answer.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use hmac::{Hmac, KeyInit, Mac};
 use queue_core::settings::ApiSettings;
@@ -69,10 +69,12 @@ impl JobIds {
     /// The id the API hands out for `job`: `<event id>:j<seq>.<tag>`.
     pub fn public(&self, job: JobId) -> String {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        // Built by hand: one `format!` per byte of the tag cost more than the MAC itself.
-        let full = self.mac_of(job).finalize().into_bytes();
-        let mut id = job.to_string();
-        id.reserve_exact(1 + 2 * TAG_BYTES);
+        // Built by hand: one `format!` per byte of the tag cost more than the MAC itself, and
+        // the internal id is written once, for the MAC and the answer both.
+        let mut id = internal_id(job, 1 + 2 * TAG_BYTES);
+        let mut mac = self.mac.clone();
+        mac.update(id.as_bytes());
+        let full = mac.finalize().into_bytes();
         id.push('.');
         for byte in &full[..TAG_BYTES] {
             id.push(char::from(HEX[usize::from(byte >> 4)]));
@@ -91,12 +93,27 @@ impl JobIds {
         Some(claimed.job)
     }
 
-    /// The MAC of `job`'s internal id, `<event id>:j<seq>`, ready to finalize or verify.
+    /// The MAC of `job`'s internal id, `<event id>:j<seq>`, ready to verify.
     fn mac_of(&self, job: JobId) -> Hmac<Sha256> {
         let mut mac = self.mac.clone();
-        mac.update(job.to_string().as_bytes());
+        mac.update(internal_id(job, 0).as_bytes());
         mac
     }
+}
+
+/// `job`'s internal id, `<event id>:j<seq>` (what its `Display` writes), with room for `extra`
+/// bytes more: written without the formatting machinery, as [`JobIds::public`] runs for every
+/// accepted job.
+fn internal_id(job: JobId, extra: usize) -> String {
+    /// Digits of the largest sequence number.
+    const SEQ_DIGITS: usize = 20;
+    let mut event = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let mut id = String::with_capacity(event.len() + 2 + SEQ_DIGITS + extra);
+    id.push_str(job.event().encode(&mut event));
+    id.push_str(":j");
+    // Writing to a String cannot fail.
+    let _ = write!(id, "{}", job.seq());
+    id
 }
 
 /// The bytes of a tag written as exactly `2 × TAG_BYTES` hex digits (either case, as the UUID
@@ -207,6 +224,14 @@ mod tests {
             crate::dto::EXAMPLE_JOB,
             "the OpenAPI example is a real id"
         );
+    }
+
+    #[test]
+    fn the_internal_id_is_what_display_writes() {
+        for seq in [1, 9, 10, 42, 1_000_000, u64::MAX] {
+            let job = job(seq);
+            assert_eq!(internal_id(job, 0), job.to_string(), "job {seq}");
+        }
     }
 
     #[test]

@@ -49,8 +49,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<mime_type::Essence>().ok())
-            .is_some_and(|m| m.is_json());
+            .is_some_and(is_json);
         let declared_len = req
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -96,6 +95,11 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             Err(e) => Err(ApiError::MalformedJson(strip_position(&e.to_string()))),
         };
     }
+    // Read at first without tracking the path, which costs every body its bookkeeping; only a
+    // body that fails is read again to name the field (the same bytes fail the same way).
+    if let Ok(value) = T::deserialize(&mut serde_json::Deserializer::from_slice(bytes)) {
+        return Ok(value);
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize(de) {
         Ok(value) => Ok(value),
@@ -135,24 +139,20 @@ fn strip_position(message: &str) -> String {
     }
 }
 
-mod mime_type {
-    /// The `type/subtype` of a Content-Type, parameters ignored.
-    pub struct Essence(String);
-
-    impl std::str::FromStr for Essence {
-        type Err = ();
-        fn from_str(s: &str) -> Result<Self, ()> {
-            let essence = s.split(';').next().ok_or(())?.trim().to_ascii_lowercase();
-            Ok(Self(essence))
-        }
-    }
-
-    impl Essence {
-        pub fn is_json(&self) -> bool {
-            self.0 == "application/json"
-                || (self.0.starts_with("application/") && self.0.ends_with("+json"))
-        }
-    }
+/// Whether a Content-Type is JSON: its `type/subtype` (parameters ignored, any case) is
+/// `application/json` or `application/<anything>+json`.
+fn is_json(content_type: &str) -> bool {
+    const JSON: &[u8] = b"application/json";
+    const APPLICATION: &[u8] = b"application/";
+    const SUFFIX: &[u8] = b"+json";
+    // Compared byte by byte, ignoring ASCII case, rather than lowercased into a new string:
+    // this runs for every request with a body.
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    let essence = essence.as_bytes();
+    essence.eq_ignore_ascii_case(JSON)
+        || (essence.len() >= APPLICATION.len() + SUFFIX.len()
+            && essence[..APPLICATION.len()].eq_ignore_ascii_case(APPLICATION)
+            && essence[essence.len() - SUFFIX.len()..].eq_ignore_ascii_case(SUFFIX))
 }
 
 /// Property tests: whatever bytes, JSON or headers a client sends, the

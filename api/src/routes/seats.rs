@@ -1,3 +1,4 @@
+use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use queue_core::{Enqueued, JobKind, Refusal, Seat, SeatId, SeatStatus, UserId};
 
@@ -122,7 +123,7 @@ async fn enqueue(
                 status_endpoint: endpoint.clone(),
             };
             Ok(HttpResponse::Accepted()
-                .insert_header(("Location", endpoint))
+                .insert_header((header::LOCATION, endpoint))
                 .json(body))
         }
         Enqueued::Refused(refusal) => {
