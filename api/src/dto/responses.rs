@@ -145,6 +145,53 @@ pub struct QueueResponse {
     pub status_endpoint: String,
 }
 
+impl QueueResponse {
+    /// The body, byte for byte as `serde_json::to_vec` writes it (a test holds the two
+    /// together). It is the answer of every accepted job, and serde_json's escaping, a table
+    /// look-up per byte of every field name and string, was most of its cost: here the names
+    /// are copied as they are, and a string is escaped by serde_json only when it has a byte
+    /// that needs it (the message, job id and path never have).
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut body = Vec::with_capacity(
+            96 + self.message.len() + self.job_id.len() + self.status_endpoint.len(),
+        );
+        body.extend_from_slice(b"{\"message\":");
+        push_json_str(&mut body, self.message);
+        body.extend_from_slice(b",\"jobId\":");
+        push_json_str(&mut body, &self.job_id);
+        body.extend_from_slice(b",\"position\":");
+        push_json(&mut body, &self.position);
+        body.extend_from_slice(b",\"estimatedWaitTime\":");
+        push_json(&mut body, &self.estimated_wait_time);
+        body.extend_from_slice(b",\"statusEndpoint\":");
+        push_json_str(&mut body, &self.status_endpoint);
+        body.push(b'}');
+        body
+    }
+}
+
+/// Appends `text` as a JSON string: quoted as it is when no byte of it needs escaping (a control
+/// character, a quote or a backslash), else as serde_json escapes it.
+fn push_json_str(body: &mut Vec<u8>, text: &str) {
+    // A fold without an early exit, so that the compiler checks many bytes at a time.
+    let needs_escape = text.bytes().fold(false, |any, b| {
+        any | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if !needs_escape {
+        body.push(b'"');
+        body.extend_from_slice(text.as_bytes());
+        body.push(b'"');
+    } else {
+        push_json(body, text);
+    }
+}
+
+/// Appends `value` as serde_json writes it.
+fn push_json<T: Serialize + ?Sized>(body: &mut Vec<u8>, value: &T) {
+    // Into a Vec, and for a string or number, serde_json cannot fail.
+    let _ = serde_json::to_writer(body, value);
+}
+
 /// Where a job stands: `waiting` (with `position`), `active` (a worker is on it), `completed`
 /// (with `result`; a refusal is a completed job with `success: false`) or `failed` (could not be
 /// applied at all; `error` says why).
@@ -320,10 +367,47 @@ pub struct EventList {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
     use queue_core::JobStatus;
     use utoipa::PartialSchema;
 
-    use super::JobStatusBody;
+    use super::{JobStatusBody, QueueResponse};
+
+    proptest! {
+        /// `QueueResponse::to_json` writes what serde_json writes, whatever the strings and
+        /// numbers (escapes, non-ASCII, NaN and infinities included).
+        #[test]
+        fn a_queue_response_is_written_as_serde_json_writes_it(
+            message in prop::sample::select(vec![
+                "HOLD_SEAT request accepted; GET statusEndpoint for its status",
+                "",
+                "a \"quoted\" \\ line\n\u{1}\u{7f} \u{e9}",
+            ]),
+            job_id in any::<String>(),
+            position in any::<u64>(),
+            estimated_wait_time in prop_oneof![
+                any::<f64>(),
+                Just(f64::NAN),
+                Just(f64::INFINITY),
+                (0u32..100_000).prop_map(|n| f64::from(n) / 1000.0),
+            ],
+            status_endpoint in "[ -~]{0,100}",
+        ) {
+            let body = QueueResponse {
+                message,
+                job_id,
+                position,
+                estimated_wait_time,
+                status_endpoint,
+            };
+            let expected = serde_json::to_vec(&body).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let written = body.to_json();
+            prop_assert_eq!(
+                String::from_utf8_lossy(&written),
+                String::from_utf8_lossy(&expected)
+            );
+        }
+    }
 
     /// The schema of `status` spells the statuses out; it must name exactly queue-core's.
     #[test]

@@ -1,4 +1,4 @@
-use actix_web::http::header;
+use actix_web::http::header::{self, ContentType};
 use actix_web::{web, HttpRequest, HttpResponse};
 use queue_core::{Enqueued, JobKind, Refusal, Seat, SeatId, SeatStatus, UserId};
 
@@ -114,7 +114,7 @@ async fn enqueue(
             state.waiters.accepted(job, ticket);
             state.metrics.job_accepted(kind);
             let job_id = job_ids.public(job);
-            let endpoint = format!("/seats/job/{job_id}/status");
+            let endpoint = status_endpoint(&job_id);
             let body = QueueResponse {
                 message: accepted_message(kind),
                 job_id,
@@ -124,13 +124,26 @@ async fn enqueue(
             };
             Ok(HttpResponse::Accepted()
                 .insert_header((header::LOCATION, endpoint))
-                .json(body))
+                .content_type(ContentType::json())
+                .body(body.to_json()))
         }
         Enqueued::Refused(refusal) => {
             Err(ApiError::from_refusal(refusal, &seat.to_string(), wanted))
         }
         Enqueued::QueueFull { depth } => Err(ApiError::QueueFull { depth }),
     }
+}
+
+/// `/seats/job/{jobId}/status` of a job id, with `push_str` rather than `format!`, for every
+/// accepted job.
+fn status_endpoint(job_id: &str) -> String {
+    const BEFORE: &str = "/seats/job/";
+    const AFTER: &str = "/status";
+    let mut endpoint = String::with_capacity(BEFORE.len() + job_id.len() + AFTER.len());
+    endpoint.push_str(BEFORE);
+    endpoint.push_str(job_id);
+    endpoint.push_str(AFTER);
+    endpoint
 }
 
 /// The message of a 202.
