@@ -34,7 +34,7 @@ use crate::clock::wall_clock_ms;
 use crate::error::{Error, Result};
 use crate::ids::{EventId, JobId, SeatId, UserId};
 use crate::job::{Enqueued, JobKind};
-use crate::keys::{slot_of, slot_of_event, EventKeys, Shard};
+use crate::keys::{slot_of_event, EventKeys, Shard};
 use crate::reply::{Code, Reply};
 use crate::scripts::{self, arg, arg_bytes};
 use crate::store::Store;
@@ -202,27 +202,31 @@ impl Enqueuer {
         // round trip; on a cluster the shard's ready list is in another slot than the event, so
         // it is left out and `after_accepting` pushes the token.
         let with_ready = !store.clustered();
+        let (max_depth, lease_ms) = (store.queue().max_depth, store.workers().lease_ms);
         let jobs: usize = events.iter().map(|(_, jobs)| jobs.len()).sum();
-        let mut keys: Vec<String> = Vec::with_capacity(4 * events.len());
-        let mut args: Vec<Value> = Vec::with_capacity(3 + 2 * events.len() + 3 * jobs);
-        args.push(arg(store.queue().max_depth));
-        args.push(arg(store.workers().lease_ms));
-        args.push(arg(if with_ready { 4 } else { 3 }));
-        for (event, jobs) in events {
-            keys.extend(EventKeys::for_enqueue(*event));
-            if with_ready {
-                keys.push(Shard::of(*event).ready().to_owned());
+        // Made again only should Redis not know the script (`Store::script_built`).
+        let build = || {
+            let mut keys: Vec<String> = Vec::with_capacity(4 * events.len());
+            let mut args: Vec<Value> = Vec::with_capacity(3 + 2 * events.len() + 3 * jobs);
+            args.push(arg(max_depth));
+            args.push(arg(lease_ms));
+            args.push(arg(if with_ready { 4 } else { 3 }));
+            for (event, jobs) in events {
+                keys.extend(EventKeys::for_enqueue(*event));
+                if with_ready {
+                    keys.push(Shard::of(*event).ready().to_owned());
+                }
+                args.push(arg(event));
+                args.push(arg(jobs.len()));
+                for job in jobs {
+                    args.push(arg(job.kind.code()));
+                    args.push(arg(job.seat.number()));
+                    args.push(arg_bytes(&job.user.to_bytes()));
+                }
             }
-            args.push(arg(event));
-            args.push(arg(jobs.len()));
-            for job in jobs {
-                args.push(arg(job.kind.code()));
-                args.push(arg(job.seat.number()));
-                args.push(arg_bytes(&job.user.to_bytes()));
-            }
-        }
-        let slot = keys.get(2).map(|queue| slot_of(queue)).unwrap_or_default();
-        let (mut reply, client) = store.script_on(&scripts::ENQUEUE, keys, args).await?;
+            (keys, args)
+        };
+        let (mut reply, client) = store.script_built(&scripts::ENQUEUE, build).await?;
         let mut replies = Vec::with_capacity(events.len());
         for (event, jobs) in events {
             replies.push(self.event_reply(*event, jobs.len(), &mut reply)?);
@@ -236,7 +240,11 @@ impl Enqueuer {
             // REDIS_REPLICA_ACKS: no 202 before the replicas have the jobs. Should they not
             // acknowledge in time the batch is answered 503, though its jobs are queued on the
             // primary (and applied, unless a failover undoes them): like a reply lost on the
-            // way, the client cannot tell.
+            // way, the client cannot tell. The slot is the first event's, where the script ran.
+            let slot = events
+                .first()
+                .map(|(event, _)| slot_of_event(*event))
+                .unwrap_or_default();
             store.replicated(&client, slot).await?;
         }
         Ok(replies)

@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use fred::bytes::Bytes;
 use fred::clients::Client;
-use fred::interfaces::ClientLike;
+use fred::interfaces::{ClientLike, LuaInterface};
 use fred::types::scripts::Script;
 use fred::types::Value;
 
@@ -173,6 +173,30 @@ pub(crate) async fn run(
         .evalsha_with_reload(client, keys, args)
         .await
         .map_err(script_error)?;
+    Ok(Reply::new(value))
+}
+
+/// [`run`] with its keys and arguments made by `build`, called again only should Redis not know
+/// the script: fred's `evalsha_with_reload` clones every key and argument before each call, to
+/// have them for that retry, which cost a batch of jobs an allocation per argument.
+pub(crate) async fn run_built(
+    script: &Script,
+    client: &Client,
+    build: impl Fn() -> (Vec<String>, Vec<Value>),
+) -> Result<Reply> {
+    if !client.is_connected() {
+        return Err(Error::not_connected());
+    }
+    let (keys, args) = build();
+    let value: Value = match client.evalsha(script.sha1().clone(), keys, args).await {
+        Err(error) if error.details().starts_with("NOSCRIPT") => {
+            script.load(client).await.map_err(script_error)?;
+            let (keys, args) = build();
+            client.evalsha(script.sha1().clone(), keys, args).await
+        }
+        answer => answer,
+    }
+    .map_err(script_error)?;
     Ok(Reply::new(value))
 }
 

@@ -419,6 +419,30 @@ impl Store {
         .await
     }
 
+    /// [`Store::script_on`] with its keys and arguments made by `build` (see
+    /// [`scripts::run_built`]): on one Redis they are made once, unless Redis has to be given the
+    /// script first; on a cluster once per attempt.
+    pub(crate) async fn script_built(
+        &self,
+        script: &Script,
+        build: impl Fn() -> (Vec<String>, Vec<Value>),
+    ) -> Result<(Reply, Client)> {
+        if !self.clustered() {
+            let client = self.client_at(0)?;
+            let reply = scripts::run_built(script, &client, &build).await?;
+            return Ok((reply, client));
+        }
+        let first = build().0.first().cloned().unwrap_or_default();
+        self.routed(&first, |client| {
+            let build = &build;
+            async move {
+                let reply = scripts::run_built(script, &client, build).await?;
+                Ok((reply, client))
+            }
+        })
+        .await
+    }
+
     /// Whether Redis answers a PING now (on a cluster, every primary).
     pub async fn ping(&self) -> Result<()> {
         for client in self.primary_clients()? {
