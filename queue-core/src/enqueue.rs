@@ -103,7 +103,7 @@ impl Enqueuer {
     pub async fn enqueue(&self, kind: JobKind, seat: SeatId, user: UserId) -> Result<Enqueued> {
         // Fail at once, as every other operation does, while Redis is known to be down.
         let event = seat.event();
-        self.store().client_at(slot_of_event(event))?;
+        self.store().client_for_event(event)?;
         let (answer, answered) = oneshot::channel();
         let group = if self.store().clustered() {
             Group::Event(event)

@@ -16,7 +16,7 @@ use fred::types::{Builder, ClusterHash, CustomCommand, Value};
 
 use crate::error::{ClusterError, Error, Result};
 use crate::ids::EventId;
-use crate::keys::{self, slot_of, Shard};
+use crate::keys::{self, slot_of, slot_of_event, Shard};
 use crate::reply::Reply;
 use crate::routing::{
     connect_and_wait, node_builder, unreachable, unrouted, NodePool, Routes, CONNECT_WAIT,
@@ -317,6 +317,15 @@ impl Store {
         match &self.inner.links {
             Links::One(_) => self.client_at(0),
             Links::Cluster(_) => self.client_at(slot_of(key)),
+        }
+    }
+
+    /// A client for a command on `event`'s keys: see [`Store::client_at`]. On one Redis the
+    /// event's slot, a CRC16 of its id, is not worked out: it would not be used.
+    pub(crate) fn client_for_event(&self, event: EventId) -> Result<Client> {
+        match &self.inner.links {
+            Links::One(_) => self.client_at(0),
+            Links::Cluster(_) => self.client_at(slot_of_event(event)),
         }
     }
 
