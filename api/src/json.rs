@@ -97,12 +97,13 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     }
     // Read at first without tracking the path, which costs every body its bookkeeping; only a
     // body that fails is read again to name the field (the same bytes fail the same way).
-    if let Ok(value) = T::deserialize(&mut serde_json::Deserializer::from_slice(bytes)) {
-        return Ok(value);
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    if let Ok(value) = T::deserialize(&mut *de) {
+        return finished(de, value);
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    match serde_path_to_error::deserialize(de) {
-        Ok(value) => Ok(value),
+    match serde_path_to_error::deserialize(&mut *de) {
+        Ok(value) => finished(de, value),
         Err(e) => {
             let field = e.path().to_string();
             let inner = e.into_inner();
@@ -123,6 +124,18 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 _ => Err(ApiError::MalformedJson(strip_position(&inner.to_string()))),
             }
         }
+    }
+}
+
+/// `value`, read from `de`, if only whitespace follows it: a body with anything after its object
+/// (`{...} xyz`, a second object) is malformed, as `serde_json::from_slice` would say.
+fn finished<T>(
+    de: &mut serde_json::Deserializer<serde_json::de::SliceRead<'_>>,
+    value: T,
+) -> Result<T, ApiError> {
+    match de.end() {
+        Ok(()) => Ok(value),
+        Err(e) => Err(ApiError::MalformedJson(strip_position(&e.to_string()))),
     }
 }
 
@@ -393,5 +406,19 @@ mod tests {
         let err = parse::<CreateEvent>(b"  [1, ").expect_err("broken");
         assert_eq!(status(&err), 400, "{err:?}");
         assert!(parse::<CreateEvent>(br#" {"name": "a", "totalSeats": 50.0}"#).is_ok());
+    }
+
+    #[test]
+    fn nothing_but_whitespace_may_follow_the_object() {
+        for body in [
+            &br#"{"name": "a", "totalSeats": 50} xyz"#[..],
+            br#"{"name": "a", "totalSeats": 50}{}"#,
+            br#"{"name": "a", "totalSeats": 50},"#,
+        ] {
+            let err = parse::<CreateEvent>(body).expect_err("trailing characters");
+            assert_eq!(status(&err), 400, "{err:?}");
+            assert_eq!(err.code().as_str(), "malformed_json");
+        }
+        assert!(parse::<CreateEvent>(b"{\"name\": \"a\", \"totalSeats\": 50} \r\n\t ").is_ok());
     }
 }

@@ -420,6 +420,8 @@ async fn the_openapi_document_and_swagger_ui_are_served() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waiting_on_a_job_answers_as_soon_as_it_finishes() {
     let mut app = spawn_app_with(Options::default().workers(0)).await;
+    // Until the API has subscribed to the announcements, a wait answers at once.
+    crate::helpers::wait_finished_subscribers(&app.redis, 1).await;
     let event = app.create_event(10).await;
     let posted = app.hold(&seat_of(&event, 1), &new_user()).await;
     assert_eq!(posted.status(), 202);
@@ -497,6 +499,8 @@ async fn waiting_on_a_job_answers_as_soon_as_it_finishes() {
 async fn a_job_that_just_finished_is_answered_from_what_the_api_heard() {
     // JOB_RESULT_TTL_SECS=2: the API keeps a finished record for at most half of that.
     let app = spawn_app_with(Options::default().env("JOB_RESULT_TTL_SECS", 2)).await;
+    // Until the API has subscribed to the announcements, a wait answers at once.
+    crate::helpers::wait_finished_subscribers(&app.redis, 1).await;
     let event = app.create_event(10).await;
     let posted = app.hold(&seat_of(&event, 1), &new_user()).await;
     assert_eq!(posted.status(), 202, "{posted}");

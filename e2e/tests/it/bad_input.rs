@@ -130,6 +130,22 @@ async fn bad_inputs_get_their_status_and_change_nothing() {
             "malformed_json",
         ),
         (
+            "an object with something after it",
+            "/events/create",
+            r#"{"name": "a", "totalSeats": 50} xyz"#.into(),
+            None,
+            400,
+            "malformed_json",
+        ),
+        (
+            "a hold with a second object after it",
+            "/seats/hold",
+            format!(r#"{{"id": "{seat}", "UUID": "{user}"}} {{}}"#),
+            None,
+            400,
+            "malformed_json",
+        ),
+        (
             "empty body",
             "/events/create",
             String::new(),
