@@ -107,8 +107,8 @@ end)" ;;
       from="  replies[base + 1] = -1"
       to="  error(CORRUPT .. 'cannot accept jobs: ' .. why)" ;;
     tag-per-event) # a job id's tag authenticates its event only: every job of it has one tag
-      from="mac.update(job.to_string().as_bytes());"
-      to="mac.update(job.event().to_string().as_bytes());" ;;
+      from="mac.update(internal.as_bytes());"
+      to="mac.update(internal.split(':').next().unwrap_or_default().as_bytes());" ;;
     wait-past-a-miss) # a lost subscription leaves the jobs accepted before it trusted to be heard
       from="        self.epoch.fetch_add(1, Ordering::AcqRel);"
       to="" ;;

@@ -72,9 +72,7 @@ impl JobIds {
         // Built by hand: one `format!` per byte of the tag cost more than the MAC itself, and
         // the internal id is written once, for the MAC and the answer both.
         let mut id = internal_id(job, 1 + 2 * TAG_BYTES);
-        let mut mac = self.mac.clone();
-        mac.update(id.as_bytes());
-        let full = mac.finalize().into_bytes();
+        let full = self.mac_over(&id).finalize().into_bytes();
         id.push('.');
         for byte in &full[..TAG_BYTES] {
             id.push(char::from(HEX[usize::from(byte >> 4)]));
@@ -95,8 +93,14 @@ impl JobIds {
 
     /// The MAC of `job`'s internal id, `<event id>:j<seq>`, ready to verify.
     fn mac_of(&self, job: JobId) -> Hmac<Sha256> {
+        self.mac_over(&internal_id(job, 0))
+    }
+
+    /// The MAC of an internal id (the one place that says what a tag authenticates: the whole
+    /// id, event and sequence number).
+    fn mac_over(&self, internal: &str) -> Hmac<Sha256> {
         let mut mac = self.mac.clone();
-        mac.update(internal_id(job, 0).as_bytes());
+        mac.update(internal.as_bytes());
         mac
     }
 }
