@@ -348,7 +348,6 @@ impl Waiters {
     /// failed). Other API processes may still answer a record they heard for a few seconds.
     pub fn forget_event(&self, event: queue_core::EventId) {
         if let Ok(mut inner) = self.inner.lock() {
-            inner.recent.retain(|job, _| job.event() != event);
             inner.gone(event);
         }
     }
@@ -357,7 +356,6 @@ impl Waiters {
     /// waiters read them from Redis now (they are `failed`) instead of at their deadline.
     fn event_deleted(&self, event: EventId) {
         if let Ok(mut inner) = self.inner.lock() {
-            inner.recent.retain(|job, _| job.event() != event);
             inner.gone(event);
             // Dropping their senders wakes them, with no job: they read it.
             inner.waiting.retain(|job, _| job.event() != event);
@@ -456,10 +454,12 @@ impl Inner {
         rx
     }
 
-    /// `event` was deleted: what was accepted of it tells nothing, and nothing accepted of it
-    /// before now will (see [`Waiters::accepted`]).
+    /// `event` was deleted: the records heard of its jobs are forgotten (Redis now says they
+    /// failed), what was accepted of it tells nothing, and nothing accepted of it before now
+    /// will (see [`Waiters::accepted`]).
     fn gone(&mut self, event: EventId) {
         let now = Instant::now();
+        self.recent.retain(|job, _| job.event() != event);
         self.accepted.remove(&event);
         self.deleted
             .retain(|_, heard| now.duration_since(*heard) < DELETIONS_KEPT);

@@ -545,6 +545,20 @@ async fn timed_wait(app: &crate::helpers::TestApp, job: &str, secs: u64) -> (Str
     (state, started.elapsed())
 }
 
+/// A 1 s wait on `job` that ends with the job still waiting, and how many times it made Redis
+/// run job_status.lua on `event` (SLOWLOG, logging every command from the wait's start).
+async fn status_reads_of_a_wait(
+    app: &crate::helpers::TestApp,
+    redis: &fred::clients::Client,
+    job: &str,
+    event: &str,
+) -> usize {
+    crate::helpers::log_every_command(redis).await;
+    let (state, _) = timed_wait(app, job, 1).await;
+    assert_eq!(state, "waiting", "{job}");
+    crate::helpers::job_status_reads(redis, event).await
+}
+
 /// A wait on a job accepted by the same API process while it listened to the workers'
 /// announcements does not read Redis first (the announcement will come: it follows the job's
 /// acceptance), only at its deadline; once the subscription was lost and made again, the jobs
@@ -562,11 +576,8 @@ async fn a_wait_on_a_job_accepted_here_reads_redis_first_only_when_an_announceme
     let view = app.job_status(&first).await.expect("the job is known");
     assert!(!view.status.is_finished(), "{view}");
 
-    crate::helpers::log_every_command(&redis).await;
-    let (state, _) = timed_wait(&app, &first, 1).await;
-    assert_eq!(state, "waiting");
     assert_eq!(
-        crate::helpers::job_status_reads(&redis, &event).await,
+        status_reads_of_a_wait(&app, &redis, &first, &event).await,
         1,
         "one read, at the deadline"
     );
@@ -580,11 +591,8 @@ async fn a_wait_on_a_job_accepted_here_reads_redis_first_only_when_an_announceme
         .await
         .expect("CLIENT KILL");
     crate::helpers::wait_finished_subscribers(&app.redis, 1).await;
-    crate::helpers::log_every_command(&redis).await;
-    let (state, _) = timed_wait(&app, &first, 1).await;
-    assert_eq!(state, "waiting");
     assert_eq!(
-        crate::helpers::job_status_reads(&redis, &event).await,
+        status_reads_of_a_wait(&app, &redis, &first, &event).await,
         2,
         "read first, then at the deadline"
     );
@@ -592,10 +600,10 @@ async fn a_wait_on_a_job_accepted_here_reads_redis_first_only_when_an_announceme
     // A job accepted now is known to be heard again, and so is the first (a later job).
     let second = app.hold(&seat_of(&event, 2), &new_user()).await;
     let second = second.job_id().expect("accepted").to_owned();
-    crate::helpers::log_every_command(&redis).await;
-    let (state, _) = timed_wait(&app, &second, 1).await;
-    assert_eq!(state, "waiting");
-    assert_eq!(crate::helpers::job_status_reads(&redis, &event).await, 1);
+    assert_eq!(
+        status_reads_of_a_wait(&app, &redis, &second, &event).await,
+        1
+    );
 
     // And the wait ends with the job's completion, heard.
     let waiting = {

@@ -254,18 +254,7 @@ struct Measured {
 /// slow log, at a threshold of 0) and a probe times PINGs on a connection of its own.
 async fn measured_delete(app: &TestApp, redis: &Client, event: &str) -> Measured {
     let probe = app.redis.client().await;
-    let _: () = redis
-        .config_set("slowlog-max-len", 1_000_000)
-        .await
-        .expect("CONFIG SET");
-    let _: () = redis
-        .config_set("slowlog-log-slower-than", 0)
-        .await
-        .expect("CONFIG SET");
-    let _: () = redis
-        .custom(fred::cmd!("SLOWLOG"), vec!["RESET".to_owned()])
-        .await
-        .expect("SLOWLOG RESET");
+    crate::helpers::log_every_command(redis).await;
     let probing = Arc::new(AtomicBool::new(true));
     let prober = {
         let probing = probing.clone();

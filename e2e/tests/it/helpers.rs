@@ -1468,7 +1468,10 @@ pub async fn job_status_reads(redis: &Client, event: &str) -> usize {
 
 /// Makes Redis log every command it runs (SLOWLOG), from an empty log.
 pub async fn log_every_command(redis: &Client) {
-    for (name, value) in [("slowlog-max-len", 100_000), ("slowlog-log-slower-than", 0)] {
+    for (name, value) in [
+        ("slowlog-max-len", 1_000_000),
+        ("slowlog-log-slower-than", 0),
+    ] {
         let _: () = fred::interfaces::ConfigInterface::config_set(redis, name, value)
             .await
             .expect("CONFIG SET");
