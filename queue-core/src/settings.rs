@@ -17,6 +17,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("REDIS_REPLICA_ACKS", "redis.replica_acks"),
     ("WORKERS", "workers.count"),
     ("WORKER_CONCURRENCY", "workers.concurrency"),
+    ("WORKER_CALLS_IN_FLIGHT", "workers.calls_in_flight"),
     ("HOLD_TTL_SECS", "reservations.hold_ttl_secs"),
     (
         "MAX_HOLD_LIFETIME_SECS",
@@ -133,10 +134,28 @@ pub struct RedisSettings {
 pub struct WorkerSettings {
     pub count: usize,
     pub concurrency: usize,
+    /// `process.lua` calls one worker process has in flight on one Redis primary at once. A
+    /// drain task holding a token waits for one meanwhile, and its event's batch fills.
+    pub calls_in_flight: usize,
     pub batch_size: usize,
     pub lease_ms: u64,
     pub heartbeat_ms: u64,
     pub housekeeping_ms: u64,
+}
+
+impl WorkerSettings {
+    /// The drain tasks of one worker process: `concurrency` on a cluster, where each primary
+    /// has its own `calls_in_flight`; on one Redis no more than `calls_in_flight`, since a
+    /// further task would hold an event's token only to wait for the one primary, and its
+    /// pop would be one more exchange with a busy Redis (fewer, fuller calls: bench/RESULTS.md,
+    /// "One call in flight per primary").
+    pub fn drain_tasks(&self, clustered: bool) -> usize {
+        if clustered {
+            self.concurrency
+        } else {
+            self.concurrency.min(self.calls_in_flight)
+        }
+    }
 }
 
 /// The rules of holding and reserving.
@@ -380,7 +399,7 @@ impl Settings {
             let rate = self.rate_limits.rate(class);
             (1..=1_000_000).contains(&rate.burst) && (1..=86_400_000).contains(&rate.every_ms)
         });
-        let checks: [(&'static str, bool, String); 26] = [
+        let checks: [(&'static str, bool, String); 27] = [
             (
                 "api.bind",
                 self.api.bind.parse::<std::net::IpAddr>().is_ok(),
@@ -433,6 +452,11 @@ impl Settings {
             (
                 "workers.concurrency",
                 (1..=256).contains(&w.concurrency),
+                "must be from 1 to 256".into(),
+            ),
+            (
+                "workers.calls_in_flight",
+                (1..=256).contains(&w.calls_in_flight),
                 "must be from 1 to 256".into(),
             ),
             (

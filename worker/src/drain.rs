@@ -240,11 +240,13 @@ async fn process(
 ) -> queue_core::Result<Batch> {
     let started = Instant::now();
     loop {
-        match worker
+        let permit = worker.in_flight.enter(&worker.store, event).await;
+        let answer = worker
             .store
             .process(event, worker.settings.batch_size)
-            .await
-        {
+            .await;
+        drop(permit);
+        match answer {
             Err(queue_core::Error::Unavailable(_))
                 if !worker.store.clustered()
                     && started.elapsed() < UNAVAILABLE_PATIENCE

@@ -1,8 +1,9 @@
 //! The worker process: drains event queues with `process.lua`, keeps the housekeeping passes
 //! going, and turns keyspace notifications into prompt sweeps.
 //!
-//! A process runs WORKER_CONCURRENCY drain tasks, each on its own Redis connection (a blocking pop
-//! holds up every other command on its connection), a heartbeat, a housekeeping loop and a
+//! A process runs drain tasks (WORKER_CONCURRENCY on a cluster; on one Redis at most
+//! WORKER_CALLS_IN_FLIGHT: `WorkerSettings::drain_tasks`), each on its own Redis connection (a
+//! blocking pop holds up every other command on its connection), a heartbeat, a housekeeping loop and a
 //! notification listener. On shutdown it stops taking tokens, finishes the batch in hand, hands
 //! any event it was draining back to the pool, and exits.
 
@@ -59,13 +60,19 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let worker = Arc::new(Worker {
             store: self.store.clone(),
+            in_flight: shared::InFlight::new(self.settings.calls_in_flight),
             settings: self.settings,
             name: self.name,
             counters: self.counters,
             full: shared::FullStore::default(),
         });
         let sweeps = Arc::new(drain::Sweeps::default());
-        tracing::info!(worker = %worker.name, concurrency = worker.settings.concurrency, "worker started");
+        tracing::info!(
+            worker = %worker.name,
+            drain_tasks = worker.settings.drain_tasks(worker.store.clustered()),
+            calls_in_flight = worker.settings.calls_in_flight,
+            "worker started"
+        );
         let mut tasks: Vec<JoinHandle<()>> = Vec::new();
         let mut shared_tokens = None;
         if worker.store.clustered() {
@@ -84,7 +91,7 @@ impl Application {
                 tokio::sync::Mutex::new(rx),
             ))));
         }
-        for task in 0..worker.settings.concurrency {
+        for task in 0..worker.settings.drain_tasks(worker.store.clustered()) {
             let tokens = match &shared_tokens {
                 Some(tokens) => tokens.clone(),
                 None => Arc::new(drain::Tokens::Direct(

@@ -361,7 +361,16 @@ const BACKLOG_BATCHES: usize = 5;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_worker_sigkilled_every_second_for_20_seconds_loses_nothing() {
-    let app = spawn_app_with(Options::default().workers(0).env("HOLD_TTL_SECS", 3)).await;
+    // Four calls in flight, so that each process drains four events at once on one Redis too,
+    // as on a cluster: the victim dies holding several leases (with one, the kill caught a
+    // backlog mid-drain in 6 of 20 rounds, against 16 with four).
+    let app = spawn_app_with(
+        Options::default()
+            .workers(0)
+            .env("HOLD_TTL_SECS", 3)
+            .env("WORKER_CALLS_IN_FLIGHT", 4),
+    )
+    .await;
     let mut workers: Vec<_> = (0..3)
         .map(|i| app.spawn_worker_process(&format!("drill-{i}")))
         .collect();
@@ -375,7 +384,8 @@ async fn a_worker_sigkilled_every_second_for_20_seconds_loses_nothing() {
     let batch = app.settings.workers.batch_size;
     let burst = BACKLOG_BATCHES * batch;
     let rounds = 20usize;
-    let backlogs = workers.len() * app.settings.workers.concurrency;
+    let tasks = app.settings.workers.drain_tasks(app.redis.clustered());
+    let backlogs = workers.len() * tasks;
     let backlog_events: Vec<String> =
         join_all((0..backlogs).map(|_| app.create_event((rounds * burst) as u32))).await;
     let store = queue_core::Store::connect(&app.settings)

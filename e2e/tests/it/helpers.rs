@@ -61,6 +61,11 @@ pub struct TestRedis {
 }
 
 impl TestRedis {
+    /// Whether this is a cluster.
+    pub fn clustered(&self) -> bool {
+        self.kind == RedisKind::Cluster
+    }
+
     pub fn start() -> Self {
         Self::start_with(&[])
     }
