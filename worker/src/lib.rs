@@ -3,8 +3,8 @@
 //!
 //! A process runs drain tasks (WORKER_CONCURRENCY on a cluster; on one Redis at most
 //! WORKER_CALLS_IN_FLIGHT: `WorkerSettings::drain_tasks`), each on its own Redis connection (a
-//! blocking pop holds up every other command on its connection), a heartbeat, a housekeeping loop and a
-//! notification listener. On shutdown it stops taking tokens, finishes the batch in hand, hands
+//! blocking pop holds up every other command on its connection), a heartbeat, a housekeeping
+//! loop and a notification listener. On shutdown it stops taking tokens, finishes the batch in hand, hands
 //! any event it was draining back to the pool, and exits.
 
 use std::sync::atomic::Ordering;

@@ -363,7 +363,7 @@ const BACKLOG_BATCHES: usize = 5;
 async fn a_worker_sigkilled_every_second_for_20_seconds_loses_nothing() {
     // Four calls in flight, so that each process drains four events at once on one Redis too,
     // as on a cluster: the victim dies holding several leases (with one, the kill caught a
-    // backlog mid-drain in 6 of 20 rounds, against 16 with four).
+    // backlog mid-drain in 6 of 20 rounds, against 13 to 16 with four).
     let app = spawn_app_with(
         Options::default()
             .workers(0)
