@@ -143,21 +143,6 @@ pub struct WorkerSettings {
     pub housekeeping_ms: u64,
 }
 
-impl WorkerSettings {
-    /// The drain tasks of one worker process: `concurrency` on a cluster, where each primary
-    /// has its own `calls_in_flight`; on one Redis no more than `calls_in_flight`, since a
-    /// further task would hold an event's token only to wait for the one primary, and its
-    /// pop would be one more exchange with a busy Redis (fewer, fuller calls: bench/RESULTS.md,
-    /// "One call in flight per primary").
-    pub fn drain_tasks(&self, clustered: bool) -> usize {
-        if clustered {
-            self.concurrency
-        } else {
-            self.concurrency.min(self.calls_in_flight)
-        }
-    }
-}
-
 /// The rules of holding and reserving.
 #[derive(Debug, Clone, Copy, Deserialize)]
 pub struct ReservationSettings {

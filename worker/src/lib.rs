@@ -1,10 +1,10 @@
 //! The worker process: drains event queues with `process.lua`, keeps the housekeeping passes
 //! going, and turns keyspace notifications into prompt sweeps.
 //!
-//! A process runs drain tasks (WORKER_CONCURRENCY on a cluster; on one Redis at most
-//! WORKER_CALLS_IN_FLIGHT: `WorkerSettings::drain_tasks`), each on its own Redis connection (a
-//! blocking pop holds up every other command on its connection), a heartbeat, a housekeeping
-//! loop and a notification listener. On shutdown it stops taking tokens, finishes the batch in hand, hands
+//! A process runs WORKER_CONCURRENCY drain tasks, each on its own Redis connection (a blocking
+//! pop holds up every other command on its connection), with at most WORKER_CALLS_IN_FLIGHT
+//! `process.lua` calls in flight per primary among them, a heartbeat, a housekeeping loop and a
+//! notification listener. On shutdown it stops taking tokens, finishes the batch in hand, hands
 //! any event it was draining back to the pool, and exits.
 
 use std::sync::atomic::Ordering;
@@ -69,7 +69,7 @@ impl Application {
         let sweeps = Arc::new(drain::Sweeps::default());
         tracing::info!(
             worker = %worker.name,
-            drain_tasks = worker.settings.drain_tasks(worker.store.clustered()),
+            concurrency = worker.settings.concurrency,
             calls_in_flight = worker.settings.calls_in_flight,
             "worker started"
         );
@@ -91,7 +91,7 @@ impl Application {
                 tokio::sync::Mutex::new(rx),
             ))));
         }
-        for task in 0..worker.settings.drain_tasks(worker.store.clustered()) {
+        for task in 0..worker.settings.concurrency {
             let tokens = match &shared_tokens {
                 Some(tokens) => tokens.clone(),
                 None => Arc::new(drain::Tokens::Direct(

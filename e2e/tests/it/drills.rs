@@ -361,9 +361,9 @@ const BACKLOG_BATCHES: usize = 5;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_worker_sigkilled_every_second_for_20_seconds_loses_nothing() {
-    // Four calls in flight, so that each process drains four events at once on one Redis too,
-    // as on a cluster: the victim dies holding several leases (with one, the kill caught a
-    // backlog mid-drain in 6 of 20 rounds, against 13 to 16 with four).
+    // Four calls in flight, so that each of a process's four drain tasks can be mid-call when the
+    // victim dies (with one drain task per process, the kill caught a backlog mid-drain in 6
+    // of 20 rounds, against 13 to 16 with four calls).
     let app = spawn_app_with(
         Options::default()
             .workers(0)
@@ -384,8 +384,7 @@ async fn a_worker_sigkilled_every_second_for_20_seconds_loses_nothing() {
     let batch = app.settings.workers.batch_size;
     let burst = BACKLOG_BATCHES * batch;
     let rounds = 20usize;
-    let tasks = app.settings.workers.drain_tasks(app.redis.clustered());
-    let backlogs = workers.len() * tasks;
+    let backlogs = workers.len() * app.settings.workers.concurrency;
     let backlog_events: Vec<String> =
         join_all((0..backlogs).map(|_| app.create_event((rounds * burst) as u32))).await;
     let store = queue_core::Store::connect(&app.settings)

@@ -61,11 +61,6 @@ pub struct TestRedis {
 }
 
 impl TestRedis {
-    /// Whether this is a cluster.
-    pub fn clustered(&self) -> bool {
-        self.kind == RedisKind::Cluster
-    }
-
     pub fn start() -> Self {
         Self::start_with(&[])
     }
