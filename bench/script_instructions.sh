@@ -11,11 +11,12 @@
 #   process_8 process.lua applying as many more 8 per call (the figure is per job)
 #   empty     process.lua on the empty queue
 #   enqueue_8_events  enqueue.lua, one hold on each of 8 events per call (the figure is per job)
+#   process_8_events  process.lua draining those 8 events in one call, one job of each (per job)
 # Prints one line per checkout: `<checkout> enqueue=I process_1=I process_8_per_job=I empty=I
-# enqueue_8_events_per_job=I`
+# enqueue_8_events_per_job=I process_8_events_1_each_per_job=I`
 # (instructions per call, or per job). Needs valgrind (installed when missing).
 # KEEP=1 keeps the profiles (cg.1 enqueue, cg.2 process_1, cg.3 process_8, cg.4 empty, cg.5
-# enqueue_8_events) and says where; REDIS_BIN names another redis-server, such as one built with
+# enqueue_8_events, cg.6 process_8_events) and says where; REDIS_BIN names another redis-server, such as one built with
 # symbols, so that `callgrind_annotate` can name Lua's and Redis's functions.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -42,7 +43,13 @@ for src in "$@"; do
     load() { cli -x script load < <(python3 "$ROOT/bench/lua_script.py" $whole "$LUA" "$1"); }
     EV=00000000-0000-4000-8000-00000000b001; K="rsv:{$EV}"
     KP=("$K" "$K:seats" "$K:deadlines" "$K:holders" "$K:queue" "$K:results" "$K:done" "$K:tick" "$K:changes" "$K:retry")
-    PA=(60000 6 300000 2000 "rsv:{sys}:finished" "$EV" 3 100 5000 0.5)
+    # process.lua's arguments: since it drains several events per call (this commit on), the
+    # event ids come last.
+    if grep -q 'ARGV\[11...\]: the event ids' "$LUA/process.lua"; then
+        drains=1; PA=(60000 6 300000 2000 "rsv:{sys}:finished" 3 100 5000 0.5 "$EV")
+    else
+        drains=0; PA=(60000 6 300000 2000 "rsv:{sys}:finished" "$EV" 3 100 5000 0.5)
+    fi
     cli evalsha "$(load create_event.lua)" 2 "$K" "$K:seats" bench 10000 "" >/dev/null
     enqueue=$(load enqueue.lua); process=$(load process.lua)
     # enqueue.lua's arguments: since it takes the jobs of several events per call (this commit on), the
@@ -107,8 +114,23 @@ PY
         callgrind_control -d "$VPID" >/dev/null 2>&1
         per_job_of_8_events=$(($(total 5) / N))
     fi
+    # Then those 8 events drained in one process.lua call, one job of each per call (a checkout
+    # whose process.lua drains one event per call: not measured).
+    process_of_8_events=-
+    if ((several && drains)); then
+        keysp=(); idsp=()
+        for i in 1 2 3 4 5 6 7 0; do
+            E=00000000-0000-4000-8000-00000000c00$i; ((i == 0)) && E=$EV
+            P="rsv:{$E}"
+            keysp+=("$P" "$P:seats" "$P:deadlines" "$P:holders" "$P:queue" "$P:results" "$P:done" \
+                "$P:tick" "$P:changes" "$P:retry")
+            idsp+=("$E")
+        done
+        measured $((N / 8)) evalsha "$process" 80 "${keysp[@]}" 1 "${PA[@]:0:9}" "${idsp[@]}"
+        process_of_8_events=$(($(total 6) / N))
+    fi
     cli shutdown nosave >/dev/null 2>&1 || true
     wait "$VPID" 2>/dev/null || true
-    echo "$src enqueue=$(($(total 1) / N)) process_1=$(($(total 2) / N)) process_8_per_job=$(($(total 3) / N)) empty=$(($(total 4) / N)) enqueue_8_events_per_job=$per_job_of_8_events"
+    echo "$src enqueue=$(($(total 1) / N)) process_1=$(($(total 2) / N)) process_8_per_job=$(($(total 3) / N)) empty=$(($(total 4) / N)) enqueue_8_events_per_job=$per_job_of_8_events process_8_events_1_each_per_job=$process_of_8_events"
     if [[ -n ${KEEP:-} ]]; then echo "kept: $TMP" >&2; else rm -rf "$TMP"; fi
 done

@@ -288,24 +288,25 @@ impl Waiters {
         }
     }
 
-    /// One message of finished jobs: wakes their waiters and keeps their records.
+    /// One message of finished jobs (of one event or several): wakes their waiters and keeps
+    /// their records.
     fn finished(&self, store: &Store, message: &[u8]) {
-        let (event, records) = match queue_core::wire::finished_records(message) {
+        let events = match queue_core::wire::finished_records(message) {
             Ok(parsed) => parsed,
             Err(e) => {
                 tracing::warn!(error = %e, "an unreadable finished-jobs message; its waiters answer at their deadline");
                 return;
             }
         };
-        if records.is_empty() {
-            // The event was deleted (delete_event.lua): none of its jobs will be announced.
-            self.event_deleted(event);
-            return;
-        }
         let message: Arc<[u8]> = Arc::from(message);
         let now = Instant::now();
         let mut woken = Vec::new();
-        {
+        for (event, records) in events {
+            if records.is_empty() {
+                // The event was deleted (delete_event.lua): none of its jobs will be announced.
+                self.event_deleted(event);
+                continue;
+            }
             let Ok(mut inner) = self.inner.lock() else {
                 return;
             };
@@ -329,7 +330,7 @@ impl Waiters {
         for (job, record, senders) in woken {
             let parsed = message
                 .get(record)
-                .map(|record| store.parse_record(event, record));
+                .map(|record| store.parse_record(job.event(), record));
             match parsed {
                 Some(Ok(finished)) => {
                     for sender in senders {

@@ -70,67 +70,94 @@ impl Store {
     /// Applies up to `max_jobs` jobs from the head of the event's queue, renewing the caller's
     /// lease while jobs remain and giving it up when none do.
     pub async fn process(&self, event: EventId, max_jobs: usize) -> Result<Batch> {
-        let k = EventKeys::new(event);
+        let mut batches = self.process_events(&[event], max_jobs).await?;
+        batches.pop().unwrap_or_else(|| {
+            Err(crate::Error::Corrupt(
+                "process.lua answered for no event".into(),
+            ))
+        })
+    }
+
+    /// [`Store::process`] for each of `events`, in one script run: on one Redis any events; on
+    /// a cluster, events of one slot (a script stays in one). Its fixed cost (the round trip,
+    /// the script's start, its announcement of the finished jobs) is shared by them all. The
+    /// outer error is the run's, and so every event's; an event whose data has the wrong type
+    /// gets its own error, and the others are drained as if it were not there.
+    pub async fn process_events(
+        &self,
+        events: &[EventId],
+        max_jobs: usize,
+    ) -> Result<Vec<Result<Batch>>> {
         let (rules, queue) = (self.rules(), self.queue());
         // With REDIS_REPLICA_ACKS the script publishes nothing: the results are announced here,
         // once the replicas have them.
         let defer = self.waits_for_replicas();
-        let (mut reply, client) = self
-            .script_on(
-                &scripts::PROCESS,
-                [
-                    &k.event,
-                    &k.seats,
-                    &k.deadlines,
-                    &k.holders,
-                    &k.queue,
-                    &k.results,
-                    &k.done,
-                    &k.tick,
-                    &k.changes,
-                    &k.retry,
-                ],
-                vec![
-                    arg(max_jobs),
-                    arg(rules.hold_ttl_secs * 1000),
-                    arg(rules.max_held_seats),
-                    arg(queue.job_result_ttl_secs * 1000),
-                    arg(self.workers().lease_ms),
-                    arg(if defer { "" } else { keys::FINISHED_CHANNEL }),
-                    arg(event),
-                    arg(queue.retry_attempts),
-                    arg(queue.retry_base_ms),
-                    arg(queue.retry_max_ms),
-                    arg(jitter()),
-                ],
-            )
-            .await?;
-        let applied = reply.unsigned()?;
-        let remaining = reply.unsigned()?;
-        let next_due = Some(reply.int()?).filter(|d| *d >= 0);
-        let announcement = if defer {
-            reply.next_bytes().transpose()?
-        } else {
-            None
-        };
-        if applied > 0 {
-            self.replicated(&client, keys::slot_of(&k.queue)).await?;
+        let mut keys = Vec::with_capacity(events.len() * 10);
+        for event in events {
+            let k = EventKeys::new(*event);
+            keys.extend([
+                k.event,
+                k.seats,
+                k.deadlines,
+                k.holders,
+                k.queue,
+                k.results,
+                k.done,
+                k.tick,
+                k.changes,
+                k.retry,
+            ]);
+        }
+        let slot = keys.first().map(|k| keys::slot_of(k)).unwrap_or_default();
+        let mut args = vec![
+            arg(max_jobs),
+            arg(rules.hold_ttl_secs * 1000),
+            arg(rules.max_held_seats),
+            arg(queue.job_result_ttl_secs * 1000),
+            arg(self.workers().lease_ms),
+            arg(if defer { "" } else { keys::FINISHED_CHANNEL }),
+            arg(queue.retry_attempts),
+            arg(queue.retry_base_ms),
+            arg(queue.retry_max_ms),
+            arg(jitter()),
+        ];
+        args.extend(events.iter().map(arg));
+        let (mut reply, client) = self.script_on(&scripts::PROCESS, keys, args).await?;
+        let announcement = reply.next_bytes().transpose()?;
+        let limit = self.rules().max_held_seats;
+        let mut batches = Vec::with_capacity(events.len());
+        let mut applied_any = false;
+        for event in events {
+            let applied = reply.int()?;
+            if applied < 0 {
+                batches.push(Err(crate::Error::Corrupt(reply.string()?)));
+                continue;
+            }
+            let remaining = reply.unsigned()?;
+            let next_due = Some(reply.int()?).filter(|d| *d >= 0);
+            let mut finished = Vec::with_capacity(applied as usize);
+            for _ in 0..applied {
+                let record = reply.next_bytes().ok_or_else(|| {
+                    crate::Error::Corrupt("process.lua answered fewer records than jobs".into())
+                })??;
+                finished.push(decode_record(*event, &record, limit)?);
+            }
+            applied_any |= applied > 0;
+            batches.push(Ok(Batch {
+                finished,
+                remaining,
+                next_due,
+            }));
+        }
+        if applied_any {
+            self.replicated(&client, slot).await?;
         }
         if let Some(message) = announcement.filter(|m| !m.is_empty()) {
             client
                 .publish::<(), _, _>(keys::FINISHED_CHANNEL, message)
                 .await?;
         }
-        let limit = self.rules().max_held_seats;
-        let mut finished = Vec::with_capacity(applied as usize);
-        while let Some(record) = reply.next_bytes() {
-            finished.push(decode_record(event, &record?, limit)?);
-        }
-        Ok(Batch {
-            finished,
-            remaining,
-            next_due,
-        })
+        Ok(batches)
     }
 }
 

@@ -66,11 +66,15 @@ impl QueuedJob {
 /// Where one job's record lies in a finished-jobs message.
 pub type FinishedRecord = (JobId, Range<usize>);
 
-/// Reads one message on [`crate::keys::FINISHED_CHANNEL`], as `process.lua` publishes it:
-/// `"<event id>"`, then `" <length> <record>"` per job. Returns the event and, per job, its id
-/// and where its record lies in `message` (read it with [`decode_record`]). A message of no jobs
-/// announces the event's deletion (`delete_event.lua`).
-pub fn finished_records(message: &[u8]) -> Result<(EventId, Vec<FinishedRecord>)> {
+/// The jobs of one event that a finished-jobs message announces.
+pub type FinishedEvent = (EventId, Vec<FinishedRecord>);
+
+/// Reads one message on [`crate::keys::FINISHED_CHANNEL`], as `process.lua` publishes it: for
+/// each event, `"<event id>"`, then `" <length> <record>"` per job, the events separated by a
+/// space (an event id is never a number, a length always is). Returns, per event in the message,
+/// the event and, per job, its id and where its record lies in `message` (read it with
+/// [`decode_record`]). An event of no jobs announces the event's deletion (`delete_event.lua`).
+pub fn finished_records(message: &[u8]) -> Result<Vec<FinishedEvent>> {
     let corrupt = || {
         Error::Corrupt(format!(
             "finished-jobs message {:?}",
@@ -86,26 +90,30 @@ pub fn finished_records(message: &[u8]) -> Result<(EventId, Vec<FinishedRecord>)
         *at += end + 1;
         Some(text)
     };
-    let event: EventId = word(&mut at)
-        .and_then(|e| e.parse().ok())
-        .ok_or_else(corrupt)?;
-    let mut records = Vec::new();
+    let mut events: Vec<FinishedEvent> = Vec::new();
     while at < message.len() {
-        let len: usize = word(&mut at)
-            .and_then(|n| n.parse().ok())
-            .ok_or_else(corrupt)?;
+        let text = word(&mut at).ok_or_else(corrupt)?;
+        let Ok(len) = text.parse::<usize>() else {
+            let event: EventId = text.parse().map_err(|_| corrupt())?;
+            events.push((event, Vec::new()));
+            continue;
+        };
+        let (event, records) = events.last_mut().ok_or_else(corrupt)?;
         let range = at..at + len;
         let record = message.get(range.clone()).ok_or_else(corrupt)?;
         let job = record
             .split(|b| *b == b'|')
             .next()
             .and_then(|s| std::str::from_utf8(s).ok()?.parse().ok())
-            .and_then(|seq| JobId::new(event, seq))
+            .and_then(|seq| JobId::new(*event, seq))
             .ok_or_else(corrupt)?;
         records.push((job, range));
         at += len + 1;
     }
-    Ok((event, records))
+    if events.is_empty() {
+        return Err(corrupt());
+    }
+    Ok(events)
 }
 
 /// Decodes a job's record as `job_record` in `process.lua` writes it: seven text fields
@@ -197,5 +205,52 @@ mod tests {
         }
         assert_eq!(QueuedJob::decode(b"X0123456789abcdef1|2|3"), None);
         assert_eq!(QueuedJob::decode(b"H0123456789abcdef1|2|3|4|5"), None);
+    }
+
+    #[test]
+    fn a_finished_jobs_message_names_each_event_with_its_jobs_and_an_event_alone_is_a_deletion() {
+        let (a, b) = (EventId::new_random(), EventId::new_random());
+        // Records are binary and may hold spaces and digits: their lengths delimit them.
+        let (one, two, three) = (
+            &b"4|c|H|1|200|1|2| 9 9"[..],
+            &b"5|c|H|2|200|1|2|x"[..],
+            &b"1|f|R|3|0|1|2|no"[..],
+        );
+        let mut message = a.to_string().into_bytes();
+        for record in [one, two] {
+            message.extend_from_slice(format!(" {} ", record.len()).as_bytes());
+            message.extend_from_slice(record);
+        }
+        message.extend_from_slice(format!(" {b} {} ", three.len()).as_bytes());
+        message.extend_from_slice(three);
+        let events = finished_records(&message).expect("readable");
+        type Records<'a> = Vec<(JobId, &'a [u8])>;
+        let read: Vec<(EventId, Records)> = events
+            .into_iter()
+            .map(|(event, records)| {
+                let records = records
+                    .into_iter()
+                    .map(|(job, range)| (job, &message[range]))
+                    .collect();
+                (event, records)
+            })
+            .collect();
+        let job = |event, seq| JobId::new(event, seq).expect("a job id");
+        assert_eq!(
+            read,
+            vec![
+                (a, vec![(job(a, 4), one), (job(a, 5), two)]),
+                (b, vec![(job(b, 1), three)]),
+            ]
+        );
+        let deleted = finished_records(a.to_string().as_bytes()).expect("readable");
+        assert_eq!(
+            deleted,
+            vec![(a, Vec::new())],
+            "an event alone: its deletion"
+        );
+        for bad in [&b""[..], b"12 4|c|", b"not-an-event 3 1|c"] {
+            assert!(finished_records(bad).is_err(), "{bad:?}");
+        }
     }
 }

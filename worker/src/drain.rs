@@ -240,12 +240,10 @@ async fn process(
 ) -> queue_core::Result<Batch> {
     let started = Instant::now();
     loop {
-        let permit = worker.in_flight.enter(&worker.store, event).await;
         let answer = worker
-            .store
-            .process(event, worker.settings.batch_size)
+            .in_flight
+            .process(&worker.store, event, worker.settings.batch_size)
             .await;
-        drop(permit);
         match answer {
             Err(queue_core::Error::Unavailable(_))
                 if !worker.store.clustered()

@@ -386,6 +386,128 @@ async fn an_event_whose_queue_is_broken_fails_alone_in_a_batch_shared_with_anoth
     assert_eq!(posted.status(), 202, "repaired, it accepts: {posted}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_call_shared_by_events_applies_each_in_order_and_one_whose_keys_are_broken_loses_nothing(
+) {
+    use fred::interfaces::{EventInterface, PubsubInterface};
+    // One Redis only: there one process.lua run drains several events (on a cluster, those
+    // of one slot).
+    let app = spawn_app_with(Options::default().workers(0).redis(RedisKind::Single)).await;
+    let redis = app.redis.client().await;
+    let store = queue_core::Store::connect(&app.settings)
+        .await
+        .expect("a store");
+    let events = [
+        app.create_event(10).await,
+        app.create_event(10).await,
+        app.create_event(10).await,
+    ];
+    let [first, broken, last] = &events;
+    // Three holds on each; on the first and the last, seat 1 twice, by two users: accepted
+    // both (it is free when they are), the earlier applied, the later refused (G3).
+    let mut jobs: Vec<Vec<String>> = Vec::new();
+    for event in &events {
+        let mut ids = Vec::new();
+        for n in [1, 1, 2] {
+            let posted = app.hold(&seat_of(event, n), &new_user()).await;
+            assert_eq!(posted.status(), 202, "{posted}");
+            // The public id is the job's id and a tag that proves it was handed out here.
+            let public = posted.job_id().expect("a job id");
+            ids.push(public.split('.').next().unwrap_or(public).to_owned());
+        }
+        jobs.push(ids);
+    }
+    let broken_keys = keys_of(broken);
+    let before = seat_state(&redis, broken).await;
+    break_key(&redis, &broken_keys.results).await;
+
+    let subscriber = store.subscriber().await.expect("a subscriber");
+    let mut messages = subscriber.message_rx();
+    let _: () = subscriber
+        .subscribe(queue_core::keys::FINISHED_CHANNEL)
+        .await
+        .expect("SUBSCRIBE");
+
+    let ids: Vec<queue_core::EventId> = events.iter().map(|e| e.parse().expect("an id")).collect();
+    let batches = store.process_events(&ids, 64).await.expect("one run");
+    assert_eq!(batches.len(), 3, "a batch per event, in order");
+    for (i, batch) in batches.iter().enumerate() {
+        if i == 1 {
+            assert!(
+                matches!(batch, Err(queue_core::Error::Corrupt(why)) if why.contains("results")),
+                "the broken event answers why: {batch:?}"
+            );
+            continue;
+        }
+        let batch = batch.as_ref().expect("a sound event's batch");
+        assert_eq!(batch.remaining, 0);
+        let finished: Vec<(String, Option<i64>)> = batch
+            .finished
+            .iter()
+            .map(|job| {
+                let code = match &job.state {
+                    queue_core::JobState::Completed { result, .. } => {
+                        Some(if result.is_ok() { 200 } else { 409 })
+                    }
+                    _ => None,
+                };
+                (job.id.to_string(), code)
+            })
+            .collect();
+        let expected: Vec<(String, Option<i64>)> = jobs[i]
+            .iter()
+            .cloned()
+            .zip([Some(200), Some(409), Some(200)])
+            .collect();
+        assert_eq!(
+            finished, expected,
+            "event {i}: its jobs, in the order accepted"
+        );
+    }
+    let queued: u64 = redis.llen(&broken_keys.queue).await.expect("LLEN");
+    assert_eq!(queued, 3, "the broken event's jobs were not taken");
+    assert_eq!(
+        seat_state(&redis, broken).await,
+        before,
+        "nor its seats touched"
+    );
+
+    // One announcement for the run, naming the sound events' jobs.
+    let message = tokio::time::timeout(Duration::from_secs(5), messages.recv())
+        .await
+        .expect("an announcement")
+        .expect("a message");
+    let bytes = message.value.as_bytes().expect("bytes").to_vec();
+    let announced: Vec<(String, Vec<String>)> = queue_core::wire::finished_records(&bytes)
+        .expect("a readable message")
+        .into_iter()
+        .map(|(event, records)| {
+            (
+                event.to_string(),
+                records
+                    .into_iter()
+                    .map(|(job, _)| job.to_string())
+                    .collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        announced,
+        vec![
+            (first.clone(), jobs[0].clone()),
+            (last.clone(), jobs[2].clone())
+        ]
+    );
+
+    // Repaired, the broken event's jobs are applied, each once, in order.
+    repair_key(&redis, &broken_keys.results).await;
+    let mut again = store.process_events(&ids[1..2], 64).await.expect("one run");
+    let batch = again.pop().expect("a batch").expect("applied");
+    let order: Vec<String> = batch.finished.iter().map(|j| j.id.to_string()).collect();
+    assert_eq!(order, jobs[1]);
+    let _ = subscriber.quit().await;
+}
+
 /// How many EVALSHAs in the slow log name both keys among their arguments.
 async fn runs_naming_both(redis: &Client, a: &str, b: &str) -> usize {
     slowlog(redis)
