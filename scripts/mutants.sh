@@ -59,7 +59,7 @@ table.sort(jobs, function(a, b)
   return tonumber(seq_a) < tonumber(seq_b)
 end)" ;;
     reserve-twice) # reserve forgets to refuse a seat that is already Reserved
-      from="    if status == 'R' then return CODE.CONFLICT, raw end
+      from="      if status == 'R' then return CODE.CONFLICT, raw end
 "
       to="" ;;
     lease-in-seconds) # the renewed lease read as seconds: a dead worker's queue waits ~33 minutes
@@ -81,26 +81,26 @@ end)" ;;
       from="arg(rules.hold_ttl_secs * 1000),"
       to="arg((rules.hold_ttl_secs + 1) * 1000)," ;;
     write-then-fail) # a job meets a key of the wrong type only at the write, after others
-      from="    if wrong_for_jobs then error(wrong_for_jobs) end
+      from="      if wrong_for_jobs then error(wrong_for_jobs) end
 "
       to="" ;;
     log-after-write) # a hold writes its seat before it appends its change (a broken feed)
-      from="    log('h', seat_s, user, hold_until_s)
-    local record = 'H' .. user .. held_times
-    put_seat(n, record)
+      from="      log('h', seat_s, user, hold_until_s)
+      local record = 'H' .. user .. held_times
+      put_seat(n, record)
 "
-      to="    local record = 'H' .. user .. held_times
-    put_seat(n, record)
-    log('h', seat_s, user, hold_until_s)
+      to="      local record = 'H' .. user .. held_times
+      put_seat(n, record)
+      log('h', seat_s, user, hold_until_s)
 " ;;
     holders-read-late) # a reserve logs and writes before it reads its holders entry
-      from="    held_by(user)
-    log('r', seat_s, user, '0')
+      from="      held_by(user)
+      log('r', seat_s, user, '0')
 "
-      to="    log('r', seat_s, user, '0')
+      to="      log('r', seat_s, user, '0')
 " ;;
     count-last) # a reserve writes without checking the count first: its HINCRBY fails after
-      from="    if not reserved_ok then error('the event\\'s reserved count is not an integer') end
+      from="      if not reserved_ok then error('the event\\'s reserved count is not an integer') end
 "
       to="" ;;
     broken-fails-all) # an event's broken key fails the whole enqueue run, other events' jobs too
