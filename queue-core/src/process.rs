@@ -124,32 +124,32 @@ impl Store {
         args.extend(events.iter().map(arg));
         let (mut reply, client) = self.script_on(&scripts::PROCESS, keys, args).await?;
         let announcement = reply.next_bytes().transpose()?;
-        let limit = self.rules().max_held_seats;
-        let mut batches = Vec::with_capacity(events.len());
-        let mut applied_any = false;
-        for event in events {
+        // The reply read through first, each event's records kept raw: the replicas' WAIT and
+        // the announcement go out whatever a record holds, as the jobs were applied.
+        let mut answers = Vec::with_capacity(events.len());
+        for _ in events {
             let applied = reply.int()?;
             if applied < 0 {
-                batches.push(Err(crate::Error::Corrupt(reply.string()?)));
+                answers.push(Err(crate::Error::Corrupt(reply.string()?)));
                 continue;
             }
             let remaining = reply.unsigned()?;
             let next_due = Some(reply.int()?).filter(|d| *d >= 0);
-            let mut finished = Vec::with_capacity(applied as usize);
-            for _ in 0..applied {
-                let record = reply.next_bytes().ok_or_else(|| {
-                    crate::Error::Corrupt("process.lua answered fewer records than jobs".into())
-                })??;
-                finished.push(decode_record(*event, &record, limit)?);
-            }
-            applied_any |= applied > 0;
-            batches.push(Ok(Batch {
-                finished,
-                remaining,
-                next_due,
-            }));
+            let records = (0..applied)
+                .map(|_| {
+                    reply.next_bytes().unwrap_or_else(|| {
+                        Err(crate::Error::Corrupt(
+                            "process.lua answered fewer records than jobs".into(),
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            answers.push(Ok((records, remaining, next_due)));
         }
-        if applied_any {
+        if answers
+            .iter()
+            .any(|a| a.as_ref().is_ok_and(|(records, ..)| !records.is_empty()))
+        {
             self.replicated(&client, slot).await?;
         }
         if let Some(message) = announcement.filter(|m| !m.is_empty()) {
@@ -157,6 +157,23 @@ impl Store {
                 .publish::<(), _, _>(keys::FINISHED_CHANNEL, message)
                 .await?;
         }
+        let limit = self.rules().max_held_seats;
+        let batches = events
+            .iter()
+            .zip(answers)
+            .map(|(event, answer)| {
+                let (records, remaining, next_due) = answer?;
+                let finished = records
+                    .iter()
+                    .map(|record| decode_record(*event, record, limit))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Batch {
+                    finished,
+                    remaining,
+                    next_due,
+                })
+            })
+            .collect();
         Ok(batches)
     }
 }

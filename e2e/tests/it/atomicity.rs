@@ -447,7 +447,7 @@ async fn a_drain_call_shared_by_events_applies_each_in_order_and_one_whose_keys_
             .map(|job| {
                 let code = match &job.state {
                     queue_core::JobState::Completed { result, .. } => {
-                        Some(if result.is_ok() { 200 } else { 409 })
+                        Some(result.map_or_else(|refusal| i64::from(refusal.code()), |()| 200))
                     }
                     _ => None,
                 };
