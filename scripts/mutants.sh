@@ -63,8 +63,8 @@ end)" ;;
 "
       to="" ;;
     lease-in-seconds) # the renewed lease read as seconds: a dead worker's queue waits ~33 minutes
-      from="now + tonumber(ARGV[5])"
-      to="now + tonumber(ARGV[5]) * 1000" ;;
+      from="now + (ARGV[5] + 0)"
+      to="now + (ARGV[5] + 0) * 1000" ;;
     late-lapse) # the scripts let a hold lapse 700 ms after its deadline
       from="if deadline > now then"
       to="if deadline + 700 > now then" ;;
@@ -99,7 +99,7 @@ end)" ;;
 "
       to="      log('r', seat_s, user, '0')
 " ;;
-    count-last) # a reserve writes without checking the count first: its HINCRBY fails after
+    count-last) # a reserve writes without checking the count first: adding to it fails after
       from="      if not reserved_ok then error('the event\\'s reserved count is not an integer') end
 "
       to="" ;;

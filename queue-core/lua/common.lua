@@ -165,27 +165,13 @@ end
 -- Numbers go to redis.call as `%d` text: a Lua number is printed with `%.17g`, which costs.
 local CHANGES_KEPT_TEXT = '10000'
 
--- The entry, for a caller whose seat and deadline are `%d` text already; untrimmed (the caller
--- trims: `trim_changes`).
-local function log_text(changes_key, kind, seat, user, deadline)
-  redis.call('XADD', changes_key, '*', 'k', kind, 'n', seat, 'u', user, 'x', deadline)
-end
-
--- `seat` and `deadline` are numbers, or already such text. With `untrimmed`, the caller trims
--- the stream itself once it has logged its changes (`trim_changes`).
-local function log_change(changes_key, kind, seat, user, deadline, untrimmed)
+-- `seat` and `deadline` are numbers, or already such text. Each entry trims the stream as it
+-- goes in (MAXLEN ~: Redis drops whole nodes of old entries, so it costs little).
+local function log_change(changes_key, kind, seat, user, deadline)
   if type(seat) ~= 'string' then seat = string.format('%d', seat) end
   if type(deadline) ~= 'string' then deadline = string.format('%d', deadline or 0) end
-  if untrimmed then
-    log_text(changes_key, kind, seat, user, deadline)
-  else
-    redis.call('XADD', changes_key, 'MAXLEN', '~', CHANGES_KEPT_TEXT, '*',
-      'k', kind, 'n', seat, 'u', user, 'x', deadline)
-  end
-end
-
-local function trim_changes(changes_key)
-  redis.call('XTRIM', changes_key, 'MAXLEN', '~', CHANGES_KEPT_TEXT)
+  redis.call('XADD', changes_key, 'MAXLEN', '~', CHANGES_KEPT_TEXT, '*',
+    'k', kind, 'n', seat, 'u', user, 'x', deadline)
 end
 
 -- Clears a hold on `seat` that lapsed ('l') or was given back ('x'): the seat reads Available,

@@ -44,7 +44,8 @@
 --   applied yet and waits in the retry set for another attempt (it is not finished).
 -- A job that fails is retried, not left in the way: the jobs behind it go on at once.
 local now = now_ms()
-local max_jobs = tonumber(ARGV[1])
+-- The caller's numbers are `%d` text; `+ 0` reads one with one conversion (tonumber makes two).
+local max_jobs = ARGV[1] + 0
 
 -- Times and numbers go to Redis, and into records, as text made with `%d`: a Lua number handed
 -- to redis.call or joined with `..` is printed with `%.17g` / `%.14g`, which costs more than
@@ -52,6 +53,22 @@ local max_jobs = tonumber(ARGV[1])
 -- a token for a queue another worker drained).
 local now_s = string.format('%d', now)
 local defer = ARGV[6] == ''
+-- What every event's turn with jobs uses alike, made by the first such turn: settings, when
+-- this call's holds end, their records' times, and when its records' retention ends.
+local hold_ms, max_held, keep_ms, max_attempts
+local hold_end, hold_end_s, held_times, keep_until_s
+-- The lease renewed for an event with jobs left, as text (made when first needed).
+local lease_until_s
+-- Reply codes and record lengths as text, each made once per call.
+local texts = {}
+local function text_of(n)
+  local s = texts[n]
+  if not s then
+    s = string.format('%d', n)
+    texts[n] = s
+  end
+  return s
+end
 -- The reply (see the header), and the announcement of the jobs this call finished.
 local out = {''}
 local message = {}
@@ -79,6 +96,8 @@ for k = 1, #KEYS, 10 do repeat
   if not fields[1] then break end
   local total, deq = tonumber(fields[1]) or 0, tonumber(fields[2]) or 0
   local trim_at = tonumber(fields[4]) or -1
+  -- `trim` as text when it changed (else it is not written again).
+  local trim_s = not fields[4] and '-1' or nil
   -- Nothing is written before this point. The event hash was just read and the retry set is read
   -- before it is written; the queue's first command (LPUSH of a due retry, or LPOP) fails, on a
   -- queue of the wrong type, before anything else is written. The results hash and the done set
@@ -103,20 +122,25 @@ for k = 1, #KEYS, 10 do repeat
   local applied = 0
   -- Whether this call made a hold (and so must see that the event's tick is armed), and when the
   -- holds it made end.
-  local held, hold_until = false, nil
-  local last_seq = nil
+  local held = false
+  -- The event's `reserved` count after this turn's reserves, when it has any.
+  local reserved_count = nil
+  local last_seq, last_seq_s = nil, nil
   local retried = false
   -- One LPOP with a count takes the whole batch (Redis 6.2+); nil when the queue is empty.
   local jobs = redis.call('LPOP', queue, ARGV[1]) or {}
 
   if #jobs > 0 then
-    local hold_ms = tonumber(ARGV[2])
-    local max_held = tonumber(ARGV[3])
-    local keep_ms = tonumber(ARGV[4])
-    hold_until = now + hold_ms
-    local hold_until_s = string.format('%d', hold_until)
-    -- The times of every hold and every reserve this call makes (`hold_record`, `reserved_record`).
-    local held_times, reserved_times = record_times(hold_until, now), nil
+    if not hold_end then
+      hold_ms, max_held, keep_ms, max_attempts = ARGV[2] + 0, ARGV[3] + 0, ARGV[4] + 0, ARGV[7] + 0
+      hold_end = now + hold_ms
+      hold_end_s = string.format('%d', hold_end)
+      -- The times of every hold this call makes (`hold_record`).
+      held_times = record_times(hold_end, now)
+      keep_until_s = string.format('%d', now + keep_ms)
+    end
+    -- The times of every reserve (`reserved_record`), made at the first.
+    local reserved_times = nil
 
     -- A job's record, as the results hash keeps it and ARGV[6] announces it (see the header);
     -- the Lua side of the layout, `wire::decode_record` in Rust the other.
@@ -174,12 +198,36 @@ for k = 1, #KEYS, 10 do repeat
       error(key .. ' cannot be used: ' .. tostring(reply.err))
     end
 
+    -- The holders entries of the batch's users, read with one HMGET before any job runs (the
+    -- jobs write `holders` only after the batch, so each job reads what a read of its own would
+    -- have): user -> entry, false when none, or the error of a holders hash of the wrong type,
+    -- which a job meets where it would have met its own read's.
+    local fetched = {}
+    do
+      local users = {}
+      for i = 1, #jobs do
+        local user = string.sub(jobs[i], 2, 17)
+        if fetched[user] == nil then
+          fetched[user] = false
+          users[#users + 1] = user
+        end
+      end
+      local entries = redis.pcall('HMGET', holders, unpack(users))
+      if entries.err then
+        for i = 1, #users do fetched[users[i]] = entries end
+      else
+        for i = 1, #users do fetched[users[i]] = entries[i] end
+      end
+    end
+
     -- user -> the seat numbers their `holders` entry names (live or not), as read or since.
     local holding, holding_changed = {}, {}
     local function held_by(user)
       local list = holding[user]
       if list == nil then
-        local entry = redis.pcall('HGET', holders, user)
+        local entry = fetched[user]
+        -- A user not of the batch: a lapsed hold's former holder.
+        if entry == nil then entry = redis.pcall('HGET', holders, user) end
         if type(entry) == 'table' then broken(holders, entry) end
         list = {}
         for _, s in ipairs(split(entry, ',')) do
@@ -208,11 +256,18 @@ for k = 1, #KEYS, 10 do repeat
       deadline_of[n] = at
     end
 
-    -- Whether a change went to the feed (trimmed once, after the jobs).
+    -- Whether a change went to the feed this turn: its first one trims the feed as it goes in
+    -- (to about CHANGES_KEPT entries, as `log_change` does; one command less than an XTRIM).
     local logged = false
-    -- Appends a change to the feed (`log_text`, untrimmed), naming the stream if it is broken.
+    -- Appends a change to the feed (as `log_change`), naming the stream if it is broken.
     local function log(kind, seat_s, user, deadline)
-      local added = redis.pcall('XADD', changes, '*', 'k', kind, 'n', seat_s, 'u', user, 'x', deadline)
+      local added
+      if logged then
+        added = redis.pcall('XADD', changes, '*', 'k', kind, 'n', seat_s, 'u', user, 'x', deadline)
+      else
+        added = redis.pcall('XADD', changes, 'MAXLEN', '~', CHANGES_KEPT_TEXT, '*',
+          'k', kind, 'n', seat_s, 'u', user, 'x', deadline)
+      end
       if type(added) == 'table' and added.err then broken(changes, added) end
       logged = true
     end
@@ -228,9 +283,10 @@ for k = 1, #KEYS, 10 do repeat
     end
 
     -- Reserves made (added to the event's count after the jobs). The event's `reserved` count
-    -- must be an integer as Redis reads one (no sign but '-', no leading zero, at most 19 digits)
-    -- for that HINCRBY, which would fail on it after the seats were written: checked before a
-    -- reserve writes anything.
+    -- must be an integer as Redis reads one (no sign but '-', no leading zero, at most 19 digits):
+    -- the sum is written with the event hash's last write (a count of more than 15 digits, which
+    -- a Lua number may not hold exactly, is added by HINCRBY), and either would fail on anything
+    -- else after the seats were written: checked before a reserve writes anything.
     local reserved = 0
     local count = fields[5]
     local reserved_ok = not count or count == '0'
@@ -251,10 +307,10 @@ for k = 1, #KEYS, 10 do repeat
       end
       if #live >= max_held then return CODE.HOLD_LIMIT, '' end
       if lapsed then lapse(n, raw) end
-      log('h', seat_s, user, hold_until_s)
+      log('h', seat_s, user, hold_end_s)
       local record = 'H' .. user .. held_times
       put_seat(n, record)
-      set_deadline(n, hold_until_s)
+      set_deadline(n, hold_end_s)
       held = true
       live[#live + 1] = n
       set_held(user, live)
@@ -286,12 +342,10 @@ for k = 1, #KEYS, 10 do repeat
       return CODE.OK, record
     end
 
-    local max_attempts = tonumber(ARGV[7])
     local finished = {}
     -- Written once per batch rather than once per job: fewer commands, same effect, since nothing
     -- else runs between them.
     local records, expiries = {}, {}
-    local keep_until_s = string.format('%d', now + keep_ms)
     -- The deadlines set, which the jobs write after them without reading it: one of the wrong
     -- type fails every job before its first write, so it is retried, then ends failed, and leaves
     -- its seat and the feed as they were. (The holders and the feed: see `broken`.)
@@ -305,16 +359,6 @@ for k = 1, #KEYS, 10 do repeat
       if kind == 'R' then return reserve(n, user, seat_s) end
       error('unknown job kind')
     end
-    -- Reply codes and record lengths as text, each made once per call.
-    local texts = {}
-    local function text_of(n)
-      local s = texts[n]
-      if not s then
-        s = string.format('%d', n)
-        texts[n] = s
-      end
-      return s
-    end
     for _, job in ipairs(jobs) do
       applied = applied + 1
       -- A job is written only by enqueue.lua, but a corrupt one must still end `failed`, not stop
@@ -325,8 +369,8 @@ for k = 1, #KEYS, 10 do repeat
       if plain and #job_seat <= 9 and #accepted <= 15 and #job_seq <= 15 then
         -- As enqueue.lua writes a job: its numbers are `%d` text already, the seat's at least 1.
         created, seq_s, shown_seat = accepted, job_seq, job_seat
-        seq = tonumber(job_seq)
-        n = tonumber(job_seat)
+        seq = job_seq + 0
+        n = job_seat + 0
         if n > total then n = nil else seat_text[n] = job_seat end
       else
         local seat = job_seat or '0'
@@ -336,7 +380,7 @@ for k = 1, #KEYS, 10 do repeat
         seq_s = int_text(job_seq) or int_text(seq) or tostring(seq)
         shown_seat = int_text(seat) or tostring(tonumber(seat) or 0)
       end
-      if not last_seq or seq > last_seq then last_seq = seq end
+      if not last_seq or seq > last_seq then last_seq, last_seq_s = seq, plain and seq_s end
       local record
       local shown_kind = (kind == 'H' or kind == 'R') and kind or '?'
       local ok, code, state = pcall(apply, kind, n, user, shown_seat)
@@ -374,7 +418,6 @@ for k = 1, #KEYS, 10 do repeat
       end
     end
 
-    if logged then trim_changes(changes) end
     -- The batch's hold deadlines, holders and reserved count, written once (see `seat_cache`).
     local add, gone = {}, {}
     for _, n in ipairs(deadline_order) do
@@ -409,20 +452,30 @@ for k = 1, #KEYS, 10 do repeat
       redis.call('HSET', holders, unpack(lists))
     end
     if #emptied > 0 then redis.call('HDEL', holders, unpack(emptied)) end
-    if reserved > 0 then redis.call('HINCRBY', ev, 'reserved', string.format('%d', reserved)) end
+    -- The reserves made: a count Lua adds exactly goes with the event hash's last write, below.
+    if reserved > 0 then
+      if count and #count > 15 then
+        redis.call('HINCRBY', ev, 'reserved', string.format('%d', reserved))
+      else
+        reserved_count = (count and count + 0 or 0) + reserved
+      end
+    end
 
     redis.call('HSET', results, unpack(records))
     if #expiries > 0 then
       redis.call('ZADD', done, unpack(expiries))
       -- Records were added: the first to end is the earliest known one, or these.
-      if trim_at == 0 then trim_at = now + keep_ms end
+      if trim_at == 0 then trim_at = now + keep_ms; trim_s = keep_until_s end
       message[#message + 1] = event_id
       message[#message + 1] = table.concat(finished, ' ')
     end
   end
 
   if retried then retry_first = first_score(retry) end
-  if trim_at ~= 0 and trim_at <= now then trim_at = trim_results(results, done, now, max_jobs * 2) or 0 end
+  if trim_at ~= 0 and trim_at <= now then
+    trim_at = trim_results(results, done, now, max_jobs * 2) or 0
+    trim_s = string.format('%d', trim_at)
+  end
 
   -- The tick key's expiry prompts a sweep of the event's lapsed holds. A hold made now ends at
   -- now + HOLD_TTL, and no other hold ends later (each one, or its last refresh, ended at most
@@ -434,8 +487,8 @@ for k = 1, #KEYS, 10 do repeat
   -- made, and the full pass catches the rest. Prompt cleanup only, never correctness (G5).
   local next_due = nil
   if held then
-    next_due = hold_until
-    redis.call('SET', tick, '1', 'PXAT', string.format('%d', hold_until), 'NX')
+    next_due = hold_end
+    redis.call('SET', tick, '1', 'PXAT', hold_end_s, 'NX')
   end
 
   -- `drained`, when a worker last drained this queue: job_status reports the head job `active`
@@ -443,8 +496,14 @@ for k = 1, #KEYS, 10 do repeat
   -- short of the batch size emptied the queue.
   local remaining = 0
   if #jobs >= max_jobs then remaining = redis.call('LLEN', queue) end
-  local event_fields = {'drained', now_s, 'trim', string.format('%d', trim_at),
-    'lease', remaining == 0 and '0' or string.format('%d', now + tonumber(ARGV[5]))}
+  if remaining > 0 and not lease_until_s then
+    lease_until_s = string.format('%d', now + (ARGV[5] + 0))
+  end
+  local event_fields = {'drained', now_s, 'lease', remaining == 0 and '0' or lease_until_s}
+  if trim_s then
+    event_fields[#event_fields + 1] = 'trim'
+    event_fields[#event_fields + 1] = trim_s
+  end
   -- `deq`: the last job taken. With the queue empty every accepted job was taken, so it catches up
   -- with `enq` (enqueue.lua counts the depth as enq - deq: should jobs ever leave the list some
   -- other way, the count heals at the next drain).
@@ -452,7 +511,12 @@ for k = 1, #KEYS, 10 do repeat
   if remaining == 0 then new_deq = math.max(new_deq, tonumber(fields[3]) or 0) end
   if new_deq ~= deq then
     event_fields[#event_fields + 1] = 'deq'
-    event_fields[#event_fields + 1] = string.format('%d', new_deq)
+    event_fields[#event_fields + 1] = new_deq == last_seq and last_seq_s
+      or string.format('%d', new_deq)
+  end
+  if reserved_count then
+    event_fields[#event_fields + 1] = 'reserved'
+    event_fields[#event_fields + 1] = string.format('%d', reserved_count)
   end
   redis.call('HSET', ev, unpack(event_fields))
   next_due = earliest(next_due, trim_at > 0 and trim_at or nil)
