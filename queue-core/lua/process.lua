@@ -120,8 +120,8 @@ for k = 1, #KEYS, 10 do repeat
   end
 
   local applied = 0
-  -- Whether this call made a hold (and so must see that the event's tick is armed), and when the
-  -- holds it made end.
+  -- Whether this turn made a hold (and so must see that the event's tick is armed; its holds end
+  -- at `hold_end`).
   local held = false
   -- The event's `reserved` count after this turn's reserves, when it has any.
   local reserved_count = nil
