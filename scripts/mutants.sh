@@ -85,13 +85,13 @@ end)" ;;
 "
       to="" ;;
     log-after-write) # a hold writes its seat before it appends its change (a broken feed)
-      from="      log('h', seat_s, user, hold_until_s)
+      from="      log('h', seat_s, user, hold_end_s)
       local record = 'H' .. user .. held_times
       put_seat(n, record)
 "
       to="      local record = 'H' .. user .. held_times
       put_seat(n, record)
-      log('h', seat_s, user, hold_until_s)
+      log('h', seat_s, user, hold_end_s)
 " ;;
     holders-read-late) # a reserve logs and writes before it reads its holders entry
       from="      held_by(user)
