@@ -372,10 +372,11 @@ async fn a_job_that_cannot_be_applied_is_retried_with_backoff_then_fails_without
     let mut app = spawn_app_with(
         Options::default()
             .workers(0)
-            // Long enough that a status poll every 10 ms sees the first wait, at least 150 ms,
-            // on a busy machine and a cluster too (at 100 ms, one run in many missed it).
+            // Long enough that a status poll every 10 ms sees the first wait, at least 250 ms,
+            // on a busy machine and a cluster too (at 100 ms, one run in many missed it; at
+            // 300 ms, one cluster run in CI did).
             .env("JOB_RETRY_ATTEMPTS", 4)
-            .env("JOB_RETRY_BASE_MS", 300),
+            .env("JOB_RETRY_BASE_MS", 500),
     )
     .await;
     let event = app.create_event(10).await;
@@ -396,11 +397,12 @@ async fn a_job_that_cannot_be_applied_is_retried_with_backoff_then_fails_without
     );
     let good = posted.job_id().expect("a job id").to_owned();
 
+    // Its id first, so that the polling below starts as soon as the worker does.
+    let bad_id = app.public_job_id(&event, seq).await;
     app.start_worker().await;
     let started = Instant::now();
 
     // Follow the bad job: waiting between attempts, saying why, until it gives up.
-    let bad_id = app.public_job_id(&event, seq).await;
     let mut attempts_seen = Vec::new();
     let bad = loop {
         let body = app
@@ -443,10 +445,10 @@ async fn a_job_that_cannot_be_applied_is_retried_with_backoff_then_fails_without
         "it says why and how often it tried: {bad}"
     );
     assert_eq!(attempts_seen, [1, 2, 3], "each retry was seen waiting");
-    // Backoff: the three delays are at least half of 300, 600 and 1,200 ms.
+    // Backoff: the three delays are at least half of 500, 1,000 and 2,000 ms.
     println!("gave up after {gave_up_after:?}");
     assert!(
-        gave_up_after >= Duration::from_millis(1050),
+        gave_up_after >= Duration::from_millis(1750),
         "retries were spaced out: gave up after {gave_up_after:?}"
     );
     let left: u64 = redis.zcard(&keys.retry).await.expect("ZCARD");
